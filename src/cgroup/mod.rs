@@ -1,0 +1,1 @@
+//! cgroups (filled in by the cgroup work).

@@ -1,0 +1,1 @@
+//! Network (filled in by the net work).

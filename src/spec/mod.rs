@@ -1,0 +1,1 @@
+//! Manifests (filled in by the spec work).
