@@ -1,1 +1,16 @@
-fn main() {}
+//! `podrun`: parse the command line, set up logging, run, map errors to an exit status.
+
+use clap::Parser;
+
+fn main() {
+    let cli = podrun::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match podrun::cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! `podrun apply -f FILE`: validate everything first, reserve the pod names, start one
+//! supervisor per pod, wait until each reports its sandbox ready and containers started.
+//! If any pod fails, every pod this apply created is removed again.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use chrono::Utc;
+
+use super::{CliError, Result, msg};
+use crate::config::Config;
+use crate::spec::{self, Object, PodPlan};
+use crate::state::{ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store};
+
+pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
+    let objects = spec::load_file(file)?;
+    cfg.network().validate()?;
+    let store = cfg.store();
+    let mut pods: Vec<PodPlan> = Vec::new();
+    let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
+    for obj in objects {
+        match obj {
+            Object::Pod(p) => {
+                headers.push((format!("pod/{} created", p.name), 1));
+                pods.push(p);
+            }
+            Object::Deployment(d) => {
+                let owned = store.list().into_iter().any(|r| {
+                    r.plan.namespace == d.namespace && r.plan.owner.as_ref().and_then(|o| o.deployment.as_deref()) == Some(&d.name)
+                });
+                if owned {
+                    return Err(msg(format!("deployments.apps \"{}\" already exists", d.name)));
+                }
+                let plans = d.pod_plans();
+                headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
+                pods.extend(plans);
+            }
+        }
+    }
+    for p in &pods {
+        if store.exists(&PodKey::new(&p.namespace, &p.name)) {
+            return Err(StateError::AlreadyExists(p.name.clone()).into());
+        }
+    }
+    let reserved = reserve(cfg, &store, &pods)?;
+    let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
+    let failures: Vec<String> = started.iter().filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name))).collect();
+    if !failures.is_empty() {
+        for (key, r) in &started {
+            if r.is_ok() {
+                let _ = super::delete::delete_pod(cfg, key, Some(0), true);
+            }
+        }
+        return Err(msg(failures.join("\n")));
+    }
+    print_created(&store, &headers, &reserved);
+    Ok(0)
+}
+
+fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
+    PodRecord {
+        plan: plan.clone(),
+        network_config: cfg.network(),
+        netns_dir: cfg.netns_dir.clone(),
+        node_name: cfg.node_name.clone(),
+        created_at: Utc::now(),
+        start_time: None,
+        supervisor: None,
+        phase: Phase::Pending,
+        reason: None,
+        message: None,
+        sandbox: None,
+        containers: plan
+            .containers
+            .iter()
+            .map(|c| ContainerRecord {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                id: String::new(),
+                process: None,
+                resolved: None,
+                state: ContainerState::Waiting { reason: "ContainerCreating".into(), message: None },
+                last_state: None,
+                restart_count: 0,
+                backoff_seconds: 0,
+            })
+            .collect(),
+        events: Vec::new(),
+        deletion: None,
+    }
+}
+
+/// Reserve every pod name (mkdir) under the root lock; undo them all if one is taken.
+fn reserve(cfg: &Config, store: &Store, pods: &[PodPlan]) -> Result<Vec<PodKey>> {
+    let _lock = store.lock()?;
+    let mut done = Vec::new();
+    for p in pods {
+        let mut record = new_record(cfg, p);
+        record.event("Normal", "Scheduled", format!("Successfully assigned {}/{} to {}", p.namespace, p.name, cfg.node_name));
+        if let Err(e) = store.create(&record) {
+            for k in &done {
+                let _ = store.remove(k);
+            }
+            return Err(e.into());
+        }
+        done.push(record.key());
+    }
+    Ok(done)
+}
+
+/// Start every supervisor at once, then collect their readiness lines.
+fn start_supervisors(cfg: &Config, keys: &[PodKey]) -> Vec<(PodKey, std::result::Result<(), String>)> {
+    let store = cfg.store();
+    let spawned: Vec<_> = keys.iter().map(|k| (k.clone(), spawn_supervisor(cfg, &store, k))).collect();
+    spawned
+        .into_iter()
+        .map(|(k, s)| {
+            let result = match s {
+                Err(e) => {
+                    let _ = store.remove(&k);
+                    Err(e.to_string())
+                }
+                Ok((mut child, mut ready)) => {
+                    let mut line = String::new();
+                    let _ = ready.read_to_string(&mut line);
+                    match line.trim() {
+                        "ok" => Ok(()),
+                        other => {
+                            let _ = child.wait();
+                            let _ = store.remove(&k);
+                            Err(other.strip_prefix("error: ").unwrap_or("supervisor exited without reporting").to_owned())
+                        }
+                    }
+                }
+            };
+            (k, result)
+        })
+        .collect()
+}
+
+fn spawn_supervisor(cfg: &Config, store: &Store, key: &PodKey) -> Result<(Child, std::fs::File)> {
+    let io = |context: &str| {
+        let context = context.to_owned();
+        move |source| CliError::Io { context, source }
+    };
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CliError::Io { context: "pipe".into(), source: e.into() })?;
+    let log = std::fs::File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
+    let exe = std::env::current_exe().map_err(io("find podrun binary"))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--root")
+        .arg(&cfg.root)
+        .arg("__supervise")
+        .arg(key.to_string())
+        .env("PODRUN_READY_FD", wr.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io("supervisor log"))?)
+        .stderr(log);
+    crate::sys::detach_before_exec(&mut cmd, wr.as_raw_fd());
+    let child = cmd.spawn().map_err(io("start supervisor"))?;
+    drop(wr);
+    Ok((child, std::fs::File::from(rd)))
+}
+
+fn print_created(store: &Store, headers: &[(String, usize)], keys: &[PodKey]) {
+    let mut keys = keys.iter();
+    for (line, n) in headers {
+        println!("{line}");
+        for key in keys.by_ref().take(*n) {
+            if let Ok(r) = store.load(key) {
+                print_pod_summary(&r, *n > 1);
+            }
+        }
+    }
+}
+
+fn print_pod_summary(r: &PodRecord, named: bool) {
+    let indent = if named {
+        println!("  pod/{}", r.plan.name);
+        "    "
+    } else {
+        "  "
+    };
+    if let Some(sb) = &r.sandbox {
+        let pause = sb.pause.map(|p| p.pid).unwrap_or_default();
+        println!("{indent}sandbox    pause pid {pause}, netns {}, hostname {}", sb.netns_path.display(), r.plan.hostname);
+        if let Some(n) = &sb.network {
+            println!(
+                "{indent}network    {}/{} gw {} on bridge {}, veth {} <-> {} (ifindex {} <-> {})",
+                n.ip, n.prefix_len, n.gateway, n.bridge, n.host_veth, n.pod_ifname, n.host_ifindex, n.pod_ifindex
+            );
+        }
+    }
+    for c in &r.containers {
+        let pid = c.process.map(|p| p.pid).unwrap_or_default();
+        let argv = c.resolved.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default();
+        let argv: String = argv.chars().take(60).collect();
+        println!("{indent}container  {} pid {pid}: {argv}", c.name);
+    }
+}

@@ -1,0 +1,217 @@
+//! `podrun describe pod NAME`: kubectl's layout, plus the sandbox podrun made.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, load_pod, table};
+use crate::config::Config;
+use crate::spec::EnvSource;
+use crate::state::{ContainerState, PodRecord};
+use crate::supervisor::pod_status_word;
+
+pub fn describe(cfg: &Config, namespace: &str, name: &str) -> Result<i32> {
+    let r = load_pod(cfg, namespace, name)?;
+    print!("{}", render(&r));
+    Ok(0)
+}
+
+fn date(t: &DateTime<Utc>) -> String {
+    t.format("%a, %d %b %Y %H:%M:%S %z").to_string()
+}
+
+fn map_lines(out: &mut String, label: &str, map: &std::collections::BTreeMap<String, String>) {
+    if map.is_empty() {
+        let _ = writeln!(out, "{label:<18}<none>");
+        return;
+    }
+    for (i, (k, v)) in map.iter().enumerate() {
+        let head = if i == 0 { label } else { "" };
+        let _ = writeln!(out, "{head:<18}{k}={v}");
+    }
+}
+
+pub fn render(r: &PodRecord) -> String {
+    let mut o = String::new();
+    let p = &r.plan;
+    let _ = writeln!(o, "{:<18}{}", "Name:", p.name);
+    let _ = writeln!(o, "{:<18}{}", "Namespace:", p.namespace);
+    let _ = writeln!(o, "{:<18}{}/{}", "Node:", r.node_name, r.network_config.gateway());
+    if let Some(t) = &r.start_time {
+        let _ = writeln!(o, "{:<18}{}", "Start Time:", date(t));
+    }
+    map_lines(&mut o, "Labels:", &p.labels);
+    map_lines(&mut o, "Annotations:", &p.annotations);
+    let _ = writeln!(o, "{:<18}{}", "Status:", pod_status_word(r));
+    let ip = r.pod_ip().map(|i| i.to_string()).unwrap_or_default();
+    let _ = writeln!(o, "{:<18}{}", "IP:", ip);
+    let _ = writeln!(o, "IPs:");
+    if !ip.is_empty() {
+        let _ = writeln!(o, "  IP:  {ip}");
+    }
+    if let Some(owner) = &p.owner {
+        let _ = writeln!(o, "{:<18}{}/{}", "Controlled By:", owner.kind, owner.name);
+    }
+    sandbox(&mut o, r);
+    let _ = writeln!(o, "Containers:");
+    for (c, spec) in r.containers.iter().zip(&p.containers) {
+        let _ = writeln!(o, "  {}:", c.name);
+        let _ = writeln!(o, "    Container ID:   podrun://{}", c.id);
+        let _ = writeln!(o, "    Image:          {}", c.image);
+        for port in &spec.ports {
+            let _ = writeln!(o, "    Port:           {}/{}", port.container_port, port.protocol);
+        }
+        if !spec.command.is_empty() {
+            let _ = writeln!(o, "    Command:");
+            spec.command.iter().for_each(|a| {
+                let _ = writeln!(o, "      {a}");
+            });
+        }
+        if !spec.args.is_empty() {
+            let _ = writeln!(o, "    Args:");
+            spec.args.iter().for_each(|a| {
+                let _ = writeln!(o, "      {a}");
+            });
+        }
+        state(&mut o, "State:", &c.state);
+        if let Some(last) = &c.last_state {
+            state(&mut o, "Last State:", last);
+        }
+        let ready = matches!(c.state, ContainerState::Running { .. });
+        let _ = writeln!(o, "    Ready:          {}", if ready { "True" } else { "False" });
+        let _ = writeln!(o, "    Restart Count:  {}", c.restart_count);
+        if let Some(pid) = c.process.map(|p| p.pid) {
+            let _ = writeln!(o, "    PID:            {pid}");
+        }
+        resources(&mut o, &spec.resources);
+        if spec.env.is_empty() {
+            let _ = writeln!(o, "    Environment:    <none>");
+        } else {
+            let _ = writeln!(o, "    Environment:");
+            for e in &spec.env {
+                match &e.source {
+                    EnvSource::Value(v) => {
+                        let _ = writeln!(o, "      {}:  {}", e.name, v);
+                    }
+                    EnvSource::FieldRef(f) => {
+                        let _ = writeln!(o, "      {}:   (v1:{})", e.name, f);
+                    }
+                }
+            }
+        }
+    }
+    let ready = !r.containers.is_empty() && r.containers.iter().all(|c| matches!(c.state, ContainerState::Running { .. }));
+    let sandbox_ready = r.sandbox.as_ref().is_some_and(|s| s.ready);
+    let _ = writeln!(o, "Conditions:");
+    let _ = writeln!(o, "  Type                        Status");
+    for (t, s) in [("PodReadyToStartContainers", sandbox_ready), ("Initialized", true), ("Ready", ready), ("ContainersReady", ready), ("PodScheduled", true)] {
+        let _ = writeln!(o, "  {t:<28}{}", if s { "True" } else { "False" });
+    }
+    let _ = writeln!(o, "{:<18}{}", "QoS Class:", super::pod_object::qos(r));
+    events(&mut o, r);
+    o
+}
+
+fn sandbox(o: &mut String, r: &PodRecord) {
+    let Some(sb) = &r.sandbox else { return };
+    let _ = writeln!(o, "Sandbox:");
+    let _ = writeln!(o, "  ID:             {}", sb.id);
+    let _ = writeln!(o, "  Attempt:        {}", sb.attempt);
+    let _ = writeln!(o, "  Ready:          {}", if sb.ready { "True" } else { "False" });
+    if let Some(p) = sb.pause {
+        let _ = writeln!(o, "  Pause PID:      {}", p.pid);
+    }
+    let _ = writeln!(o, "  Netns:          {}", sb.netns_path.display());
+    if let Some(n) = &sb.network {
+        let _ = writeln!(o, "  Network:        {}/{} via {} on {} ({} <-> {})", n.ip, n.prefix_len, n.gateway, n.bridge, n.host_veth, n.pod_ifname);
+    }
+}
+
+fn state(o: &mut String, label: &str, s: &ContainerState) {
+    match s {
+        ContainerState::Running { started_at } => {
+            let _ = writeln!(o, "    {label:<16}Running");
+            let _ = writeln!(o, "      Started:      {}", date(started_at));
+        }
+        ContainerState::Waiting { reason, message } => {
+            let _ = writeln!(o, "    {label:<16}Waiting");
+            let _ = writeln!(o, "      Reason:       {reason}");
+            if let Some(m) = message {
+                let _ = writeln!(o, "      Message:      {m}");
+            }
+        }
+        ContainerState::Terminated { exit_code, reason, started_at, finished_at, signal, message } => {
+            let _ = writeln!(o, "    {label:<16}Terminated");
+            let _ = writeln!(o, "      Reason:       {reason}");
+            if let Some(m) = message {
+                let _ = writeln!(o, "      Message:      {m}");
+            }
+            let _ = writeln!(o, "      Exit Code:    {exit_code}");
+            if let Some(sig) = signal {
+                let _ = writeln!(o, "      Signal:       {sig}");
+            }
+            let _ = writeln!(o, "      Started:      {}", date(started_at));
+            let _ = writeln!(o, "      Finished:     {}", date(finished_at));
+        }
+    }
+}
+
+fn resources(o: &mut String, r: &crate::spec::Resources) {
+    for (label, list) in [("Limits", &r.limits), ("Requests", &r.requests)] {
+        if list.cpu_millis.is_none() && list.memory_bytes.is_none() {
+            continue;
+        }
+        let _ = writeln!(o, "    {label}:");
+        if let Some(m) = list.cpu_millis {
+            let _ = writeln!(o, "      cpu:     {m}m");
+        }
+        if let Some(b) = list.memory_bytes {
+            let _ = writeln!(o, "      memory:  {}", format_bytes(b));
+        }
+    }
+}
+
+fn events(o: &mut String, r: &PodRecord) {
+    if r.events.is_empty() {
+        let _ = writeln!(o, "Events:            <none>");
+        return;
+    }
+    let _ = writeln!(o, "Events:");
+    let mut rows = vec![
+        ["Type", "Reason", "Age", "From", "Message"].map(String::from).to_vec(),
+        ["----", "------", "----", "----", "-------"].map(String::from).to_vec(),
+    ];
+    for e in &r.events {
+        let age = if e.count > 1 {
+            format!("{} (x{} over {})", table::age(e.last_timestamp), e.count, table::age(e.first_timestamp))
+        } else {
+            table::age(e.first_timestamp)
+        };
+        let from = if e.reason == "Scheduled" { "podrun-scheduler" } else { "podrun" };
+        rows.push(vec![e.kind.clone(), e.reason.clone(), age, from.into(), e.message.clone()]);
+    }
+    let mut buf = String::new();
+    let cols = 5;
+    let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in &rows {
+        let _ = write!(buf, "  ");
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == cols {
+                let _ = writeln!(buf, "{cell}");
+            } else {
+                let _ = write!(buf, "{cell:<w$}  ", w = widths[i]);
+            }
+        }
+    }
+    o.push_str(&buf);
+}
+
+/// Bytes in Kubernetes' canonical binary form when exact (209715200 -> 200Mi).
+fn format_bytes(b: u64) -> String {
+    for (suffix, unit) in [("Ei", 1u64 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if b >= unit && b % unit == 0 {
+            return format!("{}{suffix}", b / unit);
+        }
+    }
+    b.to_string()
+}

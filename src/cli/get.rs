@@ -1,0 +1,111 @@
+//! `podrun get pods [NAME...] [-o wide|json|yaml|name] [-A]`.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::pod_object::pod_object;
+use super::{Result, msg, table};
+use crate::config::Config;
+use crate::state::{ContainerState, PodRecord};
+use crate::supervisor::pod_status_word;
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Resource type: pods (pod, po).
+    #[arg(value_name = "pods")]
+    pub resource: String,
+    /// Pod names (all pods when omitted).
+    pub names: Vec<String>,
+    /// Output format: wide, json, yaml or name.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// Pods of every namespace.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+}
+
+pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
+    let (resource, inline_name) = match args.resource.split_once('/') {
+        Some((r, n)) => (r, Some(n.to_owned())),
+        None => (args.resource.as_str(), None),
+    };
+    if !matches!(resource, "pods" | "pod" | "po") {
+        return Err(msg(format!("the server doesn't have a resource type \"{resource}\"")));
+    }
+    let names: Vec<String> = inline_name.into_iter().chain(args.names.iter().cloned()).collect();
+    let all = cfg.store().list();
+    let mut pods: Vec<&PodRecord> = all.iter().filter(|r| args.all_namespaces || r.plan.namespace == namespace).collect();
+    if !names.is_empty() {
+        for n in &names {
+            if !pods.iter().any(|r| &r.plan.name == n) {
+                return Err(msg(format!("pods \"{n}\" not found")));
+            }
+        }
+        pods.retain(|r| names.contains(&r.plan.name));
+    }
+    let single = names.len() == 1;
+    match args.output.as_deref() {
+        None => print_table(&pods, false, args.all_namespaces, namespace),
+        Some("wide") => print_table(&pods, true, args.all_namespaces, namespace),
+        Some("name") => pods.iter().for_each(|r| println!("pod/{}", r.plan.name)),
+        Some("json") => println!("{}", serde_json::to_string_pretty(&document(&pods, single)).expect("json")),
+        Some("yaml") => print!("{}", serde_saphyr::to_string(&document(&pods, single)).map_err(|e| msg(e.to_string()))?),
+        Some(other) => {
+            return Err(msg(format!(
+                "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
+            )));
+        }
+    }
+    Ok(0)
+}
+
+/// One named pod prints as the object itself; otherwise a kubectl `List`.
+fn document(pods: &[&PodRecord], single: bool) -> Value {
+    if single {
+        if let Some(r) = pods.first() {
+            return pod_object(r);
+        }
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": pods.iter().map(|r| pod_object(r)).collect::<Vec<_>>(),
+        "metadata": {"resourceVersion": ""},
+    })
+}
+
+fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
+    if pods.is_empty() {
+        eprintln!("No resources found in {namespace} namespace.");
+        return;
+    }
+    let mut header: Vec<&str> = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
+    if all_ns {
+        header.insert(0, "NAMESPACE");
+    }
+    if wide {
+        header.extend(["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
+    }
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
+    for r in pods {
+        let mut row = Vec::new();
+        if all_ns {
+            row.push(r.plan.namespace.clone());
+        }
+        let running = r.containers.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })).count();
+        let restarts: u32 = r.containers.iter().map(|c| c.restart_count).sum();
+        row.push(r.plan.name.clone());
+        row.push(format!("{running}/{}", r.containers.len()));
+        row.push(pod_status_word(r));
+        row.push(restarts.to_string());
+        row.push(table::age(r.created_at));
+        if wide {
+            row.push(r.pod_ip().map(|i| i.to_string()).unwrap_or_else(|| "<none>".into()));
+            row.push(r.node_name.clone());
+            row.push("<none>".into());
+            row.push("<none>".into());
+        }
+        rows.push(row);
+    }
+    table::print(&rows);
+}

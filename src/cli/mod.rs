@@ -1,0 +1,158 @@
+//! The kubectl-shaped command line: one file per verb.
+
+mod apply;
+mod delete;
+mod describe;
+mod exec;
+mod get;
+mod inspect;
+mod logs;
+pub mod pod_object;
+mod table;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::state::{PodKey, PodRecord};
+
+#[derive(Debug, Parser)]
+#[command(name = "podrun", version, about = "Run Kubernetes pods on one Linux machine with real namespaces, veth and cgroups")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// State root (records, logs, IPAM).
+    #[arg(long, global = true, env = "PODRUN_ROOT", default_value = "/run/podrun")]
+    pub root: PathBuf,
+    /// Node bridge the pods are attached to.
+    #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = "podrun0")]
+    pub bridge: String,
+    /// Node pod CIDR; the bridge gets its first address as the pods' gateway.
+    #[arg(long, global = true, env = "PODRUN_POD_CIDR", default_value = "10.244.0.0/24")]
+    pub pod_cidr: ipnet::Ipv4Net,
+    /// Directory where pod network namespaces are pinned (`ip netns` reads /run/netns).
+    #[arg(long, global = true, env = "PODRUN_NETNS_DIR", default_value = "/run/netns")]
+    pub netns_dir: PathBuf,
+    /// Namespace of the pods addressed by name.
+    #[arg(short = 'n', long, global = true, env = "PODRUN_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the pods of a Pod or Deployment manifest (YAML or JSON, multi-document).
+    Apply {
+        /// Manifest file ("-" for stdin).
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[arg(value_name = "FILE", conflicts_with = "file")]
+        positional: Option<PathBuf>,
+    },
+    /// List pods (`get pods [NAME...] [-o wide|json|yaml|name]`).
+    Get(get::GetArgs),
+    /// Show a pod's containers, states, IP, sandbox and events.
+    Describe {
+        /// `pod` (optional) then the pod name.
+        #[arg(required = true, num_args = 1..=2, value_name = "[pod] NAME")]
+        what: Vec<String>,
+    },
+    /// Print a container's log.
+    Logs(logs::LogsArgs),
+    /// Run a command in a container's namespaces.
+    Exec(exec::ExecArgs),
+    /// Delete pods (graceful stop, then every kernel object and the state).
+    Delete(delete::DeleteArgs),
+    /// Everything podrun created for a pod, as JSON: PIDs, namespaces, veth, IP, paths.
+    Inspect {
+        #[arg(required = true, num_args = 1..=2, value_name = "[pod] NAME")]
+        what: Vec<String>,
+    },
+    /// Internal: the per-pod supervisor started by `apply`.
+    #[command(name = "__supervise", hide = true)]
+    Supervise { key: String },
+}
+
+/// A user-facing failure of a command; the message is printed as `error: ...`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error("{0}")]
+    Msg(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, CliError>;
+
+pub fn msg(text: impl Into<String>) -> CliError {
+    CliError::Msg(text.into())
+}
+
+impl GlobalArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            root: self.root.clone(),
+            bridge: self.bridge.clone(),
+            pod_cidr: self.pod_cidr.trunc(),
+            netns_dir: self.netns_dir.clone(),
+            node_name: config::hostname(),
+        }
+    }
+}
+
+/// `[pod] NAME` or `pod/NAME` -> NAME.
+fn pod_name(what: &[String]) -> Result<String> {
+    let (kind, name) = match what {
+        [name] => match name.split_once('/') {
+            Some((k, n)) => (Some(k), n),
+            None => (None, name.as_str()),
+        },
+        [kind, name] => (Some(kind.as_str()), name.as_str()),
+        _ => return Err(msg("expected a pod name")),
+    };
+    match kind {
+        None | Some("pod" | "pods" | "po") => Ok(name.to_owned()),
+        Some(other) => Err(msg(format!("the server doesn't have a resource type \"{other}\""))),
+    }
+}
+
+fn load_pod(cfg: &Config, namespace: &str, name: &str) -> Result<PodRecord> {
+    Ok(cfg.store().load(&PodKey::new(namespace, name))?)
+}
+
+/// Run a command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let cfg = cli.global.config();
+    let ns = cli.global.namespace.clone();
+    match cli.command {
+        Command::Apply { file, positional } => {
+            let file = file.or(positional).ok_or_else(|| msg("must specify -f FILE"))?;
+            apply::apply(&cfg, &file)
+        }
+        Command::Get(args) => get::get(&cfg, &ns, &args),
+        Command::Describe { what } => describe::describe(&cfg, &ns, &pod_name(&what)?),
+        Command::Logs(args) => logs::logs(&cfg, &ns, &args),
+        Command::Exec(args) => exec::exec(&cfg, &ns, &args),
+        Command::Delete(args) => delete::delete(&cfg, &ns, &args),
+        Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
+        Command::Supervise { key } => Ok(supervise(&cfg, &key)),
+    }
+}
+
+fn supervise(cfg: &Config, key: &str) -> i32 {
+    let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
+    let ready = std::env::var("PODRUN_READY_FD").ok().and_then(|v| v.parse().ok()).and_then(crate::sys::inherited_fd);
+    crate::supervisor::run(cfg.store(), PodKey::new(namespace, name), config::pause_binary(), ready)
+}

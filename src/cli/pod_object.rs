@@ -1,0 +1,85 @@
+//! A PodRecord rendered as the Kubernetes Pod object (`get -o json|yaml`): the applied
+//! metadata/spec plus a `status` with phase, podIP, conditions and containerStatuses.
+
+use serde_json::{Value, json};
+
+use crate::cgroup;
+use crate::state::{ContainerRecord, PodRecord};
+use crate::supervisor::pod_status_word;
+
+pub fn pod_object(r: &PodRecord) -> Value {
+    let mut obj = r.plan.manifest.clone();
+    if !obj.is_object() {
+        obj = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": r.plan.name, "namespace": r.plan.namespace}});
+    }
+    let meta = &mut obj["metadata"];
+    meta["uid"] = json!(r.plan.uid);
+    meta["creationTimestamp"] = json!(r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    if r.deletion.is_some() {
+        meta["deletionTimestamp"] = json!(r.deletion.as_ref().map(|d| d.requested_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    }
+    obj["spec"]["nodeName"] = json!(r.node_name);
+    obj["status"] = status(r);
+    obj
+}
+
+fn status(r: &PodRecord) -> Value {
+    let ip = r.pod_ip().map(|ip| ip.to_string());
+    let all_ready = !r.containers.is_empty() && r.containers.iter().all(is_ready);
+    let ready = if all_ready { "True" } else { "False" };
+    let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) { "True" } else { "False" };
+    let mut status = json!({
+        "phase": r.phase.to_string(),
+        "hostIP": r.network_config.gateway().to_string(),
+        "conditions": [
+            {"type": "PodReadyToStartContainers", "status": sandbox_ready},
+            {"type": "Initialized", "status": "True"},
+            {"type": "Ready", "status": ready},
+            {"type": "ContainersReady", "status": ready},
+            {"type": "PodScheduled", "status": "True"},
+        ],
+        "containerStatuses": r.containers.iter().map(container_status).collect::<Vec<_>>(),
+        "qosClass": qos(r).to_string(),
+    });
+    if let Some(ip) = ip {
+        status["podIP"] = json!(ip);
+        status["podIPs"] = json!([{"ip": ip}]);
+    }
+    if let Some(t) = r.start_time {
+        status["startTime"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    let word = pod_status_word(r);
+    if word == "Unknown" {
+        status["reason"] = json!("SupervisorLost");
+        status["message"] = json!("the pod's podrun supervisor is not running; `podrun delete` still removes everything");
+    }
+    status
+}
+
+fn is_ready(c: &ContainerRecord) -> bool {
+    matches!(c.state, crate::state::ContainerState::Running { .. })
+}
+
+fn container_status(c: &ContainerRecord) -> Value {
+    let mut v = json!({
+        "name": c.name,
+        "image": c.image,
+        "imageID": "",
+        "containerID": format!("podrun://{}", c.id),
+        "ready": is_ready(c),
+        "started": is_ready(c),
+        "restartCount": c.restart_count,
+        "state": c.state,
+        "lastState": c.last_state.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default()).unwrap_or(json!({})),
+    });
+    if let Some(p) = c.process {
+        v["pid"] = json!(p.pid);
+    }
+    v
+}
+
+/// Kubernetes QoS class of the pod from its containers' requests and limits.
+pub fn qos(r: &PodRecord) -> cgroup::QosClass {
+    let resources: Vec<cgroup::ContainerResources> = r.plan.containers.iter().map(|c| crate::resources::container_resources(&c.resources)).collect();
+    cgroup::qos_class(&resources)
+}

@@ -1,0 +1,51 @@
+//! Node-level settings shared by every command (flags or `PODRUN_*` environment variables).
+
+use std::path::PathBuf;
+
+use crate::net::NetworkConfig;
+use crate::state::Store;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// State root: records, logs, IPAM (`--root`, `PODRUN_ROOT`).
+    pub root: PathBuf,
+    /// Node bridge (`--bridge`, `PODRUN_BRIDGE`).
+    pub bridge: String,
+    /// Node pod CIDR; the bridge holds its first address (`--pod-cidr`, `PODRUN_POD_CIDR`).
+    pub pod_cidr: ipnet::Ipv4Net,
+    /// Where pod network namespaces are pinned, `ip netns`' directory (`--netns-dir`).
+    pub netns_dir: PathBuf,
+    /// Node name shown in `get -o wide` and given to `spec.nodeName` field refs.
+    pub node_name: String,
+}
+
+impl Config {
+    pub fn store(&self) -> Store {
+        Store::new(&self.root)
+    }
+
+    pub fn network(&self) -> NetworkConfig {
+        NetworkConfig {
+            bridge: self.bridge.clone(),
+            cidr: self.pod_cidr,
+            ipam_dir: self.root.join("networks").join(&self.bridge),
+        }
+    }
+}
+
+/// The sandbox holder binary: `PODRUN_PAUSE`, else `podrun-pause` next to the running podrun.
+pub fn pause_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PODRUN_PAUSE") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/local/bin/podrun"));
+    exe.with_file_name("podrun-pause")
+}
+
+/// This machine's hostname, the default node name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

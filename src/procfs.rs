@@ -1,0 +1,91 @@
+//! Reading `/proc`: process identity (pid + start time, so a recycled PID is never mistaken for
+//! ours), namespace inodes, and the parent/child tree used to find everything a container forked.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Parent PID (field 4 of `/proc/<pid>/stat`).
+pub fn parent(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// State letter (field 3): `Z` for a zombie.
+pub fn state(pid: i32) -> Option<char> {
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// Fields after the `comm` (which may contain spaces and parentheses), starting with the state.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// True when `pid` still runs the process that started at `start` (a zombie counts as gone).
+pub fn is_same_process(pid: i32, start: Option<u64>) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match (start_time(pid), start) {
+        (Some(now), Some(then)) => now == then && state(pid) != Some('Z'),
+        (Some(_), None) => state(pid) != Some('Z'),
+        _ => false,
+    }
+}
+
+/// Inode of a namespace of `pid` (`kind` is `net`, `uts`, `ipc`, `pid`, `mnt`...).
+pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
+    fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok().map(|m| m.ino())
+}
+
+/// Every live descendant of `root` (children first found, then theirs), from one scan of /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = parent(pid) {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        for &c in children.get(&p).into_iter().flatten() {
+            out.push(c);
+            queue.push(c);
+        }
+    }
+    out
+}
+
+/// Signal a process group; "no such process" is not an error (it is already gone).
+pub fn signal_group(pgid: i32, signal: Signal) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
+}
+
+/// Signal one process if it is still the one we started.
+pub fn signal_if_same(pid: i32, start: Option<u64>, signal: Signal) {
+    if is_same_process(pid, start) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// Boot time in seconds since the epoch and the clock tick rate, to turn start times into dates.
+pub fn clock_ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map(|v| v as u64).unwrap_or(100)
+}

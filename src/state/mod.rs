@@ -1,0 +1,167 @@
+//! On-disk state under the podrun root (default `/run/podrun`):
+//!
+//! ```text
+//! <root>/pods/<ns>_<name>/pod.json        the PodRecord (written atomically: tmp + rename)
+//! <root>/pods/<ns>_<name>/supervisor.log  the per-pod supervisor's own log
+//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout)
+//! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
+//! <root>/podrun.lock                      flock serialising network teardown decisions
+//! ```
+//! A pod name is reserved by `mkdir` of its directory, which is atomic, so two concurrent applies
+//! of the same name cannot both succeed.
+
+mod record;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+pub use record::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("pods \"{0}\" already exists")]
+    AlreadyExists(String),
+    #[error("pods \"{0}\" not found")]
+    NotFound(String),
+    #[error("{action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: io::Error },
+    #[error("read {path}: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError + use<> {
+    let path = path.to_owned();
+    move |source| StateError::Io { action, path, source }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Holds the root flock until dropped.
+pub struct RootLock(#[allow(dead_code)] File);
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn pods_dir(&self) -> PathBuf {
+        self.root.join("pods")
+    }
+
+    pub fn pod_dir(&self, key: &PodKey) -> PathBuf {
+        self.pods_dir().join(key.dir_name())
+    }
+
+    pub fn record_path(&self, key: &PodKey) -> PathBuf {
+        self.pod_dir(key).join("pod.json")
+    }
+
+    pub fn supervisor_log(&self, key: &PodKey) -> PathBuf {
+        self.pod_dir(key).join("supervisor.log")
+    }
+
+    /// Log of one run of a container: `<pod dir>/<container>/<restart count>.log`.
+    pub fn container_log(&self, key: &PodKey, container: &str, restart: u32) -> PathBuf {
+        self.pod_dir(key).join(container).join(format!("{restart}.log"))
+    }
+
+    /// Serialise decisions that look at all pods (e.g. "is this the last pod on the bridge?").
+    pub fn lock(&self) -> Result<RootLock, StateError> {
+        fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
+        let path = self.root.join("podrun.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
+        Ok(RootLock(file))
+    }
+
+    /// Reserve the pod's name by creating its directory, and write its first record.
+    pub fn create(&self, record: &PodRecord) -> Result<(), StateError> {
+        let key = record.key();
+        let pods = self.pods_dir();
+        fs::create_dir_all(&pods).map_err(io_err("create", &pods))?;
+        let dir = self.pod_dir(&key);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(StateError::AlreadyExists(key.name.clone()));
+            }
+            Err(e) => return Err(io_err("create", &dir)(e)),
+        }
+        self.save(record)
+    }
+
+    pub fn exists(&self, key: &PodKey) -> bool {
+        self.pod_dir(key).exists()
+    }
+
+    pub fn load(&self, key: &PodKey) -> Result<PodRecord, StateError> {
+        let path = self.record_path(key);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotFound(key.name.clone()));
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_slice(&text).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Atomic replace: readers see the old or the new record, never half of one.
+    pub fn save(&self, record: &PodRecord) -> Result<(), StateError> {
+        let path = self.record_path(&record.key());
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        let data = serde_json::to_vec_pretty(record).expect("a PodRecord always serialises");
+        let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        file.write_all(&data).map_err(io_err("write", &tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+    }
+
+    /// Every pod record, sorted by namespace and name. Unreadable entries are skipped.
+    pub fn list(&self) -> Vec<PodRecord> {
+        let mut out: Vec<PodRecord> = fs::read_dir(self.pods_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read(e.path().join("pod.json")).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect();
+        out.sort_by_key(|r: &PodRecord| r.key());
+        out
+    }
+
+    /// Ask the supervisor to stop the pod: written beside the record (which only the
+    /// supervisor writes while it lives), read by the supervisor when it gets SIGTERM.
+    pub fn request_deletion(&self, key: &PodKey, request: &DeletionRequest) -> Result<(), StateError> {
+        let path = self.pod_dir(key).join("deletion.json");
+        let data = serde_json::to_vec(request).expect("a DeletionRequest always serialises");
+        fs::write(&path, data).map_err(io_err("write", &path))
+    }
+
+    pub fn deletion_request(&self, key: &PodKey) -> Option<DeletionRequest> {
+        let bytes = fs::read(self.pod_dir(key).join("deletion.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Remove the pod's directory (record and logs). Idempotent.
+    pub fn remove(&self, key: &PodKey) -> Result<(), StateError> {
+        let dir = self.pod_dir(key);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &dir)(e)),
+        }
+    }
+}

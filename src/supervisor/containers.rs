@@ -1,0 +1,174 @@
+//! Container runs inside the supervisor: start, exit, restart policy and the kubelet's
+//! CrashLoopBackOff (first crash restarts at once, then the delay doubles from 10 s up to 300 s,
+//! and resets after a run that lasted 10 minutes).
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+
+use super::Supervisor;
+use super::lifecycle::StartError;
+use crate::container;
+use crate::procfs;
+use crate::spec::{PodFacts, RestartPolicy};
+use crate::state::{ContainerState, ProcessId};
+
+/// Kubelet constants, in units of the (configurable) 10 s base: cap 300 s, reset after 600 s.
+const MAX_BACKOFF_FACTOR: u32 = 30;
+const RESET_AFTER_FACTOR: u32 = 60;
+
+impl Supervisor {
+    /// Start (or restart) container `i` in the current sandbox.
+    pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
+        let key = self.record.key();
+        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        let ip = self.record.pod_ip().map(|ip| ip.to_string()).unwrap_or_default();
+        let host_ip = self.record.network_config.gateway().to_string();
+        let plan = &self.record.plan;
+        let spec = &plan.containers[i];
+        let facts = PodFacts {
+            name: &plan.name,
+            namespace: &plan.namespace,
+            uid: &plan.uid,
+            pod_ip: &ip,
+            node_name: &self.record.node_name,
+            host_ip: &host_ip,
+        };
+        let resolved = spec.resolve(&facts);
+        let restart = self.record.containers[i].restart_count;
+        let log_path = self.store.container_log(&key, &spec.name, restart);
+        let log = container::open_log(&spec.name, &log_path)?;
+        let child = container::spawn(&spec.name, &resolved, &plan.hostname, ns, log)?;
+        let name = spec.name.clone();
+        let c = &mut self.record.containers[i];
+        c.id = super::lifecycle::new_id();
+        c.process = Some(ProcessId::of(child.id() as i32));
+        c.resolved = Some(resolved);
+        c.state = ContainerState::Running { started_at: Utc::now() };
+        self.record.event("Normal", "Created", format!("Created container: {name}"));
+        self.record.event("Normal", "Started", format!("Started container {name}"));
+        self.save();
+        Ok(())
+    }
+
+    /// A restart that could not even exec: shown as kubelet shows RunContainerError.
+    pub(super) fn container_start_failed(&mut self, i: usize, err: StartError) {
+        let now = Utc::now();
+        let msg = err.to_string();
+        self.record.event("Warning", "Failed", format!("Error: {msg}"));
+        let c = &mut self.record.containers[i];
+        c.process = None;
+        c.state = ContainerState::Terminated {
+            exit_code: 128,
+            signal: None,
+            reason: "StartError".into(),
+            message: Some(msg),
+            started_at: now,
+            finished_at: now,
+        };
+        self.schedule_restart(i, Duration::ZERO);
+    }
+
+    /// Record the end of a container's main process (and kill what it left in its group).
+    pub(super) fn mark_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) -> Option<usize> {
+        let i = self.record.containers.iter().position(|c| c.process.map(|p| p.pid) == Some(pid))?;
+        procfs::signal_group(pid, Signal::SIGKILL);
+        let c = &mut self.record.containers[i];
+        let started_at = match &c.state {
+            ContainerState::Running { started_at } => *started_at,
+            _ => Utc::now(),
+        };
+        let reason = if code == 0 { "Completed" } else { "Error" };
+        c.state = ContainerState::Terminated {
+            exit_code: code,
+            signal,
+            reason: reason.into(),
+            message: None,
+            started_at,
+            finished_at: Utc::now(),
+        };
+        c.process = None;
+        Some(i)
+    }
+
+    pub(super) fn on_container_exit(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        let Some(i) = self.mark_exited(pid, code, signal) else {
+            return; // an orphan a container left behind, reaped as subreaper
+        };
+        if self.should_restart(i) {
+            let delay = self.next_backoff(i);
+            self.schedule_restart(i, delay);
+        }
+        self.update_phase();
+        self.save();
+    }
+
+    /// Kubelet's ShouldContainerBeRestarted for an exited container.
+    pub(super) fn should_restart(&self, i: usize) -> bool {
+        let c = &self.record.containers[i];
+        match self.record.plan.restart_policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure => match &c.state {
+                ContainerState::Terminated { exit_code, .. } => *exit_code != 0,
+                _ => true,
+            },
+        }
+    }
+
+    /// The delay before restarting container `i` after this exit, and the next one's.
+    fn next_backoff(&mut self, i: usize) -> Duration {
+        let base = self.backoff_base;
+        let c = &mut self.record.containers[i];
+        let ran = match &c.state {
+            ContainerState::Terminated { started_at, finished_at, .. } => (*finished_at - *started_at).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        if ran >= base * RESET_AFTER_FACTOR {
+            c.backoff_seconds = 0;
+        }
+        let factor = c.backoff_seconds as u32; // in units of `base`: 0, 1, 2, 4, ... 30
+        c.backoff_seconds = if factor == 0 { 1 } else { (factor * 2).min(MAX_BACKOFF_FACTOR) } as u64;
+        base * factor
+    }
+
+    fn schedule_restart(&mut self, i: usize, delay: Duration) {
+        self.pending_restarts.retain(|(j, _)| *j != i);
+        self.pending_restarts.push((i, Instant::now() + delay));
+        if !delay.is_zero() {
+            let name = self.record.containers[i].name.clone();
+            let pod = self.record.plan.name.clone();
+            let c = &mut self.record.containers[i];
+            c.last_state = Some(c.state.clone());
+            c.state = ContainerState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!(
+                    "back-off {}s restarting failed container={name} pod={pod}_{}({})",
+                    delay.as_secs(),
+                    self.record.plan.namespace,
+                    self.record.plan.uid
+                )),
+            };
+            self.record.event("Warning", "BackOff", format!("Back-off restarting failed container {name} in pod {pod}"));
+        }
+    }
+
+    pub(super) fn run_due_restarts(&mut self) {
+        let now = Instant::now();
+        let due: Vec<usize> = self.pending_restarts.iter().filter(|(_, t)| *t <= now).map(|(i, _)| *i).collect();
+        self.pending_restarts.retain(|(_, t)| *t > now);
+        for i in due {
+            let c = &mut self.record.containers[i];
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
+            c.restart_count += 1;
+            if let Err(e) = self.start_container(i) {
+                self.container_start_failed(i, e);
+            }
+        }
+        self.update_phase();
+        self.save();
+    }
+}

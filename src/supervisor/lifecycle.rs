@@ -1,0 +1,282 @@
+//! Sandbox lifecycle inside the supervisor: create (pause, pin, IP, veth), stop, react to the
+//! pause dying (kubelet's SandboxChanged), roll back a failed start, and the final delete.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::Supervisor;
+use super::teardown::{self, TeardownErrors};
+use crate::net::{self, ipam::Ipam};
+use crate::procfs;
+use crate::sandbox::{self, NamespaceFds};
+use crate::spec::RestartPolicy;
+use crate::state::{NsInodes, Phase, ProcessId, SandboxRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
+    #[error("pause process exited during sandbox setup")]
+    PauseDied,
+    #[error("open pause log: {0}")]
+    PauseLog(std::io::Error),
+}
+
+fn random_id() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+impl Supervisor {
+    /// First start: the sandbox, then every container in order. Any failure aborts the apply.
+    pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
+        self.start_sandbox(0)?;
+        for i in 0..self.record.containers.len() {
+            self.start_container(i)?;
+        }
+        self.record.start_time.get_or_insert_with(Utc::now);
+        self.update_phase();
+        self.save();
+        Ok(())
+    }
+
+    /// Make sandbox `attempt`: every object is written to the record before it is created.
+    pub(super) fn start_sandbox(&mut self, attempt: u32) -> Result<(), StartError> {
+        let key = self.record.key();
+        let netns_path = self.record.netns_dir.join(key.netns_name());
+        let host_veth = net::host_veth_name(&key.to_string());
+        self.record.sandbox = Some(SandboxRecord {
+            id: random_id(),
+            attempt,
+            created_at: Utc::now(),
+            pause: None,
+            namespaces: None,
+            netns_path: netns_path.clone(),
+            host_veth: host_veth.clone(),
+            ip: None,
+            network: None,
+            ready: false,
+        });
+        self.save();
+
+        let log_path = self.store.pod_dir(&key).join("pause.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(StartError::PauseLog)?;
+        let pause = sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log)?;
+        let pid = pause.id() as i32;
+        let sb = self.record.sandbox.as_mut().expect("set above");
+        sb.pause = Some(ProcessId::of(pid));
+        self.save();
+
+        let ns = NamespaceFds::open(pid)?;
+        let inodes = (|| {
+            Some(NsInodes {
+                net: procfs::ns_inode(pid, "net")?,
+                uts: procfs::ns_inode(pid, "uts")?,
+                ipc: procfs::ns_inode(pid, "ipc")?,
+            })
+        })()
+        .ok_or(StartError::PauseDied)?;
+        sandbox::pin_netns(pid, &netns_path)?;
+        let sandbox_id = self.record.sandbox.as_ref().expect("set").id.clone();
+        let ip = Ipam::new(&self.record.network_config).allocate(&sandbox_id, "eth0")?;
+        let sb = self.record.sandbox.as_mut().expect("set above");
+        sb.namespaces = Some(inodes);
+        sb.ip = Some(ip);
+        self.save();
+
+        let network = net::attach_pod(&self.record.network_config, ns.net(), &host_veth, ip)?;
+        let sb = self.record.sandbox.as_mut().expect("set above");
+        sb.network = Some(network);
+        sb.ready = true;
+        self.ns = Some(ns);
+        self.save();
+        Ok(())
+    }
+
+    /// Kill the pause and remove the sandbox network (containers must be stopped already).
+    pub(super) fn stop_sandbox(&mut self) -> TeardownErrors {
+        let mut errors = TeardownErrors::default();
+        self.ns = None;
+        if let Some(sb) = self.record.sandbox.clone() {
+            if let Some(p) = sb.pause {
+                if p.is_alive() {
+                    procfs::signal_if_same(p.pid, p.start_time, Signal::SIGTERM);
+                    self.wait_for(&[p.pid], Duration::from_secs(2));
+                }
+            }
+            teardown::remove_sandbox(&self.record, &sb, &mut errors);
+            self.reap_quietly();
+            if let Some(sb) = self.record.sandbox.as_mut() {
+                sb.ready = false;
+            }
+        }
+        errors
+    }
+
+    /// A failed start: remove everything created so far, including the pod's state.
+    pub(super) fn rollback(&mut self) {
+        self.kill_all_containers();
+        let mut errors = self.stop_sandbox();
+        teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
+        if !errors.0.is_empty() {
+            tracing::error!(errors = %errors, "rollback left errors");
+        }
+    }
+
+    /// `delete`: graceful stop of every container, then the sandbox, then the state.
+    pub(super) fn stop_and_remove(&mut self) {
+        self.stopping = true;
+        self.pending_restarts.clear();
+        self.record.deletion = self.store.deletion_request(&self.record.key());
+        self.save();
+        let grace = self.record.deletion.as_ref().map(|d| d.grace_period_seconds).unwrap_or(self.record.plan.termination_grace_period_seconds);
+        self.stop_containers(Duration::from_secs(grace.max(0) as u64));
+        let mut errors = self.stop_sandbox();
+        teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
+        if !errors.0.is_empty() {
+            tracing::error!(errors = %errors, "delete left errors");
+        }
+    }
+
+    /// Reap every exited child; route container and pause exits to their handlers.
+    pub(super) fn reap_children(&mut self) {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            let (pid, code, signal) = match status {
+                WaitStatus::Exited(pid, code) => (pid.as_raw(), code, None),
+                WaitStatus::Signaled(pid, sig, _) => (pid.as_raw(), 128 + sig as i32, Some(sig as i32)),
+                _ => continue,
+            };
+            if self.stopping {
+                let _ = self.mark_exited(pid, code, signal);
+                continue;
+            }
+            let live_pause = self.record.sandbox.as_ref().filter(|s| s.ready).and_then(|s| s.pause).map(|p| p.pid);
+            if Some(pid) == live_pause {
+                self.on_sandbox_death();
+            } else {
+                self.on_container_exit(pid, code, signal);
+            }
+        }
+    }
+
+    /// Wait (reaping) until none of `pids` is alive, or `timeout`.
+    pub(super) fn wait_for(&mut self, pids: &[i32], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.reap_quietly();
+            if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Reap without reacting (used while stopping), recording exits of containers.
+    fn reap_quietly(&mut self) {
+        while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            match s {
+                WaitStatus::Exited(pid, code) => {
+                    self.mark_exited(pid.as_raw(), code, None);
+                }
+                WaitStatus::Signaled(pid, sig, _) => {
+                    self.mark_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32));
+                }
+                WaitStatus::StillAlive => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// The pause died: as the kubelet, kill every container, tear the old sandbox down, and
+    /// (unless restartPolicy is Never) make a new sandbox and start the containers in it.
+    fn on_sandbox_death(&mut self) {
+        tracing::warn!(pod = %self.record.key(), "pause exited: sandbox changed");
+        self.record.event("Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into());
+        self.pending_restarts.clear();
+        self.stop_containers(Duration::from_secs(2));
+        let errors = self.stop_sandbox();
+        if !errors.0.is_empty() {
+            tracing::error!(errors = %errors, "old sandbox teardown");
+        }
+        self.save();
+        if self.record.plan.restart_policy == RestartPolicy::Never {
+            self.update_phase();
+            self.save();
+            return;
+        }
+        let attempt = self.record.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(1);
+        if let Err(e) = self.start_sandbox(attempt) {
+            self.record.event("Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+            self.record.phase = Phase::Failed;
+            self.save();
+            return;
+        }
+        for i in 0..self.record.containers.len() {
+            if self.should_restart(i) {
+                self.record.containers[i].restart_count += 1;
+                if let Err(e) = self.start_container(i) {
+                    self.container_start_failed(i, e);
+                }
+            }
+        }
+        self.update_phase();
+        self.save();
+    }
+
+    /// Send SIGTERM to every running container's process group, wait up to `grace`, then
+    /// SIGKILL what is left, including anything orphaned to us (we are a subreaper).
+    pub(super) fn stop_containers(&mut self, grace: Duration) {
+        let mut pids = Vec::new();
+        for i in 0..self.record.containers.len() {
+            let c = &self.record.containers[i];
+            if let Some(p) = c.process.filter(|p| p.is_alive()) {
+                let name = c.name.clone();
+                self.record.event("Normal", "Killing", format!("Stopping container {name}"));
+                procfs::signal_group(p.pid, Signal::SIGTERM);
+                pids.push(p.pid);
+            }
+        }
+        self.save();
+        self.wait_for(&pids, grace);
+        self.kill_all_containers();
+    }
+
+    /// SIGKILL every container process group and every other descendant but the pause.
+    pub(super) fn kill_all_containers(&mut self) {
+        let pause = self.record.sandbox.as_ref().and_then(|s| s.pause).map(|p| p.pid);
+        for c in &self.record.containers {
+            if let Some(p) = c.process {
+                procfs::signal_group(p.pid, Signal::SIGKILL);
+            }
+        }
+        let me = std::process::id() as i32;
+        for _ in 0..50 {
+            let rest: Vec<i32> = procfs::descendants(me).into_iter().filter(|p| Some(*p) != pause).collect();
+            if rest.is_empty() {
+                break;
+            }
+            for p in &rest {
+                let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            self.reap_quietly();
+        }
+        self.reap_quietly();
+    }
+}
+
+/// A fresh CRI-style 64-hex id.
+pub(super) fn new_id() -> String {
+    random_id()
+}

@@ -1,0 +1,151 @@
+//! The per-pod supervisor (podrun's containerd-shim / conmon): started detached by `apply`, it
+//! owns the pause and the containers as its children, records their state, restarts them by the
+//! pod's restartPolicy, re-creates the sandbox when the pause dies, and tears everything down
+//! when `delete` asks (SIGTERM after writing the deletion request into the record).
+//!
+//! It is single-threaded (rtnetlink's runtime lives only inside `net` calls), so forking the
+//! containers is safe. It is a child subreaper, so whatever a container forks and orphans comes
+//! back to it and can be reaped and killed.
+
+mod containers;
+mod lifecycle;
+mod status;
+pub mod teardown;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+
+use crate::sandbox::NamespaceFds;
+use crate::state::{PodKey, PodRecord, ProcessId, Store};
+
+pub use status::{pod_phase, pod_status_word};
+
+/// Environment variable scaling the kubelet's 10 s restart back-off (tests use a short one).
+pub const BACKOFF_BASE_ENV: &str = "PODRUN_BACKOFF_BASE_MS";
+
+pub struct Supervisor {
+    store: Store,
+    record: PodRecord,
+    pause_binary: PathBuf,
+    ns: Option<NamespaceFds>,
+    /// Containers waiting for their back-off to expire: (index, when).
+    pending_restarts: Vec<(usize, Instant)>,
+    backoff_base: Duration,
+    stopping: bool,
+}
+
+/// Entry point of `podrun __supervise`. `ready` gets one line: `ok` or `error: <message>`.
+pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<OwnedFd>) -> i32 {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let record = match store.load(&key) {
+        Ok(r) => r,
+        Err(e) => {
+            report(ready, Err(e.to_string()));
+            return 1;
+        }
+    };
+    let backoff_ms = std::env::var(BACKOFF_BASE_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let mut sup = Supervisor {
+        store,
+        record,
+        pause_binary,
+        ns: None,
+        pending_restarts: Vec::new(),
+        backoff_base: Duration::from_millis(backoff_ms),
+        stopping: false,
+    };
+    let (wake_rx, wake_tx) = match UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            report(ready, Err(format!("signal pipe: {e}")));
+            return 1;
+        }
+    };
+    let term = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGCHLD, SIGTERM, SIGINT] {
+        let tx = wake_tx.try_clone().expect("clone signal pipe");
+        signal_hook::low_level::pipe::register(sig, tx).expect("register signal pipe");
+    }
+    for sig in [SIGTERM, SIGINT] {
+        signal_hook::flag::register(sig, term.clone()).expect("register stop flag");
+    }
+    let _ = wake_rx.set_nonblocking(true);
+    // SIGHUP/SIGPIPE must not take the shim down when its session or a reader goes away.
+    let _ = ignore_hangup_and_pipe();
+
+    sup.record.supervisor = Some(ProcessId::of(std::process::id() as i32));
+    if let Err(e) = sup.start_pod() {
+        let msg = e.to_string();
+        tracing::error!(pod = %key, error = %msg, "start failed, rolling back");
+        sup.rollback();
+        report(ready, Err(msg));
+        return 1;
+    }
+    report(ready, Ok(()));
+    sup.event_loop(&wake_rx, &term);
+    0
+}
+
+fn ignore_hangup_and_pipe() -> std::io::Result<()> {
+    // signal-hook's `register` with an empty action would still install a handler; a flag we
+    // never read is the safe way to make SIGHUP and SIGPIPE harmless.
+    let sink = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, sink.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGPIPE, sink)?;
+    Ok(())
+}
+
+fn report(ready: Option<OwnedFd>, result: Result<(), String>) {
+    if let Some(fd) = ready {
+        let mut f = std::fs::File::from(fd);
+        let line = match result {
+            Ok(()) => "ok\n".to_owned(),
+            Err(e) => format!("error: {}\n", e.replace('\n', " ")),
+        };
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+impl Supervisor {
+    fn save(&self) {
+        if let Err(e) = self.store.save(&self.record) {
+            tracing::error!(error = %e, "save pod record");
+        }
+    }
+
+    fn event_loop(&mut self, wake: &UnixStream, term: &std::sync::atomic::AtomicBool) {
+        loop {
+            if term.load(std::sync::atomic::Ordering::SeqCst) && !self.stopping {
+                self.stop_and_remove();
+                return;
+            }
+            self.reap_children();
+            self.run_due_restarts();
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            wait_readable(wake, timeout);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.pending_restarts.iter().map(|(_, t)| *t).min()
+    }
+}
+
+/// Block until the signal pipe is readable or `timeout` passes, then drain it.
+fn wait_readable(wake: &UnixStream, timeout: Option<Duration>) {
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+    };
+    let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+    let _ = poll(&mut fds, timeout);
+    let mut buf = [0u8; 64];
+    let mut reader = wake;
+    while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+}
