@@ -340,6 +340,58 @@ fn non_bridge_with_the_bridge_name_is_an_error() {
     });
 }
 
+#[test]
+fn concurrent_attaches_share_one_bridge() {
+    if skip_unless_root("concurrent_attaches_share_one_bridge") {
+        return;
+    }
+    in_fresh_netns(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config(&tmp);
+        let node: OwnedFd = std::fs::File::open("/proc/thread-self/ns/net")
+            .unwrap()
+            .into();
+        // Eight supervisors at once, none finding the bridge or the nft table in place.
+        let pods: Vec<_> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|i| {
+                    let (cfg, node) = (&cfg, &node);
+                    s.spawn(move || {
+                        in_netns(node, || {
+                            let key = format!("default/p{i}");
+                            let ip = Ipam::new(cfg).allocate(&key, "eth0").unwrap();
+                            let fd = new_pod_netns();
+                            let pn =
+                                net::attach_pod(cfg, fd.as_fd(), &net::host_veth_name(&key), ip)
+                                    .unwrap();
+                            (fd, pn)
+                        })
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        let bridge = net::inspect_bridge("podrun0").unwrap().unwrap();
+        assert_eq!(bridge.ports.len(), 8, "{bridge:?}");
+        assert_eq!(bridge.addresses, vec!["10.244.0.1/24".parse().unwrap()]);
+        let table = json(&["nft", "-j", "list", "table", "inet", "podrun"]);
+        let rules = table["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o.get("rule").is_some())
+            .count();
+        assert_eq!(rules, 1, "{table}");
+        assert!(tcp_reaches(&pods[0].0, Some(&pods[7].0), pods[7].1.ip));
+        for (_, pn) in &pods {
+            net::detach_pod(&pn.host_veth).unwrap();
+        }
+        net::teardown_network(&cfg).unwrap();
+        assert!(net::inspect_bridge("podrun0").unwrap().is_none());
+        assert!(!net::masquerade_present(&cfg).unwrap());
+    });
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]

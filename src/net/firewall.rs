@@ -4,7 +4,8 @@
 //! priority srcnat) holds one rule per network:
 //! `ip saddr <cidr> oifname != "<bridge>" masquerade comment "podrun network <bridge> <cidr>"`.
 //! The comment identifies the rule on removal (list the table, delete by handle, delete the table
-//! once it has no rules). Changes are serialised with a lock file next to the IPAM directories.
+//! once it has no rules). Changes are serialised by the caller holding [`lock`]
+//! (`<ipam_dir>/../firewall.lock`), which also covers bridge creation/deletion.
 //! Each `nft` run costs ~2.4 ms, so an attach that finds the rule in place runs `nft` once.
 
 use std::borrow::Cow;
@@ -31,9 +32,11 @@ pub(crate) fn rule_comment(cfg: &NetworkConfig) -> String {
     format!("podrun network {} {}", cfg.bridge, cfg.cidr)
 }
 
-/// Add the masquerade rule unless it is already there.
-pub(crate) fn ensure_masquerade(cfg: &NetworkConfig) -> Result<(), NetError> {
-    let _lock = lock(cfg)?;
+/// Add the masquerade rule unless it is already there. The caller holds [`lock`].
+pub(crate) fn ensure_masquerade(
+    cfg: &NetworkConfig,
+    _locked: &NetworkLock,
+) -> Result<(), NetError> {
     let listing = list_table()?;
     if listing
         .as_ref()
@@ -61,9 +64,12 @@ pub(crate) fn ensure_masquerade(cfg: &NetworkConfig) -> Result<(), NetError> {
     apply(batch, "add masquerade rule")
 }
 
-/// Remove the network's masquerade rule, and the table when no rule is left. Idempotent.
-pub(crate) fn remove_masquerade(cfg: &NetworkConfig) -> Result<(), NetError> {
-    let _lock = lock(cfg)?;
+/// Remove the network's masquerade rule, and the table when no rule is left. Idempotent. The
+/// caller holds [`lock`].
+pub(crate) fn remove_masquerade(
+    cfg: &NetworkConfig,
+    _locked: &NetworkLock,
+) -> Result<(), NetError> {
     let Some(listing) = list_table()? else {
         return Ok(());
     };
@@ -132,8 +138,10 @@ fn masquerade_rule(cfg: &NetworkConfig) -> Rule<'static> {
     }
 }
 
-/// Exclusive flock on `<ipam_dir>/../firewall.lock`, released on drop.
-fn lock(cfg: &NetworkConfig) -> Result<File, NetError> {
+/// Exclusive flock on `<ipam_dir>/../firewall.lock`, released on drop. Held while podrun's nft
+/// table or a bridge is changed, so a teardown cannot delete the bridge or table that a
+/// concurrent attach is about to use.
+pub(crate) fn lock(cfg: &NetworkConfig) -> Result<NetworkLock, NetError> {
     let dir = cfg
         .ipam_dir
         .parent()
@@ -163,7 +171,20 @@ fn lock(cfg: &NetworkConfig) -> Result<File, NetError> {
         path,
         source,
     })?;
-    Ok(file)
+    Ok(NetworkLock { _held: Some(file) })
+}
+
+/// Proof that the caller holds [`lock`] (or, for best-effort teardown, that it tried).
+pub(crate) struct NetworkLock {
+    /// Kept open for the flock; closing it unlocks.
+    _held: Option<File>,
+}
+
+impl NetworkLock {
+    /// For teardown when the lock file cannot be taken: proceed without it.
+    pub(crate) fn not_held() -> Self {
+        NetworkLock { _held: None }
+    }
 }
 
 /// `nft -j list table inet podrun`, or `None` when the table does not exist.

@@ -151,9 +151,11 @@ pub fn attach_pod(
             cfg.cidr
         )));
     }
+    // Held until the host veth is a port of the bridge (see `veth::attach`).
+    let lock = firewall::lock(cfg)?;
     sysctl::ensure_ip_forward()?;
-    firewall::ensure_masquerade(cfg)?;
-    veth::attach(cfg, pod_netns, host_veth, ip)
+    firewall::ensure_masquerade(cfg, &lock)?;
+    veth::attach(cfg, pod_netns, host_veth, ip, lock)
 }
 
 /// Delete the host veth (its peer goes with it). Idempotent: a missing link is Ok.
@@ -165,8 +167,12 @@ pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
 /// podrun's nft table when it is empty) and delete the bridge if it has no ports left.
 /// Idempotent and best-effort: every step runs, all failures are returned.
 pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
-    let mut errors = Vec::new();
-    if let Err(e) = firewall::remove_masquerade(cfg) {
+    // Without the lock (unwritable state dir) the steps still run: best-effort.
+    let (lock, mut errors) = match firewall::lock(cfg) {
+        Ok(lock) => (lock, Vec::new()),
+        Err(e) => (firewall::NetworkLock::not_held(), vec![e]),
+    };
+    if let Err(e) = firewall::remove_masquerade(cfg, &lock) {
         errors.push(e);
     }
     match netlink::block_on_host(|handle| async move {
@@ -175,6 +181,7 @@ pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
         Ok(Ok(())) => {}
         Ok(Err(e)) | Err(e) => errors.push(e),
     }
+    drop(lock);
     NetError::from_list(errors)
 }
 

@@ -12,6 +12,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, State};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::firewall::NetworkLock;
 use super::netlink::{
     self, link_admin_up, link_by_index, link_by_name, link_controller, link_kind, link_mac,
     link_name, link_oper_state, link_peer_index, oper_state_name,
@@ -50,10 +51,13 @@ pub(crate) fn attach(
     pod_netns: BorrowedFd<'_>,
     host_veth: &str,
     ip: Ipv4Addr,
+    lock: NetworkLock,
 ) -> Result<PodNetwork, NetError> {
     netlink::block_on_host(|handle| async move {
         let bridge_index = bridge::ensure(&handle, cfg).await?;
         let host_index = create_pair(&handle, cfg, bridge_index, pod_netns, host_veth).await?;
+        // The veth is a bridge port now, so a teardown keeps the bridge: let others in.
+        drop(lock);
         // From here on a failure leaves a half-wired pair: remove it so a retry starts clean.
         let wired = async {
             let gateway = cfg.gateway();
