@@ -1,27 +1,115 @@
-//! STUB: replaced by the net branch. Types only, to let the rest compile.
-use serde::{Deserialize, Serialize};
+//! Pod networking: a node bridge, one veth pair per pod, host-local style IPAM and an nftables
+//! masquerade rule (the CNI `bridge` + `host-local` + `ipMasq` combination, see
+//! `pod-semantics.md` §4).
+//!
+//! Kernel interfaces: rtnetlink (rtnetlink(7), through the `rtnetlink` crate), `/proc/sys/net`
+//! (per network namespace of the *calling thread*), and `nft -j` (libnftables-json(5)).
+//!
+//! Every public function is synchronous. Netlink work runs on a tokio current_thread runtime that
+//! lives for the duration of one call; work inside a pod's network namespace runs on a scoped
+//! helper thread that is joined before the call returns, so the (single-threaded, later forking)
+//! caller never has stray threads.
+
+mod bridge;
+mod firewall;
+pub mod ipam;
+mod netlink;
+mod sysctl;
+mod veth;
+
+use std::fmt;
 use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NetError(pub String);
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+pub use bridge::BridgeFacts;
+pub use veth::VethFacts;
+
+/// Default bridge name.
+pub const DEFAULT_BRIDGE: &str = "podrun0";
+/// Default pod CIDR.
+pub const DEFAULT_CIDR: &str = "10.244.0.0/24";
+/// Name of the pod end of the veth pair.
+pub const POD_IFNAME: &str = "eth0";
+
+/// One pod network: a bridge, its subnet and the IPAM directory.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NetworkConfig {
+    /// Bridge device name (default `podrun0`).
     pub bridge: String,
-    pub cidr: ipnet::Ipv4Net,
+    /// Pod subnet (default `10.244.0.0/24`); the first address is the gateway on the bridge.
+    pub cidr: Ipv4Net,
+    /// host-local style allocation directory, `<state root>/networks/<bridge>`.
     pub ipam_dir: PathBuf,
 }
+
 impl NetworkConfig {
-    pub fn gateway(&self) -> Ipv4Addr {
-        todo!()
+    /// The default network (`podrun0`, `10.244.0.0/24`) with its IPAM directory under
+    /// `<state_root>/networks/podrun0`.
+    pub fn with_state_root(state_root: &std::path::Path) -> Self {
+        NetworkConfig {
+            bridge: DEFAULT_BRIDGE.to_string(),
+            cidr: DEFAULT_CIDR.parse().expect("valid default cidr"),
+            ipam_dir: state_root.join("networks").join(DEFAULT_BRIDGE),
+        }
     }
+
+    /// The gateway: the first address of the subnet (network + 1), put on the bridge.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.cidr.network()).wrapping_add(1))
+    }
+
+    /// Check the bridge name and the subnet.
     pub fn validate(&self) -> Result<(), NetError> {
-        todo!()
+        validate_ifname(&self.bridge)?;
+        let len = self.cidr.prefix_len();
+        if len > 30 {
+            return Err(NetError::InvalidConfig(format!(
+                "Network {} too small to allocate from",
+                self.cidr
+            )));
+        }
+        if self.cidr.addr() != self.cidr.network() {
+            return Err(NetError::InvalidConfig(format!(
+                "Network has host bits set. For a subnet mask of length {len} the network address is {}",
+                self.cidr.network()
+            )));
+        }
+        Ok(())
     }
 }
+
+/// Check a Linux interface name: 1–15 bytes, no `/`, no whitespace or control characters, not
+/// `.` or `..` (the kernel's `dev_valid_name`).
+pub fn validate_ifname(name: &str) -> Result<(), NetError> {
+    let bad = |why: &str| {
+        Err(NetError::InvalidConfig(format!(
+            "invalid interface name {name:?}: {why}"
+        )))
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 15 {
+        return bad("longer than 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("reserved name");
+    }
+    if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return bad("contains '/', ':', whitespace or a control character");
+    }
+    Ok(())
+}
+
+/// What `attach_pod` set up, for the pod's state record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PodNetwork {
     pub host_veth: String,
@@ -32,48 +120,310 @@ pub struct PodNetwork {
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub bridge: String,
+    /// MAC address of the pod's eth0, `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
 }
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VethFacts {}
-pub fn host_veth_name(_key: &str) -> String {
-    todo!()
+
+/// Predictable host veth name: "veth" + first 8 hex chars of sha256(key) (key =
+/// "<namespace>/<pod name>").
+pub fn host_veth_name(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("veth{hex}")
 }
+
+/// Ensure bridge (create if missing, with gateway/prefix address, up), `net.ipv4.ip_forward=1`,
+/// and the masquerade rule; then create the veth pair in ONE RTM_NEWLINK with the peer named eth0
+/// created directly inside `pod_netns` and the host end enslaved to the bridge and up. Inside the
+/// pod: lo up, eth0 address ip/prefix, eth0 up, default route via the gateway, `arp_notify=1`.
+/// Returns once the host veth is operationally up.
 pub fn attach_pod(
-    _cfg: &NetworkConfig,
-    _pod_netns: BorrowedFd<'_>,
-    _host_veth: &str,
-    _ip: Ipv4Addr,
+    cfg: &NetworkConfig,
+    pod_netns: BorrowedFd<'_>,
+    host_veth: &str,
+    ip: Ipv4Addr,
 ) -> Result<PodNetwork, NetError> {
-    todo!()
+    cfg.validate()?;
+    validate_ifname(host_veth)?;
+    if !cfg.cidr.contains(&ip) || ip == cfg.gateway() || ip == cfg.cidr.network() {
+        return Err(NetError::InvalidConfig(format!(
+            "pod address {ip} is not a usable host address of {}",
+            cfg.cidr
+        )));
+    }
+    // Held until the host veth is a port of the bridge (see `veth::attach`).
+    let lock = firewall::lock(cfg)?;
+    sysctl::ensure_ip_forward()?;
+    firewall::ensure_masquerade(cfg, &lock)?;
+    veth::attach(cfg, pod_netns, host_veth, ip, lock)
 }
-pub fn detach_pod(_host_veth: &str) -> Result<(), NetError> {
-    todo!()
+
+/// Delete the host veth (its peer goes with it). Idempotent: a missing link is Ok.
+pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
+    netlink::block_on_host(|handle| async move { veth::delete(&handle, host_veth).await })?
 }
-pub fn teardown_network(_cfg: &NetworkConfig) -> Result<(), NetError> {
-    todo!()
+
+/// When no pod uses the network any more: remove podrun's masquerade rule for this cidr (and
+/// podrun's nft table when it is empty) and delete the bridge if it has no ports left.
+/// Idempotent and best-effort: every step runs, all failures are returned.
+pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
+    // Without the lock (unwritable state dir) the steps still run: best-effort.
+    let (lock, mut errors) = match firewall::lock(cfg) {
+        Ok(lock) => (lock, Vec::new()),
+        Err(e) => (firewall::NetworkLock::not_held(), vec![e]),
+    };
+    if let Err(e) = firewall::remove_masquerade(cfg, &lock) {
+        errors.push(e);
+    }
+    match netlink::block_on_host(|handle| async move {
+        bridge::delete_if_unused(&handle, &cfg.bridge).await
+    }) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => errors.push(e),
+    }
+    drop(lock);
+    NetError::from_list(errors)
 }
-pub fn inspect_host_veth(_host_veth: &str) -> Result<Option<VethFacts>, NetError> {
-    todo!()
+
+/// Facts read back from the kernel about a host veth (`None` if it does not exist), including
+/// the bridge it is enslaved to.
+pub fn inspect_host_veth(host_veth: &str) -> Result<Option<VethFacts>, NetError> {
+    netlink::block_on_host(|handle| async move { veth::inspect(&handle, host_veth).await })?
 }
-pub fn masquerade_present(_cfg: &NetworkConfig) -> Result<bool, NetError> {
-    todo!()
+
+/// Facts read back from the kernel about a bridge (`None` if no link of that name exists).
+pub fn inspect_bridge(name: &str) -> Result<Option<BridgeFacts>, NetError> {
+    netlink::block_on_host(|handle| async move { bridge::inspect(&handle, name).await })?
 }
-pub mod ipam {
+
+/// Whether podrun's masquerade rule for this network is in `table inet podrun`.
+pub fn masquerade_present(cfg: &NetworkConfig) -> Result<bool, NetError> {
+    firewall::masquerade_present(cfg)
+}
+
+/// A netlink failure, shown the way `ip` shows it ("File exists").
+#[derive(Debug, Clone)]
+pub struct NlError {
+    /// The errno from the kernel's NLMSG_ERROR, when there was one.
+    pub errno: Option<i32>,
+    detail: String,
+}
+
+impl NlError {
+    pub(crate) fn from_rtnetlink(err: rtnetlink::Error) -> Self {
+        if let rtnetlink::Error::NetlinkError(msg) = &err
+            && let Some(code) = msg.code
+        {
+            let errno = -code.get();
+            let text = std::io::Error::from_raw_os_error(errno).to_string();
+            // "File exists (os error 17)" -> "File exists"
+            let detail = match text.rfind(" (os error") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            };
+            return NlError {
+                errno: Some(errno),
+                detail,
+            };
+        }
+        NlError {
+            errno: None,
+            detail: err.to_string(),
+        }
+    }
+
+    pub(crate) fn is_errno(&self, errno: i32) -> bool {
+        self.errno == Some(errno)
+    }
+}
+
+impl fmt::Display for NlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for NlError {}
+
+/// Everything that can go wrong in `net`. Each variant names the step and carries the object.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("open netlink socket{}: {source}", if *in_pod { " in the pod network namespace" } else { "" })]
+    Connect {
+        in_pod: bool,
+        source: std::io::Error,
+    },
+    #[error("build netlink runtime: {source}")]
+    Runtime { source: std::io::Error },
+    #[error("enter the pod network namespace: {source}")]
+    EnterNetns { source: nix::Error },
+    #[error("pod network namespace helper thread panicked")]
+    HelperPanicked,
+    #[error("look up link {name}: {source}")]
+    GetLink { name: String, source: NlError },
+    #[error("{name} already exists but is not a bridge")]
+    NotABridge { name: String },
+    #[error("create bridge {name}: {source}")]
+    CreateBridge { name: String, source: NlError },
+    #[error("set {dev} up: {source}")]
+    LinkUp { dev: String, source: NlError },
+    #[error("add address {addr} to {dev}: {source}")]
+    AddAddress {
+        dev: String,
+        addr: String,
+        source: NlError,
+    },
+    #[error("list addresses of {dev}: {source}")]
+    GetAddress { dev: String, source: NlError },
+    #[error("{dev} already has an IP address different from {want}: {have}")]
+    AddressConflict {
+        dev: String,
+        want: String,
+        have: String,
+    },
+    #[error("create veth {host} (peer {peer} in the pod) on bridge {bridge}: {source}")]
+    CreateVeth {
+        host: String,
+        peer: String,
+        bridge: String,
+        source: NlError,
+    },
+    #[error("{dev} missing right after creating it")]
+    LinkVanished { dev: String },
+    #[error("add default route via {gateway} on {dev}: {source}")]
+    AddRoute {
+        dev: String,
+        gateway: Ipv4Addr,
+        source: NlError,
+    },
+    #[error("bridge port {dev} in error state: {state}")]
+    PortNotUp { dev: String, state: String },
+    #[error("delete link {name}: {source}")]
+    DeleteLink { name: String, source: NlError },
+    #[error("list links: {source}")]
+    ListLinks { source: NlError },
+    #[error("write {value} to {path}: {source}")]
+    Sysctl {
+        path: String,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("nftables: {step}: {detail}")]
+    Firewall { step: String, detail: String },
+    #[error("{op} {path}: {source}", path = path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no IP addresses available in range {range}")]
+    IpamExhausted { range: Ipv4Net },
+    #[error("{ip} has been allocated to {owner}, duplicate allocation is not allowed")]
+    IpamDuplicate { ip: Ipv4Addr, owner: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Multiple(Vec<NetError>),
+}
+
+impl NetError {
+    /// `Ok` for no errors, the error itself for one, `Multiple` otherwise.
+    pub(crate) fn from_list(mut errors: Vec<NetError>) -> Result<(), NetError> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(NetError::Multiple(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
-    pub struct Ipam {}
-    impl Ipam {
-        pub fn new(_cfg: &NetworkConfig) -> Self {
-            todo!()
+
+    fn cfg(cidr: &str) -> NetworkConfig {
+        NetworkConfig {
+            bridge: "podrun0".into(),
+            cidr: cidr.parse().unwrap(),
+            ipam_dir: "/nonexistent".into(),
         }
-        pub fn allocate(&self, _owner: &str, _ifname: &str) -> Result<Ipv4Addr, NetError> {
-            todo!()
+    }
+
+    #[test]
+    fn veth_name_is_predictable() {
+        let a = host_veth_name("default/web");
+        assert_eq!(a, host_veth_name("default/web"));
+        assert_ne!(a, host_veth_name("default/web2"));
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("veth"));
+        assert!(a[4..].chars().all(|c| c.is_ascii_hexdigit()));
+        // sha256("default/web") starts with these 4 bytes.
+        let d = Sha256::digest(b"default/web");
+        assert_eq!(
+            &a[4..],
+            &format!("{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+        );
+        validate_ifname(&a).unwrap();
+    }
+
+    #[test]
+    fn gateway_is_first_address() {
+        assert_eq!(cfg("10.244.0.0/24").gateway(), Ipv4Addr::new(10, 244, 0, 1));
+        assert_eq!(cfg("10.88.0.0/16").gateway(), Ipv4Addr::new(10, 88, 0, 1));
+    }
+
+    #[test]
+    fn validate_rejects_host_bits() {
+        let err = cfg("10.244.0.5/24").validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "Network has host bits set. For a subnet mask of length 24 the network address is 10.244.0.0"
+        );
+    }
+
+    #[test]
+    fn validate_rejects_tiny_networks() {
+        assert!(cfg("10.0.0.0/30").validate().is_ok());
+        let err = cfg("10.0.0.0/31").validate().unwrap_err().to_string();
+        assert_eq!(err, "Network 10.0.0.0/31 too small to allocate from");
+    }
+
+    #[test]
+    fn validate_checks_bridge_name() {
+        let mut c = cfg("10.244.0.0/24");
+        assert!(c.validate().is_ok());
+        for bad in ["", "a-very-long-bridge0", "br/0", "br 0", ".", ".."] {
+            c.bridge = bad.into();
+            assert!(c.validate().is_err(), "{bad:?} accepted");
         }
-        pub fn release(&self, _owner: &str) -> Result<Vec<Ipv4Addr>, NetError> {
-            todo!()
-        }
-        pub fn allocations(&self) -> Result<Vec<(Ipv4Addr, String)>, NetError> {
-            todo!()
-        }
+        c.bridge = "abcdefghijklmno".into(); // exactly 15
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn default_config() {
+        let c = NetworkConfig::with_state_root(std::path::Path::new("/run/podrun"));
+        assert_eq!(c.bridge, "podrun0");
+        assert_eq!(c.cidr.to_string(), "10.244.0.0/24");
+        assert_eq!(c.ipam_dir, PathBuf::from("/run/podrun/networks/podrun0"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn netlink_errors_read_like_ip() {
+        let e = NlError {
+            errno: Some(libc::EEXIST),
+            detail: "File exists".into(),
+        };
+        let err = NetError::CreateVeth {
+            host: "veth1a2b3c4d".into(),
+            peer: "eth0".into(),
+            bridge: "podrun0".into(),
+            source: e,
+        };
+        assert_eq!(
+            err.to_string(),
+            "create veth veth1a2b3c4d (peer eth0 in the pod) on bridge podrun0: File exists"
+        );
     }
 }

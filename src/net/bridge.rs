@@ -1,0 +1,224 @@
+//! The node bridge: created on first use with the gateway address, deleted when its last port is
+//! gone (CNI bridge `ensureBridge`/`ensureAddr`, netavark `host_teardown`).
+
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec};
+use serde::{Deserialize, Serialize};
+
+use super::netlink::{
+    all_links, link_admin_up, link_by_name, link_controller, link_kind, link_name, link_oper_state,
+    oper_state_name,
+};
+use super::{NetError, NetworkConfig, NlError};
+
+/// What the kernel says about a bridge.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BridgeFacts {
+    pub name: String,
+    pub ifindex: u32,
+    /// Link kind is `bridge` (false: a different device has the name).
+    pub is_bridge: bool,
+    /// IFF_UP is set.
+    pub admin_up: bool,
+    /// Operational state as `ip` prints it, lower-case ("up", "down", ...).
+    pub oper_state: String,
+    /// IPv4 addresses with their prefix.
+    pub addresses: Vec<Ipv4Net>,
+    /// Names of the enslaved ports.
+    pub ports: Vec<String>,
+}
+
+/// Make sure the bridge exists, is a bridge, carries `gateway/prefix` and is up. Returns its
+/// ifindex.
+pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, NetError> {
+    let name = cfg.bridge.as_str();
+    let get_err = |source| NetError::GetLink {
+        name: name.to_string(),
+        source,
+    };
+    let mut link = link_by_name(handle, name).await.map_err(get_err)?;
+    if link.is_none() {
+        let created = handle
+            .link()
+            .add(LinkBridge::new(name).up().build())
+            .execute()
+            .await
+            .map_err(NlError::from_rtnetlink);
+        match created {
+            // EEXIST: another pod's supervisor won the race; fine.
+            Err(e) if !e.is_errno(libc::EEXIST) => {
+                return Err(NetError::CreateBridge {
+                    name: name.to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        link = link_by_name(handle, name).await.map_err(get_err)?;
+    }
+    let link = link.ok_or_else(|| NetError::LinkVanished {
+        dev: name.to_string(),
+    })?;
+    if link_kind(&link).as_deref() != Some("bridge") {
+        return Err(NetError::NotABridge {
+            name: name.to_string(),
+        });
+    }
+    let index = link.header.index;
+
+    let gateway = cfg.gateway();
+    let prefix = cfg.cidr.prefix_len();
+    let want = Ipv4Net::new(gateway, prefix).expect("prefix validated");
+    let have = ipv4_addresses(handle, index)
+        .await
+        .map_err(|source| NetError::GetAddress {
+            dev: name.to_string(),
+            source,
+        })?;
+    if !have.contains(&want) {
+        if let Some(other) = have.first() {
+            return Err(NetError::AddressConflict {
+                dev: name.to_string(),
+                want: want.to_string(),
+                have: other.to_string(),
+            });
+        }
+        let added = handle
+            .address()
+            .add(index, IpAddr::V4(gateway), prefix)
+            .execute()
+            .await
+            .map_err(NlError::from_rtnetlink);
+        match added {
+            Err(e) if !e.is_errno(libc::EEXIST) => {
+                return Err(NetError::AddAddress {
+                    dev: name.to_string(),
+                    addr: want.to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    if !link_admin_up(&link) {
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| NetError::LinkUp {
+                dev: name.to_string(),
+                source: NlError::from_rtnetlink(e),
+            })?;
+    }
+    Ok(index)
+}
+
+/// IPv4 addresses on link `index`.
+pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>, NlError> {
+    let msgs: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NlError::from_rtnetlink)?;
+    Ok(msgs
+        .iter()
+        .filter(|m| m.header.index == index)
+        .filter_map(|m| {
+            // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer on p2p links.
+            let local = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            let addr = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            local
+                .or(addr)
+                .and_then(|ip| Ipv4Net::new(ip, m.header.prefix_len).ok())
+        })
+        .collect())
+}
+
+/// Delete the bridge if it exists, is a bridge and has no ports. Idempotent.
+pub(crate) async fn delete_if_unused(handle: &Handle, name: &str) -> Result<(), NetError> {
+    let Some(link) = link_by_name(handle, name)
+        .await
+        .map_err(|source| NetError::GetLink {
+            name: name.to_string(),
+            source,
+        })?
+    else {
+        return Ok(());
+    };
+    if link_kind(&link).as_deref() != Some("bridge") {
+        // Not ours to delete.
+        return Ok(());
+    }
+    let index = link.header.index;
+    let links = all_links(handle)
+        .await
+        .map_err(|source| NetError::ListLinks { source })?;
+    if links.iter().any(|l| link_controller(l) == Some(index)) {
+        return Ok(());
+    }
+    match handle.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = NlError::from_rtnetlink(e);
+            if e.is_errno(libc::ENODEV) {
+                Ok(())
+            } else {
+                Err(NetError::DeleteLink {
+                    name: name.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+/// Read the bridge's state back from the kernel.
+pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<BridgeFacts>, NetError> {
+    let Some(link) = link_by_name(handle, name)
+        .await
+        .map_err(|source| NetError::GetLink {
+            name: name.to_string(),
+            source,
+        })?
+    else {
+        return Ok(None);
+    };
+    let index = link.header.index;
+    let addresses = ipv4_addresses(handle, index)
+        .await
+        .map_err(|source| NetError::GetAddress {
+            dev: name.to_string(),
+            source,
+        })?;
+    let links = all_links(handle)
+        .await
+        .map_err(|source| NetError::ListLinks { source })?;
+    let ports = links
+        .iter()
+        .filter(|l| link_controller(l) == Some(index))
+        .filter_map(|l| link_name(l).map(str::to_string))
+        .collect();
+    Ok(Some(BridgeFacts {
+        name: name.to_string(),
+        ifindex: index,
+        is_bridge: link_kind(&link).as_deref() == Some("bridge"),
+        admin_up: link_admin_up(&link),
+        oper_state: oper_state_name(link_oper_state(&link)),
+        addresses,
+        ports,
+    }))
+}
