@@ -1,0 +1,212 @@
+//! A throwaway "node" per test: a holder process in fresh network and mount namespaces (mount
+//! propagation private, a tmpfs over /run/netns), its own state root, and podrun run inside it
+//! through nsenter. Nothing a test creates (bridge, veths, nft table, netns pins, processes) is
+//! visible on the host, tests run in parallel, and Drop removes everything even when a test fails.
+#![allow(dead_code)]
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PODRUN: &str = env!("CARGO_BIN_EXE_podrun");
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Root tests skip (with a message) when not run as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !common::is_root() {
+            eprintln!("skipped: this test needs root (namespaces, veth, nftables)");
+            return;
+        }
+    };
+}
+
+pub struct Node {
+    holder: Child,
+    pub root: tempfile::TempDir,
+    pub cidr: String,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl Node {
+    pub fn new() -> Self {
+        Self::with_cidr("10.244.0.0/24")
+    }
+
+    pub fn with_cidr(cidr: &str) -> Self {
+        let holder = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "--", "sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start namespace holder");
+        let node = Node { holder, root: tempfile::tempdir().expect("tempdir"), cidr: cidr.to_owned() };
+        // Wait until unshare has exec'd sleep inside the new namespaces.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while node.mnt_inode() == own_ns("mnt") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::fs::create_dir_all("/run/netns").expect("create /run/netns");
+        node.sh("mount -t tmpfs tmpfs /run/netns && ip link set lo up").ok();
+        node
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    fn mnt_inode(&self) -> u64 {
+        std::fs::metadata(format!("/proc/{}/ns/mnt", self.pid())).map(|m| m.ino()).unwrap_or(0)
+    }
+
+    fn enter(&self) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.pid().to_string()).args(["-n", "-m", "--"]);
+        c
+    }
+
+    /// `podrun <args>` on this node.
+    pub fn podrun(&self, args: &[&str]) -> Run {
+        self.podrun_env(args, &[])
+    }
+
+    pub fn podrun_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.enter();
+        c.arg(PODRUN).env("PODRUN_ROOT", self.root.path()).env("PODRUN_POD_CIDR", &self.cidr).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Run::from(c.output().expect("run podrun"))
+    }
+
+    /// A shell command in the node's namespaces.
+    pub fn sh(&self, script: &str) -> Run {
+        Run::from(self.enter().args(["sh", "-c", script]).output().expect("run sh"))
+    }
+
+    pub fn apply(&self, rel: &str) -> Run {
+        self.podrun(&["apply", "-f", repo_file(rel).to_str().unwrap()])
+    }
+
+    pub fn inspect(&self, pod: &str) -> serde_json::Value {
+        let out = self.podrun(&["inspect", pod]).ok();
+        serde_json::from_str(&out.stdout).expect("inspect prints JSON")
+    }
+
+    pub fn pod_ip(&self, pod: &str) -> String {
+        let out = self.podrun(&["get", "pod", pod, "-o", "json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v["status"]["podIP"].as_str().expect("podIP").to_owned()
+    }
+
+    /// Retry `script` (bounded) until it exits 0; return its last run.
+    pub fn eventually(&self, script: &str, timeout: Duration) -> Run {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.sh(script);
+            if r.code == 0 || Instant::now() >= deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Processes that live in this node's mount namespace (everything podrun started here).
+    pub fn processes(&self) -> Vec<i32> {
+        let mine = self.mnt_inode();
+        let holder = self.pid() as i32;
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| pid != holder)
+            .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| m.ino()).ok() == Some(mine))
+            .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false))
+            .collect()
+    }
+
+    /// Names of the links in the node's network namespace.
+    pub fn links(&self) -> Vec<String> {
+        let out = self.sh("ip -j link show").ok();
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Entries in the state root's pods dir.
+    pub fn state_entries(&self) -> usize {
+        std::fs::read_dir(self.root.path().join("pods")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    pub fn ipam_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.path().join("networks/podrun0"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains('.') && !n.starts_with("last_reserved")).collect())
+            .unwrap_or_default()
+    }
+
+    /// Assert the node holds nothing of podrun's: no veth/bridge, no pins, no nft table, no
+    /// process, no state, no allocated address.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        let links = self.links();
+        assert!(links.iter().all(|l| !l.starts_with("veth") && l != "podrun0"), "links left: {links:?}");
+        let pins = self.sh("ls /run/netns").ok().stdout;
+        assert!(pins.trim().is_empty(), "netns pins left: {pins}");
+        let nft = self.sh("nft list tables").ok().stdout;
+        assert!(!nft.contains("podrun"), "nft table left: {nft}");
+        let procs = self.processes();
+        assert!(procs.is_empty(), "processes left: {:?}", procs.iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+        assert_eq!(self.state_entries(), 0, "pod state left");
+        assert!(self.ipam_files().is_empty(), "addresses still allocated: {:?}", self.ipam_files());
+    }
+}
+
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+}
+
+fn own_ns(kind: &str) -> u64 {
+    std::fs::metadata(format!("/proc/self/ns/{kind}")).map(|m| m.ino()).unwrap_or(0)
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.podrun(&["delete", "--all", "--grace-period=0"]);
+        // Whatever is still running in the node's mount namespace is ours: kill it by PID.
+        for _ in 0..3 {
+            for pid in self.processes() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
