@@ -44,7 +44,11 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
         labels: meta.labels.clone().unwrap_or_default(),
         annotations: meta.annotations.clone().unwrap_or_default(),
         selector: spec.selector.match_labels.clone().unwrap_or_default(),
-        template_hostname: spec.template.spec.and_then(|s| s.hostname).filter(|h| !h.is_empty()),
+        template_hostname: spec
+            .template
+            .spec
+            .and_then(|s| s.hostname)
+            .filter(|h| !h.is_empty()),
         template,
     }
 }

@@ -211,7 +211,10 @@ mod tests {
     fn later_duplicate_replaces_value() {
         let value = |s: &str| EnvSource::Value(s.into());
         let c = container(vec![("A", value("1")), ("A", value("$(A)2"))], &["true"]);
-        assert_eq!(resolve(&c, &facts()).env, [("A".to_string(), "12".to_string())]);
+        assert_eq!(
+            resolve(&c, &facts()).env,
+            [("A".to_string(), "12".to_string())]
+        );
     }
 
     #[test]
@@ -219,7 +222,10 @@ mod tests {
         let f = facts();
         assert_eq!(field_value("metadata.name", &f).as_deref(), Some("web"));
         assert_eq!(field_value("metadata.uid", &f).as_deref(), Some("u-1"));
-        assert_eq!(field_value("status.hostIP", &f).as_deref(), Some("192.168.1.2"));
+        assert_eq!(
+            field_value("status.hostIP", &f).as_deref(),
+            Some("192.168.1.2")
+        );
         assert_eq!(field_value("spec.nodeName", &f).as_deref(), Some("node1"));
         assert_eq!(field_value("metadata.labels", &f), None);
     }

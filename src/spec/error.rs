@@ -93,20 +93,24 @@ pub enum SpecError {
     },
 
     #[error(
-        "{origin}: {kind} \"{name}\" in namespace \"{namespace}\" is defined more than once \
-         (first in {first})"
+        "{origin}: {kind} \"{name}\" in namespace \"{namespace}\" is defined more than once{}",
+        first_document.map(|n| format!(" (first in document {n})")).unwrap_or_default()
     )]
     DuplicateObject {
         origin: Origin,
-        kind: String,
+        kind: &'static str,
         namespace: String,
         name: String,
-        first: Origin,
+        /// The document that defined it first.
+        first_document: Option<usize>,
     },
 }
 
 fn unknown_list(paths: &[String]) -> String {
-    let quoted: Vec<String> = paths.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+    let quoted: Vec<String> = paths
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
     quoted.join(", ")
 }
 
@@ -185,7 +189,11 @@ mod tests {
     #[test]
     fn unsupported_value_lists_choices() {
         assert_eq!(
-            unsupported("spec.restartPolicy", "Sometimes", &["Always", "OnFailure", "Never"]),
+            unsupported(
+                "spec.restartPolicy",
+                "Sometimes",
+                &["Always", "OnFailure", "Never"]
+            ),
             "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \
              \"Always\", \"OnFailure\", \"Never\""
         );

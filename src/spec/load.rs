@@ -93,7 +93,8 @@ pub fn load_str(text: &str, source: &str) -> Result<Vec<Object>, SpecError> {
 
 /// All non-empty YAML documents, as JSON values.
 fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>, SpecError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| yaml_error(&e, source))?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| yaml_error(&e, source))?;
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -106,8 +107,18 @@ fn yaml_error(error: &serde_saphyr::Error, source: &str) -> SpecError {
         source_name: source.to_string(),
         line,
         column,
-        message: error.without_snippet().to_string(),
+        message: tidy_yaml_message(&error.without_snippet().to_string(), line, column),
     }
+}
+
+/// Drops the parser's own position suffix (the message already starts with it) and its
+/// advice meant for programmers.
+fn tidy_yaml_message(message: &str, line: u64, column: u64) -> String {
+    let position = format!(" at line {line}, column {column}");
+    message
+        .trim_end()
+        .trim_end_matches(&position)
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
 }
 
 fn load_object(mut document: Value, origin: &Origin) -> Result<Object, SpecError> {
@@ -201,20 +212,27 @@ fn load_pod(document: Value, origin: &Origin) -> Result<PodPlan, SpecError> {
     let pod: Pod = decode_typed(document, origin)?;
     let spec = pod.spec.clone().unwrap_or_default();
     check_supported(&pod, Shape::Pod, unsupported_values(&spec, "spec"), origin)?;
-    check_valid("Pod", pod.metadata.name.as_deref(), pod_problems(&pod), origin)?;
+    check_valid(
+        "Pod",
+        pod.metadata.name.as_deref(),
+        pod_problems(&pod),
+        origin,
+    )?;
     Ok(pod_plan(&pod))
 }
 
-fn load_deployment(
-    document: Value,
-    origin: &Origin,
-) -> Result<super::DeploymentPlan, SpecError> {
+fn load_deployment(document: Value, origin: &Origin) -> Result<super::DeploymentPlan, SpecError> {
     let deployment: Deployment = decode_typed(document, origin)?;
     let pod_spec = deployment.spec.template.spec.clone().unwrap_or_default();
     let values = unsupported_values(&pod_spec, "spec.template.spec");
     check_supported(&deployment, Shape::Deployment, values, origin)?;
     let problems = deployment_problems(&deployment);
-    check_valid("Deployment", deployment.metadata.name.as_deref(), problems, origin)?;
+    check_valid(
+        "Deployment",
+        deployment.metadata.name.as_deref(),
+        problems,
+        origin,
+    )?;
     Ok(deployment_plan(&deployment))
 }
 
@@ -267,10 +285,10 @@ fn check_unique(
     if let Some(first) = seen.get(&key) {
         return Err(SpecError::DuplicateObject {
             origin: origin.clone(),
-            kind: kind.to_string(),
+            kind,
             namespace: key.1,
             name: key.2,
-            first: first.clone(),
+            first_document: first.document,
         });
     }
     seen.insert(key, origin.clone());

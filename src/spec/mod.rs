@@ -14,6 +14,9 @@ pub mod quantity;
 mod strict;
 mod validate;
 
+#[cfg(test)]
+mod load_tests;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +24,8 @@ use serde::{Deserialize, Serialize};
 pub use error::{Origin, SpecError};
 pub use load::{load_file, load_str};
 
-/// One object of a manifest.
+/// One object of a manifest. Not boxed: objects are few and callers match on the plans directly.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Object {
     Pod(PodPlan),

@@ -76,7 +76,12 @@ fn container_plan(container: &core::Container) -> ContainerPlan {
         args: container.args.clone().unwrap_or_default(),
         working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
         env: container.env.iter().flatten().map(env_var).collect(),
-        ports: container.ports.iter().flatten().map(container_port).collect(),
+        ports: container
+            .ports
+            .iter()
+            .flatten()
+            .map(container_port)
+            .collect(),
         resources: resources(container.resources.as_ref()),
     }
 }
@@ -142,7 +147,8 @@ fn resource_list(list: Option<&BTreeMap<String, K8sQuantity>>) -> ResourceList {
 fn manifest(plan: &PodPlan, spec: &PodSpec) -> Value {
     let mut spec_json = serde_json::to_value(spec).unwrap_or_else(|_| json!({}));
     fill_spec_defaults(&mut spec_json, plan);
-    let mut manifest = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": spec_json});
+    let mut manifest =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": spec_json});
     set_metadata(&mut manifest, plan);
     manifest
 }
@@ -215,7 +221,10 @@ mod tests {
         assert_eq!(default_pull_policy("busybox:latest"), "Always");
         assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
         assert_eq!(default_pull_policy("localhost:5000/busybox"), "Always");
-        assert_eq!(default_pull_policy("localhost:5000/busybox:1"), "IfNotPresent");
+        assert_eq!(
+            default_pull_policy("localhost:5000/busybox:1"),
+            "IfNotPresent"
+        );
         assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
     }
 

@@ -60,7 +60,11 @@ impl Quantity {
         let parts = split_parts(text)?;
         let scale = interpret_suffix(parts.suffix).ok_or(QuantityError::Suffix)?;
         let magnitude = scaled_nanos(parts.whole, parts.fraction, scale)?;
-        let nanos = if parts.negative { -magnitude } else { magnitude };
+        let nanos = if parts.negative {
+            -magnitude
+        } else {
+            magnitude
+        };
         Ok(Quantity { nanos })
     }
 
@@ -167,10 +171,7 @@ fn interpret_suffix(suffix: &str) -> Option<Scale> {
 fn interpret_exponent(suffix: &str) -> Option<Scale> {
     let rest = suffix.strip_prefix(['e', 'E'])?;
     let exponent: i32 = rest.parse().ok()?;
-    Some(Scale {
-        base: 10,
-        exponent,
-    })
+    Some(Scale { base: 10, exponent })
 }
 
 /// `whole.fraction * scale` in nano units, rounded up and capped.
@@ -216,7 +217,7 @@ fn saturating_pow10_mul(value: i128, power: i64) -> i128 {
 
 /// Canonical CPU text: whole cores when exact (`2`), else millicores (`1500m`).
 pub fn format_cpu_millis(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -231,7 +232,7 @@ pub fn format_bytes(bytes: u64) -> String {
     const BINARY: [&str; 6] = ["Ei", "Pi", "Ti", "Gi", "Mi", "Ki"];
     for (index, suffix) in BINARY.iter().enumerate() {
         let unit = 1u64 << (10 * (6 - index));
-        if bytes % unit == 0 {
+        if bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }
@@ -244,7 +245,7 @@ pub fn format_bytes(bytes: u64) -> String {
         ("k", 1_000),
     ];
     for (suffix, unit) in DECIMAL {
-        if bytes % unit == 0 {
+        if bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }
@@ -267,14 +268,19 @@ mod tests {
         assert_eq!(Quantity::parse("1e3").unwrap().value(), 1000);
         assert_eq!(Quantity::parse("0.1").unwrap().milli_value(), 100);
         assert_eq!(Quantity::parse("2Ki").unwrap().value(), 2048);
-        assert_eq!(Quantity::parse("1E").unwrap().value(), 1_000_000_000_000_000_000);
+        assert_eq!(
+            Quantity::parse("1E").unwrap().value(),
+            1_000_000_000_000_000_000
+        );
         assert_eq!(nanos(".5"), 500_000_000);
         assert_eq!(Quantity::parse("5.").unwrap().value(), 5);
     }
 
     #[test]
     fn rejects_the_reference_counter_examples() {
-        for bad in ["", "1KB", "1 Gi", "1,000", "1.2.3", "0x10", "200Mx", ".", "-"] {
+        for bad in [
+            "", "1KB", "1 Gi", "1,000", "1.2.3", "0x10", "200Mx", ".", "-",
+        ] {
             assert_eq!(Quantity::parse(bad), Err(QuantityError::Format), "{bad:?}");
         }
         for bad in ["1K", "1e", "1Mb", "1mi", "1GB"] {
@@ -343,6 +349,9 @@ mod tests {
             "quantities must match the regular expression \
              '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         );
-        assert_eq!(QuantityError::Suffix.to_string(), "unable to parse quantity's suffix");
+        assert_eq!(
+            QuantityError::Suffix.to_string(),
+            "unable to parse quantity's suffix"
+        );
     }
 }

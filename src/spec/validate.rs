@@ -29,18 +29,22 @@ const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
 pub fn is_dns1123_label(text: &str) -> bool {
+    text.len() <= 63 && has_label_shape(text)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`, at most 253 characters
+/// (the parts between dots may be longer than 63).
+pub fn is_dns1123_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(has_label_shape)
+}
+
+fn has_label_shape(text: &str) -> bool {
     let bytes = text.as_bytes();
     let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     !bytes.is_empty()
-        && bytes.len() <= 63
         && alnum(&bytes[0])
         && alnum(&bytes[bytes.len() - 1])
         && bytes.iter().all(|b| alnum(b) || *b == b'-')
-}
-
-/// Dot-separated DNS-1123 labels, at most 253 characters.
-pub fn is_dns1123_subdomain(text: &str) -> bool {
-    text.len() <= 253 && text.split('.').all(is_dns1123_label)
 }
 
 fn is_env_name(text: &str) -> bool {
@@ -97,9 +101,17 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
     let spec = &deployment.spec;
     if let Some(replicas) = spec.replicas.filter(|r| *r < 0) {
         let text = replicas.to_string();
-        problems.push(invalid_raw("spec.replicas", &text, "must be greater than or equal to 0"));
+        problems.push(invalid_raw(
+            "spec.replicas",
+            &text,
+            "must be greater than or equal to 0",
+        ));
     }
-    check_selector(spec.selector.match_labels.as_ref(), &spec.template.metadata, &mut problems);
+    check_selector(
+        spec.selector.match_labels.as_ref(),
+        &spec.template.metadata,
+        &mut problems,
+    );
     match &spec.template.spec {
         Some(pod_spec) => {
             check_pod_spec(pod_spec, "spec.template.spec", &["Always"], &mut problems)
@@ -157,11 +169,19 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
     if let Some(policy) = spec.restart_policy.as_deref()
         && !policies.contains(&policy)
     {
-        problems.push(unsupported(&format!("{path}.restartPolicy"), policy, policies));
+        problems.push(unsupported(
+            &format!("{path}.restartPolicy"),
+            policy,
+            policies,
+        ));
     }
     if let Some(grace) = spec.termination_grace_period_seconds.filter(|g| *g < 0) {
         let p = format!("{path}.terminationGracePeriodSeconds");
-        problems.push(invalid_raw(&p, &grace.to_string(), "must be greater than or equal to 0"));
+        problems.push(invalid_raw(
+            &p,
+            &grace.to_string(),
+            "must be greater than or equal to 0",
+        ));
     }
     if let Some(hostname) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         check_label(&format!("{path}.hostname"), hostname, problems);
@@ -228,11 +248,19 @@ impl PortRegistry {
         let number = port.container_port;
         if !(1..=65535).contains(&number) {
             let p = format!("{path}.containerPort");
-            problems.push(invalid_raw(&p, &number.to_string(), "must be between 1 and 65535, inclusive"));
+            problems.push(invalid_raw(
+                &p,
+                &number.to_string(),
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         let protocol = port.protocol.clone().unwrap_or_else(|| "TCP".to_string());
         if !PROTOCOLS.contains(&protocol.as_str()) {
-            problems.push(unsupported(&format!("{path}.protocol"), &protocol, &PROTOCOLS));
+            problems.push(unsupported(
+                &format!("{path}.protocol"),
+                &protocol,
+                &PROTOCOLS,
+            ));
         }
         if !self.seen.insert((number, protocol.clone())) {
             problems.push(duplicate(path, &format!("{number}/{protocol}")));
@@ -250,7 +278,10 @@ impl PortRegistry {
 fn check_port_name(path: &str, name: &str, problems: &mut Vec<String>) {
     let why = if name.len() > 15 {
         "must be no more than 15 characters"
-    } else if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
     } else if name.contains("--") {
         "must not contain consecutive hyphens"
@@ -373,6 +404,8 @@ mod tests {
         assert!(is_dns1123_subdomain("a.b-c.d"));
         assert!(!is_dns1123_subdomain("a..b"));
         assert!(!is_dns1123_subdomain("a_b"));
+        assert!(is_dns1123_subdomain(&"a".repeat(100)));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
     }
 
     #[test]
