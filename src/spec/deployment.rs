@@ -76,11 +76,11 @@ fn replica_pod(plan: &DeploymentPlan, name: String) -> PodPlan {
     pod.owner = Some(Owner {
         kind: "ReplicaSet".to_string(),
         name: plan.replica_set_name.clone(),
-        uid: plan.replica_set_uid.clone(),
         deployment: Some(plan.name.clone()),
     });
     let mut manifest = std::mem::take(&mut pod.manifest);
     set_metadata(&mut manifest, &pod);
+    manifest["metadata"]["ownerReferences"][0]["uid"] = plan.replica_set_uid.clone().into();
     pod.manifest = manifest;
     pod
 }

@@ -203,6 +203,10 @@ fn deployment_makes_replica_pods() {
         assert_eq!(meta["uid"], json!(pod.uid));
         assert_eq!(meta["ownerReferences"][0]["kind"], "ReplicaSet");
         assert_eq!(
+            meta["ownerReferences"][0]["uid"],
+            json!(plan.replica_set_uid)
+        );
+        assert_eq!(
             meta["labels"]["pod-template-hash"],
             json!(plan.template_hash)
         );
@@ -537,5 +541,48 @@ fn load_file_reads_files_and_reports_missing_ones() {
     assert!(
         message.contains("nope.yaml: cannot read manifest"),
         "{message}"
+    );
+}
+
+#[test]
+fn kubectl_generated_deployment_is_accepted() {
+    let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  creationTimestamp: null
+  labels:
+    app: web
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  strategy: {}
+  template:
+    metadata:
+      creationTimestamp: null
+      labels:
+        app: web
+    spec:
+      containers:
+      - image: nginx
+        name: nginx
+        command: [nginx]
+        resources: {}
+status: {}
+"#;
+    let Object::Deployment(plan) = load_one(text) else {
+        panic!("expected a deployment");
+    };
+    assert_eq!(plan.pod_plans().len(), 1);
+}
+
+#[test]
+fn numeric_label_values_are_type_errors() {
+    assert_eq!(
+        error("apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {a: 1}}\n"),
+        "pods/bad.yaml: metadata.labels.a: invalid type: integer `1`, expected a string"
     );
 }

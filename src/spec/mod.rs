@@ -81,7 +81,6 @@ pub struct Owner {
     /// `ReplicaSet`.
     pub kind: String,
     pub name: String,
-    pub uid: String,
     /// The deployment that owns the ReplicaSet.
     pub deployment: Option<String>,
 }

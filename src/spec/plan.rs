@@ -185,7 +185,8 @@ fn default_requests_to_limits(container: &mut Value) {
     }
 }
 
-/// Writes `metadata` (name, namespace, uid, labels, annotations, ownerReferences) from the plan.
+/// Writes `metadata` (name, namespace, uid, labels, annotations, ownerReferences) from the plan;
+/// the owner reference's `uid` is left to the caller, who knows the owner.
 pub fn set_metadata(manifest: &mut Value, plan: &PodPlan) {
     let mut metadata = json!({"name": plan.name, "namespace": plan.namespace, "uid": plan.uid});
     if !plan.labels.is_empty() {
@@ -205,7 +206,6 @@ fn owner_reference(owner: &Owner) -> Value {
         "apiVersion": "apps/v1",
         "kind": owner.kind,
         "name": owner.name,
-        "uid": owner.uid,
         "controller": true,
         "blockOwnerDeletion": true,
     })

@@ -22,6 +22,13 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 const ENV_NAME_MSG: &str = "a valid environment variable name must consist of alphabetic \
     characters, digits, '_', '-', or '.', and must not start with a digit (e.g. 'my.env-name',  \
     or 'MY_ENV.NAME',  or 'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric \
+    characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. \
+    'MyValue',  or 'my_value',  or '12345', regex used for validation is \
+    '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or \
+    '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  \
+    or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 const NO_ENTRYPOINT_MSG: &str = "podrun runs containers on the host filesystem until image \
     support lands, so there is no image entrypoint: set the command to run";
 const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
@@ -69,7 +76,54 @@ fn check_subdomain(path: &str, value: &str, problems: &mut Vec<String>) {
     }
 }
 
-/// `metadata.name` (a DNS-1123 subdomain) and `metadata.namespace` (a DNS-1123 label).
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, at most 63 characters (empty allowed here).
+fn is_label_value(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let inner = |b: &u8| b.is_ascii_alphanumeric() || b"-_.".contains(b);
+    bytes.is_empty()
+        || (bytes.len() <= 63
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes.iter().all(inner))
+}
+
+/// A label key: `[prefix/]name`, prefix a DNS-1123 subdomain, name a non-empty label value.
+fn label_key_problem(key: &str) -> Option<&'static str> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if prefix.is_some_and(|p| !is_dns1123_subdomain(p)) {
+        return Some("prefix part must be a lowercase RFC 1123 subdomain");
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty");
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters");
+    }
+    (!is_label_value(name)).then_some(QUALIFIED_NAME_MSG)
+}
+
+/// Label keys and values, as `ValidateLabels` does (`<path>: Invalid value: ...`).
+pub fn check_labels(
+    labels: Option<&BTreeMap<String, String>>,
+    path: &str,
+    problems: &mut Vec<String>,
+) {
+    for (key, value) in labels.into_iter().flatten() {
+        if let Some(why) = label_key_problem(key) {
+            problems.push(invalid(path, key, why));
+        }
+        if value.len() > 63 {
+            problems.push(invalid(path, value, "must be no more than 63 characters"));
+        } else if !is_label_value(value) {
+            problems.push(invalid(path, value, LABEL_VALUE_MSG));
+        }
+    }
+}
+
+/// `metadata.name` (a DNS-1123 subdomain), `metadata.namespace` (a DNS-1123 label), labels.
 fn check_object_meta(meta: &ObjectMeta, problems: &mut Vec<String>) {
     match meta.name.as_deref().unwrap_or("") {
         "" => problems.push(required_because(
@@ -81,6 +135,7 @@ fn check_object_meta(meta: &ObjectMeta, problems: &mut Vec<String>) {
     if let Some(namespace) = meta.namespace.as_deref().filter(|n| !n.is_empty()) {
         check_label("metadata.namespace", namespace, problems);
     }
+    check_labels(meta.labels.as_ref(), "metadata.labels", problems);
 }
 
 /// All problems of a Pod.
@@ -107,11 +162,19 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
             "must be greater than or equal to 0",
         ));
     }
-    check_selector(
-        spec.selector.match_labels.as_ref(),
-        &spec.template.metadata,
+    let template_labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
+    check_labels(
+        template_labels,
+        "spec.template.metadata.labels",
         &mut problems,
     );
+    let selector = spec.selector.match_labels.as_ref();
+    check_labels(selector, "spec.selector.matchLabels", &mut problems);
+    check_selector(selector, &spec.template.metadata, &mut problems);
     match &spec.template.spec {
         Some(pod_spec) => {
             check_pod_spec(pod_spec, "spec.template.spec", &["Always"], &mut problems)
@@ -431,6 +494,29 @@ mod tests {
         assert_eq!(check("a--b").len(), 1);
         assert_eq!(check("Http").len(), 1);
         assert_eq!(check("a-very-long-port-name").len(), 1);
+    }
+
+    #[test]
+    fn labels() {
+        let check = |key: &str, value: &str| {
+            let map = BTreeMap::from([(key.to_string(), value.to_string())]);
+            let mut problems = Vec::new();
+            check_labels(Some(&map), "metadata.labels", &mut problems);
+            problems
+        };
+        assert!(check("app", "web").is_empty());
+        assert!(check("app.kubernetes.io/name", "My_App.1").is_empty());
+        assert!(check("app", "").is_empty());
+        assert_eq!(
+            check("app", "bad value"),
+            [format!(
+                "metadata.labels: Invalid value: \"bad value\": {LABEL_VALUE_MSG}"
+            )]
+        );
+        assert_eq!(check("Bad_Prefix/x", "v").len(), 1);
+        assert_eq!(check("x/", "v").len(), 1);
+        assert_eq!(check("-x", "v").len(), 1);
+        assert_eq!(check("a", &"v".repeat(64)).len(), 1);
     }
 
     #[test]
