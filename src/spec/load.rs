@@ -1,0 +1,296 @@
+//! Reading manifests: YAML (or JSON) documents, kind dispatch, and the per-kind pipeline
+//! decode → unknown fields → unsupported fields → validation → plan.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+
+use super::deployment::deployment_plan;
+use super::error::{Origin, SpecError};
+use super::plan::{namespace_or_default, pod_plan};
+use super::strict::{Shape, decode_typed, unsupported_fields};
+use super::validate::{deployment_problems, pod_problems, unsupported_values};
+use super::{Object, PodPlan};
+
+/// Kinds Kubernetes has but podrun does not run yet, with their apiVersion.
+const KNOWN_KINDS: &[(&str, &str)] = &[
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Namespace"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "PersistentVolume"),
+    ("v1", "ServiceAccount"),
+    ("v1", "Endpoints"),
+    ("v1", "ReplicationController"),
+    ("v1", "LimitRange"),
+    ("v1", "ResourceQuota"),
+    ("v1", "PodTemplate"),
+    ("v1", "List"),
+    ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("storage.k8s.io/v1", "StorageClass"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+];
+
+/// Loads every object of a manifest file; `-` reads standard input.
+pub fn load_file(path: &Path) -> Result<Vec<Object>, SpecError> {
+    let source_name = if path == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let text = read_text(path).map_err(|error| SpecError::Read {
+        source_name: source_name.clone(),
+        error,
+    })?;
+    load_str(&text, &source_name)
+}
+
+fn read_text(path: &Path) -> std::io::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Loads every object of manifest `text`; `source` names it in messages.
+pub fn load_str(text: &str, source: &str) -> Result<Vec<Object>, SpecError> {
+    let documents = parse_documents(text, source)?;
+    let several = documents.len() > 1;
+    let mut seen: HashMap<(&'static str, String, String), Origin> = HashMap::new();
+    let mut objects = Vec::with_capacity(documents.len());
+    for (index, document) in documents.into_iter().enumerate() {
+        let origin = Origin {
+            source: source.to_string(),
+            document: several.then_some(index + 1),
+        };
+        let object = load_object(document, &origin)?;
+        check_unique(&object, &origin, &mut seen)?;
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+/// All non-empty YAML documents, as JSON values.
+fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>, SpecError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| yaml_error(&e, source))?;
+    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+fn yaml_error(error: &serde_saphyr::Error, source: &str) -> SpecError {
+    let (line, column) = error
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    SpecError::Yaml {
+        source_name: source.to_string(),
+        line,
+        column,
+        message: tidy_yaml_message(&error.without_snippet().to_string(), line, column),
+    }
+}
+
+/// Drops the parser's own position suffix (the message already starts with it) and its
+/// advice meant for programmers.
+fn tidy_yaml_message(message: &str, line: u64, column: u64) -> String {
+    let position = format!(" at line {line}, column {column}");
+    message
+        .trim_end()
+        .trim_end_matches(&position)
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+fn load_object(mut document: Value, origin: &Origin) -> Result<Object, SpecError> {
+    let (api_version, kind) = type_meta(&document, origin)?;
+    match (api_version.as_str(), kind.as_str()) {
+        ("v1", "Pod") => {
+            prepare(&mut document, "/spec");
+            load_pod(document, origin).map(Object::Pod)
+        }
+        ("apps/v1", "Deployment") => {
+            prepare(&mut document, "/spec/template/spec");
+            load_deployment(document, origin).map(Object::Deployment)
+        }
+        pair if KNOWN_KINDS.contains(&pair) => Err(SpecError::UnsupportedKind {
+            origin: origin.clone(),
+            kind,
+            api_version,
+        }),
+        _ => Err(SpecError::NoMatchForKind {
+            origin: origin.clone(),
+            kind,
+            api_version,
+        }),
+    }
+}
+
+/// `apiVersion` and `kind`, both required.
+fn type_meta(document: &Value, origin: &Origin) -> Result<(String, String), SpecError> {
+    if !document.is_object() {
+        return Err(SpecError::NotAnObject {
+            origin: origin.clone(),
+            message: format!(
+                "expected a mapping with apiVersion, kind, metadata and spec, found {}",
+                describe(document)
+            ),
+        });
+    }
+    let text = |key: &str| document[key].as_str().unwrap_or("").to_string();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    if kind.is_empty() {
+        return Err(SpecError::MissingKind {
+            origin: origin.clone(),
+        });
+    }
+    if api_version.is_empty() {
+        return Err(SpecError::MissingApiVersion {
+            origin: origin.clone(),
+            kind,
+        });
+    }
+    Ok((api_version, kind))
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Array(_) => "a sequence",
+        Value::String(_) => "a string",
+        Value::Number(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        _ => "something else",
+    }
+}
+
+/// Drops `status` (ignored) and turns numeric quantities (`cpu: 1`) into strings.
+fn prepare(document: &mut Value, pod_spec_pointer: &str) {
+    if let Some(map) = document.as_object_mut() {
+        map.remove("status");
+    }
+    let containers = document
+        .pointer_mut(&format!("{pod_spec_pointer}/containers"))
+        .and_then(Value::as_array_mut);
+    for container in containers.into_iter().flatten() {
+        for list in ["requests", "limits"] {
+            if let Some(map) = container
+                .pointer_mut(&format!("/resources/{list}"))
+                .and_then(Value::as_object_mut)
+            {
+                map.values_mut().for_each(stringify_number);
+            }
+        }
+    }
+}
+
+fn stringify_number(value: &mut Value) {
+    if let Value::Number(number) = value {
+        *value = Value::String(number.to_string());
+    }
+}
+
+fn load_pod(document: Value, origin: &Origin) -> Result<PodPlan, SpecError> {
+    let pod: Pod = decode_typed(document, origin)?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    check_supported(&pod, Shape::Pod, unsupported_values(&spec, "spec"), origin)?;
+    check_valid(
+        "Pod",
+        pod.metadata.name.as_deref(),
+        pod_problems(&pod),
+        origin,
+    )?;
+    Ok(pod_plan(&pod))
+}
+
+fn load_deployment(document: Value, origin: &Origin) -> Result<super::DeploymentPlan, SpecError> {
+    let deployment: Deployment = decode_typed(document, origin)?;
+    let pod_spec = deployment.spec.template.spec.clone().unwrap_or_default();
+    let values = unsupported_values(&pod_spec, "spec.template.spec");
+    check_supported(&deployment, Shape::Deployment, values, origin)?;
+    let problems = deployment_problems(&deployment);
+    check_valid(
+        "Deployment",
+        deployment.metadata.name.as_deref(),
+        problems,
+        origin,
+    )?;
+    Ok(deployment_plan(&deployment))
+}
+
+/// Fields (and field values) Kubernetes knows but podrun does not honour yet.
+fn check_supported<T: serde::Serialize>(
+    object: &T,
+    shape: Shape,
+    mut problems: Vec<String>,
+    origin: &Origin,
+) -> Result<(), SpecError> {
+    let value = serde_json::to_value(object).unwrap_or(Value::Null);
+    problems.splice(0..0, unsupported_fields(&value, shape));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(SpecError::NotSupported {
+        origin: origin.clone(),
+        problems,
+    })
+}
+
+fn check_valid(
+    kind: &str,
+    name: Option<&str>,
+    causes: Vec<String>,
+    origin: &Origin,
+) -> Result<(), SpecError> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(SpecError::Invalid {
+        origin: origin.clone(),
+        kind: kind.to_string(),
+        name: name.unwrap_or("").to_string(),
+        causes,
+    })
+}
+
+/// Two objects of the same kind, namespace and name in one apply are an error.
+fn check_unique(
+    object: &Object,
+    origin: &Origin,
+    seen: &mut HashMap<(&'static str, String, String), Origin>,
+) -> Result<(), SpecError> {
+    let (kind, namespace, name) = match object {
+        Object::Pod(p) => ("Pod", p.namespace.clone(), p.name.clone()),
+        Object::Deployment(d) => ("Deployment", d.namespace.clone(), d.name.clone()),
+    };
+    let key = (kind, namespace_or_default(Some(&namespace)), name);
+    if let Some(first) = seen.get(&key) {
+        return Err(SpecError::DuplicateObject {
+            origin: origin.clone(),
+            kind,
+            namespace: key.1,
+            name: key.2,
+            first_document: first.document,
+        });
+    }
+    seen.insert(key, origin.clone());
+    Ok(())
+}

@@ -1,0 +1,588 @@
+//! End-to-end tests of `load_str`: whole manifests in, plans or messages out.
+
+use serde_json::json;
+
+use super::*;
+
+const SIDECAR: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sidecar
+  labels: {app: sidecar}
+spec:
+  containers:
+  - name: web-server
+    image: busybox:1.36
+    command: ["httpd", "-f", "-p", "8080"]
+    env:
+    - name: POD_IP
+      valueFrom:
+        fieldRef: {fieldPath: status.podIP}
+    - name: LISTEN
+      value: "$(POD_IP):8080"
+    ports:
+    - {name: http, containerPort: 8080}
+    resources:
+      limits: {cpu: 200m, memory: 64Mi}
+  - name: curl-client
+    image: curlimages/curl
+    command: ["sh", "-c"]
+    args: ["while true; do curl -s http://localhost:8080/; sleep 5; done"]
+    resources:
+      requests: {cpu: 0.1, memory: 1000}
+"#;
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web, tier: front}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        command: ["nginx", "-g", "daemon off;"]
+        ports: [{containerPort: 80}]
+"#;
+
+fn load_one(text: &str) -> Object {
+    let mut objects = load_str(text, "test.yaml").unwrap();
+    assert_eq!(objects.len(), 1);
+    objects.remove(0)
+}
+
+fn pod(text: &str) -> PodPlan {
+    match load_one(text) {
+        Object::Pod(p) => p,
+        other => panic!("expected a pod, got {other:?}"),
+    }
+}
+
+fn error(text: &str) -> String {
+    load_str(text, "pods/bad.yaml").unwrap_err().to_string()
+}
+
+/// A minimal valid pod with `extra` appended under the first container.
+fn pod_with_container_extra(extra: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  \
+         - name: c\n    image: busybox\n    command: [sleep, '1']\n{extra}"
+    )
+}
+
+#[test]
+fn sidecar_pod_plan() {
+    let plan = pod(SIDECAR);
+    assert_eq!(plan.name, "sidecar");
+    assert_eq!(plan.namespace, "default");
+    assert_eq!(plan.hostname, "sidecar");
+    assert_eq!(plan.restart_policy, RestartPolicy::Always);
+    assert_eq!(plan.termination_grace_period_seconds, 30);
+    assert!(uuid::Uuid::parse_str(&plan.uid).is_ok());
+    assert_eq!(plan.containers.len(), 2);
+    let web = &plan.containers[0];
+    assert_eq!(web.image_pull_policy, "IfNotPresent");
+    assert_eq!(
+        web.env[0],
+        EnvVar {
+            name: "POD_IP".into(),
+            source: EnvSource::FieldRef("status.podIP".into())
+        }
+    );
+    assert_eq!(
+        web.ports,
+        [ContainerPort {
+            name: Some("http".into()),
+            container_port: 8080,
+            protocol: "TCP".into()
+        }]
+    );
+    let limits = ResourceList {
+        cpu_millis: Some(200),
+        memory_bytes: Some(64 << 20),
+    };
+    assert_eq!(
+        web.resources,
+        Resources {
+            requests: limits,
+            limits
+        }
+    );
+    let curl = &plan.containers[1];
+    assert_eq!(curl.image_pull_policy, "Always");
+    assert_eq!(curl.resources.requests.cpu_millis, Some(100));
+    assert_eq!(curl.resources.requests.memory_bytes, Some(1000));
+    assert_eq!(curl.resources.limits, ResourceList::default());
+}
+
+#[test]
+fn sidecar_resolves_pod_ip() {
+    let plan = pod(SIDECAR);
+    let facts = PodFacts {
+        name: &plan.name,
+        namespace: &plan.namespace,
+        uid: &plan.uid,
+        pod_ip: "10.88.0.7",
+        node_name: "node",
+        host_ip: "192.168.0.1",
+    };
+    let process = plan.containers[0].resolve(&facts);
+    assert_eq!(process.argv, ["httpd", "-f", "-p", "8080"]);
+    assert_eq!(
+        process.env,
+        [
+            ("POD_IP".to_string(), "10.88.0.7".to_string()),
+            ("LISTEN".to_string(), "10.88.0.7:8080".to_string())
+        ]
+    );
+}
+
+#[test]
+fn sidecar_manifest_has_defaults() {
+    let plan = pod(SIDECAR);
+    let m = &plan.manifest;
+    assert_eq!(m["apiVersion"], "v1");
+    assert_eq!(m["kind"], "Pod");
+    assert_eq!(m["metadata"]["name"], "sidecar");
+    assert_eq!(m["metadata"]["namespace"], "default");
+    assert_eq!(m["metadata"]["uid"], json!(plan.uid));
+    assert_eq!(m["metadata"]["labels"], json!({"app": "sidecar"}));
+    assert_eq!(m["spec"]["restartPolicy"], "Always");
+    assert_eq!(m["spec"]["terminationGracePeriodSeconds"], 30);
+    let web = &m["spec"]["containers"][0];
+    assert_eq!(web["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(web["ports"][0]["protocol"], "TCP");
+    assert_eq!(
+        web["resources"]["requests"],
+        json!({"cpu": "200m", "memory": "64Mi"})
+    );
+    assert!(m.get("status").is_none());
+}
+
+#[test]
+fn deployment_makes_replica_pods() {
+    let Object::Deployment(plan) = load_one(DEPLOYMENT) else {
+        panic!("expected a deployment");
+    };
+    assert_eq!(plan.replicas, 3);
+    assert_eq!(plan.replica_set_name, format!("web-{}", plan.template_hash));
+    let alphabet = "bcdfghjklmnpqrstvwxz2456789";
+    assert!(plan.template_hash.chars().all(|c| alphabet.contains(c)));
+    let pods = plan.pod_plans();
+    assert_eq!(pods.len(), 3);
+    let mut names: Vec<&str> = pods.iter().map(|p| p.name.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3);
+    for pod in &pods {
+        let suffix = pod
+            .name
+            .strip_prefix(&format!("{}-", plan.replica_set_name))
+            .unwrap();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.chars().all(|c| alphabet.contains(c)));
+        assert_eq!(pod.hostname, pod.name);
+        assert_eq!(pod.labels["pod-template-hash"], plan.template_hash);
+        assert_eq!(pod.labels["app"], "web");
+        assert_eq!(pod.labels["tier"], "front");
+        let owner = pod.owner.as_ref().unwrap();
+        assert_eq!(owner.kind, "ReplicaSet");
+        assert_eq!(owner.name, plan.replica_set_name);
+        assert_eq!(owner.deployment.as_deref(), Some("web"));
+        let meta = &pod.manifest["metadata"];
+        assert_eq!(meta["name"], json!(pod.name));
+        assert_eq!(meta["uid"], json!(pod.uid));
+        assert_eq!(meta["ownerReferences"][0]["kind"], "ReplicaSet");
+        assert_eq!(
+            meta["ownerReferences"][0]["uid"],
+            json!(plan.replica_set_uid)
+        );
+        assert_eq!(
+            meta["labels"]["pod-template-hash"],
+            json!(plan.template_hash)
+        );
+    }
+    assert!(pods[0].uid != pods[1].uid && pods[1].uid != pods[2].uid);
+}
+
+#[test]
+fn template_hash_is_stable_and_tracks_the_template() {
+    let hash = |text: &str| match load_one(text) {
+        Object::Deployment(d) => d.template_hash,
+        _ => unreachable!(),
+    };
+    assert_eq!(hash(DEPLOYMENT), hash(DEPLOYMENT));
+    assert_ne!(
+        hash(DEPLOYMENT),
+        hash(&DEPLOYMENT.replace("nginx:1.27", "nginx:1.28"))
+    );
+    assert_eq!(
+        hash(DEPLOYMENT),
+        hash(&DEPLOYMENT.replace("replicas: 3", "replicas: 5"))
+    );
+}
+
+#[test]
+fn flow_style_and_json_documents() {
+    let flow = "{apiVersion: v1, kind: Pod, metadata: {name: flow}, spec: {containers: \
+                [{name: c, image: busybox, command: [sleep, '10']}]}}";
+    assert_eq!(pod(flow).name, "flow");
+    let json_text = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"},
+        "spec": {"containers": [{"name": "c", "image": "b", "command": ["true"]}]}}"#;
+    assert_eq!(pod(json_text).name, "j");
+}
+
+#[test]
+fn multi_document_skips_empty_documents() {
+    let text = format!("---\n{SIDECAR}\n---\n---\n{DEPLOYMENT}\n...\n");
+    let objects = load_str(&text, "all.yaml").unwrap();
+    assert_eq!(objects.len(), 2);
+    assert!(matches!(objects[0], Object::Pod(_)));
+    assert!(matches!(objects[1], Object::Deployment(_)));
+}
+
+#[test]
+fn errors_name_the_document_when_there_are_several() {
+    let text = format!("{SIDECAR}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n");
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: document 2: kind \"Service\" (v1) is not supported by podrun yet; \
+         supported kinds: Pod (v1), Deployment (apps/v1)"
+    );
+}
+
+#[test]
+fn unknown_kinds_use_kubectl_wording() {
+    assert_eq!(
+        error("apiVersion: v1\nkind: Foo\n"),
+        "pods/bad.yaml: no matches for kind \"Foo\" in version \"v1\""
+    );
+    assert_eq!(
+        error("apiVersion: v1\nkind: Deployment\n"),
+        "pods/bad.yaml: no matches for kind \"Deployment\" in version \"v1\""
+    );
+}
+
+#[test]
+fn missing_kind_or_api_version() {
+    assert!(error("apiVersion: v1\nmetadata: {name: x}\n").contains("Object 'Kind' is missing"));
+    assert!(error("kind: Pod\n").contains("Object 'apiVersion' is missing for kind \"Pod\""));
+    assert!(error("- a\n- b\n").contains("expected a mapping"));
+}
+
+#[test]
+fn invalid_yaml_has_line_and_column() {
+    let message = error("apiVersion: v1\nkind: Pod\nmetadata: {name: [x}\n");
+    assert!(message.starts_with("pods/bad.yaml:3:"), "{message}");
+    assert!(message.contains("invalid YAML"), "{message}");
+    assert!(!message.contains("at line"), "{message}");
+    let duplicate = error("apiVersion: v1\nkind: Pod\nmetadata: {name: x, name: y}\n");
+    assert_eq!(
+        duplicate,
+        "pods/bad.yaml:3:21: invalid YAML: duplicate mapping key: name"
+    );
+}
+
+#[test]
+fn unknown_field_is_a_strict_decoding_error() {
+    let text = pod_with_container_extra("    resoures: {limits: {cpu: 1}}\n");
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: strict decoding error: unknown field \"spec.containers[0].resoures\""
+    );
+}
+
+#[test]
+fn type_error_names_the_path() {
+    let text = pod_with_container_extra("    ports: [{containerPort: http}]\n");
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: spec.containers[0].ports[0].containerPort: \
+         invalid type: string \"http\", expected i32"
+    );
+}
+
+#[test]
+fn known_but_unsupported_fields() {
+    let text = pod_with_container_extra(
+        "    livenessProbe: {exec: {command: ['true']}}\n    securityContext: {}\n    \
+         stdin: false\n  volumes: [{name: v, emptyDir: {}}]\n",
+    );
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: field \"spec.containers[0].livenessProbe\" is not supported by podrun yet; \
+         field \"spec.volumes\" is not supported by podrun yet"
+    );
+}
+
+#[test]
+fn unsupported_field_ref_and_resource() {
+    let text = pod_with_container_extra(
+        "    env: [{name: L, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['a']\"}}}]\n    \
+         resources: {limits: {ephemeral-storage: 1Gi}}\n",
+    );
+    let message = error(&text);
+    assert!(message.contains(
+        "field \"spec.containers[0].resources.limits.ephemeral-storage\" is not supported"
+    ));
+    assert!(message.contains(
+        "field \"spec.containers[0].env[0].valueFrom.fieldRef.fieldPath\" value \
+         \"metadata.labels['a']\" is not supported by podrun yet"
+    ));
+}
+
+#[test]
+fn generate_name_and_creation_timestamp() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {generateName: x-, creationTimestamp: null, \
+                name: p}\nspec: {containers: [{name: c, image: b, command: ['true']}]}\n";
+    assert_eq!(
+        error(text),
+        "pods/bad.yaml: field \"metadata.generateName\" is not supported by podrun yet"
+    );
+}
+
+#[test]
+fn validation_collects_all_problems() {
+    let text = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: Sidecar, namespace: my_ns}
+spec:
+  restartPolicy: Sometimes
+  terminationGracePeriodSeconds: -1
+  hostname: Not_A_Label
+  containers:
+  - name: web
+    image: busybox
+  - name: web
+    command: ["x"]
+    env: [{name: 1BAD, value: x}]
+    ports: [{containerPort: 0, protocol: ICMP}]
+"#;
+    let message = error(text);
+    let expected = [
+        "pods/bad.yaml: The Pod \"Sidecar\" is invalid: [",
+        "metadata.name: Invalid value: \"Sidecar\": a lowercase RFC 1123 subdomain",
+        "metadata.namespace: Invalid value: \"my_ns\": a lowercase RFC 1123 label",
+        "spec.containers[0].command: Required value: podrun runs containers on the host \
+         filesystem until image support lands, so there is no image entrypoint",
+        "spec.containers[1].image: Required value",
+        "spec.containers[1].env[0].name: Invalid value: \"1BAD\": a valid environment variable name",
+        "spec.containers[1].name: Duplicate value: \"web\"",
+        "spec.containers[1].ports[0].containerPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+        "spec.containers[1].ports[0].protocol: Unsupported value: \"ICMP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
+        "spec.restartPolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnFailure\", \"Never\"",
+        "spec.terminationGracePeriodSeconds: Invalid value: -1: must be greater than or equal to 0",
+        "spec.hostname: Invalid value: \"Not_A_Label\": a lowercase RFC 1123 label",
+    ];
+    for part in expected {
+        assert!(message.contains(part), "missing {part:?} in {message}");
+    }
+}
+
+#[test]
+fn missing_name_and_containers() {
+    assert_eq!(
+        error("apiVersion: v1\nkind: Pod\nspec: {containers: []}\n"),
+        "pods/bad.yaml: The Pod \"\" is invalid: [metadata.name: Required value: name or \
+         generateName is required, spec.containers: Required value]"
+    );
+    assert_eq!(
+        error(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{image: b, command: [x]}]}\n"
+        ),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[0].name: Required value"
+    );
+}
+
+#[test]
+fn duplicate_ports_across_containers() {
+    let text = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - {name: a, image: b, command: [x], ports: [{containerPort: 80}, {containerPort: 80, protocol: UDP}]}
+  - {name: b, image: b, command: [x], ports: [{containerPort: 80, protocol: TCP}]}
+"#;
+    assert_eq!(
+        error(text),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[1].ports[0]: Duplicate value: \"80/TCP\""
+    );
+}
+
+fn resource_error(resources: &str) -> String {
+    error(&pod_with_container_extra(&format!(
+        "    resources: {resources}\n"
+    )))
+}
+
+#[test]
+fn quantity_problems() {
+    assert_eq!(
+        resource_error("{limits: {memory: 200Mx}}"),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[0].resources.limits.memory: \
+         Invalid value: \"200Mx\": quantities must match the regular expression \
+         '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+    assert_eq!(
+        resource_error("{requests: {cpu: -1}}"),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[0].resources.requests.cpu: \
+         Invalid value: \"-1\": must be greater than or equal to 0"
+    );
+    assert_eq!(
+        resource_error("{limits: {cpu: 0}}"),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[0].resources.limits.cpu: \
+         Invalid value: \"0\": must be greater than 0"
+    );
+    assert_eq!(
+        resource_error("{limits: {cpu: 200m}, requests: {cpu: 0.3}}"),
+        "pods/bad.yaml: The Pod \"p\" is invalid: spec.containers[0].resources.requests.cpu: \
+         Invalid value: \"300m\": must be less than or equal to cpu limit of 200m"
+    );
+    assert!(resource_error("{limits: {memory: 1Gi}, requests: {memory: 2Gi}}").contains(
+        "requests.memory: Invalid value: \"2Gi\": must be less than or equal to memory limit of 1Gi"
+    ));
+}
+
+#[test]
+fn memory_in_millis_rounds_up_to_a_byte() {
+    let plan = pod(&pod_with_container_extra(
+        "    resources: {limits: {memory: 100m}}\n",
+    ));
+    assert_eq!(plan.containers[0].resources.limits.memory_bytes, Some(1));
+}
+
+#[test]
+fn deployment_problems() {
+    let bad = DEPLOYMENT
+        .replace("replicas: 3", "replicas: -1")
+        .replace("matchLabels: {app: web}", "matchLabels: {app: other}");
+    let message = error(&bad);
+    assert!(message.starts_with("pods/bad.yaml: The Deployment \"web\" is invalid: ["));
+    assert!(
+        message.contains("spec.replicas: Invalid value: -1: must be greater than or equal to 0")
+    );
+    assert!(message.contains(
+        "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\", \
+         \"tier\":\"front\"}: selector does not match template labels"
+    ));
+    let never = DEPLOYMENT.replace(
+        "      containers:",
+        "      restartPolicy: Never\n      containers:",
+    );
+    assert!(error(&never).contains(
+        "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+    ));
+    let no_selector = DEPLOYMENT.replace("  selector:\n    matchLabels: {app: web}\n", "");
+    assert!(error(&no_selector).contains("spec.selector: Required value"));
+}
+
+#[test]
+fn deployment_unsupported_fields() {
+    let text = DEPLOYMENT.replace(
+        "  replicas: 3\n",
+        "  replicas: 3\n  minReadySeconds: 5\n  strategy: {type: Recreate}\n",
+    );
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: field \"spec.minReadySeconds\" is not supported by podrun yet; \
+         field \"spec.strategy\" is not supported by podrun yet"
+    );
+}
+
+#[test]
+fn duplicate_objects_in_one_file() {
+    let text = format!("{SIDECAR}\n---\n{SIDECAR}");
+    assert_eq!(
+        error(&text),
+        "pods/bad.yaml: document 2: Pod \"sidecar\" in namespace \"default\" is defined more \
+         than once (first in document 1)"
+    );
+}
+
+#[test]
+fn explicit_hostname_and_long_names() {
+    let text = pod_with_container_extra("  hostname: db\n");
+    assert_eq!(pod(&text).hostname, "db");
+    let long = format!("{}-b", "a".repeat(62));
+    let text = pod_with_container_extra("").replace("name: p}", &format!("name: {long}}}"));
+    assert_eq!(pod(&text).hostname, "a".repeat(62));
+}
+
+#[test]
+fn restart_policy_serializes_as_kubernetes_strings() {
+    assert_eq!(
+        serde_json::to_value(RestartPolicy::OnFailure).unwrap(),
+        "OnFailure"
+    );
+    let text = pod_with_container_extra("  restartPolicy: Never\n");
+    assert_eq!(pod(&text).restart_policy, RestartPolicy::Never);
+}
+
+#[test]
+fn load_file_reads_files_and_reports_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.yaml");
+    std::fs::write(&path, SIDECAR).unwrap();
+    assert_eq!(load_file(&path).unwrap().len(), 1);
+    let missing = dir.path().join("nope.yaml");
+    let message = load_file(&missing).unwrap_err().to_string();
+    assert!(
+        message.contains("nope.yaml: cannot read manifest"),
+        "{message}"
+    );
+}
+
+#[test]
+fn kubectl_generated_deployment_is_accepted() {
+    let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  creationTimestamp: null
+  labels:
+    app: web
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web
+  strategy: {}
+  template:
+    metadata:
+      creationTimestamp: null
+      labels:
+        app: web
+    spec:
+      containers:
+      - image: nginx
+        name: nginx
+        command: [nginx]
+        resources: {}
+status: {}
+"#;
+    let Object::Deployment(plan) = load_one(text) else {
+        panic!("expected a deployment");
+    };
+    assert_eq!(plan.pod_plans().len(), 1);
+}
+
+#[test]
+fn numeric_label_values_are_type_errors() {
+    assert_eq!(
+        error("apiVersion: v1\nkind: Pod\nmetadata: {name: x, labels: {a: 1}}\n"),
+        "pods/bad.yaml: metadata.labels.a: invalid type: integer `1`, expected a string"
+    );
+}

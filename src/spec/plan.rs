@@ -1,0 +1,241 @@
+//! Turning a validated typed Pod into a [`PodPlan`], with the API server's defaults.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{self as core, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+use serde_json::{Value, json};
+
+use super::quantity::Quantity;
+use super::{
+    ContainerPlan, ContainerPort, EnvSource, EnvVar, Owner, PodPlan, ResourceList, Resources,
+    RestartPolicy,
+};
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+pub const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// Builds the plan of a validated Pod, giving it a fresh uid.
+pub fn pod_plan(pod: &Pod) -> PodPlan {
+    let meta = &pod.metadata;
+    let name = meta.name.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut plan = PodPlan {
+        hostname: hostname_for(spec.hostname.as_deref(), &name),
+        name,
+        namespace: namespace_or_default(meta.namespace.as_deref()),
+        uid: new_uid(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        owner: None,
+        restart_policy: spec
+            .restart_policy
+            .as_deref()
+            .and_then(RestartPolicy::parse)
+            .unwrap_or_default(),
+        termination_grace_period_seconds: spec
+            .termination_grace_period_seconds
+            .unwrap_or(DEFAULT_GRACE_SECONDS),
+        containers: spec.containers.iter().map(container_plan).collect(),
+        manifest: Value::Null,
+    };
+    plan.manifest = manifest(&plan, &spec);
+    plan
+}
+
+pub fn new_uid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub fn namespace_or_default(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if !ns.is_empty() => ns.to_string(),
+        _ => DEFAULT_NAMESPACE.to_string(),
+    }
+}
+
+/// `spec.hostname` if set, else the pod name cut to 63 characters without a trailing `-`/`.`.
+pub fn hostname_for(explicit: Option<&str>, pod_name: &str) -> String {
+    if let Some(hostname) = explicit.filter(|h| !h.is_empty()) {
+        return hostname.to_string();
+    }
+    let cut: String = pod_name.chars().take(63).collect();
+    cut.trim_end_matches(['-', '.']).to_string()
+}
+
+fn container_plan(container: &core::Container) -> ContainerPlan {
+    let image = container.image.clone().unwrap_or_default();
+    ContainerPlan {
+        name: container.name.clone(),
+        image_pull_policy: container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).to_string()),
+        image,
+        command: container.command.clone().unwrap_or_default(),
+        args: container.args.clone().unwrap_or_default(),
+        working_dir: container.working_dir.clone().filter(|d| !d.is_empty()),
+        env: container.env.iter().flatten().map(env_var).collect(),
+        ports: container
+            .ports
+            .iter()
+            .flatten()
+            .map(container_port)
+            .collect(),
+        resources: resources(container.resources.as_ref()),
+    }
+}
+
+/// `Always` for `:latest` or an untagged image, else `IfNotPresent` (as `SetDefaults_Container`).
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let without_digest = image.split('@').next().unwrap_or("");
+    let has_digest = without_digest.len() != image.len();
+    let last = without_digest.rsplit('/').next().unwrap_or("");
+    match last.split_once(':') {
+        Some((_, "latest")) => "Always",
+        Some(_) => "IfNotPresent",
+        None if has_digest => "IfNotPresent",
+        None => "Always",
+    }
+}
+
+fn env_var(var: &core::EnvVar) -> EnvVar {
+    let field_ref = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref());
+    let source = match field_ref {
+        Some(field_ref) => EnvSource::FieldRef(field_ref.field_path.clone()),
+        None => EnvSource::Value(var.value.clone().unwrap_or_default()),
+    };
+    EnvVar {
+        name: var.name.clone(),
+        source,
+    }
+}
+
+fn container_port(port: &core::ContainerPort) -> ContainerPort {
+    ContainerPort {
+        name: port.name.clone().filter(|n| !n.is_empty()),
+        container_port: u16::try_from(port.container_port).unwrap_or(0),
+        protocol: port.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+    }
+}
+
+/// Requests default to limits, resource by resource, as the API server does.
+fn resources(requirements: Option<&core::ResourceRequirements>) -> Resources {
+    let requests = resource_list(requirements.and_then(|r| r.requests.as_ref()));
+    let limits = resource_list(requirements.and_then(|r| r.limits.as_ref()));
+    Resources {
+        requests: ResourceList {
+            cpu_millis: requests.cpu_millis.or(limits.cpu_millis),
+            memory_bytes: requests.memory_bytes.or(limits.memory_bytes),
+        },
+        limits,
+    }
+}
+
+fn resource_list(list: Option<&BTreeMap<String, K8sQuantity>>) -> ResourceList {
+    let parse = |name: &str| {
+        let quantity = Quantity::parse(&list?.get(name)?.0).ok()?;
+        Some(quantity)
+    };
+    ResourceList {
+        cpu_millis: parse("cpu").and_then(|q| u64::try_from(q.milli_value()).ok()),
+        memory_bytes: parse("memory").and_then(|q| u64::try_from(q.value()).ok()),
+    }
+}
+
+/// The Pod as the API server would store it: defaults filled, no status.
+fn manifest(plan: &PodPlan, spec: &PodSpec) -> Value {
+    let mut spec_json = serde_json::to_value(spec).unwrap_or_else(|_| json!({}));
+    fill_spec_defaults(&mut spec_json, plan);
+    let mut manifest =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": spec_json});
+    set_metadata(&mut manifest, plan);
+    manifest
+}
+
+fn fill_spec_defaults(spec: &mut Value, plan: &PodPlan) {
+    spec["restartPolicy"] = json!(plan.restart_policy.as_str());
+    spec["terminationGracePeriodSeconds"] = json!(plan.termination_grace_period_seconds);
+    let Some(containers) = spec["containers"].as_array_mut() else {
+        return;
+    };
+    for (container, planned) in containers.iter_mut().zip(&plan.containers) {
+        container["imagePullPolicy"] = json!(planned.image_pull_policy);
+        if let Some(ports) = container["ports"].as_array_mut() {
+            for port in ports.iter_mut().filter(|p| p["protocol"].is_null()) {
+                port["protocol"] = json!("TCP");
+            }
+        }
+        default_requests_to_limits(container);
+    }
+}
+
+fn default_requests_to_limits(container: &mut Value) {
+    let Some(limits) = container["resources"]["limits"].as_object().cloned() else {
+        return;
+    };
+    let requests = &mut container["resources"]["requests"];
+    if requests.is_null() {
+        *requests = json!({});
+    }
+    for (name, value) in limits {
+        if requests.get(&name).is_none() {
+            requests[name] = value;
+        }
+    }
+}
+
+/// Writes `metadata` (name, namespace, uid, labels, annotations, ownerReferences) from the plan;
+/// the owner reference's `uid` is left to the caller, who knows the owner.
+pub fn set_metadata(manifest: &mut Value, plan: &PodPlan) {
+    let mut metadata = json!({"name": plan.name, "namespace": plan.namespace, "uid": plan.uid});
+    if !plan.labels.is_empty() {
+        metadata["labels"] = json!(plan.labels);
+    }
+    if !plan.annotations.is_empty() {
+        metadata["annotations"] = json!(plan.annotations);
+    }
+    if let Some(owner) = &plan.owner {
+        metadata["ownerReferences"] = json!([owner_reference(owner)]);
+    }
+    manifest["metadata"] = metadata;
+}
+
+fn owner_reference(owner: &Owner) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": owner.kind,
+        "name": owner.name,
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
+        assert_eq!(default_pull_policy("localhost:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("localhost:5000/busybox:1"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn hostname_rules() {
+        assert_eq!(hostname_for(Some("db"), "web"), "db");
+        assert_eq!(hostname_for(None, "web"), "web");
+        assert_eq!(hostname_for(Some(""), "web"), "web");
+        let long = format!("{}-x", "a".repeat(62));
+        assert_eq!(hostname_for(None, &long), "a".repeat(62));
+        let dotted = format!("{}.-b", "a".repeat(61));
+        assert_eq!(hostname_for(None, &dotted), "a".repeat(61));
+    }
+}
