@@ -66,7 +66,8 @@ fn unescape(s: &str) -> String {
             .get(i + 1..i + 4)
             .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         if let Some(d) = octal {
-            let v = u16::from(d[0] - b'0') * 64 + u16::from(d[1] - b'0') * 8 + u16::from(d[2] - b'0');
+            let v =
+                u16::from(d[0] - b'0') * 64 + u16::from(d[1] - b'0') * 8 + u16::from(d[2] - b'0');
             out.push(v as u8);
             i += 4;
         } else {

@@ -81,8 +81,16 @@ mod tests {
     fn table_shares_linear_quadratic() {
         for (m, shares, linear, quad) in TABLE {
             assert_eq!(milli_cpu_to_shares(m), shares, "shares for {m}m");
-            assert_eq!(shares_to_weight_linear(shares), linear, "linear for {shares}");
-            assert_eq!(shares_to_weight_runc(shares), quad, "quadratic for {shares}");
+            assert_eq!(
+                shares_to_weight_linear(shares),
+                linear,
+                "linear for {shares}"
+            );
+            assert_eq!(
+                shares_to_weight_runc(shares),
+                quad,
+                "quadratic for {shares}"
+            );
         }
     }
 

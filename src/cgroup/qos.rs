@@ -84,7 +84,11 @@ pub fn oom_score_adj(qos: QosClass, memory_request_bytes: u64, node_memory_bytes
         QosClass::Burstable => {
             let floor = (1000 + GUARANTEED_OOM_SCORE_ADJ) as i128;
             let adj = if node_memory_bytes == 0 {
-                if memory_request_bytes == 0 { 1000 } else { floor }
+                if memory_request_bytes == 0 {
+                    1000
+                } else {
+                    floor
+                }
             } else {
                 1000 - (1000 * memory_request_bytes as i128) / node_memory_bytes as i128
             };
@@ -103,14 +107,19 @@ pub fn oom_score_adj(qos: QosClass, memory_request_bytes: u64, node_memory_bytes
 pub fn pod_limits(containers: &[ContainerResources]) -> Limits {
     let qos = qos_class(containers);
     let sum = |f: fn(&ContainerResources) -> Option<u64>| {
-        containers.iter().filter_map(f).fold(0u64, u64::saturating_add)
+        containers
+            .iter()
+            .filter_map(f)
+            .fold(0u64, u64::saturating_add)
     };
     let cpu_requests = sum(ContainerResources::effective_cpu_request);
     let cpu_limits = sum(|c| nz(c.cpu_limit_millis));
     let mem_requests = sum(ContainerResources::effective_memory_request);
     let mem_limits = sum(|c| nz(c.memory_limit_bytes));
     let cpu_declared = containers.iter().all(|c| nz(c.cpu_limit_millis).is_some());
-    let mem_declared = containers.iter().all(|c| nz(c.memory_limit_bytes).is_some());
+    let mem_declared = containers
+        .iter()
+        .all(|c| nz(c.memory_limit_bytes).is_some());
 
     let mut limits = Limits::best_effort();
     limits.memory_low = Some(mem_requests).filter(|&v| v > 0);
@@ -119,8 +128,8 @@ pub fn pod_limits(containers: &[ContainerResources]) -> Limits {
         QosClass::Guaranteed | QosClass::Burstable => {
             limits.cpu_shares = milli_cpu_to_shares(cpu_requests);
             if qos == QosClass::Guaranteed || cpu_declared {
-                limits.cpu_quota_us = Some(milli_cpu_to_quota(cpu_limits, QUOTA_PERIOD_US))
-                    .filter(|&q| q > 0);
+                limits.cpu_quota_us =
+                    Some(milli_cpu_to_quota(cpu_limits, QUOTA_PERIOD_US)).filter(|&q| q > 0);
             }
             if qos == QosClass::Guaranteed || mem_declared {
                 limits.memory_max = Some(mem_limits).filter(|&m| m > 0);
@@ -151,7 +160,12 @@ mod tests {
     const MI: u64 = 1024 * 1024;
     const GI: u64 = 1024 * MI;
 
-    fn res(cr: Option<u64>, cl: Option<u64>, mr: Option<u64>, ml: Option<u64>) -> ContainerResources {
+    fn res(
+        cr: Option<u64>,
+        cl: Option<u64>,
+        mr: Option<u64>,
+        ml: Option<u64>,
+    ) -> ContainerResources {
         ContainerResources {
             cpu_request_millis: cr,
             cpu_limit_millis: cl,
@@ -165,9 +179,15 @@ mod tests {
         use QosClass::*;
         assert_eq!(qos_class(&[]), BestEffort);
         assert_eq!(qos_class(&[ContainerResources::default()]), BestEffort);
-        assert_eq!(qos_class(&[res(Some(0), Some(0), Some(0), None)]), BestEffort);
+        assert_eq!(
+            qos_class(&[res(Some(0), Some(0), Some(0), None)]),
+            BestEffort
+        );
         // Limits only: requests default to limits.
-        assert_eq!(qos_class(&[res(None, Some(500), None, Some(GI))]), Guaranteed);
+        assert_eq!(
+            qos_class(&[res(None, Some(500), None, Some(GI))]),
+            Guaranteed
+        );
         assert_eq!(
             qos_class(&[res(Some(500), Some(500), Some(GI), Some(GI))]),
             Guaranteed
@@ -186,12 +206,18 @@ mod tests {
         );
         // Guaranteed + BestEffort container → Burstable.
         assert_eq!(
-            qos_class(&[res(None, Some(500), None, Some(GI)), ContainerResources::default()]),
+            qos_class(&[
+                res(None, Some(500), None, Some(GI)),
+                ContainerResources::default()
+            ]),
             Burstable
         );
         assert_eq!(qos_class(&[res(Some(100), None, None, None)]), Burstable);
         // Explicit zero request with a limit: request absent but limit present → Burstable.
-        assert_eq!(qos_class(&[res(Some(0), Some(500), None, Some(GI))]), Burstable);
+        assert_eq!(
+            qos_class(&[res(Some(0), Some(500), None, Some(GI))]),
+            Burstable
+        );
         assert_eq!(Guaranteed.to_string(), "Guaranteed");
         assert_eq!(BestEffort.to_string(), "BestEffort");
         assert_eq!(Burstable.to_string(), "Burstable");
@@ -205,7 +231,9 @@ mod tests {
         assert_eq!(oom_score_adj(Burstable, 0, 8 * GI), 999);
         assert_eq!(oom_score_adj(Burstable, 1, 8 * GI), 999);
         assert_eq!(oom_score_adj(Burstable, 4 * GI, 8 * GI), 500);
-        assert_eq!(oom_score_adj(Burstable, GI, 10 * GI), 898); // 1000 - 102.4 → 1000 - 102
+        assert_eq!(oom_score_adj(Burstable, GI, 10 * GI), 900);
+        assert_eq!(oom_score_adj(Burstable, 3 * GI, 8 * GI), 625);
+        assert_eq!(oom_score_adj(Burstable, 100 * 1024 * 1024, 3 * GI), 968); // 1000 - 32.55 → 968
         assert_eq!(oom_score_adj(Burstable, 8 * GI, 8 * GI), 3);
         assert_eq!(oom_score_adj(Burstable, 100 * GI, 8 * GI), 3);
         assert_eq!(oom_score_adj(Burstable, 8 * GI - 8 * GI / 1000, 8 * GI), 3);
@@ -240,9 +268,15 @@ mod tests {
         assert_eq!(l.memory_low, None);
         // Only a cpu limit: shares come from the limit.
         let l = container_limits(&res(None, Some(1000), None, None));
-        assert_eq!((l.cpu_quota_us, l.cpu_shares, l.cpu_weight), (Some(100_000), 1024, Some(100)));
+        assert_eq!(
+            (l.cpu_quota_us, l.cpu_shares, l.cpu_weight),
+            (Some(100_000), 1024, Some(100))
+        );
         // 5m limit hits the quota floor.
-        assert_eq!(container_limits(&res(None, Some(5), None, None)).cpu_quota_us, Some(1000));
+        assert_eq!(
+            container_limits(&res(None, Some(5), None, None)).cpu_quota_us,
+            Some(1000)
+        );
     }
 
     #[test]

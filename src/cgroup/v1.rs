@@ -61,8 +61,8 @@ pub(super) fn stats(dirs: &[Dir]) -> Result<CgroupStats, CgroupError> {
         }
         if dir.has("memory") {
             s.memory_current = read_single(&dir.path.join(MEMORY_USAGE))?.unwrap_or(0);
-            s.memory_max = read_single(&dir.path.join(MEMORY_LIMIT))?
-                .filter(|&m| m < V1_UNLIMITED_THRESHOLD);
+            s.memory_max =
+                read_single(&dir.path.join(MEMORY_LIMIT))?.filter(|&m| m < V1_UNLIMITED_THRESHOLD);
             s.oom_kills = oom_kills(&dir.path)?;
         }
     }
