@@ -368,7 +368,7 @@ impl PodCgroup {
             }
             Mode::V1 => {
                 for dir in &pod.dirs {
-                    make_dir(&dir.path)?;
+                    make_dir_all(&dir.path)?;
                     v1::apply(dir, limits)?;
                 }
             }
@@ -569,6 +569,13 @@ fn make_dir(path: &Path) -> Result<(), CgroupError> {
             err,
         }),
     }
+}
+
+fn make_dir_all(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir_all(path).map_err(|err| CgroupError::CreateDir {
+        path: path.to_owned(),
+        err,
+    })
 }
 
 fn subdirs(path: &Path) -> Result<Vec<PathBuf>, CgroupError> {
