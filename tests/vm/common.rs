@@ -26,23 +26,34 @@ pub fn web() -> ContainerResources {
     }
 }
 
+/// Prints past the test harness's output capture, so skips show in a normal `cargo test` run.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {why}");
+}
+
 /// The hierarchy if we are root and it has `mode`; otherwise prints why the test is skipped.
 pub fn require(test: &str, mode: Mode) -> Option<Hierarchy> {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root");
+        skip(test, "needs root");
         return None;
     }
     match Hierarchy::detect(Path::new(CGROUP_ROOT)) {
         Ok(h) if h.mode() == mode => Some(h),
         Ok(h) => {
-            eprintln!(
-                "SKIP {test}: needs cgroup {mode:?}, this host is {:?} (run tests/vm/run for v2)",
-                h.mode()
+            let why = format!(
+                "needs cgroup {mode:?}, this host is {:?}{}",
+                h.mode(),
+                if mode == Mode::V2 {
+                    " (tests/vm/run boots a v2 VM)"
+                } else {
+                    ""
+                }
             );
+            skip(test, &why);
             None
         }
         Err(e) => {
-            eprintln!("SKIP {test}: no usable cgroup hierarchy: {e}");
+            skip(test, &format!("no usable cgroup hierarchy: {e}"));
             None
         }
     }
