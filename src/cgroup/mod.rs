@@ -15,6 +15,22 @@
 //! Layout: `<root>/<parent>/pod<uid>/{pause,<container>...}`. Limits are computed by
 //! [`pod_limits`] / [`container_limits`] from plain numbers, so this module does not depend on the
 //! manifest code. Writes open files with `create(false)`: a typo'd file name fails, in fixtures too.
+//!
+//! Typical use by the supervisor:
+//! ```text
+//! let h = Hierarchy::detect(Path::new("/sys/fs/cgroup"))?;
+//! let pod = PodCgroup::create(&h, "podrun", uid, &pod_limits(&all_containers))?;
+//! let pause = pod.create_child("pause", &Limits::best_effort())?;
+//! let web = pod.create_child("web", &container_limits(&web_resources))?;
+//! web.add_pid(pid)?;            // or procs_file_fds() before fork
+//! ...
+//! pod.kill_all()?; pod.remove()?;
+//! ```
+//!
+//! Tests: unit tests on fixtures (`cargo test --lib cgroup`, no root); root tests on a v1 host
+//! (`cargo test --test cgroup_host`); cgroup v2 tests in a VM (`tests/vm/run`, which runs
+//! `tests/cgroup_v2.rs` under a v2 kernel via virtme-ng). Root tests skip with a `SKIP` line when
+//! the host has the other layout.
 
 mod detect;
 pub mod formula;
@@ -47,6 +63,8 @@ pub enum CgroupError {
     },
     #[error("read `{}`: {}", path.display(), errno_text(err))]
     Read { path: PathBuf, err: io::Error },
+    #[error("open `{}` for writing: {}", path.display(), errno_text(err))]
+    Open { path: PathBuf, err: io::Error },
     #[error("create cgroup `{}`: {}", path.display(), errno_text(err))]
     CreateDir { path: PathBuf, err: io::Error },
     #[error("remove cgroup `{}`: {}", path.display(), errno_text(err))]
@@ -93,6 +111,7 @@ impl CgroupError {
         match self {
             CgroupError::Write { err, .. }
             | CgroupError::Read { err, .. }
+            | CgroupError::Open { err, .. }
             | CgroupError::CreateDir { err, .. }
             | CgroupError::RemoveDir { err, .. } => Some(err),
             _ => None,
@@ -484,7 +503,7 @@ impl ChildCgroup {
                     .create(false)
                     .open(&path)
                     .map(OwnedFd::from)
-                    .map_err(|err| CgroupError::Read { path, err })
+                    .map_err(|err| CgroupError::Open { path, err })
             })
             .collect()
     }
