@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use detect::{V1Mount, parse_mountinfo};
+pub use detect::{MountInfo, V1Mount, parse_mountinfo};
 pub use qos::{BEST_EFFORT_OOM_SCORE_ADJ, GUARANTEED_OOM_SCORE_ADJ};
 pub use stats::parse_flat_keyed;
 
