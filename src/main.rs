@@ -4,8 +4,12 @@ use clap::Parser;
 
 fn main() {
     let cli = podrun::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match podrun::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

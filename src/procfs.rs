@@ -44,7 +44,9 @@ pub fn is_same_process(pid: i32, start: Option<u64>) -> bool {
 
 /// Inode of a namespace of `pid` (`kind` is `net`, `uts`, `ipc`, `pid`, `mnt`...).
 pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
-    fs::metadata(format!("/proc/{pid}/ns/{kind}")).ok().map(|m| m.ino())
+    fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// Every live descendant of `root` (children first found, then theirs), from one scan of /proc.
@@ -52,7 +54,11 @@ pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
                 continue;
             };
             if let Some(ppid) = parent(pid) {
@@ -87,5 +93,9 @@ pub fn signal_if_same(pid: i32, start: Option<u64>, signal: Signal) {
 
 /// Boot time in seconds since the epoch and the clock tick rate, to turn start times into dates.
 pub fn clock_ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map(|v| v as u64).unwrap_or(100)
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|v| v as u64)
+        .unwrap_or(100)
 }

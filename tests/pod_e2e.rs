@@ -23,22 +23,47 @@ fn sidecar_runs_and_containers_share_localhost() {
     assert!(out.stdout.contains("pod/sidecar created"), "{}", out.stdout);
 
     let get = node.podrun(&["get", "pods"]).ok().stdout;
-    let line = get.lines().find(|l| l.starts_with("sidecar")).expect("sidecar listed");
+    let line = get
+        .lines()
+        .find(|l| l.starts_with("sidecar"))
+        .expect("sidecar listed");
     assert!(line.contains("2/2") && line.contains("Running"), "{get}");
     let ip = node.pod_ip("sidecar");
-    assert!(ip.starts_with("10.244.0.") && ip != "10.244.0.0" && ip != "10.244.0.1", "{ip}");
+    assert!(
+        ip.starts_with("10.244.0.") && ip != "10.244.0.0" && ip != "10.244.0.1",
+        "{ip}"
+    );
     wait_for_web(&node, &ip);
 
-    let page = node.podrun(&["exec", "sidecar", "-c", "curl-client", "--", "curl", "-s", "http://127.0.0.1:80/"]).ok().stdout;
-    assert!(page.contains(&ip), "page does not name the pod IP {ip}: {page}");
+    let page = node
+        .podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "curl-client",
+            "--",
+            "curl",
+            "-s",
+            "http://127.0.0.1:80/",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        page.contains(&ip),
+        "page does not name the pod IP {ip}: {page}"
+    );
 
-    let list: Value = serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
+    let list: Value =
+        serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
     assert_eq!(list["kind"], "List");
     let pod = &list["items"][0];
     assert_eq!(pod["metadata"]["name"], "sidecar");
     assert_eq!(pod["status"]["phase"], "Running");
     assert_eq!(pod["status"]["podIP"], ip.as_str());
-    assert_eq!(pod["status"]["containerStatuses"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        pod["status"]["containerStatuses"].as_array().unwrap().len(),
+        2
+    );
     assert!(pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].is_string());
 }
 
@@ -49,26 +74,53 @@ fn host_reaches_pod_and_veth_is_wired_to_the_bridge() {
     node.apply("pods/sidecar.yaml").ok();
     let ip = node.pod_ip("sidecar");
     wait_for_web(&node, &ip);
-    let page = node.sh(&format!("curl -s --max-time 2 http://{ip}:80/hello")).ok().stdout;
+    let page = node
+        .sh(&format!("curl -s --max-time 2 http://{ip}:80/hello"))
+        .ok()
+        .stdout;
     assert!(page.contains("path /hello"), "{page}");
 
     let addr = node.sh("ip netns exec sidecar ip -br addr").ok().stdout;
-    let eth0 = addr.lines().find(|l| l.starts_with("eth0")).unwrap_or_else(|| panic!("no eth0: {addr}"));
-    assert!(eth0.contains(&format!("{ip}/24")) && eth0.contains("UP"), "{eth0}");
+    let eth0 = addr
+        .lines()
+        .find(|l| l.starts_with("eth0"))
+        .unwrap_or_else(|| panic!("no eth0: {addr}"));
+    assert!(
+        eth0.contains(&format!("{ip}/24")) && eth0.contains("UP"),
+        "{eth0}"
+    );
 
     let info = node.inspect("sidecar");
     let veth = info["sandbox"]["hostVeth"].as_str().unwrap().to_owned();
-    let link: Value = serde_json::from_str(&node.sh(&format!("ip -j -d link show dev {veth}")).ok().stdout).unwrap();
+    let link: Value = serde_json::from_str(
+        &node
+            .sh(&format!("ip -j -d link show dev {veth}"))
+            .ok()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(link[0]["master"], "podrun0");
     let peer_index = link[0]["link_index"].as_u64().expect("veth peer ifindex");
-    let inside: Value = serde_json::from_str(&node.sh("ip netns exec sidecar ip -j link show dev eth0").ok().stdout).unwrap();
+    let inside: Value = serde_json::from_str(
+        &node
+            .sh("ip netns exec sidecar ip -j link show dev eth0")
+            .ok()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(inside[0]["ifindex"].as_u64(), Some(peer_index));
-    let route = node.sh("ip netns exec sidecar ip route show default").ok().stdout;
+    let route = node
+        .sh("ip netns exec sidecar ip route show default")
+        .ok()
+        .stdout;
     assert!(route.contains("via 10.244.0.1 dev eth0"), "{route}");
     let fwd = node.sh("cat /proc/sys/net/ipv4/ip_forward").ok().stdout;
     assert_eq!(fwd.trim(), "1");
     let nft = node.sh("nft list table inet podrun").ok().stdout;
-    assert!(nft.contains("10.244.0.0/24") && nft.contains("masquerade") && nft.contains("podrun0"), "{nft}");
+    assert!(
+        nft.contains("10.244.0.0/24") && nft.contains("masquerade") && nft.contains("podrun0"),
+        "{nft}"
+    );
 }
 
 #[test]
@@ -77,13 +129,29 @@ fn two_pods_reach_each_other_over_the_bridge() {
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
     let other = node.root.path().join("other.yaml");
-    let text = std::fs::read_to_string(common::repo_file("pods/sidecar.yaml")).unwrap().replace("name: sidecar", "name: other");
+    let text = std::fs::read_to_string(common::repo_file("pods/sidecar.yaml"))
+        .unwrap()
+        .replace("name: sidecar", "name: other");
     std::fs::write(&other, text).unwrap();
     node.podrun(&["apply", "-f", other.to_str().unwrap()]).ok();
     let (a, b) = (node.pod_ip("sidecar"), node.pod_ip("other"));
     assert_ne!(a, b);
     wait_for_web(&node, &b);
-    let page = node.podrun(&["exec", "sidecar", "-c", "curl-client", "--", "curl", "-s", "--max-time", "2", &format!("http://{b}/from-a")]).ok().stdout;
+    let page = node
+        .podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "curl-client",
+            "--",
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            &format!("http://{b}/from-a"),
+        ])
+        .ok()
+        .stdout;
     assert!(page.contains(&b) && page.contains("/from-a"), "{page}");
 }
 
@@ -100,9 +168,23 @@ fn containers_share_the_pause_namespaces_and_hostname() {
             assert_eq!(c["namespaces"][kind], pause[kind], "{} {kind}", c["name"]);
         }
     }
-    let host = node.podrun(&["exec", "sidecar", "-c", "web-server", "--", "cat", "/proc/sys/kernel/hostname"]).ok().stdout;
+    let host = node
+        .podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "web-server",
+            "--",
+            "cat",
+            "/proc/sys/kernel/hostname",
+        ])
+        .ok()
+        .stdout;
     assert_eq!(host.trim(), "sidecar");
-    let host = node.podrun(&["exec", "sidecar", "-c", "curl-client", "--", "hostname"]).ok().stdout;
+    let host = node
+        .podrun(&["exec", "sidecar", "-c", "curl-client", "--", "hostname"])
+        .ok()
+        .stdout;
     assert_eq!(host.trim(), "sidecar");
 }
 
@@ -112,10 +194,14 @@ fn deployment_makes_three_pods_with_distinct_ips() {
     let node = Node::new();
     let out = node.apply("pods/deployment.yaml").ok().stdout;
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    let list: Value = serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
+    let list: Value =
+        serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    let mut ips: Vec<&str> = items.iter().map(|p| p["status"]["podIP"].as_str().unwrap()).collect();
+    let mut ips: Vec<&str> = items
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap())
+        .collect();
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 3, "{ips:?}");
@@ -127,7 +213,13 @@ fn deployment_makes_three_pods_with_distinct_ips() {
         assert_eq!(parts[2].len(), 5, "{name}");
         assert_eq!(p["status"]["phase"], "Running");
     }
-    node.podrun(&["delete", "-f", common::repo_file("pods/deployment.yaml").to_str().unwrap(), "--now"]).ok();
+    node.podrun(&[
+        "delete",
+        "-f",
+        common::repo_file("pods/deployment.yaml").to_str().unwrap(),
+        "--now",
+    ])
+    .ok();
     node.assert_clean();
 }
 
@@ -144,9 +236,19 @@ fn concurrent_applies_never_share_an_ip() {
     let handles: Vec<_> = files
         .iter()
         .map(|f| {
-            let script = format!("nsenter -t {} -n -m -- {} apply -f {}", node.pid(), common::PODRUN, f.display());
+            let script = format!(
+                "nsenter -t {} -n -m -- {} apply -f {}",
+                node.pid(),
+                common::PODRUN,
+                f.display()
+            );
             let root = node.root.path().to_owned();
-            std::process::Command::new("sh").arg("-c").arg(script).env("PODRUN_ROOT", root).output().unwrap()
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("PODRUN_ROOT", root)
+                .output()
+                .unwrap()
         })
         .collect::<Vec<_>>();
     // The loop above starts and waits for each in turn; start them truly at once as well:
@@ -166,10 +268,20 @@ fn concurrent_applies_never_share_an_ip() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let list: Value = serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
-    let mut ips: Vec<String> = list["items"].as_array().unwrap().iter().map(|p| p["status"]["podIP"].as_str().unwrap().to_owned()).collect();
+    let list: Value =
+        serde_json::from_str(&node.podrun(&["get", "pods", "-o", "json"]).ok().stdout).unwrap();
+    let mut ips: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ips.len(), 40);
     ips.sort();
     ips.dedup();
@@ -188,14 +300,19 @@ fn delete_leaves_nothing_behind() {
     let ip = node.pod_ip("sidecar");
     let sup = info["supervisor"]["pid"].as_i64().unwrap() as i32;
     // The shell loop's `sleep` is a child the container forked: it must go too.
-    let r = node.eventually(&format!("pgrep -P $(pgrep -f 'while true; do sleep 5' | head -1) sleep"), WAIT);
+    let r = node.eventually(
+        &format!("pgrep -P $(pgrep -f 'while true; do sleep 5' | head -1) sleep"),
+        WAIT,
+    );
     assert_eq!(r.code, 0, "no sleep child seen");
     assert!(!node.processes().is_empty());
     assert!(node.ipam_files().contains(&ip));
 
     let out = node.podrun(&["delete", "sidecar"]).ok().stdout;
     assert!(out.contains("pod \"sidecar\" deleted"), "{out}");
-    assert!(!std::path::Path::new(&format!("/proc/{sup}")).exists() || common::cmdline(sup).is_empty());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{sup}")).exists() || common::cmdline(sup).is_empty()
+    );
     node.assert_clean();
     // The IP is free again: the next pod may get it (round-robin gives the next one first).
     node.apply("pods/sidecar.yaml").ok();
@@ -214,7 +331,11 @@ fn refused(node: &Node, text: &str, expect: &str) {
     let f = write(node, "bad.yaml", text);
     let r = node.podrun(&["apply", "-f", &f]);
     assert_ne!(r.code, 0, "accepted: {text}");
-    assert!(r.stderr.contains(expect), "expected {expect:?} in: {}", r.stderr);
+    assert!(
+        r.stderr.contains(expect),
+        "expected {expect:?} in: {}",
+        r.stderr
+    );
     assert_eq!(node.state_entries(), 0);
     assert!(node.links().iter().all(|l| !l.starts_with("veth")));
     assert!(node.processes().is_empty());
@@ -224,15 +345,31 @@ fn refused(node: &Node, text: &str, expect: &str) {
 fn bad_input_is_refused_and_creates_nothing() {
     require_root!();
     let node = Node::new();
-    refused(&node, "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n", "yaml");
-    refused(&node, "apiVersion: v1\nkind: Frobnicator\nmetadata: {name: x}\n", "no matches for kind \"Frobnicator\"");
+    refused(
+        &node,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n",
+        "yaml",
+    );
+    refused(
+        &node,
+        "apiVersion: v1\nkind: Frobnicator\nmetadata: {name: x}\n",
+        "no matches for kind \"Frobnicator\"",
+    );
     refused(
         &node,
         "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], resources: {limits: {memory: 200Mx}}}]}}",
         "200Mx",
     );
-    refused(&node, "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, command: [sleep, '1']}]}}", "spec.containers[0].image");
-    refused(&node, "{apiVersion: v1, kind: Pod, metadata: {}, spec: {containers: [{name: c, image: i, command: [sleep, '1']}]}}", "metadata.name");
+    refused(
+        &node,
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, command: [sleep, '1']}]}}",
+        "spec.containers[0].image",
+    );
+    refused(
+        &node,
+        "{apiVersion: v1, kind: Pod, metadata: {}, spec: {containers: [{name: c, image: i, command: [sleep, '1']}]}}",
+        "metadata.name",
+    );
     refused(
         &node,
         "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1']}, {name: c, image: i, command: [sleep, '1']}]}}",
@@ -245,7 +382,7 @@ fn bad_input_is_refused_and_creates_nothing() {
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], livenessProbe: {exec: {command: [true]}}}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], livenessProbe: {exec: {command: ['true']}}}]}}",
         "not supported",
     );
 }
@@ -254,17 +391,40 @@ fn bad_input_is_refused_and_creates_nothing() {
 fn existing_name_and_exhausted_range_are_refused() {
     require_root!();
     let node = Node::with_cidr("10.99.0.0/30"); // one usable address: .2
-    let f = write(&node, "one.yaml", "{apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}");
+    let f = write(
+        &node,
+        "one.yaml",
+        "{apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}",
+    );
     node.podrun(&["apply", "-f", &f]).ok();
     let again = node.podrun(&["apply", "-f", &f]);
     assert_ne!(again.code, 0);
-    assert!(again.stderr.contains("pods \"one\" already exists"), "{}", again.stderr);
-    let g = write(&node, "two.yaml", "{apiVersion: v1, kind: Pod, metadata: {name: two}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}");
+    assert!(
+        again.stderr.contains("pods \"one\" already exists"),
+        "{}",
+        again.stderr
+    );
+    let g = write(
+        &node,
+        "two.yaml",
+        "{apiVersion: v1, kind: Pod, metadata: {name: two}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}",
+    );
     let full = node.podrun(&["apply", "-f", &g]);
     assert_ne!(full.code, 0);
-    assert!(full.stderr.contains("no IP addresses available in range 10.99.0.0/30"), "{}", full.stderr);
+    assert!(
+        full.stderr
+            .contains("no IP addresses available in range 10.99.0.0/30"),
+        "{}",
+        full.stderr
+    );
     assert_eq!(node.state_entries(), 1, "the failed pod left state");
-    assert_eq!(node.links().iter().filter(|l| l.starts_with("veth")).count(), 1);
+    assert_eq!(
+        node.links()
+            .iter()
+            .filter(|l| l.starts_with("veth"))
+            .count(),
+        1
+    );
     node.podrun(&["delete", "one", "--now"]).ok();
     node.assert_clean();
 }
@@ -280,7 +440,11 @@ fn failure_midway_rolls_back_everything() {
     );
     let r = node.podrun(&["apply", "-f", &f]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("bad") && r.stderr.contains("/nonexistent/binary"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("bad") && r.stderr.contains("/nonexistent/binary"),
+        "{}",
+        r.stderr
+    );
     // The bridge may stay only if another pod used it; here nothing else exists.
     node.assert_clean();
 }

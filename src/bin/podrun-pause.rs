@@ -139,17 +139,35 @@ pub unsafe extern "C" fn pause_main(sp: *const usize) -> ! {
         if sig == SIGKILL || sig == SIGSTOP || waited & bit(sig) != 0 || (32..=34).contains(&sig) {
             continue;
         }
-        let act = KernelSigaction { handler: SIG_IGN, flags: 0, restorer: 0, mask: 0 };
+        let act = KernelSigaction {
+            handler: SIG_IGN,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
         syscall4(nr::RT_SIGACTION, sig, &act as *const _ as usize, 0, 8);
     }
     let set: u64 = waited;
-    if syscall4(nr::RT_SIGPROCMASK, SIG_BLOCK, &set as *const u64 as usize, 0, 8) < 0 {
+    if syscall4(
+        nr::RT_SIGPROCMASK,
+        SIG_BLOCK,
+        &set as *const u64 as usize,
+        0,
+        8,
+    ) < 0
+    {
         write_err(b"podrun-pause: rt_sigprocmask failed\n");
         exit(1);
     }
     let mut info = core::mem::MaybeUninit::<[u64; 16]>::uninit(); // siginfo_t is 128 bytes
     loop {
-        let sig = syscall4(nr::RT_SIGTIMEDWAIT, &set as *const u64 as usize, info.as_mut_ptr() as usize, 0, 8);
+        let sig = syscall4(
+            nr::RT_SIGTIMEDWAIT,
+            &set as *const u64 as usize,
+            info.as_mut_ptr() as usize,
+            0,
+            8,
+        );
         match sig as usize {
             SIGCHLD => while syscall4(nr::WAIT4, usize::MAX, 0, WNOHANG, 0) > 0 {},
             SIGINT => {

@@ -2,7 +2,7 @@
 //! supervisor per pod, wait until each reports its sandbox ready and containers started.
 //! If any pod fails, every pod this apply created is removed again.
 
-use std::io::Read;
+use std::io::BufRead;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -28,10 +28,15 @@ pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
             }
             Object::Deployment(d) => {
                 let owned = store.list().into_iter().any(|r| {
-                    r.plan.namespace == d.namespace && r.plan.owner.as_ref().and_then(|o| o.deployment.as_deref()) == Some(&d.name)
+                    r.plan.namespace == d.namespace
+                        && r.plan.owner.as_ref().and_then(|o| o.deployment.as_deref())
+                            == Some(&d.name)
                 });
                 if owned {
-                    return Err(msg(format!("deployments.apps \"{}\" already exists", d.name)));
+                    return Err(msg(format!(
+                        "deployments.apps \"{}\" already exists",
+                        d.name
+                    )));
                 }
                 let plans = d.pod_plans();
                 headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
@@ -46,7 +51,10 @@ pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
     }
     let reserved = reserve(cfg, &store, &pods)?;
     let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
-    let failures: Vec<String> = started.iter().filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name))).collect();
+    let failures: Vec<String> = started
+        .iter()
+        .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name)))
+        .collect();
     if !failures.is_empty() {
         for (key, r) in &started {
             if r.is_ok() {
@@ -81,7 +89,10 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
                 id: String::new(),
                 process: None,
                 resolved: None,
-                state: ContainerState::Waiting { reason: "ContainerCreating".into(), message: None },
+                state: ContainerState::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                },
                 last_state: None,
                 restart_count: 0,
                 backoff_seconds: 0,
@@ -98,7 +109,14 @@ fn reserve(cfg: &Config, store: &Store, pods: &[PodPlan]) -> Result<Vec<PodKey>>
     let mut done = Vec::new();
     for p in pods {
         let mut record = new_record(cfg, p);
-        record.event("Normal", "Scheduled", format!("Successfully assigned {}/{} to {}", p.namespace, p.name, cfg.node_name));
+        record.event(
+            "Normal",
+            "Scheduled",
+            format!(
+                "Successfully assigned {}/{} to {}",
+                p.namespace, p.name, cfg.node_name
+            ),
+        );
         if let Err(e) = store.create(&record) {
             for k in &done {
                 let _ = store.remove(k);
@@ -111,9 +129,15 @@ fn reserve(cfg: &Config, store: &Store, pods: &[PodPlan]) -> Result<Vec<PodKey>>
 }
 
 /// Start every supervisor at once, then collect their readiness lines.
-fn start_supervisors(cfg: &Config, keys: &[PodKey]) -> Vec<(PodKey, std::result::Result<(), String>)> {
+fn start_supervisors(
+    cfg: &Config,
+    keys: &[PodKey],
+) -> Vec<(PodKey, std::result::Result<(), String>)> {
     let store = cfg.store();
-    let spawned: Vec<_> = keys.iter().map(|k| (k.clone(), spawn_supervisor(cfg, &store, k))).collect();
+    let spawned: Vec<_> = keys
+        .iter()
+        .map(|k| (k.clone(), spawn_supervisor(cfg, &store, k)))
+        .collect();
     spawned
         .into_iter()
         .map(|(k, s)| {
@@ -122,15 +146,18 @@ fn start_supervisors(cfg: &Config, keys: &[PodKey]) -> Vec<(PodKey, std::result:
                     let _ = store.remove(&k);
                     Err(e.to_string())
                 }
-                Ok((mut child, mut ready)) => {
+                Ok((mut child, ready)) => {
                     let mut line = String::new();
-                    let _ = ready.read_to_string(&mut line);
+                    let _ = std::io::BufReader::new(ready).read_line(&mut line);
                     match line.trim() {
                         "ok" => Ok(()),
                         other => {
                             let _ = child.wait();
                             let _ = store.remove(&k);
-                            Err(other.strip_prefix("error: ").unwrap_or("supervisor exited without reporting").to_owned())
+                            Err(other
+                                .strip_prefix("error: ")
+                                .unwrap_or("supervisor exited without reporting")
+                                .to_owned())
                         }
                     }
                 }
@@ -145,8 +172,12 @@ fn spawn_supervisor(cfg: &Config, store: &Store, key: &PodKey) -> Result<(Child,
         let context = context.to_owned();
         move |source| CliError::Io { context, source }
     };
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CliError::Io { context: "pipe".into(), source: e.into() })?;
-    let log = std::fs::File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CliError::Io {
+        context: "pipe".into(),
+        source: e.into(),
+    })?;
+    let log =
+        std::fs::File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
     let exe = std::env::current_exe().map_err(io("find podrun binary"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--root")
@@ -184,17 +215,32 @@ fn print_pod_summary(r: &PodRecord, named: bool) {
     };
     if let Some(sb) = &r.sandbox {
         let pause = sb.pause.map(|p| p.pid).unwrap_or_default();
-        println!("{indent}sandbox    pause pid {pause}, netns {}, hostname {}", sb.netns_path.display(), r.plan.hostname);
+        println!(
+            "{indent}sandbox    pause pid {pause}, netns {}, hostname {}",
+            sb.netns_path.display(),
+            r.plan.hostname
+        );
         if let Some(n) = &sb.network {
             println!(
                 "{indent}network    {}/{} gw {} on bridge {}, veth {} <-> {} (ifindex {} <-> {})",
-                n.ip, n.prefix_len, n.gateway, n.bridge, n.host_veth, n.pod_ifname, n.host_ifindex, n.pod_ifindex
+                n.ip,
+                n.prefix_len,
+                n.gateway,
+                n.bridge,
+                n.host_veth,
+                n.pod_ifname,
+                n.host_ifindex,
+                n.pod_ifindex
             );
         }
     }
     for c in &r.containers {
         let pid = c.process.map(|p| p.pid).unwrap_or_default();
-        let argv = c.resolved.as_ref().map(|p| p.argv.join(" ")).unwrap_or_default();
+        let argv = c
+            .resolved
+            .as_ref()
+            .map(|p| p.argv.join(" "))
+            .unwrap_or_default();
         let argv: String = argv.chars().take(60).collect();
         println!("{indent}container  {} pid {pid}: {argv}", c.name);
     }

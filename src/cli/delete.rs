@@ -43,7 +43,11 @@ pub fn delete(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<i32> {
     if keys.is_empty() {
         return Err(msg("resource(s) were provided, but no name was specified"));
     }
-    let grace = if args.now { Some(1) } else { args.grace_period.filter(|g| *g >= 0) };
+    let grace = if args.now {
+        Some(1)
+    } else {
+        args.grace_period.filter(|g| *g >= 0)
+    };
     let mut missing = Vec::new();
     let mut waiting = Vec::new();
     for key in keys {
@@ -62,7 +66,11 @@ pub fn delete(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<i32> {
         }
     }
     failed.extend(missing);
-    if failed.is_empty() { Ok(0) } else { Err(msg(failed.join("\n"))) }
+    if failed.is_empty() {
+        Ok(0)
+    } else {
+        Err(msg(failed.join("\n")))
+    }
 }
 
 /// Delete one pod and wait for it (used by apply's rollback too).
@@ -74,7 +82,12 @@ pub fn delete_pod(cfg: &Config, key: &PodKey, grace: Option<i64>, _quiet: bool) 
 fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKey>> {
     let store = cfg.store();
     if args.all {
-        return Ok(store.list().into_iter().map(|r| r.key()).filter(|k| k.namespace == namespace).collect());
+        return Ok(store
+            .list()
+            .into_iter()
+            .map(|r| r.key())
+            .filter(|k| k.namespace == namespace)
+            .collect());
     }
     if let Some(file) = &args.file {
         let mut keys = Vec::new();
@@ -85,7 +98,11 @@ fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKe
                     store
                         .list()
                         .into_iter()
-                        .filter(|r| r.plan.namespace == d.namespace && r.plan.owner.as_ref().and_then(|o| o.deployment.as_deref()) == Some(&d.name))
+                        .filter(|r| {
+                            r.plan.namespace == d.namespace
+                                && r.plan.owner.as_ref().and_then(|o| o.deployment.as_deref())
+                                    == Some(&d.name)
+                        })
                         .map(|r| r.key()),
                 ),
             }
@@ -98,20 +115,36 @@ fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKe
             names = &names[1..];
         }
     }
-    Ok(names.iter().map(|n| PodKey::new(namespace, n.strip_prefix("pod/").unwrap_or(n))).collect())
+    Ok(names
+        .iter()
+        .map(|n| PodKey::new(namespace, n.strip_prefix("pod/").unwrap_or(n)))
+        .collect())
 }
 
 /// How to learn that the supervisor is done.
 enum Wait {
-    Supervisor { pidfd: std::os::fd::OwnedFd, deadline: Instant },
+    Supervisor {
+        pidfd: std::os::fd::OwnedFd,
+        deadline: Instant,
+    },
     Gone,
 }
 
-fn request_stop(cfg: &Config, key: &PodKey, grace: Option<i64>) -> std::result::Result<Wait, StateError> {
+fn request_stop(
+    cfg: &Config,
+    key: &PodKey,
+    grace: Option<i64>,
+) -> std::result::Result<Wait, StateError> {
     let store = cfg.store();
     let record = store.load(key)?;
     let grace = grace.unwrap_or(record.plan.termination_grace_period_seconds);
-    store.request_deletion(key, &DeletionRequest { grace_period_seconds: grace, requested_at: Utc::now() })?;
+    store.request_deletion(
+        key,
+        &DeletionRequest {
+            grace_period_seconds: grace,
+            requested_at: Utc::now(),
+        },
+    )?;
     let Some(sup) = record.supervisor.filter(|s| s.is_alive()) else {
         return Ok(Wait::Gone);
     };
@@ -129,7 +162,8 @@ fn request_stop(cfg: &Config, key: &PodKey, grace: Option<i64>) -> std::result::
 fn finish(cfg: &Config, key: &PodKey, wait: Wait) -> Result<()> {
     if let Wait::Supervisor { pidfd, deadline } = wait {
         let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+        let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, timeout);
         // Still there after the grace period and a margin: stop waiting for it.
@@ -141,6 +175,8 @@ fn finish(cfg: &Config, key: &PodKey, wait: Wait) -> Result<()> {
     match store.load(key) {
         Err(StateError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),
-        Ok(record) => teardown::remove_pod_from_record(&store, &record).map_err(|e| msg(e.to_string())),
+        Ok(record) => {
+            teardown::remove_pod_from_record(&store, &record).map_err(|e| msg(e.to_string()))
+        }
     }
 }

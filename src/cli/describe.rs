@@ -36,7 +36,13 @@ pub fn render(r: &PodRecord) -> String {
     let p = &r.plan;
     let _ = writeln!(o, "{:<18}{}", "Name:", p.name);
     let _ = writeln!(o, "{:<18}{}", "Namespace:", p.namespace);
-    let _ = writeln!(o, "{:<18}{}/{}", "Node:", r.node_name, r.network_config.gateway());
+    let _ = writeln!(
+        o,
+        "{:<18}{}/{}",
+        "Node:",
+        r.node_name,
+        r.network_config.gateway()
+    );
     if let Some(t) = &r.start_time {
         let _ = writeln!(o, "{:<18}{}", "Start Time:", date(t));
     }
@@ -59,7 +65,11 @@ pub fn render(r: &PodRecord) -> String {
         let _ = writeln!(o, "    Container ID:   podrun://{}", c.id);
         let _ = writeln!(o, "    Image:          {}", c.image);
         for port in &spec.ports {
-            let _ = writeln!(o, "    Port:           {}/{}", port.container_port, port.protocol);
+            let _ = writeln!(
+                o,
+                "    Port:           {}/{}",
+                port.container_port, port.protocol
+            );
         }
         if !spec.command.is_empty() {
             let _ = writeln!(o, "    Command:");
@@ -78,7 +88,11 @@ pub fn render(r: &PodRecord) -> String {
             state(&mut o, "Last State:", last);
         }
         let ready = matches!(c.state, ContainerState::Running { .. });
-        let _ = writeln!(o, "    Ready:          {}", if ready { "True" } else { "False" });
+        let _ = writeln!(
+            o,
+            "    Ready:          {}",
+            if ready { "True" } else { "False" }
+        );
         let _ = writeln!(o, "    Restart Count:  {}", c.restart_count);
         if let Some(pid) = c.process.map(|p| p.pid) {
             let _ = writeln!(o, "    PID:            {pid}");
@@ -100,11 +114,20 @@ pub fn render(r: &PodRecord) -> String {
             }
         }
     }
-    let ready = !r.containers.is_empty() && r.containers.iter().all(|c| matches!(c.state, ContainerState::Running { .. }));
+    let ready = !r.containers.is_empty()
+        && r.containers
+            .iter()
+            .all(|c| matches!(c.state, ContainerState::Running { .. }));
     let sandbox_ready = r.sandbox.as_ref().is_some_and(|s| s.ready);
     let _ = writeln!(o, "Conditions:");
     let _ = writeln!(o, "  Type                        Status");
-    for (t, s) in [("PodReadyToStartContainers", sandbox_ready), ("Initialized", true), ("Ready", ready), ("ContainersReady", ready), ("PodScheduled", true)] {
+    for (t, s) in [
+        ("PodReadyToStartContainers", sandbox_ready),
+        ("Initialized", true),
+        ("Ready", ready),
+        ("ContainersReady", ready),
+        ("PodScheduled", true),
+    ] {
         let _ = writeln!(o, "  {t:<28}{}", if s { "True" } else { "False" });
     }
     let _ = writeln!(o, "{:<18}{}", "QoS Class:", super::pod_object::qos(r));
@@ -117,13 +140,21 @@ fn sandbox(o: &mut String, r: &PodRecord) {
     let _ = writeln!(o, "Sandbox:");
     let _ = writeln!(o, "  ID:             {}", sb.id);
     let _ = writeln!(o, "  Attempt:        {}", sb.attempt);
-    let _ = writeln!(o, "  Ready:          {}", if sb.ready { "True" } else { "False" });
+    let _ = writeln!(
+        o,
+        "  Ready:          {}",
+        if sb.ready { "True" } else { "False" }
+    );
     if let Some(p) = sb.pause {
         let _ = writeln!(o, "  Pause PID:      {}", p.pid);
     }
     let _ = writeln!(o, "  Netns:          {}", sb.netns_path.display());
     if let Some(n) = &sb.network {
-        let _ = writeln!(o, "  Network:        {}/{} via {} on {} ({} <-> {})", n.ip, n.prefix_len, n.gateway, n.bridge, n.host_veth, n.pod_ifname);
+        let _ = writeln!(
+            o,
+            "  Network:        {}/{} via {} on {} ({} <-> {})",
+            n.ip, n.prefix_len, n.gateway, n.bridge, n.host_veth, n.pod_ifname
+        );
     }
 }
 
@@ -140,7 +171,14 @@ fn state(o: &mut String, label: &str, s: &ContainerState) {
                 let _ = writeln!(o, "      Message:      {m}");
             }
         }
-        ContainerState::Terminated { exit_code, reason, started_at, finished_at, signal, message } => {
+        ContainerState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+            signal,
+            message,
+        } => {
             let _ = writeln!(o, "    {label:<16}Terminated");
             let _ = writeln!(o, "      Reason:       {reason}");
             if let Some(m) = message {
@@ -178,21 +216,42 @@ fn events(o: &mut String, r: &PodRecord) {
     }
     let _ = writeln!(o, "Events:");
     let mut rows = vec![
-        ["Type", "Reason", "Age", "From", "Message"].map(String::from).to_vec(),
-        ["----", "------", "----", "----", "-------"].map(String::from).to_vec(),
+        ["Type", "Reason", "Age", "From", "Message"]
+            .map(String::from)
+            .to_vec(),
+        ["----", "------", "----", "----", "-------"]
+            .map(String::from)
+            .to_vec(),
     ];
     for e in &r.events {
         let age = if e.count > 1 {
-            format!("{} (x{} over {})", table::age(e.last_timestamp), e.count, table::age(e.first_timestamp))
+            format!(
+                "{} (x{} over {})",
+                table::age(e.last_timestamp),
+                e.count,
+                table::age(e.first_timestamp)
+            )
         } else {
             table::age(e.first_timestamp)
         };
-        let from = if e.reason == "Scheduled" { "podrun-scheduler" } else { "podrun" };
-        rows.push(vec![e.kind.clone(), e.reason.clone(), age, from.into(), e.message.clone()]);
+        let from = if e.reason == "Scheduled" {
+            "podrun-scheduler"
+        } else {
+            "podrun"
+        };
+        rows.push(vec![
+            e.kind.clone(),
+            e.reason.clone(),
+            age,
+            from.into(),
+            e.message.clone(),
+        ]);
     }
     let mut buf = String::new();
     let cols = 5;
-    let widths: Vec<usize> = (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     for row in &rows {
         let _ = write!(buf, "  ");
         for (i, cell) in row.iter().enumerate() {
@@ -208,7 +267,14 @@ fn events(o: &mut String, r: &PodRecord) {
 
 /// Bytes in Kubernetes' canonical binary form when exact (209715200 -> 200Mi).
 fn format_bytes(b: u64) -> String {
-    for (suffix, unit) in [("Ei", 1u64 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+    for (suffix, unit) in [
+        ("Ei", 1u64 << 60),
+        ("Pi", 1 << 50),
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
         if b >= unit && b % unit == 0 {
             return format!("{}{suffix}", b / unit);
         }

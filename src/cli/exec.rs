@@ -36,15 +36,26 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     let container = super::logs::pick_container(&r, args.container.as_deref())?;
     let c = r.container(&container).expect("picked from the record");
     if c.process.is_none_or(|p| !p.is_alive()) {
-        return Err(msg(format!("unable to upgrade connection: container not found (\"{container}\")")));
+        return Err(msg(format!(
+            "unable to upgrade connection: container not found (\"{container}\")"
+        )));
     }
-    let pause = r.sandbox.as_ref().filter(|s| s.ready).and_then(|s| s.pause).filter(|p| p.is_alive());
+    let pause = r
+        .sandbox
+        .as_ref()
+        .filter(|s| s.ready)
+        .and_then(|s| s.pause)
+        .filter(|p| p.is_alive());
     let pause = pause.ok_or_else(|| msg(format!("pod {name} has no running sandbox")))?;
     let ns = NamespaceFds::open(pause.pid).map_err(|e| msg(e.to_string()))?;
     for (fd, flag) in &ns.fds {
         nix::sched::setns(fd, *flag).map_err(|e| msg(format!("setns {flag:?}: {e}")))?;
     }
-    let resolved = c.resolved.clone().unwrap_or(ResolvedProcess { argv: Vec::new(), env: Vec::new(), working_dir: None });
+    let resolved = c.resolved.clone().unwrap_or(ResolvedProcess {
+        argv: Vec::new(),
+        env: Vec::new(),
+        working_dir: None,
+    });
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..])
         .env_clear()

@@ -30,11 +30,19 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         None => (args.resource.as_str(), None),
     };
     if !matches!(resource, "pods" | "pod" | "po") {
-        return Err(msg(format!("the server doesn't have a resource type \"{resource}\"")));
+        return Err(msg(format!(
+            "the server doesn't have a resource type \"{resource}\""
+        )));
     }
-    let names: Vec<String> = inline_name.into_iter().chain(args.names.iter().cloned()).collect();
+    let names: Vec<String> = inline_name
+        .into_iter()
+        .chain(args.names.iter().cloned())
+        .collect();
     let all = cfg.store().list();
-    let mut pods: Vec<&PodRecord> = all.iter().filter(|r| args.all_namespaces || r.plan.namespace == namespace).collect();
+    let mut pods: Vec<&PodRecord> = all
+        .iter()
+        .filter(|r| args.all_namespaces || r.plan.namespace == namespace)
+        .collect();
     if !names.is_empty() {
         for n in &names {
             if !pods.iter().any(|r| &r.plan.name == n) {
@@ -48,8 +56,14 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         None => print_table(&pods, false, args.all_namespaces, namespace),
         Some("wide") => print_table(&pods, true, args.all_namespaces, namespace),
         Some("name") => pods.iter().for_each(|r| println!("pod/{}", r.plan.name)),
-        Some("json") => println!("{}", serde_json::to_string_pretty(&document(&pods, single)).expect("json")),
-        Some("yaml") => print!("{}", serde_saphyr::to_string(&document(&pods, single)).map_err(|e| msg(e.to_string()))?),
+        Some("json") => println!(
+            "{}",
+            serde_json::to_string_pretty(&document(&pods, single)).expect("json")
+        ),
+        Some("yaml") => print!(
+            "{}",
+            serde_saphyr::to_string(&document(&pods, single)).map_err(|e| msg(e.to_string()))?
+        ),
         Some(other) => {
             return Err(msg(format!(
                 "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
@@ -92,7 +106,11 @@ fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
         if all_ns {
             row.push(r.plan.namespace.clone());
         }
-        let running = r.containers.iter().filter(|c| matches!(c.state, ContainerState::Running { .. })).count();
+        let running = r
+            .containers
+            .iter()
+            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+            .count();
         let restarts: u32 = r.containers.iter().map(|c| c.restart_count).sum();
         row.push(r.plan.name.clone());
         row.push(format!("{running}/{}", r.containers.len()));
@@ -100,7 +118,11 @@ fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
         row.push(restarts.to_string());
         row.push(table::age(r.created_at));
         if wide {
-            row.push(r.pod_ip().map(|i| i.to_string()).unwrap_or_else(|| "<none>".into()));
+            row.push(
+                r.pod_ip()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "<none>".into()),
+            );
             row.push(r.node_name.clone());
             row.push("<none>".into());
             row.push("<none>".into());

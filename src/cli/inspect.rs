@@ -11,7 +11,10 @@ use crate::supervisor::pod_status_word;
 
 pub fn inspect(cfg: &Config, namespace: &str, name: &str) -> Result<i32> {
     let r = load_pod(cfg, namespace, name)?;
-    println!("{}", serde_json::to_string_pretty(&document(cfg, &r)).expect("json"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&document(cfg, &r)).expect("json")
+    );
     Ok(0)
 }
 

@@ -32,12 +32,22 @@ pub fn pick_container(r: &PodRecord, wanted: Option<&str>) -> Result<String> {
     let names: Vec<&str> = r.containers.iter().map(|c| c.name.as_str()).collect();
     match wanted {
         Some(w) if names.contains(&w) => Ok(w.to_owned()),
-        Some(w) => Err(msg(format!("container {w} is not valid for pod {}", r.plan.name))),
+        Some(w) => Err(msg(format!(
+            "container {w} is not valid for pod {}",
+            r.plan.name
+        ))),
         None => {
             if names.len() > 1 {
-                eprintln!("Defaulted container \"{}\" out of: {}", names[0], names.join(", "));
+                eprintln!(
+                    "Defaulted container \"{}\" out of: {}",
+                    names[0],
+                    names.join(", ")
+                );
             }
-            names.first().map(|n| n.to_string()).ok_or_else(|| msg("pod has no containers"))
+            names
+                .first()
+                .map(|n| n.to_string())
+                .ok_or_else(|| msg("pod has no containers"))
         }
     }
 }
@@ -49,7 +59,9 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
     let c = r.container(&container).expect("picked from the record");
     let run = if args.previous {
         if c.restart_count == 0 {
-            return Err(msg(format!("previous terminated container \"{container}\" in pod \"{name}\" not found")));
+            return Err(msg(format!(
+                "previous terminated container \"{container}\" in pod \"{name}\" not found"
+            )));
         }
         c.restart_count - 1
     } else {
@@ -57,9 +69,11 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
     };
     let key = PodKey::new(namespace, name);
     let path = cfg.store().container_log(&key, &container, run);
-    let mut file = std::fs::File::open(&path).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
+    let mut file =
+        std::fs::File::open(&path).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
     let mut text = Vec::new();
-    file.read_to_end(&mut text).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
+    file.read_to_end(&mut text)
+        .map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(tail(&text, args.tail));
     let _ = out.flush();
@@ -70,7 +84,9 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
 }
 
 fn tail(text: &[u8], n: Option<i64>) -> &[u8] {
-    let Some(n) = n.filter(|n| *n >= 0) else { return text };
+    let Some(n) = n.filter(|n| *n >= 0) else {
+        return text;
+    };
     let body = text.strip_suffix(b"\n").unwrap_or(text);
     let mut count = 0;
     for (i, b) in body.iter().enumerate().rev() {
@@ -85,7 +101,14 @@ fn tail(text: &[u8], n: Option<i64>) -> &[u8] {
 }
 
 /// Print new output until this run of the container ends or the pod is deleted.
-fn follow(cfg: &Config, key: &PodKey, container: &str, run: u32, file: &mut std::fs::File, out: &mut impl Write) {
+fn follow(
+    cfg: &Config,
+    key: &PodKey,
+    container: &str,
+    run: u32,
+    file: &mut std::fs::File,
+    out: &mut impl Write,
+) {
     let store = cfg.store();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -98,7 +121,11 @@ fn follow(cfg: &Config, key: &PodKey, container: &str, run: u32, file: &mut std:
             let _ = out.write_all(&buf[..n]);
         }
         let _ = out.flush();
-        let still_running = store.load(key).ok().and_then(|r| r.container(container).map(|c| c.restart_count == run && matches!(c.state, ContainerState::Running { .. })));
+        let still_running = store.load(key).ok().and_then(|r| {
+            r.container(container).map(|c| {
+                c.restart_count == run && matches!(c.state, ContainerState::Running { .. })
+            })
+        });
         if still_running != Some(true) && !progressed {
             let _ = file.seek(SeekFrom::Current(0));
             while let Ok(n) = file.read(&mut buf) {

@@ -18,7 +18,11 @@ use crate::config::{self, Config};
 use crate::state::{PodKey, PodRecord};
 
 #[derive(Debug, Parser)]
-#[command(name = "podrun", version, about = "Run Kubernetes pods on one Linux machine with real namespaces, veth and cgroups")]
+#[command(
+    name = "podrun",
+    version,
+    about = "Run Kubernetes pods on one Linux machine with real namespaces, veth and cgroups"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,19 +33,40 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// State root (records, logs, IPAM).
-    #[arg(long, global = true, env = "PODRUN_ROOT", default_value = "/run/podrun")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_ROOT",
+        default_value = "/run/podrun"
+    )]
     pub root: PathBuf,
     /// Node bridge the pods are attached to.
     #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = "podrun0")]
     pub bridge: String,
     /// Node pod CIDR; the bridge gets its first address as the pods' gateway.
-    #[arg(long, global = true, env = "PODRUN_POD_CIDR", default_value = "10.244.0.0/24")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_POD_CIDR",
+        default_value = "10.244.0.0/24"
+    )]
     pub pod_cidr: ipnet::Ipv4Net,
     /// Directory where pod network namespaces are pinned (`ip netns` reads /run/netns).
-    #[arg(long, global = true, env = "PODRUN_NETNS_DIR", default_value = "/run/netns")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_NETNS_DIR",
+        default_value = "/run/netns"
+    )]
     pub netns_dir: PathBuf,
     /// Namespace of the pods addressed by name.
-    #[arg(short = 'n', long, global = true, env = "PODRUN_NAMESPACE", default_value = "default")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "PODRUN_NAMESPACE",
+        default_value = "default"
+    )]
     pub namespace: String,
 }
 
@@ -91,7 +116,10 @@ pub enum CliError {
     #[error("{0}")]
     Msg(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CliError>;
@@ -124,7 +152,9 @@ fn pod_name(what: &[String]) -> Result<String> {
     };
     match kind {
         None | Some("pod" | "pods" | "po") => Ok(name.to_owned()),
-        Some(other) => Err(msg(format!("the server doesn't have a resource type \"{other}\""))),
+        Some(other) => Err(msg(format!(
+            "the server doesn't have a resource type \"{other}\""
+        ))),
     }
 }
 
@@ -138,7 +168,9 @@ pub fn run(cli: Cli) -> Result<i32> {
     let ns = cli.global.namespace.clone();
     match cli.command {
         Command::Apply { file, positional } => {
-            let file = file.or(positional).ok_or_else(|| msg("must specify -f FILE"))?;
+            let file = file
+                .or(positional)
+                .ok_or_else(|| msg("must specify -f FILE"))?;
             apply::apply(&cfg, &file)
         }
         Command::Get(args) => get::get(&cfg, &ns, &args),
@@ -153,6 +185,14 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn supervise(cfg: &Config, key: &str) -> i32 {
     let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-    let ready = std::env::var("PODRUN_READY_FD").ok().and_then(|v| v.parse().ok()).and_then(crate::sys::inherited_fd);
-    crate::supervisor::run(cfg.store(), PodKey::new(namespace, name), config::pause_binary(), ready)
+    let ready = std::env::var("PODRUN_READY_FD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .and_then(crate::sys::inherited_fd);
+    crate::supervisor::run(
+        cfg.store(),
+        PodKey::new(namespace, name),
+        config::pause_binary(),
+        ready,
+    )
 }

@@ -14,9 +14,15 @@ pub fn pod_object(r: &PodRecord) -> Value {
     }
     let meta = &mut obj["metadata"];
     meta["uid"] = json!(r.plan.uid);
-    meta["creationTimestamp"] = json!(r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    meta["creationTimestamp"] = json!(
+        r.created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     if r.deletion.is_some() {
-        meta["deletionTimestamp"] = json!(r.deletion.as_ref().map(|d| d.requested_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        meta["deletionTimestamp"] = json!(r.deletion.as_ref().map(|d| {
+            d.requested_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        }));
     }
     obj["spec"]["nodeName"] = json!(r.node_name);
     obj["status"] = status(r);
@@ -27,7 +33,11 @@ fn status(r: &PodRecord) -> Value {
     let ip = r.pod_ip().map(|ip| ip.to_string());
     let all_ready = !r.containers.is_empty() && r.containers.iter().all(is_ready);
     let ready = if all_ready { "True" } else { "False" };
-    let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) { "True" } else { "False" };
+    let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) {
+        "True"
+    } else {
+        "False"
+    };
     let mut status = json!({
         "phase": r.phase.to_string(),
         "hostIP": r.network_config.gateway().to_string(),
@@ -51,7 +61,9 @@ fn status(r: &PodRecord) -> Value {
     let word = pod_status_word(r);
     if word == "Unknown" {
         status["reason"] = json!("SupervisorLost");
-        status["message"] = json!("the pod's podrun supervisor is not running; `podrun delete` still removes everything");
+        status["message"] = json!(
+            "the pod's podrun supervisor is not running; `podrun delete` still removes everything"
+        );
     }
     status
 }
@@ -80,6 +92,11 @@ fn container_status(c: &ContainerRecord) -> Value {
 
 /// Kubernetes QoS class of the pod from its containers' requests and limits.
 pub fn qos(r: &PodRecord) -> cgroup::QosClass {
-    let resources: Vec<cgroup::ContainerResources> = r.plan.containers.iter().map(|c| crate::resources::container_resources(&c.resources)).collect();
+    let resources: Vec<cgroup::ContainerResources> = r
+        .plan
+        .containers
+        .iter()
+        .map(|c| crate::resources::container_resources(&c.resources))
+        .collect();
     cgroup::qos_class(&resources)
 }

@@ -17,11 +17,23 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("container {container}: open log {path}: {source}")]
-    Log { container: String, path: std::path::PathBuf, source: io::Error },
+    Log {
+        container: String,
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
     #[error("container {container}: exec {argv0:?}: {source}")]
-    Exec { container: String, argv0: String, source: io::Error },
+    Exec {
+        container: String,
+        argv0: String,
+        source: io::Error,
+    },
     #[error("container {container}: working directory {dir:?}: {source}")]
-    WorkingDir { container: String, dir: String, source: io::Error },
+    WorkingDir {
+        container: String,
+        dir: String,
+        source: io::Error,
+    },
     #[error("container {container}: empty command")]
     EmptyCommand { container: String },
 }
@@ -43,11 +55,19 @@ pub fn environment(process: &ResolvedProcess, hostname: &str) -> Vec<(String, St
 
 /// Open (append) the log file of one container run; stdout and stderr both go there.
 pub fn open_log(container: &str, path: &Path) -> Result<File, ContainerError> {
-    let err = |source| ContainerError::Log { container: container.to_owned(), path: path.to_owned(), source };
+    let err = |source| ContainerError::Log {
+        container: container.to_owned(),
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(err)?;
     }
-    OpenOptions::new().create(true).append(true).open(path).map_err(err)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(err)
 }
 
 /// Fork, join the sandbox namespaces, exec. Returns once exec succeeded (std reports an exec
@@ -59,14 +79,27 @@ pub fn spawn(
     ns: &NamespaceFds,
     log: File,
 ) -> Result<Child, ContainerError> {
-    let argv0 = process.argv.first().ok_or_else(|| ContainerError::EmptyCommand { container: container.to_owned() })?;
+    let argv0 = process
+        .argv
+        .first()
+        .ok_or_else(|| ContainerError::EmptyCommand {
+            container: container.to_owned(),
+        })?;
     if let Some(dir) = &process.working_dir {
         if !Path::new(dir).is_dir() {
             let source = io::Error::new(io::ErrorKind::NotFound, "no such directory");
-            return Err(ContainerError::WorkingDir { container: container.to_owned(), dir: dir.clone(), source });
+            return Err(ContainerError::WorkingDir {
+                container: container.to_owned(),
+                dir: dir.clone(),
+                source,
+            });
         }
     }
-    let log_err = |source| ContainerError::Log { container: container.to_owned(), path: "stdout".into(), source };
+    let log_err = |source| ContainerError::Log {
+        container: container.to_owned(),
+        path: "stdout".into(),
+        source,
+    };
     let mut cmd = Command::new(argv0);
     cmd.args(&process.argv[1..])
         .env_clear()
@@ -76,5 +109,9 @@ pub fn spawn(
         .stdout(log.try_clone().map_err(log_err)?)
         .stderr(log);
     crate::sys::join_before_exec(&mut cmd, ns.raw());
-    cmd.spawn().map_err(|source| ContainerError::Exec { container: container.to_owned(), argv0: argv0.clone(), source })
+    cmd.spawn().map_err(|source| ContainerError::Exec {
+        container: container.to_owned(),
+        argv0: argv0.clone(),
+        source,
+    })
 }

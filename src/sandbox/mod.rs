@@ -41,7 +41,8 @@ impl NamespaceFds {
         let mut fds = Vec::new();
         for (kind, flag) in POD_NAMESPACES {
             let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-            let file = File::open(&path).map_err(|source| SandboxError::OpenNamespace { path, source })?;
+            let file =
+                File::open(&path).map_err(|source| SandboxError::OpenNamespace { path, source })?;
             fds.push((OwnedFd::from(file), flag));
         }
         Ok(Self { fds })
@@ -49,12 +50,19 @@ impl NamespaceFds {
 
     pub fn net(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
-        self.fds.iter().find(|(_, f)| *f == CloneFlags::CLONE_NEWNET).map(|(fd, _)| fd.as_fd()).expect("net ns is always opened")
+        self.fds
+            .iter()
+            .find(|(_, f)| *f == CloneFlags::CLONE_NEWNET)
+            .map(|(fd, _)| fd.as_fd())
+            .expect("net ns is always opened")
     }
 
     /// (raw fd, flag) pairs for the pre-exec `setns` hook; valid while `self` lives.
     pub fn raw(&self) -> Vec<(std::os::fd::RawFd, CloneFlags)> {
-        self.fds.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect()
+        self.fds
+            .iter()
+            .map(|(fd, f)| (fd.as_raw_fd(), *f))
+            .collect()
     }
 }
 
@@ -62,7 +70,10 @@ impl NamespaceFds {
 pub fn start_pause(binary: &Path, hostname: &str, log: File) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(binary);
     cmd.stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|source| SandboxError::StartPause { binary: binary.to_owned(), source })?)
+        .stdout(log.try_clone().map_err(|source| SandboxError::StartPause {
+            binary: binary.to_owned(),
+            source,
+        })?)
         .stderr(log)
         .env_clear();
     crate::sys::unshare_before_exec(
@@ -70,24 +81,43 @@ pub fn start_pause(binary: &Path, hostname: &str, log: File) -> Result<Child, Sa
         CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
         hostname.to_owned(),
     );
-    cmd.spawn().map_err(|source| SandboxError::StartPause { binary: binary.to_owned(), source })
+    cmd.spawn().map_err(|source| SandboxError::StartPause {
+        binary: binary.to_owned(),
+        source,
+    })
 }
 
 /// Bind-mount `/proc/<pid>/ns/net` onto `path` (creating the directory and an empty file).
 pub fn pin_netns(pid: i32, path: &Path) -> Result<(), SandboxError> {
-    let err = |source| SandboxError::Pin { path: path.to_owned(), source };
+    let err = |source| SandboxError::Pin {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(err)?;
     }
-    File::options().write(true).create_new(true).open(path).map_err(err)?;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(err)?;
     let src = format!("/proc/{pid}/ns/net");
-    mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| err(io::Error::from(e)))
+    mount(
+        Some(src.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| err(io::Error::from(e)))
 }
 
 /// Undo `pin_netns`: lazy unmount, then remove the file. Missing pieces are fine.
 pub fn unpin_netns(path: &Path) -> Result<(), SandboxError> {
-    let err = |source| SandboxError::Unpin { path: path.to_owned(), source };
+    let err = |source| SandboxError::Unpin {
+        path: path.to_owned(),
+        source,
+    };
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(err(io::Error::from(e))),

@@ -25,14 +25,25 @@ pub enum StateError {
     #[error("pods \"{0}\" not found")]
     NotFound(String),
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("read {path}: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError + use<> {
     let path = path.to_owned();
-    move |source| StateError::Io { action, path, source }
+    move |source| StateError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +81,9 @@ impl Store {
 
     /// Log of one run of a container: `<pod dir>/<container>/<restart count>.log`.
     pub fn container_log(&self, key: &PodKey, container: &str, restart: u32) -> PathBuf {
-        self.pod_dir(key).join(container).join(format!("{restart}.log"))
+        self.pod_dir(key)
+            .join(container)
+            .join(format!("{restart}.log"))
     }
 
     /// Serialise decisions that look at all pods (e.g. "is this the last pod on the bridge?").
@@ -144,7 +157,11 @@ impl Store {
 
     /// Ask the supervisor to stop the pod: written beside the record (which only the
     /// supervisor writes while it lives), read by the supervisor when it gets SIGTERM.
-    pub fn request_deletion(&self, key: &PodKey, request: &DeletionRequest) -> Result<(), StateError> {
+    pub fn request_deletion(
+        &self,
+        key: &PodKey,
+        request: &DeletionRequest,
+    ) -> Result<(), StateError> {
         let path = self.pod_dir(key).join("deletion.json");
         let data = serde_json::to_vec(request).expect("a DeletionRequest always serialises");
         fs::write(&path, data).map_err(io_err("write", &path))

@@ -18,7 +18,10 @@ pub struct PodKey {
 
 impl PodKey {
     pub fn new(namespace: &str, name: &str) -> Self {
-        Self { namespace: namespace.to_owned(), name: name.to_owned() }
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
     /// Directory name under `<root>/pods/`, like the kubelet's `<ns>_<name>` log directories.
     pub fn dir_name(&self) -> String {
@@ -26,7 +29,11 @@ impl PodKey {
     }
     /// Name of the pinned network namespace (`ip netns exec <this> ...`).
     pub fn netns_name(&self) -> String {
-        if self.namespace == "default" { self.name.clone() } else { format!("{}.{}", self.namespace, self.name) }
+        if self.namespace == "default" {
+            self.name.clone()
+        } else {
+            format!("{}.{}", self.namespace, self.name)
+        }
     }
 }
 
@@ -45,7 +52,10 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub fn of(pid: i32) -> Self {
-        Self { pid, start_time: crate::procfs::start_time(pid) }
+        Self {
+            pid,
+            start_time: crate::procfs::start_time(pid),
+        }
     }
     pub fn is_alive(&self) -> bool {
         crate::procfs::is_same_process(self.pid, self.start_time)
@@ -182,7 +192,10 @@ impl PodRecord {
     }
 
     pub fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {
-        self.sandbox.as_ref().and_then(|s| s.network.as_ref()).map(|n| n.ip)
+        self.sandbox
+            .as_ref()
+            .and_then(|s| s.network.as_ref())
+            .map(|n| n.ip)
     }
 
     /// Record an event, folding a repeat of the last one into its count as Kubernetes does.

@@ -23,7 +23,11 @@ impl Supervisor {
     pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
         let key = self.record.key();
         let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
-        let ip = self.record.pod_ip().map(|ip| ip.to_string()).unwrap_or_default();
+        let ip = self
+            .record
+            .pod_ip()
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         let host_ip = self.record.network_config.gateway().to_string();
         let plan = &self.record.plan;
         let spec = &plan.containers[i];
@@ -45,9 +49,13 @@ impl Supervisor {
         c.id = super::lifecycle::new_id();
         c.process = Some(ProcessId::of(child.id() as i32));
         c.resolved = Some(resolved);
-        c.state = ContainerState::Running { started_at: Utc::now() };
-        self.record.event("Normal", "Created", format!("Created container: {name}"));
-        self.record.event("Normal", "Started", format!("Started container {name}"));
+        c.state = ContainerState::Running {
+            started_at: Utc::now(),
+        };
+        self.record
+            .event("Normal", "Created", format!("Created container: {name}"));
+        self.record
+            .event("Normal", "Started", format!("Started container {name}"));
         self.save();
         Ok(())
     }
@@ -56,7 +64,8 @@ impl Supervisor {
     pub(super) fn container_start_failed(&mut self, i: usize, err: StartError) {
         let now = Utc::now();
         let msg = err.to_string();
-        self.record.event("Warning", "Failed", format!("Error: {msg}"));
+        self.record
+            .event("Warning", "Failed", format!("Error: {msg}"));
         let c = &mut self.record.containers[i];
         c.process = None;
         c.state = ContainerState::Terminated {
@@ -71,8 +80,17 @@ impl Supervisor {
     }
 
     /// Record the end of a container's main process (and kill what it left in its group).
-    pub(super) fn mark_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) -> Option<usize> {
-        let i = self.record.containers.iter().position(|c| c.process.map(|p| p.pid) == Some(pid))?;
+    pub(super) fn mark_exited(
+        &mut self,
+        pid: i32,
+        code: i32,
+        signal: Option<i32>,
+    ) -> Option<usize> {
+        let i = self
+            .record
+            .containers
+            .iter()
+            .position(|c| c.process.map(|p| p.pid) == Some(pid))?;
         procfs::signal_group(pid, Signal::SIGKILL);
         let c = &mut self.record.containers[i];
         let started_at = match &c.state {
@@ -122,14 +140,22 @@ impl Supervisor {
         let base = self.backoff_base;
         let c = &mut self.record.containers[i];
         let ran = match &c.state {
-            ContainerState::Terminated { started_at, finished_at, .. } => (*finished_at - *started_at).to_std().unwrap_or_default(),
+            ContainerState::Terminated {
+                started_at,
+                finished_at,
+                ..
+            } => (*finished_at - *started_at).to_std().unwrap_or_default(),
             _ => Duration::ZERO,
         };
         if ran >= base * RESET_AFTER_FACTOR {
             c.backoff_seconds = 0;
         }
         let factor = c.backoff_seconds as u32; // in units of `base`: 0, 1, 2, 4, ... 30
-        c.backoff_seconds = if factor == 0 { 1 } else { (factor * 2).min(MAX_BACKOFF_FACTOR) } as u64;
+        c.backoff_seconds = if factor == 0 {
+            1
+        } else {
+            (factor * 2).min(MAX_BACKOFF_FACTOR)
+        } as u64;
         base * factor
     }
 
@@ -150,13 +176,22 @@ impl Supervisor {
                     self.record.plan.uid
                 )),
             };
-            self.record.event("Warning", "BackOff", format!("Back-off restarting failed container {name} in pod {pod}"));
+            self.record.event(
+                "Warning",
+                "BackOff",
+                format!("Back-off restarting failed container {name} in pod {pod}"),
+            );
         }
     }
 
     pub(super) fn run_due_restarts(&mut self) {
         let now = Instant::now();
-        let due: Vec<usize> = self.pending_restarts.iter().filter(|(_, t)| *t <= now).map(|(i, _)| *i).collect();
+        let due: Vec<usize> = self
+            .pending_restarts
+            .iter()
+            .filter(|(_, t)| *t <= now)
+            .map(|(i, _)| *i)
+            .collect();
         self.pending_restarts.retain(|(_, t)| *t > now);
         for i in due {
             let c = &mut self.record.containers[i];

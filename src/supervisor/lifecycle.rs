@@ -31,7 +31,11 @@ pub enum StartError {
 }
 
 fn random_id() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 impl Supervisor {
@@ -67,7 +71,11 @@ impl Supervisor {
         self.save();
 
         let log_path = self.store.pod_dir(&key).join("pause.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(StartError::PauseLog)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(StartError::PauseLog)?;
         let pause = sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log)?;
         let pid = pause.id() as i32;
         let sb = self.record.sandbox.as_mut().expect("set above");
@@ -136,7 +144,12 @@ impl Supervisor {
         self.pending_restarts.clear();
         self.record.deletion = self.store.deletion_request(&self.record.key());
         self.save();
-        let grace = self.record.deletion.as_ref().map(|d| d.grace_period_seconds).unwrap_or(self.record.plan.termination_grace_period_seconds);
+        let grace = self
+            .record
+            .deletion
+            .as_ref()
+            .map(|d| d.grace_period_seconds)
+            .unwrap_or(self.record.plan.termination_grace_period_seconds);
         self.stop_containers(Duration::from_secs(grace.max(0) as u64));
         let mut errors = self.stop_sandbox();
         teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
@@ -154,14 +167,22 @@ impl Supervisor {
             };
             let (pid, code, signal) = match status {
                 WaitStatus::Exited(pid, code) => (pid.as_raw(), code, None),
-                WaitStatus::Signaled(pid, sig, _) => (pid.as_raw(), 128 + sig as i32, Some(sig as i32)),
+                WaitStatus::Signaled(pid, sig, _) => {
+                    (pid.as_raw(), 128 + sig as i32, Some(sig as i32))
+                }
                 _ => continue,
             };
             if self.stopping {
                 let _ = self.mark_exited(pid, code, signal);
                 continue;
             }
-            let live_pause = self.record.sandbox.as_ref().filter(|s| s.ready).and_then(|s| s.pause).map(|p| p.pid);
+            let live_pause = self
+                .record
+                .sandbox
+                .as_ref()
+                .filter(|s| s.ready)
+                .and_then(|s| s.pause)
+                .map(|p| p.pid);
             if Some(pid) == live_pause {
                 self.on_sandbox_death();
             } else {
@@ -175,7 +196,8 @@ impl Supervisor {
         let deadline = Instant::now() + timeout;
         loop {
             self.reap_quietly();
-            if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || Instant::now() >= deadline {
+            if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || Instant::now() >= deadline
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -202,7 +224,11 @@ impl Supervisor {
     /// (unless restartPolicy is Never) make a new sandbox and start the containers in it.
     fn on_sandbox_death(&mut self) {
         tracing::warn!(pod = %self.record.key(), "pause exited: sandbox changed");
-        self.record.event("Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.".into());
+        self.record.event(
+            "Normal",
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.".into(),
+        );
         self.pending_restarts.clear();
         self.stop_containers(Duration::from_secs(2));
         let errors = self.stop_sandbox();
@@ -215,9 +241,18 @@ impl Supervisor {
             self.save();
             return;
         }
-        let attempt = self.record.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(1);
+        let attempt = self
+            .record
+            .sandbox
+            .as_ref()
+            .map(|s| s.attempt + 1)
+            .unwrap_or(1);
         if let Err(e) = self.start_sandbox(attempt) {
-            self.record.event("Warning", "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
+            self.record.event(
+                "Warning",
+                "FailedCreatePodSandBox",
+                format!("Failed to create pod sandbox: {e}"),
+            );
             self.record.phase = Phase::Failed;
             self.save();
             return;
@@ -242,7 +277,8 @@ impl Supervisor {
             let c = &self.record.containers[i];
             if let Some(p) = c.process.filter(|p| p.is_alive()) {
                 let name = c.name.clone();
-                self.record.event("Normal", "Killing", format!("Stopping container {name}"));
+                self.record
+                    .event("Normal", "Killing", format!("Stopping container {name}"));
                 procfs::signal_group(p.pid, Signal::SIGTERM);
                 pids.push(p.pid);
             }
@@ -254,7 +290,12 @@ impl Supervisor {
 
     /// SIGKILL every container process group and every other descendant but the pause.
     pub(super) fn kill_all_containers(&mut self) {
-        let pause = self.record.sandbox.as_ref().and_then(|s| s.pause).map(|p| p.pid);
+        let pause = self
+            .record
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.pause)
+            .map(|p| p.pid);
         for c in &self.record.containers {
             if let Some(p) = c.process {
                 procfs::signal_group(p.pid, Signal::SIGKILL);
@@ -262,7 +303,10 @@ impl Supervisor {
         }
         let me = std::process::id() as i32;
         for _ in 0..50 {
-            let rest: Vec<i32> = procfs::descendants(me).into_iter().filter(|p| Some(*p) != pause).collect();
+            let rest: Vec<i32> = procfs::descendants(me)
+                .into_iter()
+                .filter(|p| Some(*p) != pause)
+                .collect();
             if rest.is_empty() {
                 break;
             }

@@ -50,7 +50,10 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
             return 1;
         }
     };
-    let backoff_ms = std::env::var(BACKOFF_BASE_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let backoff_ms = std::env::var(BACKOFF_BASE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let mut sup = Supervisor {
         store,
         record,
@@ -127,7 +130,9 @@ impl Supervisor {
             }
             self.reap_children();
             self.run_due_restarts();
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
             wait_readable(wake, timeout);
         }
     }
@@ -141,7 +146,9 @@ impl Supervisor {
 fn wait_readable(wake: &UnixStream, timeout: Option<Duration>) {
     let timeout = match timeout {
         None => PollTimeout::NONE,
-        Some(d) => PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX),
+        Some(d) => {
+            PollTimeout::try_from(d.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX)
+        }
     };
     let mut fds = [PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
     let _ = poll(&mut fds, timeout);

@@ -11,16 +11,27 @@ pub fn pod_phase(record: &PodRecord) -> Phase {
     if record.start_time.is_none() {
         return Phase::Pending;
     }
-    let any_active = cs.iter().any(|c| matches!(c.state, ContainerState::Running { .. } | ContainerState::Waiting { .. }));
+    let any_active = cs.iter().any(|c| {
+        matches!(
+            c.state,
+            ContainerState::Running { .. } | ContainerState::Waiting { .. }
+        )
+    });
     if any_active && sandbox_ready {
         return Phase::Running;
     }
-    let all_ok = cs.iter().all(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }));
+    let all_ok = cs
+        .iter()
+        .all(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }));
     if any_active {
         // Waiting for a new sandbox.
         return Phase::Pending;
     }
-    if all_ok { Phase::Succeeded } else { Phase::Failed }
+    if all_ok {
+        Phase::Succeeded
+    } else {
+        Phase::Failed
+    }
 }
 
 /// kubectl's STATUS column (printPod): the last container's waiting/terminated reason wins over
@@ -32,14 +43,21 @@ pub fn pod_status_word(record: &PodRecord) -> String {
     if supervisor_lost(record) {
         return "Unknown".into();
     }
-    let mut reason = record.reason.clone().unwrap_or_else(|| record.phase.to_string());
+    let mut reason = record
+        .reason
+        .clone()
+        .unwrap_or_else(|| record.phase.to_string());
     let mut has_running = false;
     for c in &record.containers {
         match &c.state {
             ContainerState::Waiting { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated { reason: r, .. } if !r.is_empty() => reason = r.clone(),
-            ContainerState::Terminated { signal: Some(s), .. } => reason = format!("Signal:{s}"),
-            ContainerState::Terminated { exit_code, .. } => reason = format!("ExitCode:{exit_code}"),
+            ContainerState::Terminated {
+                signal: Some(s), ..
+            } => reason = format!("Signal:{s}"),
+            ContainerState::Terminated { exit_code, .. } => {
+                reason = format!("ExitCode:{exit_code}")
+            }
             ContainerState::Running { .. } => has_running = true,
             ContainerState::Waiting { .. } => {}
         }
@@ -61,7 +79,8 @@ impl Supervisor {
     pub(super) fn update_phase(&mut self) {
         let phase = pod_phase(&self.record);
         self.record.phase = phase;
-        let finished = matches!(phase, Phase::Succeeded | Phase::Failed) && self.pending_restarts.is_empty();
+        let finished =
+            matches!(phase, Phase::Succeeded | Phase::Failed) && self.pending_restarts.is_empty();
         if finished && self.record.sandbox.as_ref().is_some_and(|s| s.ready) && !self.stopping {
             let errors = self.stop_sandbox();
             if !errors.0.is_empty() {

@@ -59,7 +59,10 @@ pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut 
         errors.push("remove state", e);
     }
     let network = &record.network_config;
-    let in_use = store.list().iter().any(|r| r.network_config.bridge == network.bridge);
+    let in_use = store
+        .list()
+        .iter()
+        .any(|r| r.network_config.bridge == network.bridge);
     if !in_use {
         if let Err(e) = net::teardown_network(network) {
             errors.push("remove node network", e);

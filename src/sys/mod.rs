@@ -83,7 +83,13 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
     // SAFETY: plain system call; a null siginfo is allowed.
     let rc = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, std::ptr::null::<libc::siginfo_t>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
@@ -98,6 +104,9 @@ pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return None;
     }
+    // Close it on our own exec: the processes we start must not hold our parent's pipe open.
+    // SAFETY: F_SETFD on a descriptor we just checked is open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: the descriptor is open and was created by our parent for this process alone;
     // nothing else in this process refers to it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -52,7 +52,11 @@ impl Run {
     }
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -64,18 +68,31 @@ impl Node {
 
     pub fn with_cidr(cidr: &str) -> Self {
         let holder = Command::new("unshare")
-            .args(["--net", "--mount", "--propagation", "private", "--", "sleep", "infinity"])
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sleep",
+                "infinity",
+            ])
             .stdin(Stdio::null())
             .spawn()
             .expect("start namespace holder");
-        let node = Node { holder, root: tempfile::tempdir().expect("tempdir"), cidr: cidr.to_owned() };
+        let node = Node {
+            holder,
+            root: tempfile::tempdir().expect("tempdir"),
+            cidr: cidr.to_owned(),
+        };
         // Wait until unshare has exec'd sleep inside the new namespaces.
         let deadline = Instant::now() + Duration::from_secs(5);
         while node.mnt_inode() == own_ns("mnt") && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::fs::create_dir_all("/run/netns").expect("create /run/netns");
-        node.sh("mount -t tmpfs tmpfs /run/netns && ip link set lo up").ok();
+        node.sh("mount -t tmpfs tmpfs /run/netns && ip link set lo up")
+            .ok();
         node
     }
 
@@ -84,12 +101,16 @@ impl Node {
     }
 
     fn mnt_inode(&self) -> u64 {
-        std::fs::metadata(format!("/proc/{}/ns/mnt", self.pid())).map(|m| m.ino()).unwrap_or(0)
+        std::fs::metadata(format!("/proc/{}/ns/mnt", self.pid()))
+            .map(|m| m.ino())
+            .unwrap_or(0)
     }
 
     fn enter(&self) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg("-t").arg(self.pid().to_string()).args(["-n", "-m", "--"]);
+        c.arg("-t")
+            .arg(self.pid().to_string())
+            .args(["-n", "-m", "--"]);
         c
     }
 
@@ -100,7 +121,10 @@ impl Node {
 
     pub fn podrun_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = self.enter();
-        c.arg(PODRUN).env("PODRUN_ROOT", self.root.path()).env("PODRUN_POD_CIDR", &self.cidr).args(args);
+        c.arg(PODRUN)
+            .env("PODRUN_ROOT", self.root.path())
+            .env("PODRUN_POD_CIDR", &self.cidr)
+            .args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -109,7 +133,12 @@ impl Node {
 
     /// A shell command in the node's namespaces.
     pub fn sh(&self, script: &str) -> Run {
-        Run::from(self.enter().args(["sh", "-c", script]).output().expect("run sh"))
+        Run::from(
+            self.enter()
+                .args(["sh", "-c", script])
+                .output()
+                .expect("run sh"),
+        )
     }
 
     pub fn apply(&self, rel: &str) -> Run {
@@ -148,8 +177,17 @@ impl Node {
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|&pid| pid != holder)
-            .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| m.ino()).ok() == Some(mine))
-            .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false))
+            .filter(|pid| {
+                std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+                    .map(|m| m.ino())
+                    .ok()
+                    == Some(mine)
+            })
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| !s.contains(") Z "))
+                    .unwrap_or(false)
+            })
             .collect()
     }
 
@@ -157,17 +195,28 @@ impl Node {
     pub fn links(&self) -> Vec<String> {
         let out = self.sh("ip -j link show").ok();
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        v.as_array().unwrap().iter().map(|l| l["ifname"].as_str().unwrap().to_owned()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// Entries in the state root's pods dir.
     pub fn state_entries(&self) -> usize {
-        std::fs::read_dir(self.root.path().join("pods")).map(|d| d.count()).unwrap_or(0)
+        std::fs::read_dir(self.root.path().join("pods"))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     pub fn ipam_files(&self) -> Vec<String> {
         std::fs::read_dir(self.root.path().join("networks/podrun0"))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains('.') && !n.starts_with("last_reserved")).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains('.') && !n.starts_with("last_reserved"))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -176,24 +225,41 @@ impl Node {
     #[track_caller]
     pub fn assert_clean(&self) {
         let links = self.links();
-        assert!(links.iter().all(|l| !l.starts_with("veth") && l != "podrun0"), "links left: {links:?}");
+        assert!(
+            links
+                .iter()
+                .all(|l| !l.starts_with("veth") && l != "podrun0"),
+            "links left: {links:?}"
+        );
         let pins = self.sh("ls /run/netns").ok().stdout;
         assert!(pins.trim().is_empty(), "netns pins left: {pins}");
         let nft = self.sh("nft list tables").ok().stdout;
         assert!(!nft.contains("podrun"), "nft table left: {nft}");
         let procs = self.processes();
-        assert!(procs.is_empty(), "processes left: {:?}", procs.iter().map(|p| cmdline(*p)).collect::<Vec<_>>());
+        assert!(
+            procs.is_empty(),
+            "processes left: {:?}",
+            procs.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        );
         assert_eq!(self.state_entries(), 0, "pod state left");
-        assert!(self.ipam_files().is_empty(), "addresses still allocated: {:?}", self.ipam_files());
+        assert!(
+            self.ipam_files().is_empty(),
+            "addresses still allocated: {:?}",
+            self.ipam_files()
+        );
     }
 }
 
 pub fn cmdline(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline")).map(|b| String::from_utf8_lossy(&b).replace('\0', " ")).unwrap_or_default()
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
 }
 
 fn own_ns(kind: &str) -> u64 {
-    std::fs::metadata(format!("/proc/self/ns/{kind}")).map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata(format!("/proc/self/ns/{kind}"))
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 impl Drop for Node {
@@ -202,7 +268,10 @@ impl Drop for Node {
         // Whatever is still running in the node's mount namespace is ours: kill it by PID.
         for _ in 0..3 {
             for pid in self.processes() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
