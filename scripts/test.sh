@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --bins
-cargo test --all-targets "$@"
+cargo test "$@"
