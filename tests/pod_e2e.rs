@@ -300,11 +300,17 @@ fn delete_leaves_nothing_behind() {
     let ip = node.pod_ip("sidecar");
     let sup = info["supervisor"]["pid"].as_i64().unwrap() as i32;
     // The shell loop's `sleep` is a child the container forked: it must go too.
-    let r = node.eventually(
-        &format!("pgrep -P $(pgrep -f 'while true; do sleep 5' | head -1) sleep"),
-        WAIT,
-    );
+    let client = info["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "curl-client")
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let r = node.eventually(&format!("pgrep -P {client} sleep"), WAIT);
     assert_eq!(r.code, 0, "no sleep child seen");
+    let sleep_pid: i32 = r.stdout.trim().parse().unwrap();
     assert!(!node.processes().is_empty());
     assert!(node.ipam_files().contains(&ip));
 
@@ -312,6 +318,10 @@ fn delete_leaves_nothing_behind() {
     assert!(out.contains("pod \"sidecar\" deleted"), "{out}");
     assert!(
         !std::path::Path::new(&format!("/proc/{sup}")).exists() || common::cmdline(sup).is_empty()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{sleep_pid}")).exists(),
+        "the container's child survived"
     );
     node.assert_clean();
     // The IP is free again: the next pod may get it (round-robin gives the next one first).

@@ -110,10 +110,10 @@ fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKe
         return Ok(keys);
     }
     let mut names: &[String] = &args.names;
-    if let Some(first) = names.first() {
-        if matches!(first.as_str(), "pod" | "pods" | "po") {
-            names = &names[1..];
-        }
+    if let Some(first) = names.first()
+        && matches!(first.as_str(), "pod" | "pods" | "po")
+    {
+        names = &names[1..];
     }
     Ok(names
         .iter()

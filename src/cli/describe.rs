@@ -275,7 +275,7 @@ fn format_bytes(b: u64) -> String {
         ("Mi", 1 << 20),
         ("Ki", 1 << 10),
     ] {
-        if b >= unit && b % unit == 0 {
+        if b >= unit && b.is_multiple_of(unit) {
             return format!("{}{suffix}", b / unit);
         }
     }

@@ -75,10 +75,8 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
 
 /// One named pod prints as the object itself; otherwise a kubectl `List`.
 fn document(pods: &[&PodRecord], single: bool) -> Value {
-    if single {
-        if let Some(r) = pods.first() {
-            return pod_object(r);
-        }
+    if single && let Some(r) = pods.first() {
+        return pod_object(r);
     }
     json!({
         "apiVersion": "v1",

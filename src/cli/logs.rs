@@ -1,6 +1,6 @@
 //! `podrun logs NAME [-c C] [-f] [-p] [--tail N]`: a container run's stdout+stderr file.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, Write};
 use std::time::Duration;
 
 use clap::Args;
@@ -127,7 +127,7 @@ fn follow(
             })
         });
         if still_running != Some(true) && !progressed {
-            let _ = file.seek(SeekFrom::Current(0));
+            let _ = file.stream_position();
             while let Ok(n) = file.read(&mut buf) {
                 if n == 0 {
                     break;

@@ -85,15 +85,15 @@ pub fn spawn(
         .ok_or_else(|| ContainerError::EmptyCommand {
             container: container.to_owned(),
         })?;
-    if let Some(dir) = &process.working_dir {
-        if !Path::new(dir).is_dir() {
-            let source = io::Error::new(io::ErrorKind::NotFound, "no such directory");
-            return Err(ContainerError::WorkingDir {
-                container: container.to_owned(),
-                dir: dir.clone(),
-                source,
-            });
-        }
+    if let Some(dir) = &process.working_dir
+        && !Path::new(dir).is_dir()
+    {
+        let source = io::Error::new(io::ErrorKind::NotFound, "no such directory");
+        return Err(ContainerError::WorkingDir {
+            container: container.to_owned(),
+            dir: dir.clone(),
+            source,
+        });
     }
     let log_err = |source| ContainerError::Log {
         container: container.to_owned(),

@@ -201,12 +201,13 @@ impl PodRecord {
     /// Record an event, folding a repeat of the last one into its count as Kubernetes does.
     pub fn event(&mut self, kind: &str, reason: &str, message: String) {
         let now = Utc::now();
-        if let Some(last) = self.events.last_mut() {
-            if last.reason == reason && last.message == message {
-                last.count += 1;
-                last.last_timestamp = now;
-                return;
-            }
+        if let Some(last) = self.events.last_mut()
+            && last.reason == reason
+            && last.message == message
+        {
+            last.count += 1;
+            last.last_timestamp = now;
+            return;
         }
         self.events.push(Event {
             kind: kind.to_owned(),

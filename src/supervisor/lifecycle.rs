@@ -113,11 +113,11 @@ impl Supervisor {
         let mut errors = TeardownErrors::default();
         self.ns = None;
         if let Some(sb) = self.record.sandbox.clone() {
-            if let Some(p) = sb.pause {
-                if p.is_alive() {
-                    procfs::signal_if_same(p.pid, p.start_time, Signal::SIGTERM);
-                    self.wait_for(&[p.pid], Duration::from_secs(2));
-                }
+            if let Some(p) = sb.pause
+                && p.is_alive()
+            {
+                procfs::signal_if_same(p.pid, p.start_time, Signal::SIGTERM);
+                self.wait_for(&[p.pid], Duration::from_secs(2));
             }
             teardown::remove_sandbox(&self.record, &sb, &mut errors);
             self.reap_quietly();

@@ -27,11 +27,11 @@ impl TeardownErrors {
 /// SIGKILL every container process group recorded and wait (bounded) until they are gone.
 pub fn kill_containers(record: &PodRecord) {
     for c in &record.containers {
-        if let Some(p) = c.process {
-            if p.is_alive() {
-                procfs::signal_group(p.pid, Signal::SIGKILL);
-                procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
-            }
+        if let Some(p) = c.process
+            && p.is_alive()
+        {
+            procfs::signal_group(p.pid, Signal::SIGKILL);
+            procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
         }
     }
 }
@@ -63,10 +63,8 @@ pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut 
         .list()
         .iter()
         .any(|r| r.network_config.bridge == network.bridge);
-    if !in_use {
-        if let Err(e) = net::teardown_network(network) {
-            errors.push("remove node network", e);
-        }
+    if !in_use && let Err(e) = net::teardown_network(network) {
+        errors.push("remove node network", e);
     }
     drop(lock);
 }
