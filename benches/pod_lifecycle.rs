@@ -24,7 +24,7 @@ fn podrun(node: &Node, args: &[&str]) -> (Duration, bool) {
     let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
     let mnt = File::open(format!("/proc/{}/ns/mnt", node.pid())).unwrap();
     let mut cmd = Command::new(common::PODRUN);
-    cmd.args(args).env("PODRUN_ROOT", node.root.path()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.args(args).env("PODRUN_ROOT", node.root.path()).env("PODRUN_CGROUP_PARENT", &node.cgroup_parent).stdout(Stdio::null()).stderr(Stdio::inherit());
     // SAFETY: setns(2) is async-signal-safe; the files stay open in the parent during spawn.
     unsafe {
         cmd.pre_exec(move || {

@@ -15,6 +15,10 @@ pub struct Config {
     pub pod_cidr: ipnet::Ipv4Net,
     /// Where pod network namespaces are pinned, `ip netns`' directory (`--netns-dir`).
     pub netns_dir: PathBuf,
+    /// Root of the cgroup filesystem (`--cgroup-root`, `PODRUN_CGROUP_ROOT`).
+    pub cgroup_root: PathBuf,
+    /// Parent of the pod cgroups, relative to the root (`--cgroup-parent`, `PODRUN_CGROUP_PARENT`).
+    pub cgroup_parent: String,
     /// Node name shown in `get -o wide` and given to `spec.nodeName` field refs.
     pub node_name: String,
 }

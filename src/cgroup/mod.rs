@@ -435,6 +435,11 @@ impl PodCgroup {
         Ok(child)
     }
 
+    /// The pod directories themselves (one per v1 hierarchy, or the v2 one).
+    pub fn pod_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
     /// Every directory: the pod directories, then each existing child directory (read from the
     /// filesystem, so it also works on a handle from [`PodCgroup::open`]).
     pub fn paths(&self) -> Vec<PathBuf> {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::{CliError, Result, msg};
 use crate::config::Config;
 use crate::spec::{self, Object, PodPlan};
-use crate::state::{ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store};
+use crate::state::{CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store};
 
 pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
     let objects = spec::load_file(file)?;
@@ -72,6 +72,7 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
         plan: plan.clone(),
         network_config: cfg.network(),
         netns_dir: cfg.netns_dir.clone(),
+        cgroup: Some(CgroupRecord { root: cfg.cgroup_root.clone(), parent: cfg.cgroup_parent.clone(), mode: None }),
         node_name: cfg.node_name.clone(),
         created_at: Utc::now(),
         start_time: None,
@@ -95,6 +96,7 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
                 },
                 last_state: None,
                 restart_count: 0,
+                oom_kills_at_start: 0,
                 backoff_seconds: 0,
             })
             .collect(),

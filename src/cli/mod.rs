@@ -59,6 +59,12 @@ pub struct GlobalArgs {
         default_value = "/run/netns"
     )]
     pub netns_dir: PathBuf,
+    /// Root of the cgroup filesystem (v2, or the v1 controller mounts of a hybrid host).
+    #[arg(long, global = true, env = "PODRUN_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Parent cgroup of the pod cgroups (pods are `<parent>/pod<uid>`).
+    #[arg(long, global = true, env = "PODRUN_CGROUP_PARENT", default_value = "podrun")]
+    pub cgroup_parent: String,
     /// Namespace of the pods addressed by name.
     #[arg(
         short = 'n',
@@ -135,6 +141,8 @@ impl GlobalArgs {
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.trunc(),
             netns_dir: self.netns_dir.clone(),
+            cgroup_root: self.cgroup_root.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
             node_name: config::hostname(),
         }
     }

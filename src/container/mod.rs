@@ -72,11 +72,20 @@ pub fn open_log(container: &str, path: &Path) -> Result<File, ContainerError> {
 
 /// Fork, join the sandbox namespaces, exec. Returns once exec succeeded (std reports an exec
 /// failure of the child back through a CLOEXEC pipe, so a bad command fails here).
+/// Where a container process is placed before it execs.
+pub struct Placement {
+    /// Open `cgroup.procs` files of the container's cgroup.
+    pub cgroup_procs: Vec<std::os::fd::RawFd>,
+    /// The kubelet's value for the pod's QoS class.
+    pub oom_score_adj: i32,
+}
+
 pub fn spawn(
     container: &str,
     process: &ResolvedProcess,
     hostname: &str,
     ns: &NamespaceFds,
+    placement: Placement,
     log: File,
 ) -> Result<Child, ContainerError> {
     let argv0 = process
@@ -108,7 +117,14 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(log_err)?)
         .stderr(log);
-    crate::sys::join_before_exec(&mut cmd, ns.raw());
+    let setup = crate::sys::ChildSetup {
+        cgroup_procs: placement.cgroup_procs,
+        oom_score_adj: Some(placement.oom_score_adj),
+        join: ns.raw(),
+        new_process_group: true,
+        ..Default::default()
+    };
+    crate::sys::before_exec(&mut cmd, setup);
     cmd.spawn().map_err(|source| ContainerError::Exec {
         container: container.to_owned(),
         argv0: argv0.clone(),

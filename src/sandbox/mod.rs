@@ -5,7 +5,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -30,6 +30,9 @@ pub enum SandboxError {
     #[error("unpin network namespace at {path}: {source}")]
     Unpin { path: PathBuf, source: io::Error },
 }
+
+/// containerd's oom_score_adj for the sandbox container: the pause is the last thing to kill.
+pub const PAUSE_OOM_SCORE_ADJ: i32 = -998;
 
 /// Open namespace files of a live pause process (O_CLOEXEC), for `setns`.
 pub struct NamespaceFds {
@@ -67,7 +70,8 @@ impl NamespaceFds {
 }
 
 /// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname.
-pub fn start_pause(binary: &Path, hostname: &str, log: File) -> Result<Child, SandboxError> {
+/// `cgroup_procs` are open `cgroup.procs` files of the pause's cgroup (joined before exec).
+pub fn start_pause(binary: &Path, hostname: &str, log: File, cgroup_procs: Vec<RawFd>) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(binary);
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|source| SandboxError::StartPause {
@@ -76,11 +80,14 @@ pub fn start_pause(binary: &Path, hostname: &str, log: File) -> Result<Child, Sa
         })?)
         .stderr(log)
         .env_clear();
-    crate::sys::unshare_before_exec(
-        &mut cmd,
-        CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC,
-        hostname.to_owned(),
-    );
+    let flags = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    let setup = crate::sys::ChildSetup {
+        cgroup_procs,
+        oom_score_adj: Some(PAUSE_OOM_SCORE_ADJ),
+        unshare: Some((flags, hostname.to_owned())),
+        ..Default::default()
+    };
+    crate::sys::before_exec(&mut cmd, setup);
     cmd.spawn().map_err(|source| SandboxError::StartPause {
         binary: binary.to_owned(),
         source,

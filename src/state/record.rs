@@ -113,6 +113,9 @@ pub struct ContainerRecord {
     pub state: ContainerState,
     pub last_state: Option<ContainerState>,
     pub restart_count: u32,
+    /// `oom_kill` count of the container's cgroup when this run started (to tell an OOM kill).
+    #[serde(default)]
+    pub oom_kills_at_start: u64,
     /// Restart back-off: the delay that applies to the next crash, in seconds (0 = none yet).
     #[serde(default)]
     pub backoff_seconds: u64,
@@ -158,6 +161,15 @@ pub struct SandboxRecord {
     pub ready: bool,
 }
 
+/// Where the pod's cgroups live: `<root>/<parent>/pod<uid>` (`/<controller>/...` on cgroup v1),
+/// one child per container and one named `pause`. Recorded before they are created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CgroupRecord {
+    pub root: std::path::PathBuf,
+    pub parent: String,
+    pub mode: Option<crate::cgroup::Mode>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletionRequest {
     pub grace_period_seconds: i64,
@@ -169,6 +181,8 @@ pub struct PodRecord {
     pub plan: PodPlan,
     pub network_config: NetworkConfig,
     pub netns_dir: std::path::PathBuf,
+    #[serde(default)]
+    pub cgroup: Option<CgroupRecord>,
     pub node_name: String,
     pub created_at: DateTime<Utc>,
     pub start_time: Option<DateTime<Utc>>,

@@ -22,7 +22,7 @@ impl Supervisor {
     /// Start (or restart) container `i` in the current sandbox.
     pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
         let key = self.record.key();
-        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let ip = self
             .record
             .pod_ip()
@@ -43,12 +43,22 @@ impl Supervisor {
         let restart = self.record.containers[i].restart_count;
         let log_path = self.store.container_log(&key, &spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
-        let child = container::spawn(&spec.name, &resolved, &plan.hostname, ns, log)?;
         let name = spec.name.clone();
+        let hostname = plan.hostname.clone();
+        let placement = self.container_placement(i)?;
+        let oom_kills_at_start = self.oom_kills(&name);
+        let target = container::Placement {
+            cgroup_procs: placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default(),
+            oom_score_adj: self.oom_score_adj(i),
+        };
+        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        let child = container::spawn(&name, &resolved, &hostname, ns, target, log)?;
+        drop(placement);
         let c = &mut self.record.containers[i];
         c.id = super::lifecycle::new_id();
         c.process = Some(ProcessId::of(child.id() as i32));
         c.resolved = Some(resolved);
+        c.oom_kills_at_start = oom_kills_at_start;
         c.state = ContainerState::Running {
             started_at: Utc::now(),
         };
@@ -92,12 +102,18 @@ impl Supervisor {
             .iter()
             .position(|c| c.process.map(|p| p.pid) == Some(pid))?;
         procfs::signal_group(pid, Signal::SIGKILL);
+        let name = self.record.containers[i].name.clone();
+        let oom_killed = signal == Some(libc::SIGKILL) && self.oom_kills(&name) > self.record.containers[i].oom_kills_at_start;
         let c = &mut self.record.containers[i];
         let started_at = match &c.state {
             ContainerState::Running { started_at } => *started_at,
             _ => Utc::now(),
         };
-        let reason = if code == 0 { "Completed" } else { "Error" };
+        let reason = match code {
+            _ if oom_killed => "OOMKilled",
+            0 => "Completed",
+            _ => "Error",
+        };
         c.state = ContainerState::Terminated {
             exit_code: code,
             signal,
@@ -107,6 +123,10 @@ impl Supervisor {
             finished_at: Utc::now(),
         };
         c.process = None;
+        if oom_killed {
+            let limit = self.record.plan.containers[i].resources.limits.memory_bytes.map(|b| format!(" (memory limit {b} bytes)")).unwrap_or_default();
+            self.record.event("Warning", "OOMKilled", format!("Container {name} was killed by the kernel OOM killer{limit}"));
+        }
         Some(i)
     }
 

@@ -24,6 +24,8 @@ pub enum StartError {
     Net(#[from] net::NetError),
     #[error(transparent)]
     Container(#[from] crate::container::ContainerError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("pause process exited during sandbox setup")]
     PauseDied,
     #[error("open pause log: {0}")]
@@ -41,6 +43,7 @@ fn random_id() -> String {
 impl Supervisor {
     /// First start: the sandbox, then every container in order. Any failure aborts the apply.
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
+        self.create_pod_cgroup()?;
         self.start_sandbox(0)?;
         for i in 0..self.record.containers.len() {
             self.start_container(i)?;
@@ -76,7 +79,10 @@ impl Supervisor {
             .append(true)
             .open(&log_path)
             .map_err(StartError::PauseLog)?;
-        let pause = sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log)?;
+        let placement = self.placement("pause", &crate::cgroup::Limits::best_effort())?;
+        let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
+        let pause = sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log, procs)?;
+        drop(placement);
         let pid = pause.id() as i32;
         let sb = self.record.sandbox.as_mut().expect("set above");
         sb.pause = Some(ProcessId::of(pid));
@@ -91,6 +97,7 @@ impl Supervisor {
             })
         })()
         .ok_or(StartError::PauseDied)?;
+        tracing::debug!(pid, "pause started");
         sandbox::pin_netns(pid, &netns_path)?;
         let sandbox_id = self.record.sandbox.as_ref().expect("set").id.clone();
         let ip = Ipam::new(&self.record.network_config).allocate(&sandbox_id, "eth0")?;
@@ -99,8 +106,10 @@ impl Supervisor {
         sb.ip = Some(ip);
         self.save();
 
+        tracing::debug!(%ip, "address reserved");
         let network = net::attach_pod(&self.record.network_config, ns.net(), &host_veth, ip)?;
         let sb = self.record.sandbox.as_mut().expect("set above");
+        tracing::debug!(veth = %host_veth, "network attached");
         sb.network = Some(network);
         sb.ready = true;
         self.ns = Some(ns);
@@ -132,6 +141,7 @@ impl Supervisor {
     pub(super) fn rollback(&mut self) {
         self.kill_all_containers();
         let mut errors = self.stop_sandbox();
+        teardown::remove_cgroups(&self.record, &mut errors);
         teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
         if !errors.0.is_empty() {
             tracing::error!(errors = %errors, "rollback left errors");
@@ -150,9 +160,14 @@ impl Supervisor {
             .as_ref()
             .map(|d| d.grace_period_seconds)
             .unwrap_or(self.record.plan.termination_grace_period_seconds);
+        tracing::debug!(grace, "delete requested");
         self.stop_containers(Duration::from_secs(grace.max(0) as u64));
+        tracing::debug!("containers stopped");
         let mut errors = self.stop_sandbox();
+        tracing::debug!("sandbox removed");
+        teardown::remove_cgroups(&self.record, &mut errors);
         teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
+        tracing::debug!("state removed");
         if !errors.0.is_empty() {
             tracing::error!(errors = %errors, "delete left errors");
         }

@@ -7,6 +7,7 @@
 //! containers is safe. It is a child subreaper, so whatever a container forks and orphans comes
 //! back to it and can be reaped and killed.
 
+mod cgroups;
 mod containers;
 mod lifecycle;
 mod status;
@@ -34,6 +35,7 @@ pub struct Supervisor {
     record: PodRecord,
     pause_binary: PathBuf,
     ns: Option<NamespaceFds>,
+    cgroup: Option<crate::cgroup::PodCgroup>,
     /// Containers waiting for their back-off to expire: (index, when).
     pending_restarts: Vec<(usize, Instant)>,
     backoff_base: Duration,
@@ -59,6 +61,7 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
         record,
         pause_binary,
         ns: None,
+        cgroup: None,
         pending_restarts: Vec::new(),
         backoff_base: Duration::from_millis(backoff_ms),
         stopping: false,

@@ -41,14 +41,44 @@ pub fn remove_sandbox(record: &PodRecord, sandbox: &SandboxRecord, errors: &mut 
     if let Some(p) = sandbox.pause {
         procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
     }
+    tracing::debug!("pause killed");
     if let Err(e) = net::detach_pod(&sandbox.host_veth) {
         errors.push("delete veth", e);
     }
+    tracing::debug!("veth deleted");
     if let Err(e) = Ipam::new(&record.network_config).release(&sandbox.id) {
         errors.push("release pod IP", e);
     }
     if let Err(e) = sandbox::unpin_netns(&sandbox.netns_path) {
         errors.push("unpin netns", e);
+    }
+}
+
+/// Kill whatever is left in the pod's cgroups, then remove them (the shared parent stays).
+pub fn remove_cgroups(record: &PodRecord, errors: &mut TeardownErrors) {
+    match super::cgroups::pod_cgroup(record) {
+        None => {}
+        Some(Err(e)) => errors.push("find cgroups", e),
+        Some(Ok(pod)) => {
+            if let Err(e) = pod.kill_all() {
+                errors.push("kill cgroup processes", e);
+            }
+            if let Err(e) = pod.remove() {
+                errors.push("remove cgroups", e);
+            }
+        }
+    }
+}
+
+/// The last pod under a cgroup parent removes the (then empty) parent too, so that nothing of
+/// podrun's stays under /sys/fs/cgroup. A parent something else still uses is left alone.
+fn remove_cgroup_parent(record: &PodRecord) {
+    if let Some(Ok(pod)) = super::cgroups::pod_cgroup(record) {
+        for dir in pod.pod_dirs() {
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
     }
 }
 
@@ -59,10 +89,12 @@ pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut 
         errors.push("remove state", e);
     }
     let network = &record.network_config;
-    let in_use = store
-        .list()
-        .iter()
-        .any(|r| r.network_config.bridge == network.bridge);
+    let others = store.list();
+    let parent = record.cgroup.as_ref().map(|c| &c.parent);
+    if !others.iter().any(|r| r.cgroup.as_ref().map(|c| &c.parent) == parent) {
+        remove_cgroup_parent(record);
+    }
+    let in_use = others.iter().any(|r| r.network_config.bridge == network.bridge);
     if !in_use && let Err(e) = net::teardown_network(network) {
         errors.push("remove node network", e);
     }
@@ -76,6 +108,7 @@ pub fn remove_pod_from_record(store: &Store, record: &PodRecord) -> Result<(), T
     if let Some(sb) = &record.sandbox {
         remove_sandbox(record, sb, &mut errors);
     }
+    remove_cgroups(record, &mut errors);
     remove_state_and_network(store, record, &mut errors);
     errors.into_result()
 }

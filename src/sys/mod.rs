@@ -12,38 +12,55 @@ use std::process::Command;
 
 use nix::sched::CloneFlags;
 
-/// Let `cmd` create fresh namespaces (`flags`) and set the new UTS namespace's hostname before it
-/// execs. Used for the pause process, which then only has to hold them.
-pub fn unshare_before_exec(cmd: &mut Command, flags: CloneFlags, hostname: String) {
-    let set_hostname = flags.contains(CloneFlags::CLONE_NEWUTS);
-    // SAFETY: the closure only calls unshare(2), sethostname(2) and setsid(2) on data owned by
-    // the closure (allocated before fork); all are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sched::unshare(flags)?;
-            if set_hostname {
-                nix::unistd::sethostname(&hostname)?;
-            }
-            close_inherited_fds();
-            Ok(())
-        });
-    }
+/// What a forked child does to itself before it execs, in this order: join its cgroups (so
+/// nothing it does runs unlimited), set its oom_score_adj, create new namespaces (and the UTS
+/// hostname) or join existing ones, start its own process group, and mark inherited fds CLOEXEC.
+#[derive(Debug, Default)]
+pub struct ChildSetup {
+    /// Open `cgroup.procs` files; writing "0" moves the writing process (cgroup v1 and v2).
+    pub cgroup_procs: Vec<RawFd>,
+    pub oom_score_adj: Option<i32>,
+    /// Namespaces to create, and the hostname for a new UTS namespace.
+    pub unshare: Option<(CloneFlags, String)>,
+    /// Namespace files to `setns` into, in order.
+    pub join: Vec<(RawFd, CloneFlags)>,
+    pub new_process_group: bool,
 }
 
-/// Let `cmd` join the namespaces behind `fds` (in order) and start its own process group before
-/// it execs, so that the supervisor can signal the container and everything it forks at once.
-pub fn join_before_exec(cmd: &mut Command, fds: Vec<(RawFd, CloneFlags)>) {
-    // SAFETY: setns(2) and setpgid(2) are async-signal-safe; the fds stay open in the parent
-    // (they are owned by the caller for the duration of `spawn`), and the Vec was built before
-    // fork and is only read here.
+/// Install `setup` as `cmd`'s pre-exec hook.
+pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
+    let oom: Option<Vec<u8>> = setup.oom_score_adj.map(|v| v.to_string().into_bytes());
+    // SAFETY: the closure only makes system calls (write, open, close, unshare, sethostname,
+    // setns, setpgid, close_range) on data prepared before fork and owned by the closure; all
+    // of them are async-signal-safe and nothing allocates.
     unsafe {
         cmd.pre_exec(move || {
-            for (fd, flag) in &fds {
+            for fd in &setup.cgroup_procs {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // Best effort: lowering the score needs CAP_SYS_RESOURCE, which some hosts (and
+            // containers running podrun) lack; the supervisor logs what the child really got.
+            if let Some(value) = &oom {
+                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    libc::write(fd, value.as_ptr().cast(), value.len());
+                    libc::close(fd);
+                }
+            }
+            if let Some((flags, hostname)) = &setup.unshare {
+                nix::sched::unshare(*flags)?;
+                if flags.contains(CloneFlags::CLONE_NEWUTS) {
+                    nix::unistd::sethostname(hostname)?;
+                }
+            }
+            for (fd, flag) in &setup.join {
                 if libc::setns(*fd, flag.bits()) != 0 {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if libc::setpgid(0, 0) != 0 {
+            if setup.new_process_group && libc::setpgid(0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             close_inherited_fds();

@@ -34,6 +34,33 @@ pub struct Node {
     holder: Child,
     pub root: tempfile::TempDir,
     pub cidr: String,
+    /// This test's own cgroup parent (`podrun-test-<uuid>`), removed on drop.
+    pub cgroup_parent: String,
+}
+
+/// The cgroup directories that hold `parent` (one per v1 controller, or the v2 one).
+pub fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.join(parent)];
+    }
+    ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| root.join(c).join(parent)).collect()
+}
+
+/// Every cgroup directory below `dir`, deepest first.
+pub fn cgroup_tree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                out.extend(cgroup_tree(&e.path()));
+            }
+        }
+    }
+    if dir.is_dir() {
+        out.push(dir.to_owned());
+    }
+    out
 }
 
 pub struct Run {
@@ -80,11 +107,8 @@ impl Node {
             .stdin(Stdio::null())
             .spawn()
             .expect("start namespace holder");
-        let node = Node {
-            holder,
-            root: tempfile::tempdir().expect("tempdir"),
-            cidr: cidr.to_owned(),
-        };
+        let cgroup_parent = format!("podrun-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let node = Node { holder, root: tempfile::tempdir().expect("tempdir"), cidr: cidr.to_owned(), cgroup_parent };
         // Wait until unshare has exec'd sleep inside the new namespaces.
         let deadline = Instant::now() + Duration::from_secs(5);
         while node.mnt_inode() == own_ns("mnt") && Instant::now() < deadline {
@@ -124,6 +148,7 @@ impl Node {
         c.arg(PODRUN)
             .env("PODRUN_ROOT", self.root.path())
             .env("PODRUN_POD_CIDR", &self.cidr)
+            .env("PODRUN_CGROUP_PARENT", &self.cgroup_parent)
             .args(args);
         for (k, v) in env {
             c.env(k, v);
@@ -242,6 +267,9 @@ impl Node {
             procs.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
         );
         assert_eq!(self.state_entries(), 0, "pod state left");
+        let parents = cgroup_parent_dirs(&self.cgroup_parent);
+        let cgroups: Vec<PathBuf> = parents.iter().flat_map(|d| cgroup_tree(d)).filter(|d| !parents.contains(d)).collect();
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
         assert!(
             self.ipam_files().is_empty(),
             "addresses still allocated: {:?}",
@@ -277,5 +305,20 @@ impl Drop for Node {
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
+        for dir in cgroup_parent_dirs(&self.cgroup_parent) {
+            for d in cgroup_tree(&dir) {
+                for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                for _ in 0..50 {
+                    if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
     }
 }
