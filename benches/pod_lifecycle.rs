@@ -24,7 +24,11 @@ fn podrun(node: &Node, args: &[&str]) -> (Duration, bool) {
     let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
     let mnt = File::open(format!("/proc/{}/ns/mnt", node.pid())).unwrap();
     let mut cmd = Command::new(common::PODRUN);
-    cmd.args(args).env("PODRUN_ROOT", node.root.path()).env("PODRUN_CGROUP_PARENT", &node.cgroup_parent).stdout(Stdio::null()).stderr(Stdio::inherit());
+    cmd.args(args)
+        .env("PODRUN_ROOT", node.root.path())
+        .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
     // SAFETY: setns(2) is async-signal-safe; the files stay open in the parent during spawn.
     unsafe {
         cmd.pre_exec(move || {
@@ -45,14 +49,19 @@ fn wait_http(node: &Node, ip: String) -> Instant {
         setns(&net, CloneFlags::CLONE_NEWNET).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect_timeout(&format!("{ip}:80").parse().unwrap(), Duration::from_millis(200)) {
+            if let Ok(mut s) = TcpStream::connect_timeout(
+                &format!("{ip}:80").parse().unwrap(),
+                Duration::from_millis(200),
+            ) {
                 let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
                 let mut buf = String::new();
                 if s.read_to_string(&mut buf).is_ok() && buf.starts_with("HTTP/1.0 200") {
                     return Instant::now();
                 }
             }
-            if std::env::var_os("PODRUN_BENCH_DEBUG").is_some() { eprintln!("probe miss at {:?}", deadline - Instant::now()); }
+            if std::env::var_os("PODRUN_BENCH_DEBUG").is_some() {
+                eprintln!("probe miss at {:?}", deadline - Instant::now());
+            }
             std::thread::sleep(Duration::from_micros(500));
         }
         panic!("web server never answered on {ip}");
@@ -71,7 +80,10 @@ fn main() {
         eprintln!("skipped: the benchmark needs root");
         return;
     }
-    let runs: usize = std::env::var("PODRUN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let runs: usize = std::env::var("PODRUN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let node = Node::new();
     let file = common::repo_file("pods/sidecar.yaml");
     let (mut apply, mut web, mut delete) = (Vec::new(), Vec::new(), Vec::new());
@@ -90,7 +102,16 @@ fn main() {
         delete.push(d);
     }
     println!("sidecar pod, {runs} runs, medians:");
-    println!("  apply (sandbox + network + both containers started): {:>7.2} ms", median(apply).as_secs_f64() * 1e3);
-    println!("  apply start -> web server answers on the pod IP:     {:>7.2} ms", median(web).as_secs_f64() * 1e3);
-    println!("  delete (every object gone):                          {:>7.2} ms", median(delete).as_secs_f64() * 1e3);
+    println!(
+        "  apply (sandbox + network + both containers started): {:>7.2} ms",
+        median(apply).as_secs_f64() * 1e3
+    );
+    println!(
+        "  apply start -> web server answers on the pod IP:     {:>7.2} ms",
+        median(web).as_secs_f64() * 1e3
+    );
+    println!(
+        "  delete (every object gone):                          {:>7.2} ms",
+        median(delete).as_secs_f64() * 1e3
+    );
 }

@@ -12,7 +12,9 @@ use chrono::Utc;
 use super::{CliError, Result, msg};
 use crate::config::Config;
 use crate::spec::{self, Object, PodPlan};
-use crate::state::{CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store};
+use crate::state::{
+    CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
+};
 
 pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
     let objects = spec::load_file(file)?;
@@ -72,7 +74,11 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
         plan: plan.clone(),
         network_config: cfg.network(),
         netns_dir: cfg.netns_dir.clone(),
-        cgroup: Some(CgroupRecord { root: cfg.cgroup_root.clone(), parent: cfg.cgroup_parent.clone(), mode: None }),
+        cgroup: Some(CgroupRecord {
+            root: cfg.cgroup_root.clone(),
+            parent: cfg.cgroup_parent.clone(),
+            mode: None,
+        }),
         node_name: cfg.node_name.clone(),
         created_at: Utc::now(),
         start_time: None,

@@ -9,6 +9,7 @@ mod inspect;
 mod logs;
 pub mod pod_object;
 mod table;
+mod top;
 
 use std::path::PathBuf;
 
@@ -60,10 +61,20 @@ pub struct GlobalArgs {
     )]
     pub netns_dir: PathBuf,
     /// Root of the cgroup filesystem (v2, or the v1 controller mounts of a hybrid host).
-    #[arg(long, global = true, env = "PODRUN_CGROUP_ROOT", default_value = "/sys/fs/cgroup")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_CGROUP_ROOT",
+        default_value = "/sys/fs/cgroup"
+    )]
     pub cgroup_root: PathBuf,
     /// Parent cgroup of the pod cgroups (pods are `<parent>/pod<uid>`).
-    #[arg(long, global = true, env = "PODRUN_CGROUP_PARENT", default_value = "podrun")]
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_CGROUP_PARENT",
+        default_value = "podrun"
+    )]
     pub cgroup_parent: String,
     /// Namespace of the pods addressed by name.
     #[arg(
@@ -105,6 +116,8 @@ pub enum Command {
         #[arg(required = true, num_args = 1..=2, value_name = "[pod] NAME")]
         what: Vec<String>,
     },
+    /// CPU, memory, throttling and OOM kills of pods and containers, from their cgroups.
+    Top(top::TopArgs),
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
@@ -186,6 +199,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Logs(args) => logs::logs(&cfg, &ns, &args),
         Command::Exec(args) => exec::exec(&cfg, &ns, &args),
         Command::Delete(args) => delete::delete(&cfg, &ns, &args),
+        Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
     }

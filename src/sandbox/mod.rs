@@ -71,7 +71,12 @@ impl NamespaceFds {
 
 /// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname.
 /// `cgroup_procs` are open `cgroup.procs` files of the pause's cgroup (joined before exec).
-pub fn start_pause(binary: &Path, hostname: &str, log: File, cgroup_procs: Vec<RawFd>) -> Result<Child, SandboxError> {
+pub fn start_pause(
+    binary: &Path,
+    hostname: &str,
+    log: File,
+    cgroup_procs: Vec<RawFd>,
+) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(binary);
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|source| SandboxError::StartPause {

@@ -31,7 +31,14 @@ pub fn pod_cgroup(record: &PodRecord) -> Option<Result<PodCgroup, cgroup::Cgroup
 fn node_memory_bytes() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kib| kib * 1024)
         .unwrap_or(0)
 }
@@ -39,22 +46,41 @@ fn node_memory_bytes() -> u64 {
 impl Supervisor {
     /// Create the pod cgroup with the kubelet's pod-level values.
     pub(super) fn create_pod_cgroup(&mut self) -> Result<(), StartError> {
-        let Some(rec) = self.record.cgroup.clone() else { return Ok(()) };
+        let Some(rec) = self.record.cgroup.clone() else {
+            return Ok(());
+        };
         let h = Hierarchy::detect(&rec.root)?;
-        let resources: Vec<_> = self.record.plan.containers.iter().map(|c| container_resources(&c.resources)).collect();
+        let resources: Vec<_> = self
+            .record
+            .plan
+            .containers
+            .iter()
+            .map(|c| container_resources(&c.resources))
+            .collect();
         if let Some(r) = self.record.cgroup.as_mut() {
             r.mode = Some(h.mode());
         }
         self.save();
-        let pod = PodCgroup::create(&h, &rec.parent, &self.record.plan.uid, &cgroup::pod_limits(&resources))?;
+        let pod = PodCgroup::create(
+            &h,
+            &rec.parent,
+            &self.record.plan.uid,
+            &cgroup::pod_limits(&resources),
+        )?;
         tracing::debug!(path = %pod.path().display(), mode = ?h.mode(), "pod cgroup created");
         self.cgroup = Some(pod);
         Ok(())
     }
 
     /// The cgroup a process named `name` (a container, or `pause`) is placed in before exec.
-    pub(super) fn placement(&self, name: &str, limits: &Limits) -> Result<Option<Placement>, StartError> {
-        let Some(pod) = &self.cgroup else { return Ok(None) };
+    pub(super) fn placement(
+        &self,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<Option<Placement>, StartError> {
+        let Some(pod) = &self.cgroup else {
+            return Ok(None);
+        };
         let child = pod.create_child(name, limits)?;
         let fds = child.procs_file_fds()?;
         Ok(Some(Placement { fds }))
@@ -62,12 +88,21 @@ impl Supervisor {
 
     pub(super) fn container_placement(&self, i: usize) -> Result<Option<Placement>, StartError> {
         let spec = &self.record.plan.containers[i];
-        self.placement(&spec.name, &cgroup::container_limits(&container_resources(&spec.resources)))
+        self.placement(
+            &spec.name,
+            &cgroup::container_limits(&container_resources(&spec.resources)),
+        )
     }
 
     /// The kubelet's oom_score_adj for container `i` (by the pod's QoS class).
     pub(super) fn oom_score_adj(&self, i: usize) -> i32 {
-        let all: Vec<_> = self.record.plan.containers.iter().map(|c| container_resources(&c.resources)).collect();
+        let all: Vec<_> = self
+            .record
+            .plan
+            .containers
+            .iter()
+            .map(|c| container_resources(&c.resources))
+            .collect();
         let qos = cgroup::qos_class(&all);
         let request = all[i].effective_memory_request().unwrap_or(0);
         cgroup::oom_score_adj(qos, request, node_memory_bytes())
@@ -75,6 +110,10 @@ impl Supervisor {
 
     /// OOM kills counted in container `name`'s cgroup so far.
     pub(super) fn oom_kills(&self, name: &str) -> u64 {
-        self.cgroup.as_ref().and_then(|p| p.child(name).ok()).and_then(|c| c.oom_kill_count().ok()).unwrap_or(0)
+        self.cgroup
+            .as_ref()
+            .and_then(|p| p.child(name).ok())
+            .and_then(|c| c.oom_kill_count().ok())
+            .unwrap_or(0)
     }
 }

@@ -103,7 +103,8 @@ impl Supervisor {
             .position(|c| c.process.map(|p| p.pid) == Some(pid))?;
         procfs::signal_group(pid, Signal::SIGKILL);
         let name = self.record.containers[i].name.clone();
-        let oom_killed = signal == Some(libc::SIGKILL) && self.oom_kills(&name) > self.record.containers[i].oom_kills_at_start;
+        let oom_killed = signal == Some(libc::SIGKILL)
+            && self.oom_kills(&name) > self.record.containers[i].oom_kills_at_start;
         let c = &mut self.record.containers[i];
         let started_at = match &c.state {
             ContainerState::Running { started_at } => *started_at,
@@ -124,8 +125,17 @@ impl Supervisor {
         };
         c.process = None;
         if oom_killed {
-            let limit = self.record.plan.containers[i].resources.limits.memory_bytes.map(|b| format!(" (memory limit {b} bytes)")).unwrap_or_default();
-            self.record.event("Warning", "OOMKilled", format!("Container {name} was killed by the kernel OOM killer{limit}"));
+            let limit = self.record.plan.containers[i]
+                .resources
+                .limits
+                .memory_bytes
+                .map(|b| format!(" (memory limit {b} bytes)"))
+                .unwrap_or_default();
+            self.record.event(
+                "Warning",
+                "OOMKilled",
+                format!("Container {name} was killed by the kernel OOM killer{limit}"),
+            );
         }
         Some(i)
     }

@@ -81,7 +81,8 @@ impl Supervisor {
             .map_err(StartError::PauseLog)?;
         let placement = self.placement("pause", &crate::cgroup::Limits::best_effort())?;
         let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
-        let pause = sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log, procs)?;
+        let pause =
+            sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log, procs)?;
         drop(placement);
         let pid = pause.id() as i32;
         let sb = self.record.sandbox.as_mut().expect("set above");

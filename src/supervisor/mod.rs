@@ -25,6 +25,7 @@ use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
 use crate::sandbox::NamespaceFds;
 use crate::state::{PodKey, PodRecord, ProcessId, Store};
 
+pub use cgroups::pod_cgroup;
 pub use status::{pod_phase, pod_status_word};
 
 /// Environment variable scaling the kubelet's 10 s restart back-off (tests use a short one).

@@ -91,10 +91,15 @@ pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut 
     let network = &record.network_config;
     let others = store.list();
     let parent = record.cgroup.as_ref().map(|c| &c.parent);
-    if !others.iter().any(|r| r.cgroup.as_ref().map(|c| &c.parent) == parent) {
+    if !others
+        .iter()
+        .any(|r| r.cgroup.as_ref().map(|c| &c.parent) == parent)
+    {
         remove_cgroup_parent(record);
     }
-    let in_use = others.iter().any(|r| r.network_config.bridge == network.bridge);
+    let in_use = others
+        .iter()
+        .any(|r| r.network_config.bridge == network.bridge);
     if !in_use && let Err(e) = net::teardown_network(network) {
         errors.push("remove node network", e);
     }

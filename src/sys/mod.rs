@@ -43,7 +43,10 @@ pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
             // Best effort: lowering the score needs CAP_SYS_RESOURCE, which some hosts (and
             // containers running podrun) lack; the supervisor logs what the child really got.
             if let Some(value) = &oom {
-                let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                let fd = libc::open(
+                    c"/proc/self/oom_score_adj".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
                 if fd >= 0 {
                     libc::write(fd, value.as_ptr().cast(), value.len());
                     libc::close(fd);
@@ -73,7 +76,14 @@ pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
 /// supervisor or whoever started it holds leaks into a container. Async-signal-safe.
 fn close_inherited_fds() {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags; no memory is touched.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
 }
 
 /// Detach `cmd` from the caller's session (a daemon), keeping `inherit` open across exec.

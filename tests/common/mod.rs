@@ -44,7 +44,10 @@ pub fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         return vec![root.join(parent)];
     }
-    ["cpu", "cpuacct", "memory", "pids"].iter().map(|c| root.join(c).join(parent)).collect()
+    ["cpu", "cpuacct", "memory", "pids"]
+        .iter()
+        .map(|c| root.join(c).join(parent))
+        .collect()
 }
 
 /// Every cgroup directory below `dir`, deepest first.
@@ -107,8 +110,16 @@ impl Node {
             .stdin(Stdio::null())
             .spawn()
             .expect("start namespace holder");
-        let cgroup_parent = format!("podrun-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let node = Node { holder, root: tempfile::tempdir().expect("tempdir"), cidr: cidr.to_owned(), cgroup_parent };
+        let cgroup_parent = format!(
+            "podrun-test-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let node = Node {
+            holder,
+            root: tempfile::tempdir().expect("tempdir"),
+            cidr: cidr.to_owned(),
+            cgroup_parent,
+        };
         // Wait until unshare has exec'd sleep inside the new namespaces.
         let deadline = Instant::now() + Duration::from_secs(5);
         while node.mnt_inode() == own_ns("mnt") && Instant::now() < deadline {
@@ -268,7 +279,11 @@ impl Node {
         );
         assert_eq!(self.state_entries(), 0, "pod state left");
         let parents = cgroup_parent_dirs(&self.cgroup_parent);
-        let cgroups: Vec<PathBuf> = parents.iter().flat_map(|d| cgroup_tree(d)).filter(|d| !parents.contains(d)).collect();
+        let cgroups: Vec<PathBuf> = parents
+            .iter()
+            .flat_map(|d| cgroup_tree(d))
+            .filter(|d| !parents.contains(d))
+            .collect();
         assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
         assert!(
             self.ipam_files().is_empty(),
@@ -307,9 +322,15 @@ impl Drop for Node {
         let _ = self.holder.wait();
         for dir in cgroup_parent_dirs(&self.cgroup_parent) {
             for d in cgroup_tree(&dir) {
-                for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines() {
+                for pid in std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                {
                     if let Ok(pid) = pid.parse::<i32>() {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                     }
                 }
                 for _ in 0..50 {

@@ -1,0 +1,144 @@
+//! `podrun top [POD] [-o json]`: per pod and container CPU (cores, from two samples of the
+//! cgroup's usage), memory current/max, CPU throttling and OOM kills, read from cgroup files.
+
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::{Result, msg, table};
+use crate::cgroup::CgroupStats;
+use crate::config::Config;
+use crate::state::PodRecord;
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Only this pod.
+    pub pod: Option<String>,
+    /// Output format: json.
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<String>,
+    /// Sampling window for CPU usage, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub interval_ms: u64,
+}
+
+struct Sample {
+    pod: String,
+    container: String,
+    stats: CgroupStats,
+}
+
+fn sample(pods: &[PodRecord]) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for r in pods {
+        let Some(Ok(pod)) = crate::supervisor::pod_cgroup(r) else {
+            continue;
+        };
+        for c in &r.containers {
+            if let Ok(stats) = pod.child(&c.name).and_then(|ch| ch.stats()) {
+                out.push(Sample {
+                    pod: r.plan.name.clone(),
+                    container: c.name.clone(),
+                    stats,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn mib(b: u64) -> String {
+    format!("{}Mi", b / (1024 * 1024))
+}
+
+pub fn top(cfg: &Config, namespace: &str, args: &TopArgs) -> Result<i32> {
+    let mut pods: Vec<PodRecord> = cfg
+        .store()
+        .list()
+        .into_iter()
+        .filter(|r| r.plan.namespace == namespace)
+        .collect();
+    if let Some(name) = &args.pod {
+        pods.retain(|r| &r.plan.name == name);
+        if pods.is_empty() {
+            return Err(msg(format!("pods \"{name}\" not found")));
+        }
+    }
+    let t0 = Instant::now();
+    let first = sample(&pods);
+    std::thread::sleep(Duration::from_millis(args.interval_ms.max(10)));
+    let second = sample(&pods);
+    let window = t0.elapsed().as_micros().max(1) as f64;
+    let rows: Vec<Value> = second
+        .iter()
+        .map(|s| {
+            let before = first
+                .iter()
+                .find(|f| f.pod == s.pod && f.container == s.container);
+            let used = before
+                .map(|b| {
+                    s.stats
+                        .cpu_usage_usec
+                        .saturating_sub(b.stats.cpu_usage_usec)
+                })
+                .unwrap_or(0);
+            json!({
+                "pod": s.pod,
+                "container": s.container,
+                "cpuCores": (used as f64 / window * 1000.0).round() / 1000.0,
+                "cpuUsageUsec": s.stats.cpu_usage_usec,
+                "memoryCurrentBytes": s.stats.memory_current,
+                "memoryMaxBytes": s.stats.memory_max,
+                "throttledPeriods": s.stats.nr_throttled,
+                "periods": s.stats.nr_periods,
+                "throttledUsec": s.stats.throttled_usec,
+                "oomKills": s.stats.oom_kills,
+            })
+        })
+        .collect();
+    if args.output.as_deref() == Some("json") {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"items": rows})).expect("json")
+        );
+        return Ok(0);
+    }
+    let mut table_rows = vec![
+        [
+            "POD",
+            "CONTAINER",
+            "CPU(cores)",
+            "MEMORY",
+            "MEMORY MAX",
+            "THROTTLED",
+            "THROTTLED TIME",
+            "OOM KILLS",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for r in &rows {
+        table_rows.push(vec![
+            r["pod"].as_str().unwrap_or_default().to_owned(),
+            r["container"].as_str().unwrap_or_default().to_owned(),
+            format!(
+                "{}m",
+                (r["cpuCores"].as_f64().unwrap_or(0.0) * 1000.0).round()
+            ),
+            mib(r["memoryCurrentBytes"].as_u64().unwrap_or(0)),
+            r["memoryMaxBytes"]
+                .as_u64()
+                .map(mib)
+                .unwrap_or_else(|| "max".into()),
+            format!("{}/{}", r["throttledPeriods"], r["periods"]),
+            format!(
+                "{:.2}s",
+                r["throttledUsec"].as_u64().unwrap_or(0) as f64 / 1e6
+            ),
+            r["oomKills"].to_string(),
+        ]);
+    }
+    table::print(&table_rows);
+    Ok(0)
+}
