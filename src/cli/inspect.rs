@@ -64,12 +64,23 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
                 "alive": alive.is_some(),
                 "namespaces": alive.map(|p| ns_of(p.pid)),
                 "restartCount": c.restart_count,
+                "oomScoreAdj": alive.and_then(|p| std::fs::read_to_string(format!("/proc/{}/oom_score_adj", p.pid)).ok()).map(|v| v.trim().to_owned()),
                 "state": c.state,
                 "process": c.resolved,
                 "logPath": store.container_log(&key, &c.name, c.restart_count),
             })
         })
         .collect();
+    let cgroups = crate::supervisor::pod_cgroup(r).map(|pod| match pod {
+        Err(e) => json!({"error": e.to_string()}),
+        Ok(pod) => json!({
+            "mode": pod.mode(),
+            "parent": r.cgroup.as_ref().map(|c| &c.parent),
+            "pod": pod.pod_dirs(),
+            "all": pod.paths(),
+            "qosClass": super::pod_object::qos(r).to_string(),
+        }),
+    });
     json!({
         "name": r.plan.name,
         "namespace": r.plan.namespace,
@@ -86,6 +97,7 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
             "masquerade": crate::net::masquerade_present(&r.network_config).ok(),
             "nftTable": "inet podrun",
         },
+        "cgroups": cgroups,
         "containers": containers,
         "state": {
             "dir": store.pod_dir(&key),
