@@ -249,7 +249,7 @@ fn print_pod_summary(r: &PodRecord, named: bool) {
             .as_ref()
             .map(|p| p.argv.join(" "))
             .unwrap_or_default();
-        let argv: String = argv.chars().take(60).collect();
+        let argv: String = argv.replace('\n', " ").chars().take(60).collect();
         println!("{indent}container  {} pid {pid}: {argv}", c.name);
     }
 }

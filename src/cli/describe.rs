@@ -74,13 +74,13 @@ pub fn render(r: &PodRecord) -> String {
         if !spec.command.is_empty() {
             let _ = writeln!(o, "    Command:");
             spec.command.iter().for_each(|a| {
-                let _ = writeln!(o, "      {a}");
+                let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
             });
         }
         if !spec.args.is_empty() {
             let _ = writeln!(o, "    Args:");
             spec.args.iter().for_each(|a| {
-                let _ = writeln!(o, "      {a}");
+                let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
             });
         }
         state(&mut o, "State:", &c.state);

@@ -307,6 +307,15 @@ fn own_ns(kind: &str) -> u64 {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test: show what the supervisors said before everything is removed.
+            for entry in std::fs::read_dir(self.root.path().join("pods")).into_iter().flatten().flatten() {
+                for log in ["supervisor.log", "pause.log"] {
+                    let text = std::fs::read_to_string(entry.path().join(log)).unwrap_or_default();
+                    eprintln!("--- {}/{log}:\n{text}", entry.file_name().to_string_lossy());
+                }
+            }
+        }
         let _ = self.podrun(&["delete", "--all", "--grace-period=0"]);
         // Whatever is still running in the node's mount namespace is ours: kill it by PID.
         for _ in 0..3 {
