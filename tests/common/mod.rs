@@ -309,7 +309,11 @@ impl Drop for Node {
     fn drop(&mut self) {
         if std::thread::panicking() {
             // A failed test: show what the supervisors said before everything is removed.
-            for entry in std::fs::read_dir(self.root.path().join("pods")).into_iter().flatten().flatten() {
+            for entry in std::fs::read_dir(self.root.path().join("pods"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 for log in ["supervisor.log", "pause.log"] {
                     let text = std::fs::read_to_string(entry.path().join(log)).unwrap_or_default();
                     eprintln!("--- {}/{log}:\n{text}", entry.file_name().to_string_lossy());
