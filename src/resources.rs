@@ -1,7 +1,7 @@
 //! The bridge between a manifest's requests/limits and the cgroup module's plain numbers.
 
 use crate::cgroup::ContainerResources;
-use crate::spec::Resources;
+use crate::spec::{PodPlan, Resources};
 
 pub fn container_resources(r: &Resources) -> ContainerResources {
     ContainerResources {
@@ -10,4 +10,12 @@ pub fn container_resources(r: &Resources) -> ContainerResources {
         memory_request_bytes: r.requests.memory_bytes,
         memory_limit_bytes: r.limits.memory_bytes,
     }
+}
+
+/// Every container's requests/limits of a pod, in container order.
+pub fn pod_resources(plan: &PodPlan) -> Vec<ContainerResources> {
+    plan.containers
+        .iter()
+        .map(|c| container_resources(&c.resources))
+        .collect()
 }

@@ -92,11 +92,6 @@ fn container_status(c: &ContainerRecord) -> Value {
 
 /// Kubernetes QoS class of the pod from its containers' requests and limits.
 pub fn qos(r: &PodRecord) -> cgroup::QosClass {
-    let resources: Vec<cgroup::ContainerResources> = r
-        .plan
-        .containers
-        .iter()
-        .map(|c| crate::resources::container_resources(&c.resources))
-        .collect();
+    let resources = crate::resources::pod_resources(&r.plan);
     cgroup::qos_class(&resources)
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use super::Supervisor;
 use super::lifecycle::StartError;
 use crate::cgroup::{self, Hierarchy, Limits, PodCgroup};
-use crate::resources::container_resources;
+use crate::resources::{container_resources, pod_resources};
 use crate::state::PodRecord;
 
 /// A child cgroup with its `cgroup.procs` files open for the pre-exec hook.
@@ -50,13 +50,7 @@ impl Supervisor {
             return Ok(());
         };
         let h = Hierarchy::detect(&rec.root)?;
-        let resources: Vec<_> = self
-            .record
-            .plan
-            .containers
-            .iter()
-            .map(|c| container_resources(&c.resources))
-            .collect();
+        let resources = pod_resources(&self.record.plan);
         if let Some(r) = self.record.cgroup.as_mut() {
             r.mode = Some(h.mode());
         }
@@ -96,13 +90,7 @@ impl Supervisor {
 
     /// The kubelet's oom_score_adj for container `i` (by the pod's QoS class).
     pub(super) fn oom_score_adj(&self, i: usize) -> i32 {
-        let all: Vec<_> = self
-            .record
-            .plan
-            .containers
-            .iter()
-            .map(|c| container_resources(&c.resources))
-            .collect();
+        let all = pod_resources(&self.record.plan);
         let qos = cgroup::qos_class(&all);
         let request = all[i].effective_memory_request().unwrap_or(0);
         cgroup::oom_score_adj(qos, request, node_memory_bytes())
