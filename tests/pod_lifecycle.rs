@@ -1,0 +1,166 @@
+//! Issue 4 (partial): restart policy with back-off, sandbox death, a killed supervisor.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Node;
+use serde_json::Value;
+
+fn pod_json(node: &Node, name: &str) -> Value {
+    serde_json::from_str(&node.podrun(&["get", "pod", name, "-o", "json"]).ok().stdout).unwrap()
+}
+
+#[test]
+fn crashing_container_restarts_with_back_off() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("crash.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: busybox, command: [sh, -c, 'echo run; exit 1']}]}}").unwrap();
+    node.podrun_env(
+        &["apply", "-f", f.to_str().unwrap()],
+        &[("PODRUN_BACKOFF_BASE_MS", "100")],
+    )
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut restarts, mut saw_backoff) = (0, false);
+    while Instant::now() < deadline && restarts < 3 {
+        let pod = pod_json(&node, "crash");
+        restarts = pod["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap();
+        saw_backoff |= node
+            .podrun(&["get", "pods"])
+            .ok()
+            .stdout
+            .contains("CrashLoopBackOff");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(restarts >= 3, "restarts {restarts}");
+    assert!(saw_backoff, "never showed CrashLoopBackOff");
+    let prev = node.podrun(&["logs", "crash", "--previous"]).ok().stdout;
+    assert_eq!(prev.trim(), "run");
+    let describe = node.podrun(&["describe", "pod", "crash"]).ok().stdout;
+    assert!(
+        describe.contains("BackOff")
+            && describe.contains("Back-off restarting failed container c in pod crash"),
+        "{describe}"
+    );
+    node.podrun(&["delete", "crash", "--now"]).ok();
+    node.assert_clean();
+}
+
+#[test]
+fn never_policy_ends_failed_and_keeps_logs() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("once.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: once}, spec: {restartPolicy: Never, containers: [{name: c, image: busybox, command: [sh, -c, 'echo bye; exit 3']}]}}").unwrap();
+    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    let r = node.eventually(
+        &format!(
+            "PODRUN_ROOT={} {} get pod once -o json | grep -q '\"phase\": \"Failed\"'",
+            node.root.path().display(),
+            common::PODRUN
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r.code, 0, "pod never became Failed");
+    assert_eq!(node.podrun(&["logs", "once"]).ok().stdout.trim(), "bye");
+    assert!(
+        node.links().iter().all(|l| !l.starts_with("veth")),
+        "a finished pod keeps no sandbox"
+    );
+    node.podrun(&["delete", "once"]).ok();
+    node.assert_clean();
+}
+
+#[test]
+fn pause_death_recreates_the_sandbox() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    let before = node.inspect("sidecar");
+    let pause = before["sandbox"]["pause"]["pid"].as_i64().unwrap() as i32;
+    let old_pids: Vec<i64> = before["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pid"].as_i64().unwrap())
+        .collect();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pause),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = before.clone();
+    while Instant::now() < deadline {
+        after = node.inspect("sidecar");
+        if after["sandbox"]["attempt"] == 1
+            && after["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["alive"] == true)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(after["sandbox"]["attempt"], 1, "{after}");
+    for pid in old_pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "old container {pid} survived"
+        );
+    }
+    let new_net = &after["sandbox"]["pause"]["namespaces"]["net"];
+    assert_ne!(new_net, &before["sandbox"]["pause"]["namespaces"]["net"]);
+    for c in after["containers"].as_array().unwrap() {
+        assert_eq!(&c["namespaces"]["net"], new_net);
+        assert_eq!(c["restartCount"], 1);
+    }
+    let veths: Vec<String> = node
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("veth"))
+        .collect();
+    assert_eq!(veths.len(), 1, "{veths:?}");
+    let ip = node.pod_ip("sidecar");
+    let r = node.eventually(
+        &format!("curl -s --max-time 1 http://{ip}/again"),
+        Duration::from_secs(10),
+    );
+    assert!(r.stdout.contains("/again"), "{}", r.stdout);
+    let describe = node.podrun(&["describe", "pod", "sidecar"]).ok().stdout;
+    let changed = describe
+        .find("SandboxChanged")
+        .expect("SandboxChanged event");
+    assert!(
+        describe[changed..].contains("Killing") && describe[changed..].contains("Started"),
+        "{describe}"
+    );
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}
+
+#[test]
+fn killed_supervisor_shows_unknown_and_delete_still_cleans_up() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    let sup = node.inspect("sidecar")["supervisor"]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let get = node.podrun(&["get", "pods"]).ok().stdout;
+    assert!(get.contains("Unknown"), "{get}");
+    node.podrun(&["delete", "sidecar"]).ok();
+    node.assert_clean();
+}
