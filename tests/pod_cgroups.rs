@@ -159,13 +159,7 @@ fn memory_hog_is_oom_killed_and_restarted() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut restarts = 0;
     while Instant::now() < deadline && restarts < 2 {
-        let pod: Value = serde_json::from_str(
-            &node
-                .podrun(&["get", "pod", "memory-hog", "-o", "json"])
-                .ok()
-                .stdout,
-        )
-        .unwrap();
+        let pod: Value = node.pod_json("memory-hog");
         restarts = pod["status"]["containerStatuses"][0]["restartCount"]
             .as_u64()
             .unwrap();

@@ -8,7 +8,7 @@ use common::Node;
 use serde_json::Value;
 
 fn pod_json(node: &Node, name: &str) -> Value {
-    serde_json::from_str(&node.podrun(&["get", "pod", name, "-o", "json"]).ok().stdout).unwrap()
+    node.pod_json(name)
 }
 
 #[test]

@@ -154,6 +154,23 @@ impl Node {
         self.podrun_env(args, &[])
     }
 
+    /// `podrun <args>` on this node, not started yet (for concurrent runs).
+    pub fn podrun_command(&self, args: &[&str]) -> Command {
+        let mut c = self.enter();
+        c.arg(PODRUN)
+            .env("PODRUN_ROOT", self.root.path())
+            .env("PODRUN_POD_CIDR", &self.cidr)
+            .env("PODRUN_CGROUP_PARENT", &self.cgroup_parent)
+            .args(args);
+        c
+    }
+
+    /// `podrun get pod NAME -o json`, parsed.
+    pub fn pod_json(&self, pod: &str) -> serde_json::Value {
+        serde_json::from_str(&self.podrun(&["get", "pod", pod, "-o", "json"]).ok().stdout)
+            .expect("get -o json prints JSON")
+    }
+
     pub fn podrun_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = self.enter();
         c.arg(PODRUN)
