@@ -1,0 +1,96 @@
+//! `cargo bench --bench cgroup_setup` (root): what cgroups add to one pod's apply and delete.
+//!
+//! For the sidecar pod's resources, each run does exactly what the supervisor does on apply:
+//! detect the hierarchy, create `<parent>/pod<uid>` with the pod values, then the `pause`,
+//! `web-server` and `curl-client` children with their values, opening each child's
+//! `cgroup.procs` for the pre-exec hook. Then (timed separately) what delete does: remove the
+//! children and the pod directory. The parent is `podrun-bench-<pid>`, removed at the end.
+
+use std::time::{Duration, Instant};
+
+use podrun::cgroup::{self, Hierarchy, Limits, PodCgroup};
+use podrun::resources::pod_resources;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: the benchmark needs root");
+        return;
+    }
+    let runs: usize = std::env::var("PODRUN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/pods/sidecar.yaml");
+    let plan = match podrun::spec::load_file(std::path::Path::new(manifest))
+        .expect("load sidecar.yaml")
+        .remove(0)
+    {
+        podrun::spec::Object::Pod(p) => p,
+        _ => panic!("sidecar.yaml is a Pod"),
+    };
+    let resources = pod_resources(&plan);
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let parent = format!("podrun-bench-{}", std::process::id());
+    let (mut create, mut remove) = (Vec::new(), Vec::new());
+    let mut mode = None;
+    for i in 0..runs {
+        let uid = format!("bench-{i}");
+        let t = Instant::now();
+        let h = Hierarchy::detect(root).expect("detect cgroups");
+        let pod = PodCgroup::create(&h, &parent, &uid, &cgroup::pod_limits(&resources))
+            .expect("create pod cgroup");
+        let mut fds = Vec::new();
+        let pause = pod
+            .create_child("pause", &Limits::best_effort())
+            .expect("pause cgroup");
+        fds.extend(pause.procs_file_fds().expect("open pause procs"));
+        for (spec, r) in plan.containers.iter().zip(&resources) {
+            let child = pod
+                .create_child(&spec.name, &cgroup::container_limits(r))
+                .expect("container cgroup");
+            fds.extend(child.procs_file_fds().expect("open procs"));
+        }
+        create.push(t.elapsed());
+        drop(fds);
+        mode = Some(h.mode());
+        let t = Instant::now();
+        pod.kill_all().expect("kill (empty)");
+        pod.remove().expect("remove pod cgroup");
+        remove.push(t.elapsed());
+    }
+    for dir in podrun_bench_parent_dirs(&parent) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    println!(
+        "cgroup setup for the sidecar pod ({mode:?}, pod + pause + 2 containers), {runs} runs, medians:"
+    );
+    println!(
+        "  apply: create + write limits + open cgroup.procs: {:>7.3} ms",
+        ms(median(create))
+    );
+    println!(
+        "  delete: kill (empty) + remove:                    {:>7.3} ms",
+        ms(median(remove))
+    );
+}
+
+/// The parent directory in every hierarchy (v2: one; v1: one per controller podrun uses).
+fn podrun_bench_parent_dirs(parent: &str) -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.join(parent)];
+    }
+    ["cpu", "cpuacct", "cpu,cpuacct", "memory", "pids"]
+        .iter()
+        .map(|c| root.join(c).join(parent))
+        .collect()
+}
