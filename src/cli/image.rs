@@ -307,6 +307,7 @@ fn created_ago(created: DateTime<Utc>) -> String {
     let (m, h, d) = (60, 3600, 86400);
     let text = match secs {
         0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
         s if s < m => format!("{s} seconds"),
         s if s < 2 * m => "About a minute".to_owned(),
         s if s < h => format!("{} minutes", s / m),
@@ -364,6 +365,7 @@ mod tests {
     #[test]
     fn ages_like_podman() {
         let ago = |s: i64| created_ago(Utc::now() - chrono::Duration::seconds(s));
+        assert_eq!(ago(1), "1 second ago");
         assert_eq!(ago(5), "5 seconds ago");
         assert_eq!(ago(90), "About a minute ago");
         assert_eq!(ago(600), "10 minutes ago");
