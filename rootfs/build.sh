@@ -77,8 +77,8 @@ build_one() (
         } | sha256sum | cut -c1-16
     )
     # shellcheck disable=SC2153 # IMAGE comes from the recipe
-    if [ "$force" = 0 ] && "$PODRUN" image inspect "$IMAGE" 2>/dev/null |
-        grep -q "\"org.podrun.recipe-hash\": \"$hash\""; then
+    current=$("$PODRUN" image inspect "$IMAGE" 2>/dev/null || true)
+    if [ "$force" = 0 ] && [[ $current == *"\"org.podrun.recipe-hash\": \"$hash\""* ]]; then
         echo "== $IMAGE: up to date (recipe $hash)"
         return 0
     fi
@@ -97,7 +97,7 @@ build_one() (
     id=$("$PODRUN" image import "$stage/rootfs" "$IMAGE" "${args[@]}")
     # The image this one replaces, now untagged, goes (unless it kept another name).
     if [ -n "$old" ] && [ "$old" != "sha256:$id" ] &&
-        "$PODRUN" image inspect "$old" | tr -d ' \n' | grep -q '"RepoTags":\[\]'; then
+        [[ $("$PODRUN" image inspect "$old" | tr -d ' \n') == *'"RepoTags":[]'* ]]; then
         "$PODRUN" image rm "$old" >/dev/null
     fi
     echo "-- imported $IMAGE as ${id:0:12}: $(du -sh --apparent-size "$stage/rootfs" | cut -f1) in $(find "$stage/rootfs" | wc -l) files"
