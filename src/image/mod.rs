@@ -7,7 +7,7 @@
 //!
 //! For running a container from an image: [`ImageStore::resolve`] gives the [`Image`] (its
 //! `rootfs` is the overlay's lower directory, never to be written), and [`apply_image`] (or
-//! [`effective_command`], [`image_env`], [`working_dir`], [`user`]) turns the container's
+//! [`effective_command`], [`image_env`], [`working_dir`], [`user`] with [`resolve_user`]) turns the container's
 //! command, args, env and workingDir into what runs, with Kubernetes' rules. [`check_images`]
 //! checks a pod's images before anything is created.
 
@@ -19,6 +19,7 @@ mod reference;
 mod runtime;
 mod store;
 mod unpack;
+mod user;
 
 #[cfg(test)]
 mod store_tests;
@@ -30,3 +31,4 @@ pub use oci_spec::image::ImageConfiguration;
 pub use reference::Reference;
 pub use runtime::{DEFAULT_PATH, apply_image, effective_command, image_env, user, working_dir};
 pub use store::{DEFAULT_IMAGE_ROOT, Image, ImageStore, Removed};
+pub use user::{ExecUser, resolve_user};

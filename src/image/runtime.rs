@@ -89,7 +89,8 @@ pub fn working_dir(image: &ImageConfiguration, container_working_dir: Option<&st
 }
 
 /// The image's `User` (`uid`, `name`, `uid:gid`, `name:group`), if it sets one; the process
-/// runs as root otherwise. Names are looked up in the image's own /etc/passwd and /etc/group.
+/// runs as root otherwise. [`super::resolve_user`] turns it into IDs with the image's own
+/// /etc/passwd and /etc/group.
 pub fn user(image: &ImageConfiguration) -> Option<&str> {
     runtime(image)
         .and_then(|c| c.user().as_deref())

@@ -5,7 +5,8 @@
 //! <root>/lock               flock(2)ed exclusively by every change
 //! <root>/<id>/config.json   the OCI image config; <id> is the sha256 of these bytes
 //! <root>/<id>/rootfs/       the root filesystem (used read-only, as an overlay's lower dir)
-//! <root>/tmp/               imports being built and images being deleted
+//! <root>/tmp/               imports being built and images being deleted (a day-old leftover
+//!                           of a crash is swept by the next import)
 //! ```
 //!
 //! An import unpacks or copies into `tmp/` without the lock (the slow part), then under the lock
@@ -40,6 +41,7 @@ const LOCK: &str = "lock";
 const TMP: &str = "tmp";
 const CONFIG: &str = "config.json";
 const ROOTFS: &str = "rootfs";
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// An image in the store.
 #[derive(Debug, Clone)]
@@ -198,6 +200,7 @@ impl ImageStore {
         sync_fs(&work.path)?;
 
         let _lock = self.lock()?;
+        self.sweep_tmp();
         let mut index = self.load_index()?;
         let dir = self.root.join(&id);
         if dir.exists() {
@@ -393,6 +396,25 @@ impl ImageStore {
             created: record.created,
             size: record.size,
         })
+    }
+
+    /// Removes what a crashed import or removal left in `tmp/` (anything a day old: no live
+    /// import takes that long).
+    fn sweep_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if stale {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     fn ensure_root(&self) -> Result<()> {

@@ -589,3 +589,31 @@ fn check_images_names_the_container() {
         )
     );
 }
+
+#[test]
+fn stale_leftovers_in_tmp_are_swept() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let root = t.path().join("images");
+    let store = ImageStore::open(&root);
+    let old = root.join("tmp/import-crashed");
+    let fresh = root.join("tmp/import-running");
+    fs::create_dir_all(old.join("rootfs")).unwrap();
+    fs::create_dir_all(&fresh).unwrap();
+    let day_ago = nix::sys::time::TimeSpec::new(
+        (chrono::Utc::now() - chrono::Duration::hours(25)).timestamp(),
+        0,
+    );
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        &old,
+        &day_ago,
+        &day_ago,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .unwrap();
+    store.import_dir(&src, Some("x"), &overrides(&[])).unwrap();
+    assert!(!old.exists());
+    assert!(fresh.exists(), "a running import is left alone");
+}
