@@ -7,9 +7,9 @@
 //!
 //! For running a container from an image: [`ImageStore::resolve`] gives the [`Image`] (its
 //! `rootfs` is the overlay's lower directory, never to be written), and [`apply_image`] (or
-//! [`effective_command`], [`image_env`], [`working_dir`], [`user`] with [`resolve_user`]) turns the container's
-//! command, args, env and workingDir into what runs, with Kubernetes' rules. [`check_images`]
-//! checks a pod's images before anything is created.
+//! [`effective_command`], [`image_env`], [`working_dir`], [`user`] with [`resolve_user`])
+//! turns the container's command, args, env and workingDir into what runs, with Kubernetes'
+//! rules. [`check_images`] checks a pod's images before anything is created.
 
 mod check;
 mod config;
