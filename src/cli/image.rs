@@ -352,6 +352,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rm_refuses_an_image_a_pod_uses() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            root: t.path().join("state"),
+            bridge: "podrun0".into(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
+            netns_dir: t.path().join("netns"),
+            cgroup_root: t.path().join("cgroup"),
+            cgroup_parent: "podrun".into(),
+            image_root: t.path().join("images"),
+            node_name: "node".into(),
+        };
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let store = cfg.images();
+        let overrides = ImageConfigOverrides::default();
+        store
+            .import_dir(&src, Some("podrun.local/debug:1"), &overrides)
+            .unwrap();
+        let manifest = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: \
+                        [{name: c, image: 'debug:1', command: [sh]}]}}";
+        let plan = match crate::spec::load_str(manifest, "test").unwrap().remove(0) {
+            crate::spec::Object::Pod(plan) => plan,
+            other => panic!("{other:?}"),
+        };
+        let record = crate::state::PodRecord {
+            plan,
+            network_config: cfg.network(),
+            netns_dir: cfg.netns_dir.clone(),
+            cgroup: None,
+            node_name: cfg.node_name.clone(),
+            created_at: Utc::now(),
+            start_time: None,
+            supervisor: None,
+            phase: crate::state::Phase::Pending,
+            reason: None,
+            message: None,
+            sandbox: None,
+            containers: vec![],
+            events: vec![],
+            deletion: None,
+        };
+        cfg.store().create(&record).unwrap();
+        let err = remove_one(&cfg, &store, "podrun.local/debug:1", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image \"podrun.local/debug:1\" is used by pod default/p; delete the pod first or use --force"
+        );
+        assert!(store.resolve("debug:1").is_ok());
+        remove_one(&cfg, &store, "podrun.local/debug:1", true).unwrap();
+        assert!(store.resolve("debug:1").is_err());
+    }
+
+    #[test]
     fn sizes_like_podman() {
         assert_eq!(human_size(0), "0 B");
         assert_eq!(human_size(812), "812 B");
