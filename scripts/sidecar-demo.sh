@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian/Ubuntu VM to a running sidecar pod:
-# installs what is missing, builds podrun, installs it to /usr/local/bin, applies
-# pods/sidecar.yaml and shows the pod from podrun's side and from plain Linux tools.
+# installs what is missing, builds podrun, installs it to /usr/local/bin, builds the example
+# images when missing (rootfs/build.sh), applies pods/sidecar.yaml and shows the pod from
+# podrun's side and from plain Linux tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "run as root (sudo $0)"; exit 1; }
@@ -9,6 +10,7 @@ source scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --bins
 install -m 0755 target/release/podrun target/release/podrun-pause /usr/local/bin/
+PODRUN=/usr/local/bin/podrun rootfs/build.sh
 podrun delete sidecar --now --ignore-not-found >/dev/null 2>&1 || true
 set -x
 podrun apply -f pods/sidecar.yaml

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::image::ImageStore;
 use crate::net::NetworkConfig;
 use crate::state::Store;
 
@@ -19,6 +20,8 @@ pub struct Config {
     pub cgroup_root: PathBuf,
     /// Parent of the pod cgroups, relative to the root (`--cgroup-parent`, `PODRUN_CGROUP_PARENT`).
     pub cgroup_parent: String,
+    /// Image store root (`--image-root`, `PODRUN_IMAGE_ROOT`, default `/var/lib/podrun/images`).
+    pub image_root: PathBuf,
     /// Node name shown in `get -o wide` and given to `spec.nodeName` field refs.
     pub node_name: String,
 }
@@ -26,6 +29,11 @@ pub struct Config {
 impl Config {
     pub fn store(&self) -> Store {
         Store::new(&self.root)
+    }
+
+    /// The image store (nothing is created until an import).
+    pub fn images(&self) -> ImageStore {
+        ImageStore::open(&self.image_root)
     }
 
     pub fn network(&self) -> NetworkConfig {

@@ -2,14 +2,15 @@
 //!
 //! One module per kernel concern: `spec` (manifests), `sandbox` (pause + namespaces), `net`
 //! (bridge, veth, IPAM, nftables), `cgroup`, `container` (fork/setns/exec), `supervisor` (the
-//! per-pod shim), `state` (on-disk records), `cli` (the kubectl-shaped verbs). `sys` is the only
-//! module allowed to use `unsafe`.
+//! per-pod shim), `state` (on-disk records), `image` (the image store), `cli` (the kubectl-shaped
+//! verbs). `sys` is the only module allowed to use `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod image;
 pub mod net;
 pub mod procfs;
 pub mod resources;

@@ -5,6 +5,7 @@ mod delete;
 mod describe;
 mod exec;
 mod get;
+mod image;
 mod inspect;
 mod logs;
 pub mod pod_object;
@@ -76,6 +77,14 @@ pub struct GlobalArgs {
         default_value = "podrun"
     )]
     pub cgroup_parent: String,
+    /// Image store: imported root filesystems and their configs (persistent).
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_IMAGE_ROOT",
+        default_value = crate::image::DEFAULT_IMAGE_ROOT
+    )]
+    pub image_root: PathBuf,
     /// Namespace of the pods addressed by name.
     #[arg(
         short = 'n',
@@ -118,6 +127,10 @@ pub enum Command {
     },
     /// CPU, memory, throttling and OOM kills of pods and containers, from their cgroups.
     Top(top::TopArgs),
+    /// Manage images: import, ls, rm, inspect, tag.
+    Image(image::ImageArgs),
+    /// List images (`image ls`).
+    Images(image::ListArgs),
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
@@ -132,6 +145,8 @@ pub enum CliError {
     State(#[from] crate::state::StateError),
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     #[error("{0}")]
     Msg(String),
     #[error("{context}: {source}")]
@@ -156,6 +171,7 @@ impl GlobalArgs {
             netns_dir: self.netns_dir.clone(),
             cgroup_root: self.cgroup_root.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
+            image_root: self.image_root.clone(),
             node_name: config::hostname(),
         }
     }
@@ -201,6 +217,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Delete(args) => delete::delete(&cfg, &ns, &args),
         Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
+        Command::Image(args) => image::image(&cfg, &args),
+        Command::Images(args) => image::list(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
     }
 }

@@ -1,0 +1,429 @@
+//! `podrun image import|ls|rm|inspect|tag` and `podrun images`, shaped like podman's.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{Result, msg, table};
+use crate::config::Config;
+use crate::image::{Image, ImageConfigOverrides, ImageError, ImageStore, Reference};
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Create an image from a directory or a tarball (plain or gzip; "-" reads a tar from stdin)
+    /// and print its ID.
+    Import(ImportArgs),
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ListArgs),
+    /// Remove images: a name goes (the image with its last name); an ID removes the image.
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Show images as JSON: ID, names, config (Env, Entrypoint, Cmd, WorkingDir, User), rootfs.
+    Inspect(InspectArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Directory, tar or tar.gz file, or "-" for a tar on stdin.
+    pub source: String,
+    /// Name of the new image, e.g. podrun.local/debug:1 (untagged when omitted).
+    pub name: Option<String>,
+    /// A Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER,
+    /// WORKDIR (e.g. --change 'CMD ["python3"]'); may be repeated.
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only images matching this reference (a name, short name or ID prefix).
+    pub reference: Option<String>,
+    /// Only the image IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Full image IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format: json.
+    #[arg(short = 'o', long = "output", alias = "format")]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Image names or IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove an image with several names by ID, or one a pod uses.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image names or IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image (name or ID).
+    pub image: String,
+    /// New names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
+    match &args.command {
+        ImageCommand::Import(a) => import(cfg, a),
+        ImageCommand::Ls(a) => list(cfg, a),
+        ImageCommand::Rm(a) => remove(cfg, a),
+        ImageCommand::Inspect(a) => inspect(cfg, a),
+        ImageCommand::Tag(a) => tag(cfg, a),
+    }
+}
+
+fn import(cfg: &Config, args: &ImportArgs) -> Result<i32> {
+    let overrides = ImageConfigOverrides::from_changes(&args.changes)?;
+    let store = cfg.images();
+    let name = args.name.as_deref();
+    let image = if args.source == "-" {
+        store.import_reader(std::io::stdin().lock(), "-", name, &overrides)?
+    } else {
+        let source = Path::new(&args.source);
+        let md = std::fs::metadata(source).map_err(|e| super::CliError::Io {
+            context: format!("cannot read import source {}", source.display()),
+            source: e,
+        })?;
+        if md.is_dir() {
+            store.import_dir(source, name, &overrides)?
+        } else {
+            store.import_tar(source, name, &overrides)?
+        }
+    };
+    println!("{}", image.id);
+    Ok(0)
+}
+
+pub fn list(cfg: &Config, args: &ListArgs) -> Result<i32> {
+    let store = cfg.images();
+    let mut images = store.list()?;
+    if let Some(reference) = &args.reference {
+        let wanted = match store.resolve(reference) {
+            Ok(image) => Some(image.id),
+            Err(ImageError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        images.retain(|i| Some(&i.id) == wanted.as_ref());
+    }
+    let id = |i: &Image| {
+        if args.no_trunc {
+            i.digest()
+        } else {
+            i.short_id().to_owned()
+        }
+    };
+    if args.quiet {
+        let mut seen = BTreeSet::new();
+        for image in &images {
+            if seen.insert(&image.id) {
+                println!("{}", id(image));
+            }
+        }
+        return Ok(0);
+    }
+    match args.output.as_deref() {
+        None | Some("table") => {}
+        Some("json") => {
+            let docs: Vec<Value> = images.iter().map(summary).collect();
+            println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
+            return Ok(0);
+        }
+        Some(other) => {
+            return Err(msg(format!(
+                "unknown output format {other:?}; allowed formats are: json, table"
+            )));
+        }
+    }
+    let mut rows = vec![vec![
+        "REPOSITORY".to_owned(),
+        "TAG".to_owned(),
+        "IMAGE ID".to_owned(),
+        "CREATED".to_owned(),
+        "SIZE".to_owned(),
+    ]];
+    for image in &images {
+        let names: Vec<(String, String)> = if image.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            image
+                .names
+                .iter()
+                .map(|n| match Reference::parse(n) {
+                    Ok(r) => (r.repository(), r.tag_or_none().to_owned()),
+                    Err(_) => (n.clone(), "<none>".into()),
+                })
+                .collect()
+        };
+        for (repository, tag) in names {
+            rows.push(vec![
+                repository,
+                tag,
+                id(image),
+                created_ago(image.created),
+                human_size(image.size),
+            ]);
+        }
+    }
+    table::print(&rows);
+    Ok(0)
+}
+
+fn remove(cfg: &Config, args: &RmArgs) -> Result<i32> {
+    let store = cfg.images();
+    let mut failed = None;
+    for reference in &args.images {
+        match remove_one(cfg, &store, reference, args.force) {
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = Some(e);
+            }
+        }
+    }
+    Ok(if failed.is_some() { 1 } else { 0 })
+}
+
+fn remove_one(cfg: &Config, store: &ImageStore, reference: &str, force: bool) -> Result<()> {
+    let image = store.resolve(reference)?;
+    if !force && let Some(pod) = pod_using(cfg, store, &image.id) {
+        return Err(ImageError::InUse {
+            reference: reference.to_owned(),
+            pod,
+        }
+        .into());
+    }
+    let removed = store.remove(reference, force)?;
+    for name in &removed.untagged {
+        println!("Untagged: {name}");
+    }
+    if let Some(id) = &removed.deleted {
+        println!("Deleted: {id}");
+    }
+    Ok(())
+}
+
+/// A pod (`namespace/name`) with a container whose image is `id`.
+fn pod_using(cfg: &Config, store: &ImageStore, id: &str) -> Option<String> {
+    cfg.store().list().into_iter().find_map(|record| {
+        let uses = record
+            .plan
+            .containers
+            .iter()
+            .any(|c| store.resolve(&c.image).is_ok_and(|i| i.id == id));
+        uses.then(|| format!("{}/{}", record.plan.namespace, record.plan.name))
+    })
+}
+
+fn inspect(cfg: &Config, args: &InspectArgs) -> Result<i32> {
+    let store = cfg.images();
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for reference in &args.images {
+        match store.resolve(reference) {
+            Ok(image) => docs.push(details(&image)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&docs).expect("json"));
+    Ok(if failed { 1 } else { 0 })
+}
+
+fn tag(cfg: &Config, args: &TagArgs) -> Result<i32> {
+    let store = cfg.images();
+    for name in &args.names {
+        store.tag(&args.image, name)?;
+    }
+    Ok(0)
+}
+
+/// One image of `images -o json` (podman's field names).
+fn summary(image: &Image) -> Value {
+    json!({
+        "Id": image.id,
+        "Digest": image.digest(),
+        "Names": image.names,
+        "RepoTags": image.names,
+        "Created": image.created.timestamp(),
+        "CreatedAt": image.created.to_rfc3339(),
+        "Size": image.size,
+        "Labels": image.config.config().as_ref().and_then(|c| c.labels().clone()),
+        "Rootfs": image.rootfs,
+    })
+}
+
+/// `image inspect`: podman's layout, the OCI config's runtime part under `Config`, and where
+/// the root filesystem is.
+fn details(image: &Image) -> Value {
+    let oci = serde_json::to_value(&image.config).unwrap_or(Value::Null);
+    json!({
+        "Id": image.id,
+        "Digest": image.digest(),
+        "RepoTags": image.names,
+        "Created": oci["created"],
+        "Config": oci["config"],
+        "Architecture": oci["architecture"],
+        "Os": oci["os"],
+        "Size": image.size,
+        "RootFS": {
+            "Type": oci["rootfs"]["type"],
+            "Layers": oci["rootfs"]["diff_ids"],
+        },
+        "History": oci["history"],
+        "Rootfs": image.rootfs,
+    })
+}
+
+/// docker/podman's CREATED column: `5 seconds ago`, `About a minute ago`, `3 days ago`.
+fn created_ago(created: DateTime<Utc>) -> String {
+    let secs = (Utc::now() - created).num_seconds().max(0);
+    let (m, h, d) = (60, 3600, 86400);
+    let text = match secs {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        s if s < m => format!("{s} seconds"),
+        s if s < 2 * m => "About a minute".to_owned(),
+        s if s < h => format!("{} minutes", s / m),
+        s if s < 2 * h => "About an hour".to_owned(),
+        s if s < 2 * d => format!("{} hours", s / h),
+        s if s < 14 * d => format!("{} days", s / d),
+        s if s < 60 * d => format!("{} weeks", s / (7 * d)),
+        s if s < 730 * d => format!("{} months", s / (30 * d)),
+        s => format!("{} years", s / (365 * d)),
+    };
+    format!("{text} ago")
+}
+
+/// podman's SIZE column: three significant digits, decimal units (`812 B`, `12.3 kB`, `5.87 MB`).
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 999.5 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let decimals = if value >= 99.95 {
+        0
+    } else if value >= 9.995 {
+        1
+    } else {
+        2
+    };
+    let mut number = format!("{value:.decimals$}");
+    if number.contains('.') {
+        number = number
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned();
+    }
+    format!("{number} {}", units[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rm_refuses_an_image_a_pod_uses() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            root: t.path().join("state"),
+            bridge: "podrun0".into(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
+            netns_dir: t.path().join("netns"),
+            cgroup_root: t.path().join("cgroup"),
+            cgroup_parent: "podrun".into(),
+            image_root: t.path().join("images"),
+            node_name: "node".into(),
+        };
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let store = cfg.images();
+        let overrides = ImageConfigOverrides::default();
+        store
+            .import_dir(&src, Some("podrun.local/debug:1"), &overrides)
+            .unwrap();
+        let manifest = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: \
+                        [{name: c, image: 'debug:1', command: [sh]}]}}";
+        let plan = match crate::spec::load_str(manifest, "test").unwrap().remove(0) {
+            crate::spec::Object::Pod(plan) => plan,
+            other => panic!("{other:?}"),
+        };
+        let record = crate::state::PodRecord {
+            plan,
+            network_config: cfg.network(),
+            netns_dir: cfg.netns_dir.clone(),
+            cgroup: None,
+            node_name: cfg.node_name.clone(),
+            created_at: Utc::now(),
+            start_time: None,
+            supervisor: None,
+            phase: crate::state::Phase::Pending,
+            reason: None,
+            message: None,
+            sandbox: None,
+            containers: vec![],
+            events: vec![],
+            deletion: None,
+        };
+        cfg.store().create(&record).unwrap();
+        let err = remove_one(&cfg, &store, "podrun.local/debug:1", false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "image \"podrun.local/debug:1\" is used by pod default/p; delete the pod first or use --force"
+        );
+        assert!(store.resolve("debug:1").is_ok());
+        remove_one(&cfg, &store, "podrun.local/debug:1", true).unwrap();
+        assert!(store.resolve("debug:1").is_err());
+    }
+
+    #[test]
+    fn sizes_like_podman() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(12_345), "12.3 kB");
+        assert_eq!(human_size(5_870_000), "5.87 MB");
+        assert_eq!(human_size(1_000_000), "1 MB");
+        assert_eq!(human_size(999_999), "1 MB");
+        assert_eq!(human_size(150_400_000), "150 MB");
+    }
+
+    #[test]
+    fn ages_like_podman() {
+        let ago = |s: i64| created_ago(Utc::now() - chrono::Duration::seconds(s));
+        assert_eq!(ago(1), "1 second ago");
+        assert_eq!(ago(5), "5 seconds ago");
+        assert_eq!(ago(90), "About a minute ago");
+        assert_eq!(ago(600), "10 minutes ago");
+        assert_eq!(ago(3 * 86400), "3 days ago");
+        assert_eq!(ago(800 * 86400), "2 years ago");
+    }
+}

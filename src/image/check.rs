@@ -1,0 +1,27 @@
+//! Checking a pod's images before anything is created for it.
+
+use super::error::{ImageError, Result};
+use super::store::{Image, ImageStore};
+use crate::spec::PodPlan;
+
+/// The image of every container of `plan`, in order; the first that is missing or invalid is an
+/// error that says where it is: `spec.containers[1].image: image "foo:latest" not found in the
+/// podrun image store (/var/lib/podrun/images); import it with: podrun image import DIR
+/// foo:latest`.
+pub fn resolve_images(store: &ImageStore, plan: &PodPlan) -> Result<Vec<Image>> {
+    plan.containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            store.resolve(&c.image).map_err(|e| ImageError::Field {
+                path: format!("spec.containers[{i}].image"),
+                source: Box::new(e),
+            })
+        })
+        .collect()
+}
+
+/// [`resolve_images`] for its error only.
+pub fn check_images(store: &ImageStore, plan: &PodPlan) -> Result<()> {
+    resolve_images(store, plan).map(|_| ())
+}

@@ -1,0 +1,76 @@
+//! The one error type of the `image` module. Every `Display` is a complete, user-facing message.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("invalid reference format: {reference:?}: {reason}")]
+    InvalidReference { reference: String, reason: String },
+
+    #[error(
+        "image {reference:?} not found in the podrun image store ({root}); \
+         import it with: podrun image import DIR {reference}",
+        root = .root.display()
+    )]
+    NotFound { reference: String, root: PathBuf },
+
+    /// An error about one field of a manifest, e.g. `spec.containers[1].image`.
+    #[error("{path}: {source}")]
+    Field {
+        path: String,
+        #[source]
+        source: Box<ImageError>,
+    },
+
+    #[error("image reference {reference:?} is ambiguous: it matches {}", .matches.join(", "))]
+    Ambiguous {
+        reference: String,
+        matches: Vec<String>,
+    },
+
+    #[error(
+        "image {id} is tagged in several repositories ({}); remove the names one by one or use --force",
+        .names.join(", ")
+    )]
+    MultipleNames { id: String, names: Vec<String> },
+
+    #[error("image {reference:?} is used by pod {pod}; delete the pod first or use --force")]
+    InUse { reference: String, pod: String },
+
+    #[error("{}: {reason}", .path.display())]
+    BadSource { path: PathBuf, reason: String },
+
+    #[error("archive entry {entry:?} is unsafe: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+
+    #[error("invalid --change {change:?}: {reason}")]
+    InvalidChange { change: String, reason: String },
+
+    #[error("image user {user:?}: {reason}")]
+    User { user: String, reason: String },
+
+    #[error(
+        "no command specified: the container sets neither command nor args and the image has no \
+         Entrypoint or Cmd"
+    )]
+    NoCommand,
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{context}: {message}")]
+    Corrupt { context: String, message: String },
+}
+
+impl ImageError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ImageError {
+        let context = context.into();
+        move |source| ImageError::Io { context, source }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ImageError>;

@@ -1,0 +1,537 @@
+//! The image store: one directory per image under the image root, and an index of names.
+//!
+//! ```text
+//! <root>/images.json        {"names": {"podrun.local/debug:1": "<id>"}, "images": {"<id>": {...}}}
+//! <root>/lock               flock(2)ed exclusively by every change
+//! <root>/<id>/config.json   the OCI image config; <id> is the sha256 of these bytes
+//! <root>/<id>/rootfs/       the root filesystem (used read-only, as an overlay's lower dir)
+//! <root>/tmp/               imports being built and images being deleted (a day-old leftover
+//!                           of a crash is swept by the next import)
+//! ```
+//!
+//! An import unpacks or copies into `tmp/` without the lock (the slow part), then under the lock
+//! renames the finished directory into place and rewrites the index (a new file renamed over the
+//! old), so concurrent podrun processes never see a half-made image or lose each other's names.
+//! Readers do not lock: they only read the index, which is always whole. A name given to a new
+//! image moves to it; the image that had it keeps its ID and lists as `<none>`, as in docker.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use nix::fcntl::{Flock, FlockArg};
+use oci_spec::image::ImageConfiguration;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::config::{ImageConfigOverrides, image_configuration};
+use super::copy::{Tree, copy_tree, hex};
+use super::error::{ImageError, Result};
+use super::reference::Reference;
+use super::unpack::unpack;
+
+/// The default image root: persistent, unlike the state root `/run/podrun` (a tmpfs).
+pub const DEFAULT_IMAGE_ROOT: &str = "/var/lib/podrun/images";
+
+const INDEX: &str = "images.json";
+const LOCK: &str = "lock";
+const TMP: &str = "tmp";
+const CONFIG: &str = "config.json";
+const ROOTFS: &str = "rootfs";
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// An image in the store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// sha256 of the config, 64 hex digits (`sha256:` not included).
+    pub id: String,
+    /// Normalised names (`podrun.local/debug:1`), sorted; empty for an untagged image.
+    pub names: Vec<String>,
+    /// The root filesystem directory; containers must not write to it.
+    pub rootfs: PathBuf,
+    pub config: ImageConfiguration,
+    pub created: DateTime<Utc>,
+    /// Bytes of file content in the rootfs (hard links counted once).
+    pub size: u64,
+}
+
+impl Image {
+    /// The ID as `podman images` shows it: the first 12 hex digits.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    /// `sha256:<id>`.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", self.id)
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub untagged: Vec<String>,
+    /// The ID of the deleted image, when its last name went (or it was named by ID).
+    pub deleted: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Index {
+    /// Normalised name -> image ID.
+    names: BTreeMap<String, String>,
+    /// Image ID -> what listing needs without reading the config.
+    images: BTreeMap<String, ImageRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ImageRecord {
+    created: DateTime<Utc>,
+    size: u64,
+}
+
+impl Index {
+    fn names_of(&self, id: &str) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
+/// How a reference matched.
+enum Found {
+    Name(String),
+    Id,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+impl ImageStore {
+    /// The store at `root`. Nothing is created until the first import; a missing root is an
+    /// empty store.
+    pub fn open(root: impl Into<PathBuf>) -> ImageStore {
+        ImageStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Imports a copy of directory `src`; `name` (if any) is tagged to the new image.
+    pub fn import_dir(
+        &self,
+        src: &Path,
+        name: Option<&str>,
+        overrides: &ImageConfigOverrides,
+    ) -> Result<Image> {
+        let name = parse_new_name(name)?;
+        self.ensure_root()?;
+        let skip = [dev_ino(&self.root)?];
+        let source = src.display().to_string();
+        self.import_with(name, overrides, &source, |rootfs| {
+            copy_tree(src, rootfs, &skip)
+        })
+    }
+
+    /// Imports a plain or gzip tar file.
+    pub fn import_tar(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+        overrides: &ImageConfigOverrides,
+    ) -> Result<Image> {
+        let file = File::open(path).map_err(ImageError::io(format!(
+            "cannot read import source {}",
+            path.display()
+        )))?;
+        self.import_reader(file, &path.display().to_string(), name, overrides)
+    }
+
+    /// Imports a plain or gzip tar stream (`source` names it in the image's history).
+    pub fn import_reader(
+        &self,
+        reader: impl Read,
+        source: &str,
+        name: Option<&str>,
+        overrides: &ImageConfigOverrides,
+    ) -> Result<Image> {
+        let name = parse_new_name(name)?;
+        self.ensure_root()?;
+        self.import_with(name, overrides, source, |rootfs| {
+            fs::create_dir(rootfs).map_err(ImageError::io(format!(
+                "cannot create {}",
+                rootfs.display()
+            )))?;
+            fs::set_permissions(rootfs, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(ImageError::io(format!("cannot chmod {}", rootfs.display())))?;
+            unpack(reader, rootfs)
+        })
+    }
+
+    fn import_with(
+        &self,
+        name: Option<Reference>,
+        overrides: &ImageConfigOverrides,
+        source: &str,
+        fill: impl FnOnce(&Path) -> Result<Tree>,
+    ) -> Result<Image> {
+        let work = TempDir::new(&self.root.join(TMP), "import")?;
+        let tree = fill(&work.path.join(ROOTFS))?;
+        let created = Utc::now();
+        let config = image_configuration(
+            overrides,
+            &tree.digest,
+            created,
+            &format!("podrun image import {source}"),
+        )?;
+        let bytes = serde_json::to_vec_pretty(&config).map_err(|e| ImageError::Corrupt {
+            context: "cannot encode the image config".into(),
+            message: e.to_string(),
+        })?;
+        let id = hex(&Sha256::digest(&bytes));
+        write_synced(&work.path.join(CONFIG), &bytes)?;
+        sync_fs(&work.path)?;
+
+        let _lock = self.lock()?;
+        self.sweep_tmp();
+        let mut index = self.load_index()?;
+        let dir = self.root.join(&id);
+        if dir.exists() {
+            // The very same config (and so content): nothing new to keep.
+            drop(work);
+        } else {
+            fs::rename(&work.path, &dir).map_err(ImageError::io(format!(
+                "cannot move image into {}",
+                dir.display()
+            )))?;
+            work.keep();
+        }
+        index.images.insert(
+            id.clone(),
+            ImageRecord {
+                created,
+                size: tree.size,
+            },
+        );
+        if let Some(name) = &name {
+            index.names.insert(name.to_string(), id.clone());
+        }
+        self.save_index(&index)?;
+        self.image(&index, &id)
+    }
+
+    /// Every image, newest first.
+    pub fn list(&self) -> Result<Vec<Image>> {
+        let index = self.load_index()?;
+        let mut images = index
+            .images
+            .keys()
+            .map(|id| self.image(&index, id))
+            .collect::<Result<Vec<_>>>()?;
+        images.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(images)
+    }
+
+    /// The image a reference names: a full or short name (`podrun.local/debug:1`, `debug:1`,
+    /// `python:3.11` = `docker.io/library/python:3.11`), `name@sha256:<id>`, or an ID or a
+    /// unique prefix of one (`sha256:` optional), as `podman images` and `crictl` accept.
+    pub fn resolve(&self, reference: &str) -> Result<Image> {
+        let index = self.load_index()?;
+        let (id, _) = self.lookup(&index, reference)?;
+        self.image(&index, &id)
+    }
+
+    /// Gives image `reference` the name `new_name` too (moving it from another image).
+    pub fn tag(&self, reference: &str, new_name: &str) -> Result<Image> {
+        let name = parse_new_name(Some(new_name))?.expect("a name");
+        let _lock = self.lock()?;
+        let mut index = self.load_index()?;
+        let (id, _) = self.lookup(&index, reference)?;
+        index.names.insert(name.to_string(), id.clone());
+        self.save_index(&index)?;
+        self.image(&index, &id)
+    }
+
+    /// Removes a name (`image rm NAME`); the image goes with its last name. By ID, the image
+    /// and all its names go, which needs `force` when it has more than one name (as docker).
+    pub fn remove(&self, reference: &str, force: bool) -> Result<Removed> {
+        let _lock = self.lock()?;
+        let mut index = self.load_index()?;
+        let (id, found) = self.lookup(&index, reference)?;
+        let names = index.names_of(&id);
+        let untagged = match found {
+            Found::Name(name) => vec![name],
+            Found::Id if names.len() > 1 && !force => {
+                return Err(ImageError::MultipleNames {
+                    id: id[..12].to_owned(),
+                    names,
+                });
+            }
+            Found::Id => names.clone(),
+        };
+        for name in &untagged {
+            index.names.remove(name);
+        }
+        let mut removed = Removed {
+            untagged,
+            deleted: None,
+        };
+        let doomed = if index.names_of(&id).is_empty() {
+            index.images.remove(&id);
+            let trash = TempDir::path_for(&self.root.join(TMP), "remove")?;
+            let dir = self.root.join(&id);
+            fs::rename(&dir, &trash)
+                .map_err(ImageError::io(format!("cannot remove {}", dir.display())))?;
+            removed.deleted = Some(id);
+            Some(trash)
+        } else {
+            None
+        };
+        self.save_index(&index)?;
+        drop(_lock);
+        if let Some(trash) = doomed {
+            fs::remove_dir_all(&trash)
+                .map_err(ImageError::io(format!("cannot remove {}", trash.display())))?;
+        }
+        Ok(removed)
+    }
+
+    fn lookup(&self, index: &Index, reference: &str) -> Result<(String, Found)> {
+        let parsed = Reference::parse(reference);
+        if let Ok(r) = &parsed {
+            if let Some(digest) = &r.digest {
+                let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+                if index.images.contains_key(hex) {
+                    return Ok((hex.to_owned(), Found::Id));
+                }
+            } else if let Some(id) = index.names.get(&r.to_string()) {
+                return Ok((id.clone(), Found::Name(r.to_string())));
+            }
+        }
+        let prefix = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            let ids: Vec<&String> = index
+                .images
+                .keys()
+                .filter(|id| id.starts_with(prefix))
+                .collect();
+            match ids.as_slice() {
+                [id] => return Ok(((*id).clone(), Found::Id)),
+                [] => {}
+                many => {
+                    return Err(ImageError::Ambiguous {
+                        reference: reference.to_owned(),
+                        matches: many.iter().map(|id| id[..12].to_owned()).collect(),
+                    });
+                }
+            }
+        }
+        let r = match parsed {
+            Ok(r) => r,
+            Err(_) if reference.starts_with("sha256:") || prefix.len() == 64 => {
+                return Err(self.not_found(reference));
+            }
+            Err(e) => return Err(e),
+        };
+        if !r.explicit_domain && r.digest.is_none() {
+            let matches: Vec<&String> = index
+                .names
+                .keys()
+                .filter(|n| Reference::parse(n).is_ok_and(|o| r.short_name_matches(&o)))
+                .collect();
+            match matches.as_slice() {
+                [name] => return Ok((index.names[*name].clone(), Found::Name((*name).clone()))),
+                [] => {}
+                many => {
+                    return Err(ImageError::Ambiguous {
+                        reference: reference.to_owned(),
+                        matches: many.iter().map(|n| n.to_string()).collect(),
+                    });
+                }
+            }
+        }
+        Err(self.not_found(&r.familiar()))
+    }
+
+    fn not_found(&self, reference: &str) -> ImageError {
+        ImageError::NotFound {
+            reference: reference.to_owned(),
+            root: self.root.clone(),
+        }
+    }
+
+    fn image(&self, index: &Index, id: &str) -> Result<Image> {
+        let record = index.images.get(id).ok_or_else(|| ImageError::Corrupt {
+            context: format!("{}", self.root.join(INDEX).display()),
+            message: format!("image {id} is not in the index"),
+        })?;
+        let dir = self.root.join(id);
+        let config_path = dir.join(CONFIG);
+        let bytes = fs::read(&config_path).map_err(ImageError::io(format!(
+            "cannot read {}",
+            config_path.display()
+        )))?;
+        let config: ImageConfiguration =
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::Corrupt {
+                context: config_path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Image {
+            id: id.to_owned(),
+            names: index.names_of(id),
+            rootfs: dir.join(ROOTFS),
+            config,
+            created: record.created,
+            size: record.size,
+        })
+    }
+
+    /// Removes what a crashed import or removal left in `tmp/` (anything a day old: no live
+    /// import takes that long).
+    fn sweep_tmp(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TMP);
+            if stale {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    fn ensure_root(&self) -> Result<()> {
+        let tmp = self.root.join(TMP);
+        fs::create_dir_all(&tmp).map_err(ImageError::io(format!("cannot create {}", tmp.display())))
+    }
+
+    fn lock(&self) -> Result<Flock<File>> {
+        self.ensure_root()?;
+        let path = self.root.join(LOCK);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(ImageError::io(format!("cannot open {}", path.display())))?;
+        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| ImageError::Io {
+            context: format!("cannot lock {}", path.display()),
+            source: errno.into(),
+        })
+    }
+
+    fn load_index(&self) -> Result<Index> {
+        let path = self.root.join(INDEX);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ImageError::Corrupt {
+                context: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(ImageError::Io {
+                context: format!("cannot read {}", path.display()),
+                source: e,
+            }),
+        }
+    }
+
+    /// Write a new index next to the old and rename it over (the caller holds the lock).
+    fn save_index(&self, index: &Index) -> Result<()> {
+        let path = self.root.join(INDEX);
+        let tmp = self.root.join(format!("{INDEX}.tmp"));
+        let mut bytes = serde_json::to_vec_pretty(index).expect("index encodes");
+        bytes.push(b'\n');
+        write_synced(&tmp, &bytes)?;
+        fs::rename(&tmp, &path)
+            .map_err(ImageError::io(format!("cannot replace {}", path.display())))
+    }
+}
+
+/// The name an import or tag gives: normalised, and without a digest (a digest is content).
+fn parse_new_name(name: Option<&str>) -> Result<Option<Reference>> {
+    let Some(name) = name else { return Ok(None) };
+    let r = Reference::parse(name)?;
+    if r.digest.is_some() {
+        return Err(ImageError::InvalidReference {
+            reference: name.to_owned(),
+            reason: "an image name cannot have a digest; use NAME[:TAG]".into(),
+        });
+    }
+    Ok(Some(r))
+}
+
+fn dev_ino(path: &Path) -> Result<(u64, u64)> {
+    let md =
+        fs::metadata(path).map_err(ImageError::io(format!("cannot stat {}", path.display())))?;
+    Ok((md.dev(), md.ino()))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file =
+        File::create(path).map_err(ImageError::io(format!("cannot write {}", path.display())))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(ImageError::io(format!("cannot write {}", path.display())))
+}
+
+/// Flush the filesystem holding `path`, so that a renamed-in image is whole after a crash.
+fn sync_fs(path: &Path) -> Result<()> {
+    let dir =
+        File::open(path).map_err(ImageError::io(format!("cannot open {}", path.display())))?;
+    nix::unistd::syncfs(&dir).map_err(|e| ImageError::Io {
+        context: format!("cannot sync {}", path.display()),
+        source: e.into(),
+    })
+}
+
+/// A work directory under `<root>/tmp`, removed on drop unless kept.
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    fn path_for(parent: &Path, what: &str) -> Result<PathBuf> {
+        fs::create_dir_all(parent).map_err(ImageError::io(format!(
+            "cannot create {}",
+            parent.display()
+        )))?;
+        Ok(parent.join(format!("{what}-{}", uuid::Uuid::new_v4().simple())))
+    }
+
+    fn new(parent: &Path, what: &str) -> Result<TempDir> {
+        let path = TempDir::path_for(parent, what)?;
+        fs::create_dir(&path)
+            .map_err(ImageError::io(format!("cannot create {}", path.display())))?;
+        Ok(TempDir { path, keep: false })
+    }
+
+    fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
