@@ -1,14 +1,20 @@
 //! `podrun`: parse the command line, set up logging, run, map errors to an exit status.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 fn main() {
     let cli = podrun::cli::Cli::parse();
+    if !cli.is_supervisor() {
+        podrun::sys::default_sigpipe();
+    }
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match podrun::cli::run(cli) {
         Ok(code) => std::process::exit(code),

@@ -16,8 +16,8 @@ use crate::state::{
     CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
 };
 
-pub fn apply(cfg: &Config, file: &Path) -> Result<i32> {
-    let objects = spec::load_file(file)?;
+pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> {
+    let objects = spec::load_file_in(file, namespace)?;
     cfg.network().validate()?;
     let store = cfg.store();
     let mut pods: Vec<PodPlan> = Vec::new();

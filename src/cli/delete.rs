@@ -38,8 +38,13 @@ pub struct DeleteArgs {
     pub ignore_not_found: bool,
 }
 
-pub fn delete(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<i32> {
-    let keys = targets(cfg, namespace, args)?;
+pub fn delete(
+    cfg: &Config,
+    namespace: &str,
+    explicit_namespace: Option<&str>,
+    args: &DeleteArgs,
+) -> Result<i32> {
+    let keys = targets(cfg, namespace, explicit_namespace, args)?;
     if keys.is_empty() {
         return Err(msg("resource(s) were provided, but no name was specified"));
     }
@@ -79,7 +84,12 @@ pub fn delete_pod(cfg: &Config, key: &PodKey, grace: Option<i64>, _quiet: bool) 
     finish(cfg, key, w)
 }
 
-fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKey>> {
+fn targets(
+    cfg: &Config,
+    namespace: &str,
+    explicit_namespace: Option<&str>,
+    args: &DeleteArgs,
+) -> Result<Vec<PodKey>> {
     let store = cfg.store();
     if args.all {
         return Ok(store
@@ -91,7 +101,7 @@ fn targets(cfg: &Config, namespace: &str, args: &DeleteArgs) -> Result<Vec<PodKe
     }
     if let Some(file) = &args.file {
         let mut keys = Vec::new();
-        for obj in spec::load_file(file)? {
+        for obj in spec::load_file_in(file, explicit_namespace)? {
             match obj {
                 Object::Pod(p) => keys.push(PodKey::new(&p.namespace, &p.name)),
                 Object::Deployment(d) => keys.extend(

@@ -32,6 +32,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// True for the hidden per-pod supervisor mode (it keeps its own signal dispositions).
+    pub fn is_supervisor(&self) -> bool {
+        matches!(self.command, Command::Supervise { .. })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// State root (records, logs, IPAM).
@@ -85,15 +92,10 @@ pub struct GlobalArgs {
         default_value = crate::image::DEFAULT_IMAGE_ROOT
     )]
     pub image_root: PathBuf,
-    /// Namespace of the pods addressed by name.
-    #[arg(
-        short = 'n',
-        long,
-        global = true,
-        env = "PODRUN_NAMESPACE",
-        default_value = "default"
-    )]
-    pub namespace: String,
+    /// Namespace of the pods addressed by name (default "default"); with a manifest
+    /// (apply, delete -f) it also places the objects that name none.
+    #[arg(short = 'n', long, global = true, env = "PODRUN_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,19 +204,20 @@ fn load_pod(cfg: &Config, namespace: &str, name: &str) -> Result<PodRecord> {
 /// Run a command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let cfg = cli.global.config();
-    let ns = cli.global.namespace.clone();
+    let explicit_ns = cli.global.namespace.clone();
+    let ns = explicit_ns.clone().unwrap_or_else(|| "default".into());
     match cli.command {
         Command::Apply { file, positional } => {
             let file = file
                 .or(positional)
                 .ok_or_else(|| msg("must specify -f FILE"))?;
-            apply::apply(&cfg, &file)
+            apply::apply(&cfg, &file, explicit_ns.as_deref())
         }
         Command::Get(args) => get::get(&cfg, &ns, &args),
         Command::Describe { what } => describe::describe(&cfg, &ns, &pod_name(&what)?),
         Command::Logs(args) => logs::logs(&cfg, &ns, &args),
         Command::Exec(args) => exec::exec(&cfg, &ns, &args),
-        Command::Delete(args) => delete::delete(&cfg, &ns, &args),
+        Command::Delete(args) => delete::delete(&cfg, &ns, explicit_ns.as_deref(), &args),
         Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
         Command::Image(args) => image::image(&cfg, &args),

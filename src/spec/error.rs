@@ -36,6 +36,12 @@ pub enum SpecError {
         message: String,
     },
 
+    #[error(
+        "the namespace from the provided object \"{object}\" does not match the namespace \
+         \"{flag}\". You must pass '--namespace={object}' to perform this operation."
+    )]
+    NamespaceMismatch { object: String, flag: String },
+
     #[error("{origin}: {message}")]
     NotAnObject { origin: Origin, message: String },
 

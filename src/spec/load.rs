@@ -51,6 +51,12 @@ const KNOWN_KINDS: &[(&str, &str)] = &[
 
 /// Loads every object of a manifest file; `-` reads standard input.
 pub fn load_file(path: &Path) -> Result<Vec<Object>, SpecError> {
+    load_file_in(path, None)
+}
+
+/// As [`load_file`], with kubectl's `--namespace`: objects without a namespace get it, and an
+/// object naming another namespace is an error.
+pub fn load_file_in(path: &Path, namespace: Option<&str>) -> Result<Vec<Object>, SpecError> {
     let source_name = if path == Path::new("-") {
         "<stdin>".to_string()
     } else {
@@ -60,7 +66,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Object>, SpecError> {
         source_name: source_name.clone(),
         error,
     })?;
-    load_str(&text, &source_name)
+    load_str_in(&text, &source_name, namespace)
 }
 
 fn read_text(path: &Path) -> std::io::Result<String> {
@@ -75,7 +81,21 @@ fn read_text(path: &Path) -> std::io::Result<String> {
 
 /// Loads every object of manifest `text`; `source` names it in messages.
 pub fn load_str(text: &str, source: &str) -> Result<Vec<Object>, SpecError> {
-    let documents = parse_documents(text, source)?;
+    load_str_in(text, source, None)
+}
+
+/// As [`load_str`], with kubectl's `--namespace` (see [`load_file_in`]).
+pub fn load_str_in(
+    text: &str,
+    source: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<Object>, SpecError> {
+    let mut documents = parse_documents(text, source)?;
+    if let Some(namespace) = namespace {
+        for document in &mut documents {
+            set_namespace(document, namespace)?;
+        }
+    }
     let several = documents.len() > 1;
     let mut seen: HashMap<(&'static str, String, String), Origin> = HashMap::new();
     let mut objects = Vec::with_capacity(documents.len());
@@ -89,6 +109,24 @@ pub fn load_str(text: &str, source: &str) -> Result<Vec<Object>, SpecError> {
         objects.push(object);
     }
     Ok(objects)
+}
+
+/// kubectl's rule for `--namespace` with a manifest: fill in a missing namespace, refuse a
+/// different one.
+fn set_namespace(document: &mut Value, namespace: &str) -> Result<(), SpecError> {
+    let Some(meta) = document.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Ok(()); // validation reports the missing metadata
+    };
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(own) if !own.is_empty() && own != namespace => Err(SpecError::NamespaceMismatch {
+            object: own.to_string(),
+            flag: namespace.to_string(),
+        }),
+        _ => {
+            meta.insert("namespace".into(), Value::String(namespace.to_string()));
+            Ok(())
+        }
+    }
 }
 
 /// All non-empty YAML documents, as JSON values.

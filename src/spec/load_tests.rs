@@ -586,3 +586,24 @@ fn numeric_label_values_are_type_errors() {
         "pods/bad.yaml: metadata.labels.a: invalid type: integer `1`, expected a string"
     );
 }
+
+#[test]
+fn namespace_flag_fills_in_and_refuses_a_different_one() {
+    let bare = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: c, image: i, command: [sh]}]\n";
+    let objects = crate::spec::load_str_in(bare, "p.yaml", Some("team-a")).unwrap();
+    let Object::Pod(plan) = &objects[0] else {
+        panic!("expected a pod");
+    };
+    assert_eq!(plan.namespace, "team-a");
+    let own = bare.replace("{name: x}", "{name: x, namespace: team-b}");
+    let err = crate::spec::load_str_in(&own, "p.yaml", Some("team-a"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "the namespace from the provided object \"team-b\" does not match the namespace \
+         \"team-a\". You must pass '--namespace=team-b' to perform this operation."
+    );
+    let same = bare.replace("{name: x}", "{name: x, namespace: team-a}");
+    assert!(crate::spec::load_str_in(&same, "p.yaml", Some("team-a")).is_ok());
+}

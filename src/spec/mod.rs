@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Origin, SpecError};
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_file_in, load_str, load_str_in};
 
 /// One object of a manifest. Not boxed: objects are few and callers match on the plans directly.
 #[allow(clippy::large_enum_variant)]

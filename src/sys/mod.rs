@@ -147,3 +147,10 @@ pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     // nothing else in this process refers to it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Give SIGPIPE back its default action (Rust's runtime ignores it), so a CLI verb piped into
+/// `head` or `grep -q` ends quietly like any Unix tool instead of failing on a write error.
+pub fn default_sigpipe() {
+    // SAFETY: installing SIG_DFL runs no handler code; done once at start-up, before threads.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
