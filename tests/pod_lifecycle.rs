@@ -164,3 +164,41 @@ fn killed_supervisor_shows_unknown_and_delete_still_cleans_up() {
     node.podrun(&["delete", "sidecar"]).ok();
     node.assert_clean();
 }
+
+/// A container that ignores SIGTERM: delete waits the pod's terminationGracePeriodSeconds, then
+/// SIGKILLs it; `--grace-period=1` shortens the wait. (Bounds are loose: this checks the
+/// behaviour, not the speed.)
+#[test]
+fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("stubborn.yaml");
+    let manifest = |name: &str| {
+        format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{terminationGracePeriodSeconds: 3, containers: [{{name: c, image: busybox, command: [sh, -c, 'trap \"echo got TERM\" TERM; while true; do sleep 0.1; done']}}]}}}}"
+        )
+    };
+    let timed_delete = |name: &str, extra: &[&str]| {
+        std::fs::write(&f, manifest(name)).unwrap();
+        node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+        let pid = pod_json(&node, name)["status"]["containerStatuses"][0]["state"]["running"]
+            .is_object();
+        assert!(pid, "{name} not running");
+        let mut args = vec!["delete", name];
+        args.extend_from_slice(extra);
+        let t = Instant::now();
+        node.podrun(&args).ok();
+        t.elapsed()
+    };
+    let full = timed_delete("stubborn", &[]);
+    assert!(
+        full >= Duration::from_millis(2900) && full < Duration::from_secs(8),
+        "default grace: delete took {full:?}, expected about 3 s"
+    );
+    let short = timed_delete("stubborn2", &["--grace-period=1"]);
+    assert!(
+        short >= Duration::from_millis(900) && short < Duration::from_millis(2900),
+        "--grace-period=1: delete took {short:?}, expected about 1 s"
+    );
+    node.assert_clean();
+}
