@@ -181,8 +181,8 @@ fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
     let timed_delete = |name: &str, extra: &[&str]| {
         std::fs::write(&f, manifest(name)).unwrap();
         node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
-        let pid = pod_json(&node, name)["status"]["containerStatuses"][0]["state"]["running"]
-            .is_object();
+        let pid =
+            pod_json(&node, name)["status"]["containerStatuses"][0]["state"]["running"].is_object();
         assert!(pid, "{name} not running");
         let mut args = vec!["delete", name];
         args.extend_from_slice(extra);
