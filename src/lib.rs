@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod diagnostics;
 pub mod image;
 pub mod net;
 pub mod procfs;

@@ -202,3 +202,55 @@ fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
     );
     node.assert_clean();
 }
+
+/// Issue 4: after a reboot-like loss of the state root (supervisor gone, records gone, kernel
+/// objects still there), `doctor` lists the leftovers, `doctor --fix` removes them, and the
+/// next `apply` into the empty root sweeps them by itself.
+#[test]
+fn lost_state_root_leftovers_are_found_and_removed() {
+    require_root!();
+    let node = Node::new();
+    let lose_state = |node: &Node| {
+        let supervisor = node.inspect("sidecar")["supervisor"]["pid"]
+            .as_i64()
+            .unwrap();
+        node.sh(&format!("kill -9 {supervisor}")).ok();
+        std::fs::remove_dir_all(node.root.path().join("pods")).unwrap();
+        std::fs::remove_dir_all(node.root.path().join("networks")).unwrap();
+    };
+
+    node.apply("pods/sidecar.yaml").ok();
+    lose_state(&node);
+    let report = node.podrun(&["doctor"]);
+    assert_eq!(
+        report.code, 1,
+        "doctor must fail with leftovers: {}",
+        report.stdout
+    );
+    for kind in ["cgroup", "veth", "netns", "network"] {
+        assert!(
+            report.stdout.lines().any(|l| l.starts_with(kind)),
+            "doctor does not list a {kind}:\n{}",
+            report.stdout
+        );
+    }
+    let fixed = node.podrun(&["doctor", "--fix"]);
+    assert_eq!(fixed.code, 0, "{}{}", fixed.stdout, fixed.stderr);
+    assert!(fixed.stdout.contains("removed"), "{}", fixed.stdout);
+    node.assert_clean();
+    assert_eq!(node.podrun(&["doctor"]).code, 0);
+
+    // Again, but this time the next apply (into the now empty root) cleans up by itself.
+    node.apply("pods/sidecar.yaml").ok();
+    lose_state(&node);
+    let again = node.apply("pods/sidecar.yaml").ok();
+    assert!(
+        again.stderr.contains("removed leftover cgroup"),
+        "apply did not sweep: {}",
+        again.stderr
+    );
+    let pod = pod_json(&node, "sidecar");
+    assert_eq!(pod["status"]["phase"], "Running");
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}

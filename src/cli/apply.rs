@@ -20,6 +20,10 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     let objects = spec::load_file_in(file, namespace)?;
     cfg.network().validate()?;
     let store = cfg.store();
+    // An empty state root (first use, or state lost with /run): remove what a lost state left.
+    if !store.pods_dir().exists() {
+        super::doctor::sweep_after_lost_state(cfg);
+    }
     let mut pods: Vec<PodPlan> = Vec::new();
     let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
     for obj in objects {

@@ -3,6 +3,7 @@
 mod apply;
 mod delete;
 mod describe;
+mod doctor;
 mod exec;
 mod get;
 mod image;
@@ -129,6 +130,8 @@ pub enum Command {
     },
     /// CPU, memory, throttling and OOM kills of pods and containers, from their cgroups.
     Top(top::TopArgs),
+    /// Check the node, and find (--fix: remove) podrun objects no pod record accounts for.
+    Doctor(doctor::DoctorArgs),
     /// Manage images: import, ls, rm, inspect, tag.
     Image(image::ImageArgs),
     /// List images (`image ls`).
@@ -220,6 +223,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Delete(args) => delete::delete(&cfg, &ns, explicit_ns.as_deref(), &args),
         Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
+        Command::Doctor(args) => doctor::doctor(&cfg, &args),
         Command::Image(args) => image::image(&cfg, &args),
         Command::Images(args) => image::list(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),

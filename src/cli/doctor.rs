@@ -1,0 +1,164 @@
+//! `podrun doctor [--fix]`: check what podrun depends on, and find (and with `--fix` remove)
+//! podrun objects that no pod record accounts for, e.g. after the state root was lost.
+
+use clap::Args;
+
+use super::{Result, table};
+use crate::config::Config;
+use crate::diagnostics::{self, Finding};
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Remove the leftovers found (processes, cgroups, veths, netns pins, addresses, bridge).
+    #[arg(long)]
+    pub fix: bool,
+}
+
+pub fn doctor(cfg: &Config, args: &DoctorArgs) -> Result<i32> {
+    let checks = environment_checks(cfg);
+    let mut rows = vec![vec!["CHECK".into(), "STATUS".into(), "DETAIL".into()]];
+    let mut failed = false;
+    for (name, result) in &checks {
+        let (status, detail) = match result {
+            Ok(d) => ("ok", d.clone()),
+            Err(d) => {
+                failed = true;
+                ("FAIL", d.clone())
+            }
+        };
+        rows.push(vec![name.to_string(), status.into(), detail]);
+    }
+    table::print(&rows);
+    println!();
+
+    let store = cfg.store();
+    let _lock = store.lock()?;
+    let findings = diagnostics::scan(cfg);
+    if findings.is_empty() {
+        println!("No leftovers: every podrun object on this node belongs to a pod record.");
+        return Ok(i32::from(failed));
+    }
+    if !args.fix {
+        let mut rows = vec![vec!["KIND".into(), "FOUND".into(), "FIX".into()]];
+        for f in &findings {
+            let fix = if f.fixable() {
+                "podrun doctor --fix"
+            } else {
+                "see message"
+            };
+            rows.push(vec![f.kind().into(), f.to_string(), fix.into()]);
+        }
+        table::print(&rows);
+        return Ok(1);
+    }
+    let mut rows = vec![vec!["KIND".into(), "FOUND".into(), "RESULT".into()]];
+    for (f, result) in diagnostics::fix(cfg, &findings) {
+        let outcome = match result {
+            Ok(()) => "removed".to_string(),
+            Err(e) => {
+                failed = true;
+                format!("NOT removed: {e}")
+            }
+        };
+        rows.push(vec![f.kind().into(), f.to_string(), outcome]);
+    }
+    for f in findings.iter().filter(|f| !f.fixable()) {
+        failed = true;
+        rows.push(vec![f.kind().into(), f.to_string(), "left alone".into()]);
+    }
+    table::print(&rows);
+    Ok(i32::from(failed))
+}
+
+/// Run on the first `apply` into an empty state root: remove what a lost state left behind.
+/// Prints one line per object removed (stderr), so the user sees what happened.
+pub fn sweep_after_lost_state(cfg: &Config) {
+    let store = cfg.store();
+    let Ok(_lock) = store.lock() else { return };
+    let findings: Vec<Finding> = diagnostics::scan(cfg)
+        .into_iter()
+        .filter(Finding::fixable)
+        .collect();
+    for (f, result) in diagnostics::fix(cfg, &findings) {
+        match result {
+            Ok(()) => eprintln!("podrun: removed leftover {}: {f}", f.kind()),
+            Err(e) => eprintln!("podrun: could not remove leftover {}: {f}: {e}", f.kind()),
+        }
+    }
+}
+
+type Check = (&'static str, std::result::Result<String, String>);
+
+fn environment_checks(cfg: &Config) -> Vec<Check> {
+    vec![
+        ("cgroups", cgroups(cfg)),
+        ("nftables", nft()),
+        ("pause", pause()),
+        ("ip_forward", ip_forward()),
+        ("state root", state_root(cfg)),
+        ("images", images(cfg)),
+    ]
+}
+
+fn cgroups(cfg: &Config) -> std::result::Result<String, String> {
+    let h = crate::cgroup::Hierarchy::detect(&cfg.cgroup_root).map_err(|e| e.to_string())?;
+    Ok(match h.mode() {
+        crate::cgroup::Mode::V2 => format!(
+            "v2 (unified) at {}, pods under {}/{}",
+            h.root().display(),
+            h.root().display(),
+            cfg.cgroup_parent
+        ),
+        crate::cgroup::Mode::V1 => format!(
+            "v1 (hybrid): {} under {}/<controller>/{}",
+            h.v1_mounts()
+                .iter()
+                .map(|m| m.controllers.join(","))
+                .collect::<Vec<_>>()
+                .join(" "),
+            h.root().display(),
+            cfg.cgroup_parent
+        ),
+    })
+}
+
+fn nft() -> std::result::Result<String, String> {
+    let out = std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("nft not runnable ({e}); install the nftables package"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn pause() -> std::result::Result<String, String> {
+    let p = crate::config::pause_binary();
+    if p.is_file() {
+        Ok(p.display().to_string())
+    } else {
+        Err(format!("{} missing (set PODRUN_PAUSE)", p.display()))
+    }
+}
+
+fn ip_forward() -> std::result::Result<String, String> {
+    let v = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map_err(|e| e.to_string())?;
+    Ok(match v.trim() {
+        "1" => "1".into(),
+        other => format!("{other} (podrun sets it to 1 when it wires a pod)"),
+    })
+}
+
+fn state_root(cfg: &Config) -> std::result::Result<String, String> {
+    let pods = cfg.store().list().len();
+    Ok(format!("{} ({pods} pods)", cfg.root.display()))
+}
+
+fn images(cfg: &Config) -> std::result::Result<String, String> {
+    match cfg.images().list() {
+        Ok(list) => Ok(format!(
+            "{} ({} images)",
+            cfg.image_root.display(),
+            list.len()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}

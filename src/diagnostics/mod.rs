@@ -1,0 +1,116 @@
+//! `podrun doctor`: what podrun finds on this node, and what it can put right.
+//!
+//! The records under the state root are podrun's write-ahead log of every kernel object it
+//! creates. When that state is lost (a crash that took `/run` with it, someone wiping the state
+//! root) the objects themselves can outlive it. This module finds them from the kernel side,
+//! by the names and places podrun uses, and removes them:
+//!
+//! - `podrun __supervise` processes of this state root whose pod has no record;
+//! - pod cgroups `<parent>/pod<uid>` whose uid no record has (their processes are killed);
+//! - veths on the node bridge whose name no record's pod would use;
+//! - netns pins in the netns dir that hold the network namespace of a process found in an
+//!   orphaned pod cgroup (other pins may be someone else's: they are only reported);
+//! - allocated addresses whose owner no record has;
+//! - the bridge and the masquerade rule when no record uses them.
+//!
+//! Records whose supervisor is gone are reported too (`delete` removes those pods).
+//! Everything runs under the state root lock, so a concurrent `apply` (which reserves its
+//! record under the same lock before creating anything) is never mistaken for leftovers.
+
+mod orphans;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use orphans::scan;
+
+/// One thing on the node that no record accounts for, or a record that needs attention.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// A per-pod supervisor of this state root whose pod has no record.
+    Supervisor { pid: i32, pod: String },
+    /// A pod cgroup (every hierarchy's directory) no record owns, with its live processes.
+    Cgroup {
+        uid: String,
+        dirs: Vec<PathBuf>,
+        pids: Vec<i32>,
+    },
+    /// A veth on the node bridge no record's pod would use.
+    Veth { name: String },
+    /// A netns pin holding the network namespace of an orphaned pod.
+    Pin { path: PathBuf },
+    /// A netns pin podrun cannot tell is its own (not removed).
+    UnknownPin { path: PathBuf },
+    /// An address marked allocated for an owner no record has.
+    Address { file: PathBuf },
+    /// The node bridge and masquerade rule, while no record uses them.
+    NodeNetwork { bridge: String },
+    /// A record whose supervisor is not running (`podrun delete` cleans it up).
+    LostSupervisor { pod: String },
+}
+
+impl Finding {
+    /// Whether `fix` removes it (otherwise it is only reported).
+    pub fn fixable(&self) -> bool {
+        !matches!(
+            self,
+            Finding::UnknownPin { .. } | Finding::LostSupervisor { .. }
+        )
+    }
+
+    /// The kind of object, as a short word for the table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::Supervisor { .. } => "process",
+            Finding::Cgroup { .. } => "cgroup",
+            Finding::Veth { .. } => "veth",
+            Finding::Pin { .. } | Finding::UnknownPin { .. } => "netns",
+            Finding::Address { .. } => "address",
+            Finding::NodeNetwork { .. } => "network",
+            Finding::LostSupervisor { .. } => "pod",
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Supervisor { pid, pod } => {
+                write!(f, "supervisor pid {pid} of pod {pod}, which has no record")
+            }
+            Finding::Cgroup { uid, dirs, pids } => write!(
+                f,
+                "pod cgroup pod{uid} ({} dirs, {} processes: {pids:?}) with no record",
+                dirs.len(),
+                pids.len()
+            ),
+            Finding::Veth { name } => write!(f, "veth {name} on the bridge, no pod uses it"),
+            Finding::Pin { path } => {
+                write!(f, "netns pin {} of an orphaned pod sandbox", path.display())
+            }
+            Finding::UnknownPin { path } => write!(
+                f,
+                "netns pin {} is not a known pod's; if it is podrun's, remove it with: ip netns delete {}",
+                path.display(),
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            Finding::Address { file } => {
+                write!(f, "address {} allocated to no pod", file.display())
+            }
+            Finding::NodeNetwork { bridge } => write!(
+                f,
+                "bridge {bridge} and its masquerade rule, while no pod uses them"
+            ),
+            Finding::LostSupervisor { pod } => write!(
+                f,
+                "pod {pod}: supervisor not running (status Unknown); remove it with: podrun delete {}",
+                pod.split_once('/').map_or(pod.as_str(), |(_, n)| n)
+            ),
+        }
+    }
+}
+
+/// What a fix did: per finding, `Ok` or why it could not be removed.
+pub type FixReport = Vec<(Finding, Result<(), String>)>;
+
+pub use orphans::fix;

@@ -1,0 +1,251 @@
+//! Finding podrun's objects that no record accounts for, and removing them.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+
+use super::{Finding, FixReport};
+use crate::cgroup::{Hierarchy, PodCgroup};
+use crate::config::Config;
+use crate::net::{self, NetworkConfig};
+use crate::procfs;
+use crate::state::PodRecord;
+
+/// What the records say exists (the caller holds the state root lock).
+struct Known {
+    keys: HashSet<String>,
+    uids: HashSet<String>,
+    veths: HashSet<String>,
+    ipam_owners: HashSet<String>,
+    bridges: HashSet<String>,
+}
+
+impl Known {
+    fn from(records: &[PodRecord]) -> Known {
+        Known {
+            keys: records.iter().map(|r| r.key().to_string()).collect(),
+            uids: records.iter().map(|r| r.plan.uid.clone()).collect(),
+            veths: records
+                .iter()
+                .map(|r| net::host_veth_name(&r.key().to_string()))
+                .collect(),
+            ipam_owners: records
+                .iter()
+                .filter_map(|r| r.sandbox.as_ref().map(|s| s.id.clone()))
+                .collect(),
+            bridges: records
+                .iter()
+                .map(|r| r.network_config.bridge.clone())
+                .collect(),
+        }
+    }
+}
+
+/// Everything on the node (for this state root, bridge, netns dir and cgroup parent) that no
+/// record accounts for, plus records whose supervisor is gone.
+pub fn scan(cfg: &Config) -> Vec<Finding> {
+    let records = cfg.store().list();
+    let known = Known::from(&records);
+    let mut found = Vec::new();
+    for r in &records {
+        if r.supervisor.is_some_and(|s| !s.is_alive()) {
+            found.push(Finding::LostSupervisor {
+                pod: r.key().to_string(),
+            });
+        }
+    }
+    found.extend(supervisors(cfg, &known));
+    let cgroups = cgroups(cfg, &known);
+    let orphan_netns: HashSet<u64> = cgroups
+        .iter()
+        .flat_map(|f| match f {
+            Finding::Cgroup { pids, .. } => pids.clone(),
+            _ => Vec::new(),
+        })
+        .filter_map(|pid| procfs::ns_inode(pid, "net"))
+        .collect();
+    found.extend(cgroups);
+    let network = cfg.network();
+    let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
+    if let Some(b) = &bridge {
+        found.extend(
+            b.ports
+                .iter()
+                .filter(|p| !known.veths.contains(*p))
+                .map(|p| Finding::Veth { name: p.clone() }),
+        );
+    }
+    found.extend(pins(&cfg.netns_dir, &records, &orphan_netns));
+    found.extend(addresses(&network, &known));
+    let masquerade = net::masquerade_present(&network).unwrap_or(false);
+    if (bridge.is_some() || masquerade) && !known.bridges.contains(&network.bridge) {
+        found.push(Finding::NodeNetwork {
+            bridge: network.bridge.clone(),
+        });
+    }
+    found
+}
+
+/// `podrun __supervise <key>` processes of this state root whose pod has no record.
+fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
+    let root = cfg.root.to_string_lossy().into_owned();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let argv: Vec<String> = raw
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let at = argv.iter().position(|a| a == "__supervise")?;
+            let root_at = argv.iter().position(|a| a == "--root")?;
+            let pod = argv.get(at + 1)?.clone();
+            (argv.get(root_at + 1) == Some(&root) && !known.keys.contains(&pod))
+                .then_some(Finding::Supervisor { pid, pod })
+        })
+        .collect()
+}
+
+/// `<parent>/pod<uid>` directories whose uid no record has.
+fn cgroups(cfg: &Config, known: &Known) -> Vec<Finding> {
+    let Ok(h) = Hierarchy::detect(&cfg.cgroup_root) else {
+        return Vec::new();
+    };
+    let probe = PodCgroup::open(&h, &cfg.cgroup_parent, "probe");
+    let mut uids: Vec<String> = Vec::new();
+    for dir in probe.pod_dirs() {
+        let Some(parent) = dir.parent() else { continue };
+        for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(uid) = name.strip_prefix("pod")
+                && e.path().is_dir()
+                && !known.uids.contains(uid)
+                && !uids.iter().any(|u| u == uid)
+            {
+                uids.push(uid.to_owned());
+            }
+        }
+    }
+    uids.into_iter()
+        .map(|uid| {
+            let pod = PodCgroup::open(&h, &cfg.cgroup_parent, &uid);
+            let dirs = pod.paths();
+            let mut pids: Vec<i32> = dirs.iter().flat_map(|d| procs(d)).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            Finding::Cgroup { uid, dirs, pids }
+        })
+        .collect()
+}
+
+fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Pins in the netns dir: those holding an orphaned pod's namespace are podrun's; the others
+/// that no record names are reported as unknown.
+fn pins(dir: &Path, records: &[PodRecord], orphan_netns: &HashSet<u64>) -> Vec<Finding> {
+    let recorded: HashSet<PathBuf> = records
+        .iter()
+        .filter_map(|r| r.sandbox.as_ref().map(|s| s.netns_path.clone()))
+        .collect();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !recorded.contains(p))
+        .map(|path| {
+            let inode = fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
+            if orphan_netns.contains(&inode) {
+                Finding::Pin { path }
+            } else {
+                Finding::UnknownPin { path }
+            }
+        })
+        .collect()
+}
+
+/// Allocation files (`<ip>` holding `owner\r\nifname`) whose owner no record has.
+fn addresses(network: &NetworkConfig, known: &Known) -> Vec<Finding> {
+    let Ok(entries) = fs::read_dir(&network.ipam_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
+        })
+        .filter_map(|e| {
+            let text = fs::read_to_string(e.path()).ok()?;
+            let owner = text.lines().next()?.trim();
+            (!known.ipam_owners.contains(owner)).then(|| Finding::Address { file: e.path() })
+        })
+        .collect()
+}
+
+/// Remove what `scan` found (the caller holds the state root lock). Supervisors go first, so
+/// nothing re-creates what is being removed; processes before their cgroups; veths and pins
+/// before the bridge.
+pub fn fix(cfg: &Config, findings: &[Finding]) -> FixReport {
+    let mut order: Vec<&Finding> = findings.iter().filter(|f| f.fixable()).collect();
+    order.sort_by_key(|f| match f {
+        Finding::Supervisor { .. } => 0,
+        Finding::Cgroup { .. } => 1,
+        Finding::Veth { .. } => 2,
+        Finding::Pin { .. } => 3,
+        Finding::Address { .. } => 4,
+        _ => 5,
+    });
+    order
+        .into_iter()
+        .map(|f| (f.clone(), fix_one(cfg, f)))
+        .collect()
+}
+
+fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
+    match finding {
+        Finding::Supervisor { pid, .. } => {
+            procfs::signal_if_same(*pid, None, Signal::SIGKILL);
+            Ok(())
+        }
+        Finding::Cgroup { uid, .. } => {
+            let h = Hierarchy::detect(&cfg.cgroup_root).map_err(|e| e.to_string())?;
+            let pod = PodCgroup::open(&h, &cfg.cgroup_parent, uid);
+            pod.kill_all().map_err(|e| e.to_string())?;
+            pod.remove().map_err(|e| e.to_string())
+        }
+        Finding::Veth { name } => net::detach_pod(name).map_err(|e| e.to_string()),
+        Finding::Pin { path } => crate::sandbox::unpin_netns(path).map_err(|e| e.to_string()),
+        Finding::Address { file } => {
+            // A supervisor may have just re-created its sandbox: look at the owner once more.
+            let owners = Known::from(&cfg.store().list()).ipam_owners;
+            let owner = fs::read_to_string(file).unwrap_or_default();
+            match owner.lines().next() {
+                Some(o) if owners.contains(o.trim()) => Ok(()),
+                _ => match fs::remove_file(file) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                    _ => Ok(()),
+                },
+            }
+        }
+        Finding::NodeNetwork { .. } => {
+            net::teardown_network(&cfg.network()).map_err(|e| e.to_string())
+        }
+        Finding::UnknownPin { .. } | Finding::LostSupervisor { .. } => Ok(()),
+    }
+}
