@@ -189,14 +189,27 @@ impl NetworkLock {
 
 /// `nft -j list table inet podrun`, or `None` when the table does not exist.
 fn list_table() -> Result<Option<serde_json::Value>, NetError> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "table", "inet", TABLE])
+    let out = list_command().output().map_err(run_error)?;
+    parse_listing(out)
+}
+
+fn list_command() -> Command {
+    let mut cmd = Command::new("nft");
+    cmd.args(["-j", "list", "table", "inet", TABLE])
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| NetError::Firewall {
-            step: format!("list table inet {TABLE}"),
-            detail: format!("run nft: {e}"),
-        })?;
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn run_error(e: std::io::Error) -> NetError {
+    NetError::Firewall {
+        step: format!("list table inet {TABLE}"),
+        detail: format!("run nft: {e}"),
+    }
+}
+
+fn parse_listing(out: std::process::Output) -> Result<Option<serde_json::Value>, NetError> {
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if stderr.contains("No such file or directory") {
@@ -213,6 +226,30 @@ fn list_table() -> Result<Option<serde_json::Value>, NetError> {
             step: format!("list table inet {TABLE}"),
             detail: format!("parse nft JSON: {e}"),
         })
+}
+
+/// A look at podrun's table started in the background (`nft` takes a few milliseconds to start),
+/// so the check overlaps with wiring the veth.
+pub(crate) struct MasqueradeCheck(std::process::Child);
+
+impl MasqueradeCheck {
+    pub(crate) fn start() -> Result<MasqueradeCheck, NetError> {
+        list_command()
+            .spawn()
+            .map(MasqueradeCheck)
+            .map_err(run_error)
+    }
+
+    /// Done when the rule is there (read-only, no lock needed: a pod that uses the network
+    /// keeps teardown away); otherwise take [`lock`] and add it as [`ensure_masquerade`] does.
+    pub(crate) fn finish(self, cfg: &NetworkConfig) -> Result<(), NetError> {
+        let listing = parse_listing(self.0.wait_with_output().map_err(run_error)?)?;
+        if listing.is_some_and(|l| !matching_handles(&l, &rule_comment(cfg)).is_empty()) {
+            return Ok(());
+        }
+        let lock = lock(cfg)?;
+        ensure_masquerade(cfg, &lock)
+    }
 }
 
 /// Rule objects of our table in a `nft -j list` answer.

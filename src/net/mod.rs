@@ -151,11 +151,21 @@ pub fn attach_pod(
             cfg.cidr
         )));
     }
+    // nft answers in a few ms: let it look for the masquerade rule while the veth is wired.
+    let masquerade = firewall::MasqueradeCheck::start()?;
     // Held until the host veth is a port of the bridge (see `veth::attach`).
     let lock = firewall::lock(cfg)?;
     sysctl::ensure_ip_forward()?;
-    firewall::ensure_masquerade(cfg, &lock)?;
-    veth::attach(cfg, pod_netns, host_veth, ip, lock)
+    let network = veth::attach(cfg, pod_netns, host_veth, ip, lock);
+    let ensured = masquerade.finish(cfg);
+    match (network, ensured) {
+        (Ok(network), Ok(())) => Ok(network),
+        (Ok(_), Err(e)) => {
+            let _ = detach_pod(host_veth);
+            Err(e)
+        }
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// Delete the host veth (its peer goes with it). Idempotent: a missing link is Ok.
@@ -172,12 +182,21 @@ pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
         Ok(lock) => (lock, Vec::new()),
         Err(e) => (firewall::NetworkLock::not_held(), vec![e]),
     };
-    if let Err(e) = firewall::remove_masquerade(cfg, &lock) {
-        errors.push(e);
+    // nftables and links have separate kernel locks: remove the rule and the bridge at once
+    // (each costs the kernel tens of ms of RCU grace periods).
+    let (firewall, bridge) = std::thread::scope(|s| {
+        let firewall = s.spawn(|| firewall::remove_masquerade(cfg, &lock));
+        let bridge = netlink::block_on_host(|handle| async move {
+            bridge::delete_if_unused(&handle, &cfg.bridge).await
+        });
+        (firewall.join(), bridge)
+    });
+    match firewall {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => errors.push(e),
+        Err(_) => errors.push(NetError::InvalidConfig("nft helper thread panicked".into())),
     }
-    match netlink::block_on_host(|handle| async move {
-        bridge::delete_if_unused(&handle, &cfg.bridge).await
-    }) {
+    match bridge {
         Ok(Ok(())) => {}
         Ok(Err(e)) | Err(e) => errors.push(e),
     }

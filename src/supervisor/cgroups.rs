@@ -51,10 +51,11 @@ impl Supervisor {
         };
         let h = Hierarchy::detect(&rec.root)?;
         let resources = pod_resources(&self.record.plan);
+        // Saved with the sandbox record next; root and parent were recorded by apply, and
+        // the mode can be detected again, so delete finds these cgroups even before that.
         if let Some(r) = self.record.cgroup.as_mut() {
             r.mode = Some(h.mode());
         }
-        self.save();
         let pod = PodCgroup::create(
             &h,
             &rec.parent,

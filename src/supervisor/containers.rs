@@ -66,7 +66,8 @@ impl Supervisor {
             .event("Normal", "Created", format!("Created container: {name}"));
         self.record
             .event("Normal", "Started", format!("Started container {name}"));
-        self.save();
+        // No save here: every caller saves once after starting its containers. Until then a
+        // crash loses nothing: the process is in the container's cgroup, which delete empties.
         Ok(())
     }
 

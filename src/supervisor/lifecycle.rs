@@ -87,7 +87,10 @@ impl Supervisor {
         let pid = pause.id() as i32;
         let sb = self.record.sandbox.as_mut().expect("set above");
         sb.pause = Some(ProcessId::of(pid));
-        self.save();
+        // With cgroups the pause is found through its cgroup; without, record it right away.
+        if self.cgroup.is_none() {
+            self.save();
+        }
 
         let ns = NamespaceFds::open(pid)?;
         let inodes = (|| {
@@ -102,10 +105,11 @@ impl Supervisor {
         sandbox::pin_netns(pid, &netns_path)?;
         let sandbox_id = self.record.sandbox.as_ref().expect("set").id.clone();
         let ip = Ipam::new(&self.record.network_config).allocate(&sandbox_id, "eth0")?;
+        // Not saved yet: the address file names the sandbox id as its owner (saved above), so
+        // a teardown from the record releases it either way.
         let sb = self.record.sandbox.as_mut().expect("set above");
         sb.namespaces = Some(inodes);
         sb.ip = Some(ip);
-        self.save();
 
         tracing::debug!(%ip, "address reserved");
         let network = net::attach_pod(&self.record.network_config, ns.net(), &host_veth, ip)?;
@@ -114,7 +118,8 @@ impl Supervisor {
         sb.network = Some(network);
         sb.ready = true;
         self.ns = Some(ns);
-        self.save();
+        // The callers save once their containers are started too (the veth name and the pin
+        // path were in the record before they were created).
         Ok(())
     }
 
@@ -123,13 +128,15 @@ impl Supervisor {
         let mut errors = TeardownErrors::default();
         self.ns = None;
         if let Some(sb) = self.record.sandbox.clone() {
-            if let Some(p) = sb.pause
-                && p.is_alive()
-            {
-                procfs::signal_if_same(p.pid, p.start_time, Signal::SIGTERM);
-                self.wait_for(&[p.pid], Duration::from_secs(2));
-            }
-            teardown::remove_sandbox(&self.record, &sb, &mut errors);
+            let network = self.record.network_config.clone();
+            teardown::remove_sandbox_after(&network, &sb, &mut errors, || {
+                if let Some(p) = sb.pause
+                    && p.is_alive()
+                {
+                    procfs::signal_if_same(p.pid, p.start_time, Signal::SIGTERM);
+                    self.wait_for(&[p.pid], Duration::from_secs(2));
+                }
+            });
             self.reap_quietly();
             if let Some(sb) = self.record.sandbox.as_mut() {
                 sb.ready = false;
@@ -319,10 +326,7 @@ impl Supervisor {
         }
         let me = std::process::id() as i32;
         for _ in 0..50 {
-            let rest: Vec<i32> = procfs::descendants(me)
-                .into_iter()
-                .filter(|p| Some(*p) != pause)
-                .collect();
+            let rest = self.container_processes(me, pause);
             if rest.is_empty() {
                 break;
             }
@@ -333,6 +337,31 @@ impl Supervisor {
             self.reap_quietly();
         }
         self.reap_quietly();
+    }
+}
+
+impl Supervisor {
+    /// Every live process of the pod but the pause: read from the containers' cgroups (a few
+    /// small files) when the pod has them, else from a scan of /proc for our descendants.
+    fn container_processes(&self, me: i32, pause: Option<i32>) -> Vec<i32> {
+        if let Some(pod) = &self.cgroup {
+            let from_cgroups: Option<Vec<i32>> = self
+                .record
+                .containers
+                .iter()
+                .map(|c| pod.child(&c.name).ok()?.pids().ok())
+                .try_fold(Vec::new(), |mut all, pids| {
+                    all.extend(pids?);
+                    Some(all)
+                });
+            if let Some(pids) = from_cgroups {
+                return pids;
+            }
+        }
+        procfs::descendants(me)
+            .into_iter()
+            .filter(|p| Some(*p) != pause)
+            .collect()
     }
 }
 
