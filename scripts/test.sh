@@ -10,5 +10,5 @@ cargo build --bins
 cargo test "$@"
 if [ "$(id -u)" = 0 ] && [ "${PODRUN_SKIP_VM:-0}" != 1 ]; then
     # shellcheck disable=SC2086
-    tests/vm/run ${PODRUN_VM_TESTS:-cgroup_v2}
+    tests/vm/run ${PODRUN_VM_TESTS:-cgroup_v2 pod_cgroups}
 fi
