@@ -53,6 +53,7 @@ impl Supervisor {
         };
         let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let child = container::spawn(&name, &resolved, &hostname, ns, target, log)?;
+        tracing::debug!(container = %name, pid = child.id(), "container started");
         drop(placement);
         let c = &mut self.record.containers[i];
         c.id = super::lifecycle::new_id();

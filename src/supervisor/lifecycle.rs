@@ -85,6 +85,7 @@ impl Supervisor {
             sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log, procs)?;
         drop(placement);
         let pid = pause.id() as i32;
+        tracing::debug!(pid, "pause spawned");
         let sb = self.record.sandbox.as_mut().expect("set above");
         sb.pause = Some(ProcessId::of(pid));
         // With cgroups the pause is found through its cgroup; without, record it right away.

@@ -87,6 +87,7 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
     let _ = ignore_hangup_and_pipe();
 
     sup.record.supervisor = Some(ProcessId::of(std::process::id() as i32));
+    tracing::debug!("supervisor running");
     if let Err(e) = sup.start_pod() {
         let msg = e.to_string();
         tracing::error!(pod = %key, error = %msg, "start failed, rolling back");
@@ -95,6 +96,7 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
         return 1;
     }
     report(ready, Ok(()));
+    tracing::debug!("pod started, reported");
     sup.event_loop(&wake_rx, &term);
     0
 }
