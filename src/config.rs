@@ -21,6 +21,8 @@ pub struct Config {
     pub cgroup_parent: String,
     /// Node name shown in `get -o wide` and given to `spec.nodeName` field refs.
     pub node_name: String,
+    /// Where images are found (`--image-root`, `PODRUN_IMAGE_ROOT`).
+    pub image_root: PathBuf,
 }
 
 impl Config {
@@ -44,6 +46,11 @@ pub fn pause_binary() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/local/bin/podrun"));
     exe.with_file_name("podrun-pause")
+}
+
+/// The podrun binary itself (for the hidden `__init` stage the supervisor execs).
+pub fn podrun_binary() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
 }
 
 /// This machine's hostname, the default node name.

@@ -110,6 +110,11 @@ pub fn render(r: &PodRecord) -> String {
                     EnvSource::FieldRef(f) => {
                         let _ = writeln!(o, "      {}:   (v1:{})", e.name, f);
                     }
+                    // Values from a ConfigMap/Secret (kubectl shows the reference; the plan
+                    // keeps only the value, which for a Secret must not be printed).
+                    EnvSource::Literal(_) | EnvSource::KeyRef { .. } => {
+                        let _ = writeln!(o, "      {}:  <set from a ConfigMap or Secret>", e.name);
+                    }
                 }
             }
         }

@@ -76,6 +76,14 @@ pub struct GlobalArgs {
         default_value = "podrun"
     )]
     pub cgroup_parent: String,
+    /// Where images are stored (`<root>/<reference>/rootfs` + `config.json`).
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_IMAGE_ROOT",
+        default_value = "/var/lib/podrun/images"
+    )]
+    pub image_root: PathBuf,
     /// Namespace of the pods addressed by name.
     #[arg(
         short = 'n',
@@ -121,6 +129,9 @@ pub enum Command {
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
+    /// Internal: a container's init stage (reads `<bundle>/config.json`, execs the process).
+    #[command(name = "__init", hide = true)]
+    Init { bundle: PathBuf },
 }
 
 /// A user-facing failure of a command; the message is printed as `error: ...`.
@@ -157,6 +168,7 @@ impl GlobalArgs {
             cgroup_root: self.cgroup_root.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
             node_name: config::hostname(),
+            image_root: self.image_root.clone(),
         }
     }
 }
@@ -202,6 +214,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
+        Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),
     }
 }
 
