@@ -9,6 +9,8 @@ source scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --bins
 install -m 0755 target/release/podrun target/release/podrun-pause /usr/local/bin/
+# The pod's images (busybox+curl+ip, python), until podrun imports real ones.
+scripts/test-images.sh /var/lib/podrun/images
 podrun delete sidecar --now --ignore-not-found >/dev/null 2>&1 || true
 set -x
 podrun apply -f pods/sidecar.yaml
@@ -16,6 +18,9 @@ podrun get pods -o wide
 IP=$(podrun get pod sidecar -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["podIP"])')
 for _ in $(seq 50); do curl -s --max-time 1 "http://$IP/hello" && break; sleep 0.1; done
 podrun exec sidecar -c curl-client -- curl -s http://127.0.0.1:80/
+podrun exec sidecar -c curl-client -- cat /etc/hosts /etc/podrun-image
+podrun exec sidecar -c curl-client -- ps
+podrun exec sidecar -c curl-client -- grep CapEff /proc/1/status
 ip netns exec sidecar ip -br addr
 bridge link show
 nft list table inet podrun

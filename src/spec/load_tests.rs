@@ -315,12 +315,12 @@ fn type_error_names_the_path() {
 fn known_but_unsupported_fields() {
     let text = pod_with_container_extra(
         "    livenessProbe: {exec: {command: ['true']}}\n    securityContext: {}\n    \
-         stdin: false\n  volumes: [{name: v, emptyDir: {}}]\n",
+         stdin: false\n  volumes: [{name: v, nfs: {server: s, path: /}}]\n",
     );
     assert_eq!(
         error(&text),
         "pods/bad.yaml: field \"spec.containers[0].livenessProbe\" is not supported by podrun yet; \
-         field \"spec.volumes\" is not supported by podrun yet"
+         field \"spec.volumes[0].nfs\" is not supported by podrun yet"
     );
 }
 
@@ -373,8 +373,6 @@ spec:
         "pods/bad.yaml: The Pod \"Sidecar\" is invalid: [",
         "metadata.name: Invalid value: \"Sidecar\": a lowercase RFC 1123 subdomain",
         "metadata.namespace: Invalid value: \"my_ns\": a lowercase RFC 1123 label",
-        "spec.containers[0].command: Required value: podrun runs containers on the host \
-         filesystem until image support lands, so there is no image entrypoint",
         "spec.containers[1].image: Required value",
         "spec.containers[1].env[0].name: Invalid value: \"1BAD\": a valid environment variable name",
         "spec.containers[1].name: Duplicate value: \"web\"",
