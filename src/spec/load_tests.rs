@@ -584,3 +584,83 @@ fn numeric_label_values_are_type_errors() {
         "pods/bad.yaml: metadata.labels.a: invalid type: integer `1`, expected a string"
     );
 }
+
+#[test]
+fn security_context_and_volumes_are_validated() {
+    let text = pod_with_container_extra(
+        "    securityContext: {capabilities: {add: [NET_RAWW, NET_ADMIN], drop: [all]}, runAsUser: -1}\n    \
+         volumeMounts: [{name: nope, mountPath: /a}, {name: v, mountPath: /a, subPath: ../x}]\n  \
+         dnsPolicy: None\n  \
+         volumes: [{name: v, hostPath: {path: /x, type: Dir}}, {name: v, emptyDir: {medium: Disk}}]\n",
+    );
+    let message = error(&text);
+    for part in [
+        "spec.containers[0].securityContext.capabilities.add[0]: unknown capability \"NET_RAWW\"",
+        "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        "spec.containers[0].volumeMounts[0].name: Not found: \"nope\"",
+        "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/a\": must be unique",
+        "spec.containers[0].volumeMounts[1].subPath: Invalid value: \"../x\": must not contain '..'",
+        "spec.volumes[0].hostPath.type: Unsupported value: \"Dir\"",
+        "spec.volumes[1].name: Duplicate value: \"v\"",
+        "spec.volumes[1].emptyDir.medium: Unsupported value: \"Disk\"",
+        "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when DNSPolicy is None",
+    ] {
+        assert!(message.contains(part), "missing {part:?} in {message}");
+    }
+    assert!(
+        !message.contains("NET_ADMIN") && !message.contains("drop[0]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn config_maps_and_secrets_of_the_same_file_feed_env_and_volumes() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: '1', b: '2'}\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {pw: aHVudGVyMg==}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n    \
+        envFrom: [{configMapRef: {name: cm}}]\n    \
+        env: [{name: b, value: override}, {name: PW, valueFrom: {secretKeyRef: {name: s, key: pw}}}, \
+        {name: O, valueFrom: {configMapKeyRef: {name: gone, key: x, optional: true}}}]\n    \
+        volumeMounts: [{name: sec, mountPath: /s}]\n  \
+        volumes: [{name: sec, secret: {secretName: s, defaultMode: 256}}]\n";
+    let objects = load_str(text, "t").unwrap();
+    assert_eq!(
+        objects.len(),
+        1,
+        "ConfigMap and Secret are consumed, not returned"
+    );
+    let plan = match &objects[0] {
+        Object::Pod(p) => p.clone(),
+        _ => unreachable!(),
+    };
+    let facts = crate::spec::PodFacts {
+        name: "p",
+        namespace: "default",
+        uid: "u",
+        pod_ip: "",
+        node_name: "n",
+        host_ip: "",
+    };
+    let env = plan.containers[0].resolve(&facts).env;
+    assert_eq!(
+        env,
+        [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "override".to_string()),
+            ("PW".to_string(), "hunter2".to_string()),
+        ]
+    );
+    match &plan.volumes[0].source {
+        crate::spec::VolumeSource::Files { files, .. } => {
+            assert_eq!(files[0].path, "pw");
+            assert_eq!(files[0].data.0, b"hunter2");
+            assert_eq!(files[0].mode, 0o400);
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = text.replace("key: pw", "key: nope");
+    assert_eq!(
+        error(&missing),
+        "pods/bad.yaml: document 3: Pod \"p\": couldn't find key nope in Secret default/s"
+    );
+}

@@ -304,7 +304,7 @@ fn check_security_context(sc: &SecurityContext, path: &str, problems: &mut Vec<S
     }
     if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
         problems.push(invalid_raw(
-            &format!("{path}"),
+            path,
             "",
             "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
         ));
