@@ -258,20 +258,33 @@ impl Node {
         }
     }
 
-    /// Processes that live in this node's mount namespace (everything podrun started here).
+    /// Processes that live in this node's mount namespace (everything podrun started here),
+    /// and those in the node's cgroups (containers have mount namespaces of their own).
     pub fn processes(&self) -> Vec<i32> {
         let mine = self.mnt_inode();
         let holder = self.pid() as i32;
+        let in_cgroups: Vec<i32> = cgroup_parent_dirs(&self.cgroup_parent)
+            .iter()
+            .flat_map(|d| cgroup_tree(d))
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|&pid| pid != holder)
             .filter(|pid| {
-                std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-                    .map(|m| m.ino())
-                    .ok()
-                    == Some(mine)
+                in_cgroups.contains(pid)
+                    || std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+                        .map(|m| m.ino())
+                        .ok()
+                        == Some(mine)
             })
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/stat"))
