@@ -35,6 +35,13 @@ impl Supervisor {
         )
         .map_err(|e| err(SHM_VOLUME, format!("create tmpfs: {e}")))?;
         self.pod_volumes.push((SHM_VOLUME.to_owned(), shm));
+        // Only root may walk into the pod's volumes on the node (Secret files live there);
+        // containers get each volume by a bind mount of its own directory.
+        let volumes_dir = self.store.pod_dir(&self.record.key()).join("volumes");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&volumes_dir);
+        }
         for v in self.record.plan.volumes.clone() {
             match &v.source {
                 VolumeSource::EmptyDir {
@@ -163,11 +170,11 @@ impl Supervisor {
         let plan = &self.record.plan;
         let ip = self.record.pod_ip().map(|ip| ip.to_string());
         let hosts = podfiles::hosts(ip.as_deref(), &plan.hostname, &plan.host_aliases);
-        write_atomic(&dir.join("etc-hosts"), &hosts)?;
-        write_atomic(&dir.join("hostname"), &podfiles::hostname(&plan.hostname))?;
+        write_in_place(&dir.join("etc-hosts"), &hosts)?;
+        write_in_place(&dir.join("hostname"), &podfiles::hostname(&plan.hostname))?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let (resolv, fallback) = podfiles::resolv_conf(&plan.dns, &host);
-        write_atomic(&dir.join("resolv.conf"), &resolv)?;
+        write_in_place(&dir.join("resolv.conf"), &resolv)?;
         Ok(fallback)
     }
 
@@ -184,8 +191,8 @@ impl Supervisor {
     }
 }
 
-/// Replace the file's content in place (same inode), so a bind mount of it in a running
-/// container sees the new text.
-fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Replace the file's content in place (same inode, not tmp + rename), so a bind mount of it in
+/// a running container sees the new text.
+fn write_in_place(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
