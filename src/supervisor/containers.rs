@@ -24,6 +24,7 @@ impl Supervisor {
     /// Start (or restart) container `i` in the current sandbox: its bundle (fresh overlay
     /// upper dir, config.json), then the init stage, which reports back before we return.
     pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
+        let t0 = std::time::Instant::now();
         let key = self.record.key();
         self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let ip = self
@@ -130,6 +131,7 @@ impl Supervisor {
             None => container::PidNamespace::New,
         };
         let pod_volumes = self.pod_volume_fds();
+        let prepared = t0.elapsed();
         let child = container::spawn_init(container::InitStart {
             container: &name,
             podrun: &self.podrun_binary,
@@ -142,6 +144,12 @@ impl Supervisor {
         })?;
         drop(pod_volumes);
         drop(placement);
+        tracing::debug!(
+            container = %name,
+            prepare_us = prepared.as_micros() as u64,
+            init_us = (t0.elapsed() - prepared).as_micros() as u64,
+            "container started"
+        );
         let c = &mut self.record.containers[i];
         c.id = super::lifecycle::new_id();
         c.process = Some(ProcessId::of(child.id() as i32));
