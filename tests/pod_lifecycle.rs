@@ -133,6 +133,20 @@ fn pause_death_recreates_the_sandbox() {
         Duration::from_secs(10),
     );
     assert!(r.stdout.contains("/again"), "{}", r.stdout);
+    // /etc/hosts is rewritten at every container start: the new sandbox's IP is in it.
+    let hosts = node
+        .podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "curl-client",
+            "--",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok()
+        .stdout;
+    assert!(hosts.contains(&format!("\n{ip}\tsidecar\n")), "{hosts}");
     let describe = node.podrun(&["describe", "pod", "sidecar"]).ok().stdout;
     let changed = describe
         .find("SandboxChanged")

@@ -93,6 +93,19 @@ fn prepare(cfg: &Config, plan: &PodPlan) -> Result<Vec<ContainerImage>> {
             .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
         images.push(image);
     }
+    for c in &plan.containers {
+        for m in c.volume_mounts.iter().filter(|m| m.sub_path.is_some()) {
+            let memory = plan.volumes.iter().any(|v| {
+                v.name == m.name && matches!(v.source, VolumeSource::EmptyDir { memory: true, .. })
+            });
+            if memory {
+                return Err(fail(format!(
+                    "container {}: volume {}: subPath of a medium: Memory emptyDir is not supported by podrun yet",
+                    c.name, m.name
+                )));
+            }
+        }
+    }
     for v in &plan.volumes {
         if let VolumeSource::HostPath { path, kind } = &v.source {
             crate::container::volumes::check_host_path(path, kind, false)
