@@ -494,3 +494,65 @@ spec:
     node.podrun(&["delete", "shared", "--grace-period=0"]).ok();
     node.assert_clean();
 }
+
+#[test]
+fn privileged_dns_config_and_host_aliases() {
+    require_root!();
+    let node = Node::new();
+    let text = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: misc}}
+spec:
+  hostname: box
+  dnsPolicy: None
+  dnsConfig: {{nameservers: [192.0.2.53], searches: [corp.example], options: [{{name: ndots, value: "2"}}]}}
+  hostAliases: [{{ip: 192.0.2.10, hostnames: [db.local, cache.local]}}]
+  containers:
+  - name: priv
+    image: '{DEBUG_IMAGE}'
+    command: [sleep, '600']
+    securityContext: {{privileged: true}}
+  - name: plain
+    image: '{DEBUG_IMAGE}'
+    command: [sleep, '600']
+"#
+    );
+    apply_text(&node, &text).ok();
+    let resolv = exec(&node, "misc", "plain", &["cat", "/etc/resolv.conf"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        resolv,
+        "search corp.example\nnameserver 192.0.2.53\noptions ndots:2\n"
+    );
+    let hosts = exec(&node, "misc", "plain", &["cat", "/etc/hosts"])
+        .ok()
+        .stdout;
+    assert!(
+        hosts.ends_with(
+            "\tbox\n\n# Entries added by HostAliases.\n192.0.2.10\tdb.local\tcache.local\n"
+        ),
+        "{hosts}"
+    );
+    assert_eq!(
+        exec(&node, "misc", "plain", &["hostname"]).ok().stdout,
+        "box\n"
+    );
+    // privileged: every capability (CAP_SYS_ADMIN is bit 21), /sys writable, /proc unmasked.
+    let eff = u64::from_str_radix(&capeff(&node, "misc", "priv"), 16).unwrap();
+    assert_ne!(eff & (1 << 21), 0, "{eff:x}");
+    let sys = |c: &str| {
+        sh(&node, "misc", c, "grep ' /sys ' /proc/mounts")
+            .ok()
+            .stdout
+    };
+    assert!(sys("priv").contains(" rw,"), "{}", sys("priv"));
+    assert!(sys("plain").contains(" ro,"), "{}", sys("plain"));
+    let kcore = |c: &str| sh(&node, "misc", c, "grep -c ' /proc/keys ' /proc/mounts").stdout;
+    assert_eq!(kcore("plain").trim(), "1", "masked in a plain container");
+    assert_eq!(kcore("priv").trim(), "0", "not masked when privileged");
+    node.podrun(&["delete", "misc", "--grace-period=0"]).ok();
+    node.assert_clean();
+}

@@ -18,7 +18,7 @@
 //! (CLOEXEC) and the supervisor reads EOF. Pod-level tmpfs mounts arrive as descriptors listed
 //! in `PODRUN_INIT_FDS` (`name=fd,...`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -563,8 +563,19 @@ pub fn apply_credentials(process: &Process) -> Result<()> {
         "reset keepcaps".into()
     })?;
     let empty = caps::CapsHashSet::new();
-    let effective = cap_set(caps.effective().as_ref());
-    let permitted = cap_set(caps.permitted().as_ref());
+    // Only what this process holds can be kept (a privileged container on a host whose root
+    // lacks some capabilities gets all of those it has, as Docker does).
+    let held = ctx(caps::read(None, CapSet::Permitted), || {
+        "read permitted set".into()
+    })?;
+    let effective: caps::CapsHashSet = cap_set(caps.effective().as_ref())
+        .intersection(&held)
+        .copied()
+        .collect();
+    let permitted: caps::CapsHashSet = cap_set(caps.permitted().as_ref())
+        .intersection(&held)
+        .copied()
+        .collect();
     let inheritable = cap_set(caps.inheritable().as_ref());
     ctx(caps::set(None, CapSet::Inheritable, &empty), || {
         "clear inheritable".into()
@@ -591,11 +602,6 @@ pub fn apply_credentials(process: &Process) -> Result<()> {
         })?;
     }
     Ok(())
-}
-
-/// The capability names of a set, sorted (for messages and tests).
-pub fn names(set: &caps::CapsHashSet) -> BTreeSet<String> {
-    set.iter().map(|c| c.to_string()).collect()
 }
 
 /// Resolve `name` in the current root's PATH for `podrun exec`.
