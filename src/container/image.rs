@@ -262,7 +262,7 @@ pub fn resolve_user(
             Ok(gid) => gid,
             Err(_) => group
                 .get(g)
-                .and_then(|f| f.get(1)?.parse().ok())
+                .and_then(|f| f.first()?.parse().ok())
                 .ok_or_else(|| {
                     format!("unable to find group {g}: no matching entries in group file")
                 })?,
@@ -270,6 +270,29 @@ pub fn resolve_user(
         (None, None) => by_uid.unwrap_or(0),
     };
     Ok((uid, gid))
+}
+
+/// containerd's `WithAdditionalGIDs`: the groups of the image's `/etc/group` that list the
+/// user (by the name of its uid in `/etc/passwd`) as a member, other than its own group.
+pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
+    let passwd = read_db(&image.rootfs.join("etc/passwd"));
+    let Some(name) = passwd
+        .iter()
+        .find(|(_, f)| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .map(|(n, _)| n.clone())
+    else {
+        return Vec::new();
+    };
+    let mut gids: Vec<u32> = read_db(&image.rootfs.join("etc/group"))
+        .iter()
+        .filter(|(group, f)| {
+            **group != name && f.get(1).is_some_and(|m| m.split(',').any(|u| u == name))
+        })
+        .filter_map(|(_, f)| f.first()?.parse().ok())
+        .collect();
+    gids.sort_unstable();
+    gids.dedup();
+    gids
 }
 
 /// `name:x:field2:field3...` lines as name -> [field2, field3, ...] (passwd: uid, gid, ...).
@@ -379,5 +402,50 @@ mod tests {
             "localhost:5000/busybox:latest"
         );
         assert_eq!(normalize("podrun.local/debug:1"), "podrun.local/debug:1");
+    }
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::*;
+
+    #[test]
+    fn users_and_groups_from_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\nwheel:x:10:root,app\napp:x:1001:\naudio:x:29:app\n",
+        )
+        .unwrap();
+        let mut image = ContainerImage {
+            reference: "x".into(),
+            rootfs: dir.path().to_owned(),
+            env: vec![],
+            entrypoint: vec![],
+            cmd: vec![],
+            working_dir: String::new(),
+            user: "app".into(),
+        };
+        assert_eq!(resolve_user(&image, None, None), Ok((1000, 1001)));
+        assert_eq!(resolve_user(&image, Some(0), None), Ok((0, 0)));
+        assert_eq!(resolve_user(&image, Some(1000), Some(5)), Ok((1000, 5)));
+        image.user = "1000:wheel".into();
+        assert_eq!(resolve_user(&image, None, None), Ok((1000, 10)));
+        image.user = "nobody".into();
+        assert!(
+            resolve_user(&image, None, None)
+                .unwrap_err()
+                .contains("unable to find user nobody")
+        );
+        assert_eq!(additional_gids(&image, 1000), [10, 29]);
+        assert_eq!(additional_gids(&image, 0), [10]);
+        assert!(additional_gids(&image, 4242).is_empty());
     }
 }

@@ -97,6 +97,7 @@ pub struct SpecInput<'a> {
     pub image_reference: &'a str,
     pub uid: u32,
     pub gid: u32,
+    pub additional_gids: Vec<u32>,
     pub rootfs: &'a RootfsLayout,
     /// `<pod dir>`: holds `etc-hosts`, `hostname`, `resolv.conf`.
     pub pod_dir: &'a Path,
@@ -270,7 +271,7 @@ pub fn build(input: &SpecInput) -> Spec {
         "ociVersion": "1.2.0",
         "process": {
             "terminal": false,
-            "user": {"uid": input.uid, "gid": input.gid},
+            "user": {"uid": input.uid, "gid": input.gid, "additionalGids": input.additional_gids},
             "args": input.process.argv,
             "env": env,
             "cwd": input.process.working_dir.as_deref().unwrap_or("/"),
@@ -319,6 +320,7 @@ mod tests {
             image_reference: "podrun.local/debug:1",
             uid: 1000,
             gid: 1000,
+            additional_gids: vec![],
             rootfs: &rootfs,
             pod_dir: Path::new("/run/podrun/pods/default_p"),
             pause_pid: 42,

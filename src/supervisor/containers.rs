@@ -107,6 +107,7 @@ impl Supervisor {
             image_reference: &spec.image,
             uid,
             gid,
+            additional_gids: image::additional_gids(&image, uid),
             rootfs: &layout,
             pod_dir: &pod_dir,
             pause_pid,
