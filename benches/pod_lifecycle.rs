@@ -27,6 +27,7 @@ fn podrun(node: &Node, args: &[&str]) -> (Duration, bool) {
     cmd.args(args)
         .env("PODRUN_ROOT", node.root.path())
         .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
+        .env("PODRUN_IMAGE_ROOT", common::image_root())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     // SAFETY: setns(2) is async-signal-safe; the files stay open in the parent during spawn.

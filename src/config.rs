@@ -54,6 +54,11 @@ pub fn pause_binary() -> PathBuf {
     exe.with_file_name("podrun-pause")
 }
 
+/// The podrun binary itself (for the hidden `__init` stage the supervisor execs).
+pub fn podrun_binary() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
 /// This machine's hostname, the default node name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()

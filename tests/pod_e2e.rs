@@ -231,7 +231,7 @@ fn concurrent_applies_never_share_an_ip() {
     let children: Vec<_> = (0..20)
         .map(|i| {
             let f = node.root.path().join(format!("p{i}.yaml"));
-            std::fs::write(&f, format!("{{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: {{containers: [{{name: c, image: busybox, command: [sleep, '600']}}]}}}}")).unwrap();
+            std::fs::write(&f, format!("{{apiVersion: v1, kind: Pod, metadata: {{name: p{i}}}, spec: {{containers: [{{name: c, image: podrun.local/debug:1, command: [sleep, '600']}}]}}}}")).unwrap();
             node.podrun_command(&["apply", "-f", f.to_str().unwrap()])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -340,7 +340,7 @@ fn bad_input_is_refused_and_creates_nothing() {
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], resources: {limits: {memory: 200Mx}}}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], resources: {limits: {memory: 200Mx}}}]}}",
         "200Mx",
     );
     refused(
@@ -350,22 +350,22 @@ fn bad_input_is_refused_and_creates_nothing() {
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {}, spec: {containers: [{name: c, image: i, command: [sleep, '1']}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1']}]}}",
         "metadata.name",
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1']}, {name: c, image: i, command: [sleep, '1']}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1']}, {name: c, image: podrun.local/debug:1, command: [sleep, '1']}]}}",
         "Duplicate value: \"c\"",
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], resoures: {}}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], resoures: {}}]}}",
         "unknown field \"spec.containers[0].resoures\"",
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: i, command: [sleep, '1'], livenessProbe: {exec: {command: ['true']}}}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], livenessProbe: {exec: {command: ['true']}}}]}}",
         "not supported",
     );
 }
@@ -377,7 +377,7 @@ fn existing_name_and_exhausted_range_are_refused() {
     let f = write(
         &node,
         "one.yaml",
-        "{apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '600']}]}}",
     );
     node.podrun(&["apply", "-f", &f]).ok();
     let again = node.podrun(&["apply", "-f", &f]);
@@ -390,7 +390,7 @@ fn existing_name_and_exhausted_range_are_refused() {
     let g = write(
         &node,
         "two.yaml",
-        "{apiVersion: v1, kind: Pod, metadata: {name: two}, spec: {containers: [{name: c, image: i, command: [sleep, '600']}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: two}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '600']}]}}",
     );
     let full = node.podrun(&["apply", "-f", &g]);
     assert_ne!(full.code, 0);
@@ -419,7 +419,7 @@ fn failure_midway_rolls_back_everything() {
     let f = write(
         &node,
         "broken.yaml",
-        "{apiVersion: v1, kind: Pod, metadata: {name: broken}, spec: {containers: [{name: ok, image: i, command: [sleep, '600']}, {name: bad, image: i, command: [/nonexistent/binary]}]}}",
+        "{apiVersion: v1, kind: Pod, metadata: {name: broken}, spec: {containers: [{name: ok, image: podrun.local/debug:1, command: [sleep, '600']}, {name: bad, image: podrun.local/debug:1, command: [/nonexistent/binary]}]}}",
     );
     let r = node.podrun(&["apply", "-f", &f]);
     assert_ne!(r.code, 0);

@@ -16,7 +16,7 @@ fn crashing_container_restarts_with_back_off() {
     require_root!();
     let node = Node::new();
     let f = node.root.path().join("crash.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: busybox, command: [sh, -c, 'echo run; exit 1']}]}}").unwrap();
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'echo run; exit 1']}]}}").unwrap();
     node.podrun_env(
         &["apply", "-f", f.to_str().unwrap()],
         &[("PODRUN_BACKOFF_BASE_MS", "100")],
@@ -55,7 +55,7 @@ fn never_policy_ends_failed_and_keeps_logs() {
     require_root!();
     let node = Node::new();
     let f = node.root.path().join("once.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: once}, spec: {restartPolicy: Never, containers: [{name: c, image: busybox, command: [sh, -c, 'echo bye; exit 3']}]}}").unwrap();
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: once}, spec: {restartPolicy: Never, containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'echo bye; exit 3']}]}}").unwrap();
     node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
     let r = node.eventually(
         &format!(
@@ -133,6 +133,20 @@ fn pause_death_recreates_the_sandbox() {
         Duration::from_secs(10),
     );
     assert!(r.stdout.contains("/again"), "{}", r.stdout);
+    // /etc/hosts is rewritten at every container start: the new sandbox's IP is in it.
+    let hosts = node
+        .podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "curl-client",
+            "--",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok()
+        .stdout;
+    assert!(hosts.contains(&format!("\n{ip}\tsidecar\n")), "{hosts}");
     let describe = node.podrun(&["describe", "pod", "sidecar"]).ok().stdout;
     let changed = describe
         .find("SandboxChanged")

@@ -11,7 +11,8 @@ use chrono::Utc;
 
 use super::{CliError, Result, msg};
 use crate::config::Config;
-use crate::spec::{self, Object, PodPlan};
+use crate::container::image::{self, ContainerImage};
+use crate::spec::{self, Object, PodPlan, VolumeSource};
 use crate::state::{
     CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
 };
@@ -55,7 +56,11 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
             return Err(StateError::AlreadyExists(p.name.clone()).into());
         }
     }
-    let reserved = reserve(cfg, &store, &pods)?;
+    let images = pods
+        .iter()
+        .map(|p| prepare(cfg, p))
+        .collect::<Result<Vec<_>>>()?;
+    let reserved = reserve(cfg, &store, &pods, &images)?;
     let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
     let failures: Vec<String> = started
         .iter()
@@ -73,7 +78,49 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     Ok(0)
 }
 
-fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
+/// Everything about a pod that can be checked before anything is created: each container's
+/// image (resolved), the command it would run, runAsNonRoot against the image user, hostPath
+/// types. Returns the images, in container order.
+fn prepare(cfg: &Config, plan: &PodPlan) -> Result<Vec<ContainerImage>> {
+    let pod_id = format!("{}_{}({})", plan.name, plan.namespace, plan.uid);
+    let fail = |text: String| msg(format!("pod/{}: {text}", plan.name));
+    crate::image::check_images(&cfg.images(), plan)?;
+    let mut images = Vec::new();
+    for c in &plan.containers {
+        let image = image::resolve_image(&cfg.image_root, &c.image)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        if c.command.is_empty() && image.entrypoint.is_empty() && image.cmd.is_empty() {
+            return Err(fail(format!("container {}: no command specified", c.name)));
+        }
+        image::verify_run_as_non_root(c, &image, &pod_id)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        image::resolve_user(&image, c.security.run_as_user, c.security.run_as_group)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        images.push(image);
+    }
+    for c in &plan.containers {
+        for m in c.volume_mounts.iter().filter(|m| m.sub_path.is_some()) {
+            let memory = plan.volumes.iter().any(|v| {
+                v.name == m.name && matches!(v.source, VolumeSource::EmptyDir { memory: true, .. })
+            });
+            if memory {
+                return Err(fail(format!(
+                    "container {}: volume {}: subPath of a medium: Memory emptyDir is not supported by podrun yet",
+                    c.name, m.name
+                )));
+            }
+        }
+    }
+    for v in &plan.volumes {
+        if let VolumeSource::HostPath { path, kind } = &v.source {
+            crate::container::volumes::check_host_path(path, kind, false)
+                .map_err(|e| fail(format!("volume {}: {e}", v.name)))?;
+        }
+    }
+    Ok(images)
+}
+
+fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRecord {
     PodRecord {
         plan: plan.clone(),
         network_config: cfg.network(),
@@ -94,7 +141,8 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
         containers: plan
             .containers
             .iter()
-            .map(|c| ContainerRecord {
+            .zip(images)
+            .map(|(c, image)| ContainerRecord {
                 name: c.name.clone(),
                 image: c.image.clone(),
                 id: String::new(),
@@ -108,19 +156,28 @@ fn new_record(cfg: &Config, plan: &PodPlan) -> PodRecord {
                 restart_count: 0,
                 oom_kills_at_start: 0,
                 backoff_seconds: 0,
+                image_config: Some(image.clone()),
+                bundle: None,
+                rootfs: None,
             })
             .collect(),
         events: Vec::new(),
         deletion: None,
+        volumes: Vec::new(),
     }
 }
 
 /// Reserve every pod name (mkdir) under the root lock; undo them all if one is taken.
-fn reserve(cfg: &Config, store: &Store, pods: &[PodPlan]) -> Result<Vec<PodKey>> {
+fn reserve(
+    cfg: &Config,
+    store: &Store,
+    pods: &[PodPlan],
+    images: &[Vec<ContainerImage>],
+) -> Result<Vec<PodKey>> {
     let _lock = store.lock()?;
     let mut done = Vec::new();
-    for p in pods {
-        let mut record = new_record(cfg, p);
+    for (p, images) in pods.iter().zip(images) {
+        let mut record = new_record(cfg, p, images);
         record.event(
             "Normal",
             "Scheduled",

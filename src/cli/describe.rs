@@ -110,7 +110,29 @@ pub fn render(r: &PodRecord) -> String {
                     EnvSource::FieldRef(f) => {
                         let _ = writeln!(o, "      {}:   (v1:{})", e.name, f);
                     }
+                    // Values from a ConfigMap/Secret (kubectl shows the reference; the plan
+                    // keeps only the value, which for a Secret must not be printed).
+                    EnvSource::Literal(_) | EnvSource::KeyRef { .. } => {
+                        let _ = writeln!(o, "      {}:  <set from a ConfigMap or Secret>", e.name);
+                    }
                 }
+            }
+        }
+        if spec.volume_mounts.is_empty() {
+            let _ = writeln!(o, "    Mounts:         <none>");
+        } else {
+            let _ = writeln!(o, "    Mounts:");
+            for m in &spec.volume_mounts {
+                let projected = r.plan.volumes.iter().any(|v| {
+                    v.name == m.name && matches!(v.source, crate::spec::VolumeSource::Files { .. })
+                });
+                let mode = if m.read_only || projected { "ro" } else { "rw" };
+                let sub = m
+                    .sub_path
+                    .as_ref()
+                    .map(|p| format!(",path=\"{p}\""))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "      {} from {} ({mode}{sub})", m.mount_path, m.name);
             }
         }
     }
@@ -130,9 +152,69 @@ pub fn render(r: &PodRecord) -> String {
     ] {
         let _ = writeln!(o, "  {t:<28}{}", if s { "True" } else { "False" });
     }
+    volumes(&mut o, r);
     let _ = writeln!(o, "{:<18}{}", "QoS Class:", super::pod_object::qos(r));
     events(&mut o, r);
     o
+}
+
+/// kubectl's `Volumes:` section.
+fn volumes(o: &mut String, r: &PodRecord) {
+    use crate::spec::VolumeSource;
+    if r.plan.volumes.is_empty() {
+        let _ = writeln!(o, "Volumes:                    <none>");
+        return;
+    }
+    let _ = writeln!(o, "Volumes:");
+    for v in &r.plan.volumes {
+        let _ = writeln!(o, "  {}:", v.name);
+        match &v.source {
+            VolumeSource::EmptyDir { memory, size_limit } => {
+                let _ = writeln!(
+                    o,
+                    "    Type:       EmptyDir (a temporary directory that shares a pod's lifetime)"
+                );
+                let _ = writeln!(o, "    Medium:     {}", if *memory { "Memory" } else { "" });
+                let limit = size_limit
+                    .map(format_bytes)
+                    .unwrap_or_else(|| "<unset>".into());
+                let _ = writeln!(o, "    SizeLimit:  {limit}");
+            }
+            VolumeSource::HostPath { path, kind } => {
+                let _ = writeln!(
+                    o,
+                    "    Type:          HostPath (bare host directory volume)"
+                );
+                let _ = writeln!(o, "    Path:          {path}");
+                let _ = writeln!(o, "    HostPathType:  {kind}");
+            }
+            VolumeSource::Files {
+                kind,
+                name,
+                optional,
+                ..
+            } => {
+                let what = if kind == "Secret" {
+                    "Secret (a volume populated by a Secret)"
+                } else {
+                    "ConfigMap (a volume populated by a ConfigMap)"
+                };
+                let label = if kind == "Secret" {
+                    "SecretName"
+                } else {
+                    "Name"
+                };
+                let _ = writeln!(o, "    Type:        {what}");
+                let _ = writeln!(
+                    o,
+                    "    {label}:{:>width$}{name}",
+                    "",
+                    width = 12 - label.len()
+                );
+                let _ = writeln!(o, "    Optional:    {optional}");
+            }
+        }
+    }
 }
 
 fn sandbox(o: &mut String, r: &PodRecord) {

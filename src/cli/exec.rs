@@ -1,16 +1,18 @@
-//! `podrun exec NAME [-c C] -- CMD...`: join the pod's UTS/IPC/net namespaces (through the
-//! pause's namespace files, as the containers did) and exec the command in place, with the
-//! container's environment and working directory.
+//! `podrun exec NAME [-c C] -- CMD...`: run a command inside a running container, as
+//! `runc exec` does: join the container's cgroup and its IPC, UTS, network, PID and mount
+//! namespaces (through its main process's namespace files), take its working directory,
+//! environment, user, capabilities and no_new_privs from its `config.json`, then start the
+//! command and wait for it (the PID namespace only applies to children, so the command is a
+//! child of this process), returning its exit status.
 
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use clap::Args;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::Spec;
 
 use super::{Result, load_pod, msg};
 use crate::config::Config;
-use crate::sandbox::NamespaceFds;
-use crate::spec::ResolvedProcess;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -30,40 +32,77 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// The namespaces of a container, in the order they are entered (mount last: it changes the
+/// root, after which host paths are gone).
+const EXEC_NAMESPACES: [(&str, CloneFlags); 5] = [
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
 pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     let name = args.pod.strip_prefix("pod/").unwrap_or(&args.pod);
     let r = load_pod(cfg, namespace, name)?;
     let container = super::logs::pick_container(&r, args.container.as_deref())?;
     let c = r.container(&container).expect("picked from the record");
-    if c.process.is_none_or(|p| !p.is_alive()) {
-        return Err(msg(format!(
+    let not_found = || {
+        msg(format!(
             "unable to upgrade connection: container not found (\"{container}\")"
-        )));
+        ))
+    };
+    let process = c.process.filter(|p| p.is_alive()).ok_or_else(not_found)?;
+    let bundle = c.bundle.as_ref().ok_or_else(not_found)?;
+    let config = bundle.join("config.json");
+    let spec = Spec::load(&config).map_err(|e| msg(format!("read {}: {e}", config.display())))?;
+    let oci_process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| msg(format!("{} has no process", config.display())))?;
+    // Everything host-side is opened before the first setns.
+    let mut fds = Vec::new();
+    for (kind, flag) in EXEC_NAMESPACES {
+        let path = format!("/proc/{}/ns/{kind}", process.pid);
+        let f = std::fs::File::open(&path).map_err(|e| msg(format!("open {path}: {e}")))?;
+        fds.push((f, flag));
     }
-    let pause = r
-        .sandbox
-        .as_ref()
-        .filter(|s| s.ready)
-        .and_then(|s| s.pause)
-        .filter(|p| p.is_alive());
-    let pause = pause.ok_or_else(|| msg(format!("pod {name} has no running sandbox")))?;
-    let ns = NamespaceFds::open(pause.pid).map_err(|e| msg(e.to_string()))?;
-    for (fd, flag) in &ns.fds {
-        nix::sched::setns(fd, *flag).map_err(|e| msg(format!("setns {flag:?}: {e}")))?;
+    let cgroup_fds = crate::supervisor::pod_cgroup(&r)
+        .and_then(|p| p.ok())
+        .and_then(|p| p.child(&container).ok())
+        .and_then(|child| child.procs_file_fds().ok())
+        .unwrap_or_default();
+    for fd in cgroup_fds {
+        use std::io::Write;
+        let _ = std::fs::File::from(fd).write_all(std::process::id().to_string().as_bytes());
     }
-    let resolved = c.resolved.clone().unwrap_or(ResolvedProcess {
-        argv: Vec::new(),
-        env: Vec::new(),
-        working_dir: None,
-    });
-    let mut cmd = Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
-        .env_clear()
-        .envs(crate::container::environment(&resolved, &r.plan.hostname))
-        .current_dir(resolved.working_dir.as_deref().unwrap_or("/"));
-    let err = cmd.exec();
-    Err(msg(format!(
-        "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": {err}",
-        args.command[0]
-    )))
+    for (f, flag) in &fds {
+        nix::sched::setns(f, *flag).map_err(|e| msg(format!("setns {flag:?}: {e}")))?;
+    }
+    let cwd = oci_process.cwd().clone();
+    if std::env::set_current_dir(&cwd).is_err() {
+        let _ = std::env::set_current_dir("/");
+    }
+    let env = crate::container::init::environment(&oci_process);
+    let env_list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let program = crate::container::init::exec_program(&args.command[0], &env_list)
+        .map_err(|e| msg(format!("OCI runtime exec failed: exec failed: {e}")))?;
+    crate::container::init::apply_credentials(&oci_process)
+        .map_err(|e| msg(format!("OCI runtime exec failed: {e}")))?;
+    let mut cmd = Command::new(&program);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0(&args.command[0]);
+    }
+    cmd.args(&args.command[1..]).env_clear().envs(env);
+    let status = cmd.status().map_err(|e| {
+        msg(format!(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": {e}",
+            args.command[0]
+        ))
+    })?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

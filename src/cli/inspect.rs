@@ -68,6 +68,12 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
                 "state": c.state,
                 "process": c.resolved,
                 "logPath": store.container_log(&key, &c.name, c.restart_count),
+                "bundle": c.bundle,
+                "ociConfig": c.bundle.as_ref().map(|b| b.join("config.json")),
+                "imageRootfs": c.image_config.as_ref().map(|i| json!({"reference": i.reference, "rootfs": i.rootfs})),
+                // The merged view exists only inside the container's mount namespace.
+                "rootfs": c.rootfs,
+                "volumeMounts": r.plan.containers.iter().find(|p| p.name == c.name).map(|p| &p.volume_mounts),
             })
         })
         .collect();
@@ -98,6 +104,13 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
             "nftTable": "inet podrun",
         },
         "cgroups": cgroups,
+        "volumes": r.volumes,
+        "shareProcessNamespace": r.plan.share_process_namespace,
+        "podFiles": {
+            "hosts": store.pod_dir(&key).join("etc-hosts"),
+            "hostname": store.pod_dir(&key).join("hostname"),
+            "resolvConf": store.pod_dir(&key).join("resolv.conf"),
+        },
         "containers": containers,
         "state": {
             "dir": store.pod_dir(&key),

@@ -139,6 +139,9 @@ pub enum Command {
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
+    /// Internal: a container's init stage (reads `<bundle>/config.json`, execs the process).
+    #[command(name = "__init", hide = true)]
+    Init { bundle: PathBuf },
 }
 
 /// A user-facing failure of a command; the message is printed as `error: ...`.
@@ -227,6 +230,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Image(args) => image::image(&cfg, &args),
         Command::Images(args) => image::list(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
+        Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),
     }
 }
 

@@ -1,12 +1,24 @@
-//! Starting a container process: fork, join the pause's UTS/IPC/net namespaces with `setns` on
-//! namespace file descriptors (never by name), start a process group, exec the command.
-//!
-//! Until images land, containers run on the host filesystem; the image name is only recorded.
+//! Starting a container: the image (`image`), the pod's /etc files (`podfiles`), capability
+//! sets (`caps`), the OCI runtime spec (`oci`) and the init stage that runs it (`init`): the
+//! supervisor forks into the container's cgroup and the pause's UTS/IPC/net namespaces (by
+//! namespace file descriptors, never by name), in the container's PID namespace, and execs
+//! `podrun __init <bundle>`, which builds the container's mount namespace and execs the
+//! process.
+
+pub mod caps;
+pub mod image;
+pub mod init;
+pub mod oci;
+pub mod podfiles;
+pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use nix::sched::CloneFlags;
 
 use crate::sandbox::NamespaceFds;
 use crate::spec::ResolvedProcess;
@@ -36,6 +48,16 @@ pub enum ContainerError {
     },
     #[error("container {container}: empty command")]
     EmptyCommand { container: String },
+    #[error("container {container}: {what}: {source}")]
+    Start {
+        container: String,
+        what: String,
+        source: io::Error,
+    },
+    #[error("container {container}: {message}")]
+    Init { container: String, message: String },
+    #[error("container {container}: {message}")]
+    Setup { container: String, message: String },
 }
 
 /// The environment a container starts with: defaults a runtime/kubelet provides, then the
@@ -70,8 +92,6 @@ pub fn open_log(container: &str, path: &Path) -> Result<File, ContainerError> {
         .map_err(err)
 }
 
-/// Fork, join the sandbox namespaces, exec. Returns once exec succeeded (std reports an exec
-/// failure of the child back through a CLOEXEC pipe, so a bad command fails here).
 /// Where a container process is placed before it execs.
 pub struct Placement {
     /// Open `cgroup.procs` files of the container's cgroup.
@@ -80,54 +100,106 @@ pub struct Placement {
     pub oom_score_adj: i32,
 }
 
-pub fn spawn(
-    container: &str,
-    process: &ResolvedProcess,
-    hostname: &str,
-    ns: &NamespaceFds,
-    placement: Placement,
-    log: File,
-) -> Result<Child, ContainerError> {
-    let argv0 = process
-        .argv
-        .first()
-        .ok_or_else(|| ContainerError::EmptyCommand {
-            container: container.to_owned(),
-        })?;
-    if let Some(dir) = &process.working_dir
-        && !Path::new(dir).is_dir()
-    {
-        let source = io::Error::new(io::ErrorKind::NotFound, "no such directory");
-        return Err(ContainerError::WorkingDir {
-            container: container.to_owned(),
-            dir: dir.clone(),
-            source,
-        });
-    }
-    let log_err = |source| ContainerError::Log {
-        container: container.to_owned(),
-        path: "stdout".into(),
+/// The PID namespace a container (or the pause) starts in.
+pub enum PidNamespace<'a> {
+    /// A new one, the process being its PID 1 (Kubernetes' default: one per container).
+    New,
+    /// The pod's (`shareProcessNamespace`): the pause's PID namespace.
+    Join(BorrowedFd<'a>),
+}
+
+/// Run `spawn` on a short-lived thread that first enters `pid_ns`.
+///
+/// `unshare(CLONE_NEWPID)` and `setns(.., CLONE_NEWPID)` change only the namespace the caller's
+/// *future children* are born in, and only for the calling thread. Doing it on a throwaway
+/// thread keeps the supervisor itself (and its later children) where it was, and the child
+/// forked from that thread is PID 1 of the new namespace (or a member of the joined one) from
+/// its first instruction, with no extra fork in the init and no intermediate process to
+/// forward signals and exit codes through.
+pub fn spawn_in_pid_ns<T: Send>(
+    pid_ns: Option<PidNamespace<'_>>,
+    spawn: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
+    let Some(pid_ns) = pid_ns else {
+        return spawn();
+    };
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                match pid_ns {
+                    PidNamespace::New => nix::sched::unshare(CloneFlags::CLONE_NEWPID)?,
+                    PidNamespace::Join(fd) => nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)?,
+                }
+                spawn()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("spawn thread panicked")))
+    })
+}
+
+/// How to start one container run.
+pub struct InitStart<'a> {
+    pub container: &'a str,
+    /// The podrun binary (`__init` is one of its hidden commands).
+    pub podrun: &'a Path,
+    /// `<pod dir>/<container>`, holding `config.json`.
+    pub bundle: &'a Path,
+    pub ns: &'a NamespaceFds,
+    pub pid_ns: PidNamespace<'a>,
+    pub placement: Placement,
+    pub log: File,
+    /// Pod-level tmpfs mounts (name, detached mount fd) the container may mount.
+    pub pod_volumes: &'a [(String, BorrowedFd<'a>)],
+}
+
+/// Fork into the container's cgroup and the pod's namespaces, exec `podrun __init <bundle>`,
+/// and wait on the sync pipe until the init has exec'd the container's process (EOF) or
+/// reported why it could not (then the init is reaped and the reason returned).
+pub fn spawn_init(start: InitStart<'_>) -> Result<Child, ContainerError> {
+    let name = start.container;
+    let io_err = |what: &str, source: io::Error| ContainerError::Start {
+        container: name.to_owned(),
+        what: what.to_owned(),
         source,
     };
-    let mut cmd = Command::new(argv0);
-    cmd.args(&process.argv[1..])
+    let (sync_rx, sync_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| io_err("sync pipe", e.into()))?;
+    let mut pass = vec![sync_tx.as_raw_fd()];
+    let mut listed = Vec::new();
+    for (name, fd) in start.pod_volumes {
+        listed.push(format!("{name}={}", 3 + pass.len()));
+        pass.push(fd.as_raw_fd());
+    }
+    let mut cmd = Command::new(start.podrun);
+    cmd.arg("__init")
+        .arg(start.bundle)
         .env_clear()
-        .envs(environment(process, hostname))
-        .current_dir(process.working_dir.as_deref().unwrap_or("/"))
+        .env(init::SYNC_FD_ENV, "3")
+        .env(init::FDS_ENV, listed.join(","))
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(log_err)?)
-        .stderr(log);
+        .stdout(start.log.try_clone().map_err(|e| io_err("log", e))?)
+        .stderr(start.log);
     let setup = crate::sys::ChildSetup {
-        cgroup_procs: placement.cgroup_procs,
-        oom_score_adj: Some(placement.oom_score_adj),
-        join: ns.raw(),
+        cgroup_procs: start.placement.cgroup_procs,
+        oom_score_adj: Some(start.placement.oom_score_adj),
+        join: start.ns.raw(),
         new_process_group: true,
+        pass_fds: pass,
         ..Default::default()
     };
     crate::sys::before_exec(&mut cmd, setup);
-    cmd.spawn().map_err(|source| ContainerError::Exec {
-        container: container.to_owned(),
-        argv0: argv0.clone(),
-        source,
-    })
+    let mut child =
+        spawn_in_pid_ns(Some(start.pid_ns), || cmd.spawn()).map_err(|e| io_err("start init", e))?;
+    drop(cmd);
+    drop(sync_tx);
+    let mut message = String::new();
+    let _ = File::from(sync_rx).read_to_string(&mut message);
+    if !message.is_empty() {
+        let _ = child.wait();
+        return Err(ContainerError::Init {
+            container: name.to_owned(),
+            message,
+        });
+    }
+    Ok(child)
 }

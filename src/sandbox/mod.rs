@@ -37,18 +37,31 @@ pub const PAUSE_OOM_SCORE_ADJ: i32 = -998;
 /// Open namespace files of a live pause process (O_CLOEXEC), for `setns`.
 pub struct NamespaceFds {
     pub fds: Vec<(OwnedFd, CloneFlags)>,
+    /// The pod's PID namespace, when the pause holds one (`shareProcessNamespace`). Not in
+    /// `fds`: it is entered by the thread that forks a container, not in the child.
+    pub pid: Option<OwnedFd>,
+}
+
+fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd, SandboxError> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+    let file = File::open(&path).map_err(|source| SandboxError::OpenNamespace { path, source })?;
+    Ok(OwnedFd::from(file))
 }
 
 impl NamespaceFds {
     pub fn open(pid: i32) -> Result<Self, SandboxError> {
         let mut fds = Vec::new();
         for (kind, flag) in POD_NAMESPACES {
-            let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-            let file =
-                File::open(&path).map_err(|source| SandboxError::OpenNamespace { path, source })?;
-            fds.push((OwnedFd::from(file), flag));
+            fds.push((open_ns(pid, kind)?, flag));
         }
-        Ok(Self { fds })
+        Ok(Self { fds, pid: None })
+    }
+
+    /// Also open the pause's PID namespace (a pod with `shareProcessNamespace`).
+    pub fn open_with_pid(pid: i32) -> Result<Self, SandboxError> {
+        let mut ns = Self::open(pid)?;
+        ns.pid = Some(open_ns(pid, "pid")?);
+        Ok(ns)
     }
 
     pub fn net(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -69,13 +82,15 @@ impl NamespaceFds {
     }
 }
 
-/// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname.
+/// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname, and with
+/// `pid_namespace` as PID 1 of a new PID namespace (the pod's, for `shareProcessNamespace`).
 /// `cgroup_procs` are open `cgroup.procs` files of the pause's cgroup (joined before exec).
 pub fn start_pause(
     binary: &Path,
     hostname: &str,
     log: File,
     cgroup_procs: Vec<RawFd>,
+    pid_namespace: bool,
 ) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(binary);
     cmd.stdin(Stdio::null())
@@ -93,9 +108,12 @@ pub fn start_pause(
         ..Default::default()
     };
     crate::sys::before_exec(&mut cmd, setup);
-    cmd.spawn().map_err(|source| SandboxError::StartPause {
-        binary: binary.to_owned(),
-        source,
+    let pid_ns = pid_namespace.then_some(crate::container::PidNamespace::New);
+    crate::container::spawn_in_pid_ns(pid_ns, || cmd.spawn()).map_err(|source| {
+        SandboxError::StartPause {
+            binary: binary.to_owned(),
+            source,
+        }
     })
 }
 

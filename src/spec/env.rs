@@ -86,6 +86,9 @@ fn resolve_env(container: &ContainerPlan, facts: &PodFacts) -> Vec<(String, Stri
         let value = match &var.source {
             EnvSource::Value(text) => expand(text, &|name| lookup_earlier(&env, name)),
             EnvSource::FieldRef(path) => field_value(path, facts).unwrap_or_default(),
+            EnvSource::Literal(text) => text.clone(),
+            // Resolved (or dropped, when optional and missing) at load time.
+            EnvSource::KeyRef { .. } => continue,
         };
         match env.iter_mut().find(|(name, _)| *name == var.name) {
             Some(slot) => slot.1 = value,
@@ -143,6 +146,9 @@ mod tests {
 
     fn container(env: Vec<(&str, EnvSource)>, command: &[&str]) -> ContainerPlan {
         ContainerPlan {
+            volume_mounts: Vec::new(),
+            security: Default::default(),
+            env_from: Vec::new(),
             name: "c".into(),
             image: "busybox".into(),
             image_pull_policy: "Always".into(),

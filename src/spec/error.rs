@@ -98,6 +98,14 @@ pub enum SpecError {
         causes: Vec<String>,
     },
 
+    #[error("{origin}: {kind} \"{name}\": {message}")]
+    Reference {
+        origin: Origin,
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
+
     #[error(
         "{origin}: {kind} \"{name}\" in namespace \"{namespace}\" is defined more than once{}",
         first_document.map(|n| format!(" (first in document {n})")).unwrap_or_default()

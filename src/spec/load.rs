@@ -6,12 +6,13 @@ use std::io::Read;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde_json::Value;
 
 use super::deployment::deployment_plan;
 use super::error::{Origin, SpecError};
 use super::plan::{namespace_or_default, pod_plan};
+use super::refs::{self, DataObject};
 use super::strict::{Shape, decode_typed, unsupported_fields};
 use super::validate::{deployment_problems, pod_problems, unsupported_values};
 use super::{Object, PodPlan};
@@ -19,8 +20,6 @@ use super::{Object, PodPlan};
 /// Kinds Kubernetes has but podrun does not run yet, with their apiVersion.
 const KNOWN_KINDS: &[(&str, &str)] = &[
     ("v1", "Service"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
     ("v1", "Namespace"),
     ("v1", "PersistentVolumeClaim"),
     ("v1", "PersistentVolume"),
@@ -99,16 +98,68 @@ pub fn load_str_in(
     let several = documents.len() > 1;
     let mut seen: HashMap<(&'static str, String, String), Origin> = HashMap::new();
     let mut objects = Vec::with_capacity(documents.len());
+    let mut data = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
         let origin = Origin {
             source: source.to_string(),
             document: several.then_some(index + 1),
         };
+        if let Some(object) = load_data_object(&document, &origin)? {
+            data.push(object);
+            continue;
+        }
         let object = load_object(document, &origin)?;
         check_unique(&object, &origin, &mut seen)?;
-        objects.push(object);
+        objects.push((object, origin));
     }
-    Ok(objects)
+    objects
+        .into_iter()
+        .map(|(mut object, origin)| {
+            let (kind, plan) = match &mut object {
+                Object::Pod(p) => ("Pod", p),
+                Object::Deployment(d) => ("Deployment", &mut d.template),
+            };
+            match refs::resolve(plan, &data) {
+                Ok(()) => Ok(object),
+                Err(message) => Err(SpecError::Reference {
+                    origin,
+                    kind,
+                    name: match &object {
+                        Object::Pod(p) => p.name.clone(),
+                        Object::Deployment(d) => d.name.clone(),
+                    },
+                    message,
+                }),
+            }
+        })
+        .collect()
+}
+
+/// A ConfigMap or Secret document (kept for the pods of the same apply), else `None`.
+fn load_data_object(document: &Value, origin: &Origin) -> Result<Option<DataObject>, SpecError> {
+    let kind = document["kind"].as_str().unwrap_or("");
+    if document["apiVersion"].as_str() != Some("v1") || !matches!(kind, "ConfigMap" | "Secret") {
+        return Ok(None);
+    }
+    let object = if kind == "ConfigMap" {
+        let cm: ConfigMap = decode_typed(document.clone(), origin)?;
+        DataObject::from_config_map(&cm)
+    } else {
+        let secret: Secret = decode_typed(document.clone(), origin)?;
+        DataObject::from_secret(&secret)
+    };
+    if object.name.is_empty() {
+        return Err(SpecError::Invalid {
+            origin: origin.clone(),
+            kind: kind.to_string(),
+            name: String::new(),
+            causes: vec![super::error::required_because(
+                "metadata.name",
+                "name or generateName is required",
+            )],
+        });
+    }
+    Ok(Some(object))
 }
 
 /// kubectl's rule for `--namespace` with a manifest: fill in a missing namespace, refuse a

@@ -315,12 +315,12 @@ fn type_error_names_the_path() {
 fn known_but_unsupported_fields() {
     let text = pod_with_container_extra(
         "    livenessProbe: {exec: {command: ['true']}}\n    securityContext: {}\n    \
-         stdin: false\n  volumes: [{name: v, emptyDir: {}}]\n",
+         stdin: false\n  volumes: [{name: v, nfs: {server: s, path: /}}]\n",
     );
     assert_eq!(
         error(&text),
         "pods/bad.yaml: field \"spec.containers[0].livenessProbe\" is not supported by podrun yet; \
-         field \"spec.volumes\" is not supported by podrun yet"
+         field \"spec.volumes[0].nfs\" is not supported by podrun yet"
     );
 }
 
@@ -373,8 +373,6 @@ spec:
         "pods/bad.yaml: The Pod \"Sidecar\" is invalid: [",
         "metadata.name: Invalid value: \"Sidecar\": a lowercase RFC 1123 subdomain",
         "metadata.namespace: Invalid value: \"my_ns\": a lowercase RFC 1123 label",
-        "spec.containers[0].command: Required value: podrun runs containers on the host \
-         filesystem until image support lands, so there is no image entrypoint",
         "spec.containers[1].image: Required value",
         "spec.containers[1].env[0].name: Invalid value: \"1BAD\": a valid environment variable name",
         "spec.containers[1].name: Duplicate value: \"web\"",
@@ -606,4 +604,84 @@ fn namespace_flag_fills_in_and_refuses_a_different_one() {
     );
     let same = bare.replace("{name: x}", "{name: x, namespace: team-a}");
     assert!(crate::spec::load_str_in(&same, "p.yaml", Some("team-a")).is_ok());
+}
+
+#[test]
+fn security_context_and_volumes_are_validated() {
+    let text = pod_with_container_extra(
+        "    securityContext: {capabilities: {add: [NET_RAWW, NET_ADMIN], drop: [all]}, runAsUser: -1}\n    \
+         volumeMounts: [{name: nope, mountPath: /a}, {name: v, mountPath: /a, subPath: ../x}]\n  \
+         dnsPolicy: None\n  \
+         volumes: [{name: v, hostPath: {path: /x, type: Dir}}, {name: v, emptyDir: {medium: Disk}}]\n",
+    );
+    let message = error(&text);
+    for part in [
+        "spec.containers[0].securityContext.capabilities.add[0]: unknown capability \"NET_RAWW\"",
+        "spec.containers[0].securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        "spec.containers[0].volumeMounts[0].name: Not found: \"nope\"",
+        "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/a\": must be unique",
+        "spec.containers[0].volumeMounts[1].subPath: Invalid value: \"../x\": must not contain '..'",
+        "spec.volumes[0].hostPath.type: Unsupported value: \"Dir\"",
+        "spec.volumes[1].name: Duplicate value: \"v\"",
+        "spec.volumes[1].emptyDir.medium: Unsupported value: \"Disk\"",
+        "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when DNSPolicy is None",
+    ] {
+        assert!(message.contains(part), "missing {part:?} in {message}");
+    }
+    assert!(
+        !message.contains("NET_ADMIN") && !message.contains("drop[0]"),
+        "{message}"
+    );
+}
+
+#[test]
+fn config_maps_and_secrets_of_the_same_file_feed_env_and_volumes() {
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {a: '1', b: '2'}\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {pw: aHVudGVyMg==}\n---\n\
+        apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n    \
+        envFrom: [{configMapRef: {name: cm}}]\n    \
+        env: [{name: b, value: override}, {name: PW, valueFrom: {secretKeyRef: {name: s, key: pw}}}, \
+        {name: O, valueFrom: {configMapKeyRef: {name: gone, key: x, optional: true}}}]\n    \
+        volumeMounts: [{name: sec, mountPath: /s}]\n  \
+        volumes: [{name: sec, secret: {secretName: s, defaultMode: 256}}]\n";
+    let objects = load_str(text, "t").unwrap();
+    assert_eq!(
+        objects.len(),
+        1,
+        "ConfigMap and Secret are consumed, not returned"
+    );
+    let plan = match &objects[0] {
+        Object::Pod(p) => p.clone(),
+        _ => unreachable!(),
+    };
+    let facts = crate::spec::PodFacts {
+        name: "p",
+        namespace: "default",
+        uid: "u",
+        pod_ip: "",
+        node_name: "n",
+        host_ip: "",
+    };
+    let env = plan.containers[0].resolve(&facts).env;
+    assert_eq!(
+        env,
+        [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "override".to_string()),
+            ("PW".to_string(), "hunter2".to_string()),
+        ]
+    );
+    match &plan.volumes[0].source {
+        crate::spec::VolumeSource::Files { files, .. } => {
+            assert_eq!(files[0].path, "pw");
+            assert_eq!(files[0].data.0, b"hunter2");
+            assert_eq!(files[0].mode, 0o400);
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = text.replace("key: pw", "key: nope");
+    assert_eq!(
+        error(&missing),
+        "pods/bad.yaml: document 3: Pod \"p\": couldn't find key nope in Secret default/s"
+    );
 }

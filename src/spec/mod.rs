@@ -11,6 +11,7 @@ mod error;
 mod load;
 mod plan;
 pub mod quantity;
+mod refs;
 mod strict;
 mod validate;
 
@@ -74,6 +75,103 @@ pub struct PodPlan {
     pub containers: Vec<ContainerPlan>,
     /// The Pod as `kubectl get -o json` would show it (defaults filled, no status).
     pub manifest: serde_json::Value,
+    /// `shareProcessNamespace`: the pause is PID 1 of one PID namespace all containers join.
+    #[serde(default)]
+    pub share_process_namespace: bool,
+    #[serde(default)]
+    pub dns: DnsPlan,
+    #[serde(default)]
+    pub host_aliases: Vec<HostAlias>,
+    #[serde(default)]
+    pub volumes: Vec<VolumePlan>,
+}
+
+/// `dnsPolicy` + `dnsConfig`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DnsPlan {
+    /// `ClusterFirst` (the default), `ClusterFirstWithHostNet`, `Default` or `None`.
+    pub policy: String,
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    /// `options`: name and optional value.
+    pub options: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostAlias {
+    pub ip: String,
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumePlan {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A directory (or with `memory` a tmpfs) that lives as long as the pod.
+    EmptyDir {
+        memory: bool,
+        size_limit: Option<u64>,
+    },
+    /// `hostPath` with its `type` ("" = no check).
+    HostPath { path: String, kind: String },
+    /// A `configMap` or `secret` volume, its files resolved from the objects of the same apply.
+    Files {
+        /// `ConfigMap` or `Secret`.
+        kind: String,
+        name: String,
+        optional: bool,
+        /// `items`: (key, path, mode); empty = every key as a file named after it.
+        items: Vec<(String, String, Option<i32>)>,
+        default_mode: u32,
+        /// Filled when the manifest is loaded.
+        files: Vec<ProjectedFile>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProjectedFile {
+    pub path: String,
+    pub data: k8s_openapi::ByteString,
+    pub mode: u32,
+}
+
+/// hostPath `type` values.
+pub const HOST_PATH_TYPES: [&str; 8] = [
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeMountPlan {
+    pub name: String,
+    pub mount_path: String,
+    pub read_only: bool,
+    pub sub_path: Option<String>,
+}
+
+/// The effective security context of a container (pod-level values filled in, as the kubelet's
+/// `DetermineEffectiveSecurityContext`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SecurityPlan {
+    pub privileged: bool,
+    pub allow_privilege_escalation: Option<bool>,
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    pub run_as_non_root: Option<bool>,
+    pub read_only_root_filesystem: bool,
+    /// `capabilities.add` / `drop` as written (`NET_RAW`, `ALL`).
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -125,6 +223,22 @@ pub struct ContainerPlan {
     pub env: Vec<EnvVar>,
     pub ports: Vec<ContainerPort>,
     pub resources: Resources,
+    #[serde(default)]
+    pub volume_mounts: Vec<VolumeMountPlan>,
+    #[serde(default)]
+    pub security: SecurityPlan,
+    /// `envFrom`, resolved at load time into literal variables placed before `env`.
+    #[serde(default)]
+    pub env_from: Vec<EnvFromPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EnvFromPlan {
+    /// `ConfigMap` or `Secret`.
+    pub kind: String,
+    pub name: String,
+    pub prefix: String,
+    pub optional: bool,
 }
 
 impl ContainerPlan {
@@ -146,6 +260,16 @@ pub enum EnvSource {
     Value(String),
     /// A `valueFrom.fieldRef.fieldPath` (one of [`SUPPORTED_FIELD_PATHS`]).
     FieldRef(String),
+    /// `valueFrom.configMapKeyRef` / `secretKeyRef` (kind `ConfigMap` or `Secret`), replaced by
+    /// a `Literal` when the manifest is loaded.
+    KeyRef {
+        kind: String,
+        name: String,
+        key: String,
+        optional: bool,
+    },
+    /// A value taken from a ConfigMap or Secret: never `$(VAR)`-expanded.
+    Literal(String),
 }
 
 /// The `fieldRef.fieldPath` values podrun can fill in.

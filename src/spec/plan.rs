@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 
 use super::quantity::Quantity;
 use super::{
-    ContainerPlan, ContainerPort, EnvSource, EnvVar, Owner, PodPlan, ResourceList, Resources,
-    RestartPolicy,
+    ContainerPlan, ContainerPort, DnsPlan, EnvFromPlan, EnvSource, EnvVar, HostAlias, Owner,
+    PodPlan, ResourceList, Resources, RestartPolicy, SecurityPlan, VolumeMountPlan, VolumePlan,
+    VolumeSource,
 };
 
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -36,8 +37,24 @@ pub fn pod_plan(pod: &Pod) -> PodPlan {
         termination_grace_period_seconds: spec
             .termination_grace_period_seconds
             .unwrap_or(DEFAULT_GRACE_SECONDS),
-        containers: spec.containers.iter().map(container_plan).collect(),
+        containers: spec
+            .containers
+            .iter()
+            .map(|c| container_plan(c, spec.security_context.as_ref()))
+            .collect(),
         manifest: Value::Null,
+        share_process_namespace: spec.share_process_namespace.unwrap_or(false),
+        dns: dns_plan(&spec),
+        host_aliases: spec
+            .host_aliases
+            .iter()
+            .flatten()
+            .map(|a| HostAlias {
+                ip: a.ip.clone(),
+                hostnames: a.hostnames.clone().unwrap_or_default(),
+            })
+            .collect(),
+        volumes: spec.volumes.iter().flatten().map(volume_plan).collect(),
     };
     plan.manifest = manifest(&plan, &spec);
     plan
@@ -63,9 +80,139 @@ pub fn hostname_for(explicit: Option<&str>, pod_name: &str) -> String {
     cut.trim_end_matches(['-', '.']).to_string()
 }
 
-fn container_plan(container: &core::Container) -> ContainerPlan {
+fn dns_plan(spec: &PodSpec) -> DnsPlan {
+    let config = spec.dns_config.clone().unwrap_or_default();
+    DnsPlan {
+        policy: spec
+            .dns_policy
+            .clone()
+            .unwrap_or_else(|| "ClusterFirst".into()),
+        nameservers: config.nameservers.unwrap_or_default(),
+        searches: config.searches.unwrap_or_default(),
+        options: config
+            .options
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.name.unwrap_or_default(), o.value))
+            .collect(),
+    }
+}
+
+fn volume_plan(volume: &core::Volume) -> VolumePlan {
+    let source = if let Some(e) = &volume.empty_dir {
+        VolumeSource::EmptyDir {
+            memory: e.medium.as_deref() == Some("Memory"),
+            size_limit: e
+                .size_limit
+                .as_ref()
+                .and_then(|q| Quantity::parse(&q.0).ok())
+                .and_then(|q| u64::try_from(q.value()).ok()),
+        }
+    } else if let Some(h) = &volume.host_path {
+        VolumeSource::HostPath {
+            path: h.path.clone(),
+            kind: h.type_.clone().unwrap_or_default(),
+        }
+    } else {
+        // configMap / secret: files are filled in from the objects of the same apply.
+        let items = |list: &Option<Vec<core::KeyToPath>>| -> Vec<(String, String, Option<i32>)> {
+            list.iter()
+                .flatten()
+                .map(|i| (i.key.clone(), i.path.clone(), i.mode))
+                .collect()
+        };
+        let (kind, name, optional, items, mode) = match (&volume.config_map, &volume.secret) {
+            (Some(c), _) => (
+                "ConfigMap",
+                c.name.clone(),
+                c.optional,
+                items(&c.items),
+                c.default_mode,
+            ),
+            (_, Some(s)) => (
+                "Secret",
+                s.secret_name.clone().unwrap_or_default(),
+                s.optional,
+                items(&s.items),
+                s.default_mode,
+            ),
+            _ => ("", String::new(), None, Vec::new(), None),
+        };
+        VolumeSource::Files {
+            kind: kind.into(),
+            name,
+            optional: optional.unwrap_or(false),
+            items,
+            default_mode: mode.map(|m| m as u32).unwrap_or(0o644),
+            files: Vec::new(),
+        }
+    };
+    VolumePlan {
+        name: volume.name.clone(),
+        source,
+    }
+}
+
+/// Container values win over the pod's `securityContext` (`DetermineEffectiveSecurityContext`).
+fn security_plan(
+    container: Option<&core::SecurityContext>,
+    pod: Option<&core::PodSecurityContext>,
+) -> SecurityPlan {
+    let c = container.cloned().unwrap_or_default();
+    let caps = c.capabilities.clone().unwrap_or_default();
+    SecurityPlan {
+        privileged: c.privileged.unwrap_or(false),
+        allow_privilege_escalation: c.allow_privilege_escalation,
+        run_as_user: c.run_as_user.or(pod.and_then(|p| p.run_as_user)),
+        run_as_group: c.run_as_group.or(pod.and_then(|p| p.run_as_group)),
+        run_as_non_root: c.run_as_non_root.or(pod.and_then(|p| p.run_as_non_root)),
+        read_only_root_filesystem: c.read_only_root_filesystem.unwrap_or(false),
+        capabilities_add: caps.add.unwrap_or_default(),
+        capabilities_drop: caps.drop.unwrap_or_default(),
+    }
+}
+
+fn container_plan(
+    container: &core::Container,
+    pod_security: Option<&core::PodSecurityContext>,
+) -> ContainerPlan {
     let image = container.image.clone().unwrap_or_default();
     ContainerPlan {
+        volume_mounts: container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| VolumeMountPlan {
+                name: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                read_only: m.read_only.unwrap_or(false),
+                sub_path: m.sub_path.clone().filter(|p| !p.is_empty()),
+            })
+            .collect(),
+        security: security_plan(container.security_context.as_ref(), pod_security),
+        env_from: container
+            .env_from
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let prefix = e.prefix.clone().unwrap_or_default();
+                if let Some(c) = &e.config_map_ref {
+                    return Some(EnvFromPlan {
+                        kind: "ConfigMap".into(),
+                        name: c.name.clone(),
+                        prefix,
+                        optional: c.optional.unwrap_or(false),
+                    });
+                }
+                let s = e.secret_ref.as_ref()?;
+                Some(EnvFromPlan {
+                    kind: "Secret".into(),
+                    name: s.name.clone(),
+                    prefix,
+                    optional: s.optional.unwrap_or(false),
+                })
+            })
+            .collect(),
         name: container.name.clone(),
         image_pull_policy: container
             .image_pull_policy
@@ -100,10 +247,25 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 }
 
 fn env_var(var: &core::EnvVar) -> EnvVar {
-    let field_ref = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref());
-    let source = match field_ref {
-        Some(field_ref) => EnvSource::FieldRef(field_ref.field_path.clone()),
-        None => EnvSource::Value(var.value.clone().unwrap_or_default()),
+    let from = var.value_from.as_ref();
+    let source = if let Some(field_ref) = from.and_then(|f| f.field_ref.as_ref()) {
+        EnvSource::FieldRef(field_ref.field_path.clone())
+    } else if let Some(r) = from.and_then(|f| f.config_map_key_ref.as_ref()) {
+        EnvSource::KeyRef {
+            kind: "ConfigMap".into(),
+            name: r.name.clone(),
+            key: r.key.clone(),
+            optional: r.optional.unwrap_or(false),
+        }
+    } else if let Some(r) = from.and_then(|f| f.secret_key_ref.as_ref()) {
+        EnvSource::KeyRef {
+            kind: "Secret".into(),
+            name: r.name.clone(),
+            key: r.key.clone(),
+            optional: r.optional.unwrap_or(false),
+        }
+    } else {
+        EnvSource::Value(var.value.clone().unwrap_or_default())
     };
     EnvVar {
         name: var.name.clone(),

@@ -4,13 +4,15 @@
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, ContainerPort, EnvVar, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, Pod, PodSpec, SecurityContext, Volume,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::error::{duplicate, invalid, invalid_raw, required, required_because, unsupported};
 use super::quantity::{Quantity, format_bytes, format_cpu_millis};
-use super::{RestartPolicy, SUPPORTED_FIELD_PATHS};
+use super::{HOST_PATH_TYPES, RestartPolicy, SUPPORTED_FIELD_PATHS};
 
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case \
     alphanumeric characters or '-', and must start and end with an alphanumeric character \
@@ -29,8 +31,6 @@ const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist 
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or \
     '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  \
     or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const NO_ENTRYPOINT_MSG: &str = "podrun runs containers on the host filesystem until image \
-    support lands, so there is no image entrypoint: set the command to run";
 const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
@@ -219,9 +219,12 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
     }
     let mut names = HashSet::new();
     let mut ports = PortRegistry::default();
+    let volumes = check_volumes(spec.volumes.as_deref().unwrap_or(&[]), path, problems);
+    check_dns(spec, path, problems);
     for (i, container) in spec.containers.iter().enumerate() {
         let cpath = format!("{path}.containers[{i}]");
         check_container(container, &cpath, problems);
+        check_volume_mounts(container, &volumes, &cpath, problems);
         if !container.name.is_empty() && !names.insert(container.name.as_str()) {
             problems.push(duplicate(&format!("{cpath}.name"), &container.name));
         }
@@ -260,9 +263,6 @@ fn check_container(container: &Container, path: &str, problems: &mut Vec<String>
     if container.image.as_deref().unwrap_or("").trim().is_empty() {
         problems.push(required(&p("image")));
     }
-    if container.command.as_ref().is_none_or(|c| c.is_empty()) {
-        problems.push(required_because(&p("command"), NO_ENTRYPOINT_MSG));
-    }
     if let Some(policy) = container.image_pull_policy.as_deref()
         && !PULL_POLICIES.contains(&policy)
     {
@@ -274,6 +274,194 @@ fn check_container(container: &Container, path: &str, problems: &mut Vec<String>
     if let Some(resources) = &container.resources {
         check_resources(resources, &p("resources"), problems);
     }
+    if let Some(sc) = &container.security_context {
+        check_security_context(sc, &p("securityContext"), problems);
+    }
+}
+
+fn check_security_context(sc: &SecurityContext, path: &str, problems: &mut Vec<String>) {
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    for (list, names) in [("add", caps.add), ("drop", caps.drop)] {
+        for (i, name) in names.iter().flatten().enumerate() {
+            if !name.eq_ignore_ascii_case("ALL") && crate::container::caps::parse(name).is_none() {
+                problems.push(format!(
+                    "{path}.capabilities.{list}[{i}]: unknown capability \"{name}\""
+                ));
+            }
+        }
+    }
+    for (field, value) in [
+        ("runAsUser", sc.run_as_user),
+        ("runAsGroup", sc.run_as_group),
+    ] {
+        if let Some(v) = value.filter(|v| !(0..=i64::from(i32::MAX)).contains(v)) {
+            problems.push(invalid_raw(
+                &format!("{path}.{field}"),
+                &v.to_string(),
+                "must be between 0 and 2147483647, inclusive",
+            ));
+        }
+    }
+    if sc.privileged == Some(true) && sc.allow_privilege_escalation == Some(false) {
+        problems.push(invalid_raw(
+            path,
+            "",
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ));
+    }
+}
+
+/// Volume names, one source each, hostPath/emptyDir details. Returns the volume names.
+fn check_volumes(volumes: &[Volume], path: &str, problems: &mut Vec<String>) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let vpath = format!("{path}.volumes[{i}]");
+        if v.name.is_empty() {
+            problems.push(required(&format!("{vpath}.name")));
+        } else {
+            check_label(&format!("{vpath}.name"), &v.name, problems);
+            if !names.insert(v.name.clone()) {
+                problems.push(duplicate(&format!("{vpath}.name"), &v.name));
+            }
+        }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.host_path.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+        ];
+        match sources.iter().filter(|s| **s).count() {
+            0 => problems.push(required_because(&vpath, "must specify a volume type")),
+            1 => {}
+            _ => problems.push(format!(
+                "{vpath}: Forbidden: may not specify more than 1 volume type"
+            )),
+        }
+        if let Some(h) = &v.host_path {
+            if h.path.is_empty() {
+                problems.push(required(&format!("{vpath}.hostPath.path")));
+            } else if !h.path.starts_with('/') {
+                problems.push(invalid(
+                    &format!("{vpath}.hostPath.path"),
+                    &h.path,
+                    "must be an absolute path",
+                ));
+            }
+            if let Some(t) = h.type_.as_deref()
+                && !HOST_PATH_TYPES.contains(&t)
+            {
+                problems.push(unsupported(
+                    &format!("{vpath}.hostPath.type"),
+                    t,
+                    &HOST_PATH_TYPES[1..],
+                ));
+            }
+        }
+        if let Some(e) = &v.empty_dir {
+            if let Some(m) = e.medium.as_deref().filter(|m| !["", "Memory"].contains(m)) {
+                problems.push(unsupported(
+                    &format!("{vpath}.emptyDir.medium"),
+                    m,
+                    &["", "Memory"],
+                ));
+            }
+            checked_quantity(
+                e.size_limit.clone(),
+                &format!("{vpath}.emptyDir.sizeLimit"),
+                false,
+                problems,
+            );
+        }
+        if let Some(c) = &v.config_map
+            && c.name.is_empty()
+        {
+            problems.push(required(&format!("{vpath}.configMap.name")));
+        }
+        if let Some(s) = &v.secret
+            && s.secret_name.as_deref().unwrap_or("").is_empty()
+        {
+            problems.push(required(&format!("{vpath}.secret.secretName")));
+        }
+    }
+    names
+}
+
+fn check_volume_mounts(
+    container: &Container,
+    volumes: &HashSet<String>,
+    path: &str,
+    problems: &mut Vec<String>,
+) {
+    let mut paths = HashSet::new();
+    for (i, m) in container.volume_mounts.iter().flatten().enumerate() {
+        let mpath = format!("{path}.volumeMounts[{i}]");
+        if m.name.is_empty() {
+            problems.push(required(&format!("{mpath}.name")));
+        } else if !volumes.contains(&m.name) {
+            problems.push(format!("{mpath}.name: Not found: \"{}\"", m.name));
+        }
+        if m.mount_path.is_empty() {
+            problems.push(required(&format!("{mpath}.mountPath")));
+        } else if !paths.insert(m.mount_path.clone()) {
+            problems.push(invalid(
+                &format!("{mpath}.mountPath"),
+                &m.mount_path,
+                "must be unique",
+            ));
+        }
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            if sub.starts_with('/') {
+                problems.push(invalid(
+                    &format!("{mpath}.subPath"),
+                    sub,
+                    "must be a relative path",
+                ));
+            } else if sub.split('/').any(|part| part == "..") {
+                problems.push(invalid(
+                    &format!("{mpath}.subPath"),
+                    sub,
+                    "must not contain '..'",
+                ));
+            }
+        }
+    }
+}
+
+const DNS_POLICIES: [&str; 4] = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
+
+fn check_dns(spec: &PodSpec, path: &str, problems: &mut Vec<String>) {
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    if !DNS_POLICIES.contains(&policy) {
+        problems.push(unsupported(
+            &format!("{path}.dnsPolicy"),
+            policy,
+            &DNS_POLICIES,
+        ));
+    }
+    let config = spec.dns_config.clone().unwrap_or_default();
+    let servers = config.nameservers.unwrap_or_default();
+    if policy == "None" && servers.is_empty() {
+        problems.push(required_because(
+            &format!("{path}.dnsConfig.nameservers"),
+            "must provide at least one DNS nameserver when DNSPolicy is None",
+        ));
+    }
+    if servers.len() > 3 {
+        problems.push(invalid_raw(
+            &format!("{path}.dnsConfig.nameservers"),
+            &format!("{servers:?}"),
+            "must not have more than 3 nameservers",
+        ));
+    }
+    for (i, server) in servers.iter().enumerate() {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            problems.push(invalid(
+                &format!("{path}.dnsConfig.nameservers[{i}]"),
+                server,
+                "must be a valid IP address",
+            ));
+        }
+    }
 }
 
 fn check_env_var(var: &EnvVar, path: &str, problems: &mut Vec<String>) {
@@ -283,6 +471,34 @@ fn check_env_var(var: &EnvVar, path: &str, problems: &mut Vec<String>) {
         problems.push(invalid(&format!("{path}.name"), &var.name, ENV_NAME_MSG));
     }
     let has_value = var.value.as_deref().is_some_and(|v| !v.is_empty());
+    if let Some(from) = &var.value_from {
+        let count = [
+            from.field_ref.is_some(),
+            from.config_map_key_ref.is_some(),
+            from.secret_key_ref.is_some(),
+            from.resource_field_ref.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        if count > 1 {
+            problems.push(invalid(
+                &format!("{path}.valueFrom"),
+                "",
+                "may not have more than one field specified at a time",
+            ));
+        }
+        if let Some(r) = &from.config_map_key_ref
+            && r.key.is_empty()
+        {
+            problems.push(required(&format!("{path}.valueFrom.configMapKeyRef.key")));
+        }
+        if let Some(r) = &from.secret_key_ref
+            && r.key.is_empty()
+        {
+            problems.push(required(&format!("{path}.valueFrom.secretKeyRef.key")));
+        }
+    }
     let field_ref = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref());
     if let Some(field_ref) = field_ref {
         if has_value {

@@ -137,7 +137,17 @@ impl Store {
         let path = self.record_path(&record.key());
         let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec_pretty(record).expect("a PodRecord always serialises");
-        let mut file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        // Owner-only: the plan holds values of the pod's Secrets.
+        let mut file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            File::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io_err("create", &tmp))?
+        };
         file.write_all(&data).map_err(io_err("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
     }

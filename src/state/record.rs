@@ -119,6 +119,15 @@ pub struct ContainerRecord {
     /// Restart back-off: the delay that applies to the next crash, in seconds (0 = none yet).
     #[serde(default)]
     pub backoff_seconds: u64,
+    /// The image as resolved at apply (root filesystem and image config).
+    #[serde(default)]
+    pub image_config: Option<crate::container::image::ContainerImage>,
+    /// `<pod dir>/<container>`: the OCI bundle (`config.json`), recorded before it is written.
+    #[serde(default)]
+    pub bundle: Option<std::path::PathBuf>,
+    /// The overlay of the current run (upper/work dirs recorded before they are created).
+    #[serde(default)]
+    pub rootfs: Option<crate::container::oci::RootfsLayout>,
 }
 
 /// Kubernetes event, with the kubectl describe columns.
@@ -194,6 +203,19 @@ pub struct PodRecord {
     pub containers: Vec<ContainerRecord>,
     pub events: Vec<Event>,
     pub deletion: Option<DeletionRequest>,
+    /// Host paths of the pod's volumes podrun creates (emptyDir directories, configMap/secret
+    /// files), recorded before they are created. All live under the pod's state directory.
+    #[serde(default)]
+    pub volumes: Vec<VolumeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub name: String,
+    /// `emptyDir`, `emptyDir (Memory)`, `hostPath`, `configMap`, `secret`.
+    pub kind: String,
+    /// The host directory, or None for a tmpfs held by the supervisor (never on the host).
+    pub path: Option<std::path::PathBuf>,
 }
 
 impl PodRecord {

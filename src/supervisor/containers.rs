@@ -9,7 +9,9 @@ use nix::sys::signal::Signal;
 
 use super::Supervisor;
 use super::lifecycle::StartError;
-use crate::container;
+use std::os::fd::AsFd;
+
+use crate::container::{self, image, oci, oci::RootfsLayout};
 use crate::procfs;
 use crate::spec::{PodFacts, RestartPolicy};
 use crate::state::{ContainerState, ProcessId};
@@ -19,8 +21,10 @@ const MAX_BACKOFF_FACTOR: u32 = 30;
 const RESET_AFTER_FACTOR: u32 = 60;
 
 impl Supervisor {
-    /// Start (or restart) container `i` in the current sandbox.
+    /// Start (or restart) container `i` in the current sandbox: its bundle (fresh overlay
+    /// upper dir, config.json), then the init stage, which reports back before we return.
     pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
+        let t0 = std::time::Instant::now();
         let key = self.record.key();
         self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let ip = self
@@ -31,6 +35,13 @@ impl Supervisor {
         let host_ip = self.record.network_config.gateway().to_string();
         let plan = &self.record.plan;
         let spec = &plan.containers[i];
+        let name = spec.name.clone();
+        let setup_err = |message: String| {
+            StartError::Container(container::ContainerError::Setup {
+                container: name.clone(),
+                message,
+            })
+        };
         let facts = PodFacts {
             name: &plan.name,
             namespace: &plan.namespace,
@@ -39,26 +50,112 @@ impl Supervisor {
             node_name: &self.record.node_name,
             host_ip: &host_ip,
         };
+        let image = self.record.containers[i]
+            .image_config
+            .clone()
+            .ok_or_else(|| setup_err(format!("image {:?} was not resolved", spec.image)))?;
         let resolved = spec.resolve(&facts);
+        let process = image::merge_process(spec, &resolved, &image, &plan.hostname);
+        let (uid, gid) = image::resolve_user(
+            &image,
+            spec.security.run_as_user,
+            spec.security.run_as_group,
+        )
+        .map_err(setup_err)?;
         let restart = self.record.containers[i].restart_count;
         let log_path = self.store.container_log(&key, &spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
-        let name = spec.name.clone();
-        let hostname = plan.hostname.clone();
+
+        self.write_pod_files()
+            .map_err(|e| setup_err(format!("write /etc files: {e}")))?;
+        let pod_dir = self.store.pod_dir(&key);
+        let bundle = pod_dir.join(&name);
+        let layout = RootfsLayout::new(&bundle, &image.rootfs);
+        let c = &mut self.record.containers[i];
+        c.bundle = Some(bundle.clone());
+        c.rootfs = Some(layout.clone());
+        self.save();
+        // A restarted container is a new container: it starts from the image again.
+        for dir in [&layout.upper, &layout.work] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        for dir in [&layout.upper, &layout.work, &layout.merged] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| setup_err(format!("create {}: {e}", dir.display())))?;
+        }
+        let mounts = self.volume_mounts(i)?;
         let placement = self.container_placement(i)?;
+        let plan = &self.record.plan;
+        let spec = &plan.containers[i];
+        let capabilities = container::caps::effective_set(&spec.security);
+        let pause_pid = self
+            .record
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.pause)
+            .map(|p| p.pid)
+            .ok_or(StartError::PauseDied)?;
+        let oom_score_adj = self.oom_score_adj(i);
+        let cgroups_path = self
+            .cgroup
+            .as_ref()
+            .map(|p| format!("{}/{name}", p.path().display()));
+        let oci_spec = oci::build(&oci::SpecInput {
+            pod: plan,
+            container: spec,
+            process: &process,
+            image_reference: &spec.image,
+            uid,
+            gid,
+            additional_gids: image::additional_gids(&image, uid),
+            rootfs: &layout,
+            pod_dir: &pod_dir,
+            pause_pid,
+            cgroups_path,
+            oom_score_adj,
+            volumes: &mounts,
+            capabilities: &capabilities,
+        });
+        let config = bundle.join("config.json");
+        oci_spec
+            .save(&config)
+            .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
+
         let oom_kills_at_start = self.oom_kills(&name);
         let target = container::Placement {
             cgroup_procs: placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default(),
-            oom_score_adj: self.oom_score_adj(i),
+            oom_score_adj,
         };
         let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
-        let child = container::spawn(&name, &resolved, &hostname, ns, target, log)?;
+        let pid_ns = match &ns.pid {
+            Some(fd) => container::PidNamespace::Join(fd.as_fd()),
+            None => container::PidNamespace::New,
+        };
+        let pod_volumes = self.pod_volume_fds();
+        let prepared = t0.elapsed();
+        let child = container::spawn_init(container::InitStart {
+            container: &name,
+            podrun: &self.podrun_binary,
+            bundle: &bundle,
+            ns,
+            pid_ns,
+            placement: target,
+            log,
+            pod_volumes: &pod_volumes,
+        })?;
+        drop(pod_volumes);
         tracing::debug!(container = %name, pid = child.id(), "container started");
         drop(placement);
+        tracing::debug!(
+            container = %name,
+            prepare_us = prepared.as_micros() as u64,
+            init_us = (t0.elapsed() - prepared).as_micros() as u64,
+            "container started"
+        );
         let c = &mut self.record.containers[i];
         c.id = super::lifecycle::new_id();
         c.process = Some(ProcessId::of(child.id() as i32));
-        c.resolved = Some(resolved);
+        c.resolved = Some(process);
         c.oom_kills_at_start = oom_kills_at_start;
         c.state = ContainerState::Running {
             started_at: Utc::now(),

@@ -30,6 +30,8 @@ pub enum StartError {
     PauseDied,
     #[error("open pause log: {0}")]
     PauseLog(std::io::Error),
+    #[error("volume {name}: {message}")]
+    Volume { name: String, message: String },
 }
 
 fn random_id() -> String {
@@ -44,7 +46,9 @@ impl Supervisor {
     /// First start: the sandbox, then every container in order. Any failure aborts the apply.
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
         self.create_pod_cgroup()?;
+        self.prepare_volumes()?;
         self.start_sandbox(0)?;
+        self.dns_event();
         for i in 0..self.record.containers.len() {
             self.start_container(i)?;
         }
@@ -81,8 +85,14 @@ impl Supervisor {
             .map_err(StartError::PauseLog)?;
         let placement = self.placement("pause", &crate::cgroup::Limits::best_effort())?;
         let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
-        let pause =
-            sandbox::start_pause(&self.pause_binary, &self.record.plan.hostname, log, procs)?;
+        let shared_pid = self.record.plan.share_process_namespace;
+        let pause = sandbox::start_pause(
+            &self.pause_binary,
+            &self.record.plan.hostname,
+            log,
+            procs,
+            shared_pid,
+        )?;
         drop(placement);
         let pid = pause.id() as i32;
         tracing::debug!(pid, "pause spawned");
@@ -93,7 +103,11 @@ impl Supervisor {
             self.save();
         }
 
-        let ns = NamespaceFds::open(pid)?;
+        let ns = if shared_pid {
+            NamespaceFds::open_with_pid(pid)?
+        } else {
+            NamespaceFds::open(pid)?
+        };
         let inodes = (|| {
             Some(NsInodes {
                 net: procfs::ns_inode(pid, "net")?,

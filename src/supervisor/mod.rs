@@ -12,6 +12,7 @@ mod containers;
 mod lifecycle;
 mod status;
 pub mod teardown;
+mod volumes;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -41,6 +42,10 @@ pub struct Supervisor {
     pending_restarts: Vec<(usize, Instant)>,
     backoff_base: Duration,
     stopping: bool,
+    /// Pod-level tmpfs mounts (memory emptyDirs, /dev/shm), detached: never on the host.
+    pod_volumes: Vec<(String, OwnedFd)>,
+    /// This binary, exec'd as `podrun __init` for every container.
+    podrun_binary: PathBuf,
 }
 
 /// Entry point of `podrun __supervise`. `ready` gets one line: `ok` or `error: <message>`.
@@ -66,6 +71,8 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
         pending_restarts: Vec::new(),
         backoff_base: Duration::from_millis(backoff_ms),
         stopping: false,
+        pod_volumes: Vec::new(),
+        podrun_binary: crate::config::podrun_binary(),
     };
     let (wake_rx, wake_tx) = match UnixStream::pair() {
         Ok(p) => p,

@@ -6,7 +6,7 @@
 //! system calls on values prepared before the fork, no allocation, no locks.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -25,11 +25,17 @@ pub struct ChildSetup {
     /// Namespace files to `setns` into, in order.
     pub join: Vec<(RawFd, CloneFlags)>,
     pub new_process_group: bool,
+    /// Descriptors handed to the new program as 3, 4, ... (in this order), without CLOEXEC.
+    pub pass_fds: Vec<RawFd>,
 }
+
+/// Most descriptors `ChildSetup::pass_fds` can hand over.
+const MAX_PASS_FDS: usize = 32;
 
 /// Install `setup` as `cmd`'s pre-exec hook.
 pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
     let oom: Option<Vec<u8>> = setup.oom_score_adj.map(|v| v.to_string().into_bytes());
+    assert!(setup.pass_fds.len() <= MAX_PASS_FDS, "too many fds to pass");
     // SAFETY: the closure only makes system calls (write, open, close, unshare, sethostname,
     // setns, setpgid, close_range) on data prepared before fork and owned by the closure; all
     // of them are async-signal-safe and nothing allocates.
@@ -67,6 +73,7 @@ pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
                 return Err(io::Error::last_os_error());
             }
             close_inherited_fds();
+            pass_fds(&setup.pass_fds)?;
             Ok(())
         });
     }
@@ -84,6 +91,144 @@ fn close_inherited_fds() {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+}
+
+/// Move `fds` to 3, 4, ... for the new program. Two steps (first above every target, then onto
+/// the targets) so a source that already sits on a target number is never clobbered. The
+/// copies made by `dup2` do not have CLOEXEC, so exactly these survive exec. Async-signal-safe.
+fn pass_fds(fds: &[RawFd]) -> io::Result<()> {
+    let mut high = [0 as RawFd; MAX_PASS_FDS];
+    for (i, fd) in fds.iter().enumerate() {
+        // SAFETY: fcntl(2) on plain integers; the result is checked.
+        let copy = unsafe { libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 3 + MAX_PASS_FDS as i32) };
+        if copy < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        high[i] = copy;
+    }
+    for (i, fd) in high.iter().take(fds.len()).enumerate() {
+        // SAFETY: dup2(2) on descriptors this process owns; the result is checked.
+        if unsafe { libc::dup2(*fd, 3 + i as i32) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+const OPEN_TREE_CLONE: libc::c_uint = 0x1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// `MOUNT_ATTR_*` for [`fs_mount`].
+pub const MOUNT_ATTR_RDONLY: u32 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u32 = 0x2;
+pub const MOUNT_ATTR_NODEV: u32 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u32 = 0x8;
+
+fn owned_fd(rc: libc::c_long) -> io::Result<OwnedFd> {
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+fn cstring(text: &str) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(text).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// A new, detached filesystem mount made with the mount API (`fsopen(2)`, `fsconfig(2)`,
+/// `fsmount(2)`): `options` are `key=value` pairs (an empty value sets a flag, `lowerdir+`
+/// may repeat), `attrs` are `MOUNT_ATTR_*`. The mount is attached nowhere: it lives while the
+/// descriptor (or a place it is moved to) does, so nothing appears in any mount table until
+/// [`move_mount`] puts it somewhere. Overlay layers given as `lowerdir+` need no escaping of
+/// `:` or `,` (Linux 6.8+).
+pub fn fs_mount(fstype: &str, options: &[(&str, &str)], attrs: u32) -> io::Result<OwnedFd> {
+    let fstype = cstring(fstype)?;
+    // SAFETY: fsopen(2) reads a NUL-terminated string that outlives the call.
+    let fs = owned_fd(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    for (key, value) in options {
+        let k = cstring(key)?;
+        let v = cstring(value)?;
+        let (cmd, value_ptr) = if value.is_empty() {
+            (FSCONFIG_SET_FLAG, std::ptr::null())
+        } else {
+            (FSCONFIG_SET_STRING, v.as_ptr())
+        };
+        // SAFETY: fsconfig(2) with a descriptor we own and NUL-terminated strings that outlive
+        // the call (or null for a flag).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                k.as_ptr(),
+                value_ptr,
+                0,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("{key}={value}: {e}")));
+        }
+    }
+    // SAFETY: as above; FSCONFIG_CMD_CREATE takes no key or value.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount(2) on the configured context we own.
+    owned_fd(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE)`: a detached copy of the mount behind `fd` (a detached
+/// mount from [`fs_mount`] too), sharing its filesystem: how one pod-level tmpfs is given to
+/// each container's mount namespace.
+pub fn clone_mount(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: open_tree(2) with a descriptor we hold and an empty NUL-terminated path.
+    owned_fd(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    })
+}
+
+/// `move_mount(2)`: attach the detached mount `fd` at `target` in the caller's mount namespace.
+pub fn move_mount(fd: BorrowedFd<'_>, target: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::ffi::CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: move_mount(2) with a descriptor we hold and NUL-terminated paths that outlive
+    // the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Detach `cmd` from the caller's session (a daemon), keeping `inherit` open across exec.

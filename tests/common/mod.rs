@@ -15,6 +15,42 @@ pub fn repo_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// The debug image (busybox, curl, ip) and the python image of the tests.
+pub const DEBUG_IMAGE: &str = "podrun.local/debug:1";
+pub const PYTHON_IMAGE: &str = "podrun.local/python:3.11-slim";
+
+/// The test images (built once per target dir by `scripts/test-images.sh`, from this machine's
+/// busybox-static, curl, ip and python3), as an image root for `PODRUN_IMAGE_ROOT`.
+pub fn image_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("podrun-test-images");
+        let done = root.join(".complete");
+        if done.exists() {
+            return root;
+        }
+        // Test binaries may run at once: one builds, the others wait on the lock.
+        std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+        let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        if !done.exists() {
+            let out = Command::new(repo_file("scripts/test-images.sh"))
+                .arg(&root)
+                .env("PODRUN", PODRUN)
+                .output()
+                .expect("run scripts/test-images.sh");
+            assert!(
+                out.status.success(),
+                "building test images failed (is busybox-static installed?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&done, "").unwrap();
+        }
+        root
+    })
+    .clone()
+}
+
 /// Root tests skip (with a message) when not run as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -161,6 +197,7 @@ impl Node {
             .env("PODRUN_ROOT", self.root.path())
             .env("PODRUN_POD_CIDR", &self.cidr)
             .env("PODRUN_CGROUP_PARENT", &self.cgroup_parent)
+            .env("PODRUN_IMAGE_ROOT", image_root())
             .args(args);
         c
     }
@@ -177,6 +214,7 @@ impl Node {
             .env("PODRUN_ROOT", self.root.path())
             .env("PODRUN_POD_CIDR", &self.cidr)
             .env("PODRUN_CGROUP_PARENT", &self.cgroup_parent)
+            .env("PODRUN_IMAGE_ROOT", image_root())
             .args(args);
         for (k, v) in env {
             c.env(k, v);
@@ -221,20 +259,33 @@ impl Node {
         }
     }
 
-    /// Processes that live in this node's mount namespace (everything podrun started here).
+    /// Processes that live in this node's mount namespace (everything podrun started here),
+    /// and those in the node's cgroups (containers have mount namespaces of their own).
     pub fn processes(&self) -> Vec<i32> {
         let mine = self.mnt_inode();
         let holder = self.pid() as i32;
+        let in_cgroups: Vec<i32> = cgroup_parent_dirs(&self.cgroup_parent)
+            .iter()
+            .flat_map(|d| cgroup_tree(d))
+            .flat_map(|d| {
+                std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.parse::<i32>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|&pid| pid != holder)
             .filter(|pid| {
-                std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-                    .map(|m| m.ino())
-                    .ok()
-                    == Some(mine)
+                in_cgroups.contains(pid)
+                    || std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
+                        .map(|m| m.ino())
+                        .ok()
+                        == Some(mine)
             })
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/stat"))

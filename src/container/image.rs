@@ -1,0 +1,372 @@
+//! What a container needs from its image: the root filesystem (a directory, the overlay's lower
+//! layer) and the image config (`Env`, `Entrypoint`, `Cmd`, `WorkingDir`, `User`), and how the
+//! container's own fields combine with it (the kubelet's command/args rules, containerd's env
+//! and user handling).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{ContainerPlan, ResolvedProcess};
+
+/// An image as a container uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerImage {
+    /// The reference as written in the pod (`podrun.local/debug:1`).
+    pub reference: String,
+    /// The unpacked root filesystem: the read-only lower layer of the container's overlay.
+    pub rootfs: PathBuf,
+    /// OCI image config `Env` (`NAME=value`).
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub working_dir: String,
+    /// `User`: empty (root), `uid`, `uid:gid`, `name` or `name:group`.
+    #[serde(default)]
+    pub user: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image \"{reference}\": {message}")]
+    Store { reference: String, message: String },
+}
+
+/// Find `reference` in the image store at `image_root` (short name, full name or ID prefix) and
+/// take what a container needs from it: the rootfs and the OCI image config.
+pub fn resolve_image(image_root: &Path, reference: &str) -> Result<ContainerImage, ImageError> {
+    let image = crate::image::ImageStore::open(image_root)
+        .resolve(reference)
+        .map_err(|e| ImageError::Store {
+            reference: reference.to_owned(),
+            message: e.to_string(),
+        })?;
+    let config = image.config.config().clone().unwrap_or_default();
+    Ok(ContainerImage {
+        reference: reference.to_owned(),
+        rootfs: image.rootfs,
+        env: config.env().clone().unwrap_or_default(),
+        entrypoint: config.entrypoint().clone().unwrap_or_default(),
+        cmd: config.cmd().clone().unwrap_or_default(),
+        working_dir: config.working_dir().clone().unwrap_or_default(),
+        user: config.user().clone().unwrap_or_default(),
+    })
+}
+
+/// The process to run: the kubelet's rules for command/args against the image's Entrypoint/Cmd
+/// (`command` replaces Entrypoint and drops Cmd; `args` alone replaces Cmd), the image env
+/// under the container env, and the working directory.
+pub fn merge_process(
+    plan: &ContainerPlan,
+    resolved: &ResolvedProcess,
+    image: &ContainerImage,
+    hostname: &str,
+) -> ResolvedProcess {
+    let argv = if !plan.command.is_empty() {
+        resolved.argv.clone()
+    } else if !plan.args.is_empty() {
+        image
+            .entrypoint
+            .iter()
+            .cloned()
+            .chain(resolved.argv.iter().cloned())
+            .collect()
+    } else {
+        image
+            .entrypoint
+            .iter()
+            .chain(image.cmd.iter())
+            .cloned()
+            .collect()
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), super::DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), hostname.into()),
+    ];
+    let image_env = image
+        .env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+    for (k, v) in image_env.chain(resolved.env.iter().cloned()) {
+        match env.iter_mut().find(|(name, _)| *name == k) {
+            Some(slot) => slot.1 = v,
+            None => env.push((k, v)),
+        }
+    }
+    let working_dir = plan
+        .working_dir
+        .clone()
+        .or_else(|| Some(image.working_dir.clone()).filter(|d| !d.is_empty()));
+    ResolvedProcess {
+        argv,
+        env,
+        working_dir,
+    }
+}
+
+/// What the runtime reports of an image's user, as the kubelet sees it: a numeric uid, or a
+/// user name it cannot check (`getImageUser`; no user means root).
+pub fn image_uid(image: &ContainerImage) -> (Option<i64>, String) {
+    let user = image.user.split(':').next().unwrap_or("");
+    if user.is_empty() {
+        return (Some(0), String::new());
+    }
+    match user.parse::<i64>() {
+        Ok(uid) => (Some(uid), String::new()),
+        Err(_) => (None, user.to_owned()),
+    }
+}
+
+/// The kubelet's `verifyRunAsNonRoot`.
+pub fn verify_run_as_non_root(
+    plan: &ContainerPlan,
+    image: &ContainerImage,
+    pod: &str,
+) -> Result<(), String> {
+    let sc = &plan.security;
+    if sc.run_as_non_root != Some(true) {
+        return Ok(());
+    }
+    if let Some(uid) = sc.run_as_user {
+        if uid == 0 {
+            return Err(format!(
+                "container's runAsUser breaks non-root policy (pod: \"{pod}\", container: {})",
+                plan.name
+            ));
+        }
+        return Ok(());
+    }
+    match image_uid(image) {
+        (Some(0), _) => Err(format!(
+            "container has runAsNonRoot and image will run as root (pod: \"{pod}\", container: {})",
+            plan.name
+        )),
+        (None, name) if !name.is_empty() => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({name}), cannot verify \
+             user is non-root (pod: \"{pod}\", container: {})",
+            plan.name
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// uid, gid and supplementary groups of the process, as containerd's `WithUser`/`WithUserID`
+/// resolve them against the image's `/etc/passwd` and `/etc/group`.
+pub fn resolve_user(
+    image: &ContainerImage,
+    run_as_user: Option<i64>,
+    run_as_group: Option<i64>,
+) -> Result<(u32, u32), String> {
+    let passwd = read_db(&image.rootfs.join("etc/passwd"));
+    let group = read_db(&image.rootfs.join("etc/group"));
+    let (user, grp) = match image.user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (image.user.as_str(), None),
+    };
+    let uid: u32 = match run_as_user {
+        Some(uid) => uid as u32,
+        None if user.is_empty() => 0,
+        None => match user.parse() {
+            Ok(uid) => uid,
+            Err(_) => passwd
+                .get(user)
+                .and_then(|f| f.first()?.parse().ok())
+                .ok_or_else(|| {
+                    format!("unable to find user {user}: no matching entries in passwd file")
+                })?,
+        },
+    };
+    // The primary group of the uid's passwd entry, when it has one.
+    let by_uid = passwd
+        .values()
+        .find(|f| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .and_then(|f| f.get(1)?.parse::<u32>().ok());
+    let gid: u32 = match (run_as_group, grp) {
+        (Some(g), _) => g as u32,
+        (None, Some(g)) => match g.parse() {
+            Ok(gid) => gid,
+            Err(_) => group
+                .get(g)
+                .and_then(|f| f.first()?.parse().ok())
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        },
+        (None, None) => by_uid.unwrap_or(0),
+    };
+    Ok((uid, gid))
+}
+
+/// containerd's `WithAdditionalGIDs`: the groups of the image's `/etc/group` that list the
+/// user (by the name of its uid in `/etc/passwd`) as a member, other than its own group.
+pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
+    let passwd = read_db(&image.rootfs.join("etc/passwd"));
+    let Some(name) = passwd
+        .iter()
+        .find(|(_, f)| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+        .map(|(n, _)| n.clone())
+    else {
+        return Vec::new();
+    };
+    let mut gids: Vec<u32> = read_db(&image.rootfs.join("etc/group"))
+        .iter()
+        .filter(|(group, f)| {
+            **group != name && f.get(1).is_some_and(|m| m.split(',').any(|u| u == name))
+        })
+        .filter_map(|(_, f)| f.first()?.parse().ok())
+        .collect();
+    gids.sort_unstable();
+    gids.dedup();
+    gids
+}
+
+/// `name:x:field2:field3...` lines as name -> [field2, field3, ...] (passwd: uid, gid, ...).
+fn read_db(path: &Path) -> BTreeMap<String, Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split(':');
+            let name = parts.next()?.to_owned();
+            let _password = parts.next()?;
+            Some((name, parts.map(str::to_owned).collect()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(user: &str) -> ContainerImage {
+        ContainerImage {
+            reference: "x".into(),
+            rootfs: "/nonexistent".into(),
+            env: vec!["PATH=/image/bin".into(), "LANG=C.UTF-8".into()],
+            entrypoint: vec!["/entry".into()],
+            cmd: vec!["serve".into()],
+            working_dir: "/app".into(),
+            user: user.into(),
+        }
+    }
+
+    fn plan(command: &[&str], args: &[&str]) -> ContainerPlan {
+        let text = format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{containers: [{{name: c, image: x, command: {command:?}, args: {args:?}}}]}}}}"
+        );
+        match crate::spec::load_str(&text, "t").unwrap().remove(0) {
+            crate::spec::Object::Pod(p) => p.containers[0].clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn argv(command: &[&str], args: &[&str]) -> Vec<String> {
+        let p = plan(command, args);
+        let resolved = ResolvedProcess {
+            argv: command.iter().chain(args).map(|s| s.to_string()).collect(),
+            env: vec![("LANG".into(), "en".into())],
+            working_dir: None,
+        };
+        merge_process(&p, &resolved, &image(""), "h").argv
+    }
+
+    #[test]
+    fn command_and_args_against_entrypoint_and_cmd() {
+        assert_eq!(argv(&[], &[]), ["/entry", "serve"]);
+        assert_eq!(argv(&[], &["debug"]), ["/entry", "debug"]);
+        assert_eq!(argv(&["sh"], &[]), ["sh"]);
+        assert_eq!(argv(&["sh"], &["-c", "x"]), ["sh", "-c", "x"]);
+    }
+
+    #[test]
+    fn env_layers_and_working_dir() {
+        let p = plan(&[], &[]);
+        let resolved = ResolvedProcess {
+            argv: vec![],
+            env: vec![("LANG".into(), "en".into())],
+            working_dir: None,
+        };
+        let m = merge_process(&p, &resolved, &image(""), "h");
+        let get = |k: &str| m.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/image/bin"));
+        assert_eq!(get("LANG"), Some("en"));
+        assert_eq!(get("HOSTNAME"), Some("h"));
+        assert_eq!(m.working_dir.as_deref(), Some("/app"));
+    }
+
+    #[test]
+    fn run_as_non_root_like_the_kubelet() {
+        let mut p = plan(&["sh"], &[]);
+        p.security.run_as_non_root = Some(true);
+        let err = verify_run_as_non_root(&p, &image(""), "p_default(uid)").unwrap_err();
+        assert_eq!(
+            err,
+            "container has runAsNonRoot and image will run as root (pod: \"p_default(uid)\", container: c)"
+        );
+        assert!(verify_run_as_non_root(&p, &image("1000"), "p").is_ok());
+        assert!(
+            verify_run_as_non_root(&p, &image("app"), "p")
+                .unwrap_err()
+                .contains("non-numeric user (app)")
+        );
+        p.security.run_as_user = Some(1000);
+        assert!(verify_run_as_non_root(&p, &image(""), "p").is_ok());
+        p.security.run_as_user = Some(0);
+        assert!(
+            verify_run_as_non_root(&p, &image("1000"), "p")
+                .unwrap_err()
+                .contains("runAsUser breaks non-root policy")
+        );
+    }
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::*;
+
+    #[test]
+    fn users_and_groups_from_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            etc.join("group"),
+            "root:x:0:\nwheel:x:10:root,app\napp:x:1001:\naudio:x:29:app\n",
+        )
+        .unwrap();
+        let mut image = ContainerImage {
+            reference: "x".into(),
+            rootfs: dir.path().to_owned(),
+            env: vec![],
+            entrypoint: vec![],
+            cmd: vec![],
+            working_dir: String::new(),
+            user: "app".into(),
+        };
+        assert_eq!(resolve_user(&image, None, None), Ok((1000, 1001)));
+        assert_eq!(resolve_user(&image, Some(0), None), Ok((0, 0)));
+        assert_eq!(resolve_user(&image, Some(1000), Some(5)), Ok((1000, 5)));
+        image.user = "1000:wheel".into();
+        assert_eq!(resolve_user(&image, None, None), Ok((1000, 10)));
+        image.user = "nobody".into();
+        assert!(
+            resolve_user(&image, None, None)
+                .unwrap_err()
+                .contains("unable to find user nobody")
+        );
+        assert_eq!(additional_gids(&image, 1000), [10, 29]);
+        assert_eq!(additional_gids(&image, 0), [10]);
+        assert!(additional_gids(&image, 4242).is_empty());
+    }
+}

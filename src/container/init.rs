@@ -1,0 +1,640 @@
+//! `podrun __init <bundle>`: the container's init stage (runc's `init`), a fresh single-threaded
+//! process the supervisor forked into the container's cgroup and the pause's UTS/IPC/network
+//! (and, when shared, PID) namespaces, and, unless shared, as PID 1 of a new PID namespace.
+//! It reads `<bundle>/config.json` and:
+//!
+//! 1. unshares a mount namespace and makes every mount in it a slave (`rootfsPropagation:
+//!    rslave`), so nothing it mounts ever propagates to the host;
+//! 2. mounts the overlay (image lower layer, per-container upper) at the root path, with the
+//!    mount API, so layer paths need no escaping;
+//! 3. mounts /proc (of its PID namespace), /dev (tmpfs + device nodes, devpts, mqueue, the
+//!    pod's /dev/shm), /sys read-only, the pod's /etc files and the volumes, masks and
+//!    read-only-binds the kernel paths containerd hides;
+//! 4. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
+//! 5. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs, and execs.
+//!
+//! Any failure is written to the sync pipe (fd from `PODRUN_INIT_SYNC_FD`) before exiting, so
+//! the supervisor can fail the start with the reason; a successful exec closes the pipe
+//! (CLOEXEC) and the supervisor reads EOF. Pod-level tmpfs mounts arrive as descriptors listed
+//! in `PODRUN_INIT_FDS` (`name=fd,...`).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use oci_spec::runtime::{Mount, Process, Spec};
+
+use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME_OPTION};
+
+pub const SYNC_FD_ENV: &str = "PODRUN_INIT_SYNC_FD";
+pub const FDS_ENV: &str = "PODRUN_INIT_FDS";
+
+type Result<T> = std::result::Result<T, String>;
+
+fn ctx<T, E: std::fmt::Display>(
+    r: std::result::Result<T, E>,
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    r.map_err(|e| format!("{}: {e}", what()))
+}
+
+/// Entry point of `podrun __init`. Only returns on failure (the exit status).
+pub fn main(bundle: &Path) -> i32 {
+    let fd_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let sync = fd_env(SYNC_FD_ENV).and_then(crate::sys::inherited_fd);
+    let mut fds: HashMap<String, OwnedFd> = HashMap::new();
+    for pair in std::env::var(FDS_ENV).unwrap_or_default().split(',') {
+        if let Some((name, fd)) = pair.split_once('=')
+            && let Some(fd) = fd.parse().ok().and_then(crate::sys::inherited_fd)
+        {
+            fds.insert(name.to_owned(), fd);
+        }
+    }
+    let err = match run(bundle, &fds) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    match sync {
+        Some(fd) => {
+            let _ = fs::File::from(fd).write_all(err.as_bytes());
+        }
+        None => eprintln!("podrun init: {err}"),
+    }
+    1
+}
+
+fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::Infallible> {
+    let config = bundle.join("config.json");
+    let spec = ctx(Spec::load(&config), || format!("read {}", config.display()))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .ok_or("config.json has no root")?;
+    ctx(unshare(CloneFlags::CLONE_NEWNS), || {
+        "unshare mount namespace".into()
+    })?;
+    ctx(
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        ),
+        || "make / rslave".into(),
+    )?;
+    mount_rootfs(&spec, &root)?;
+    for m in spec.mounts().iter().flatten() {
+        mount_one(&root, m, fds)?;
+    }
+    make_devices(&spec, &root)?;
+    if let Some(linux) = spec.linux() {
+        for p in linux.masked_paths().iter().flatten() {
+            mask_path(&root, p)?;
+        }
+        for p in linux.readonly_paths().iter().flatten() {
+            readonly_path(&root, p)?;
+        }
+    }
+    pivot_into(&root)?;
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        ctx(
+            mount(None::<&str>, "/", None::<&str>, flags, None::<&str>),
+            || "remount / read-only".into(),
+        )?;
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or("config.json has no process")?;
+    enter_cwd(process)?;
+    let program = find_program(process)?;
+    let env = environment(process);
+    apply_credentials(process)?;
+    let args = process.args().clone().unwrap_or_default();
+    let err = Command::new(&program)
+        .arg0(&args[0])
+        .args(&args[1..])
+        .env_clear()
+        .envs(env)
+        .exec();
+    Err(format!(
+        "unable to start container process: exec: \"{}\": {err}",
+        args[0]
+    ))
+}
+
+fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {
+    spec.annotations()
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+        .ok_or_else(|| format!("config.json lacks annotation {key}"))
+}
+
+fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
+    let lower = annotation(spec, ANNOTATION_LOWER)?;
+    let upper = annotation(spec, ANNOTATION_UPPER)?;
+    let work = annotation(spec, ANNOTATION_WORK)?;
+    let fd = ctx(
+        crate::sys::fs_mount(
+            "overlay",
+            &[("lowerdir+", lower), ("upperdir", upper), ("workdir", work)],
+            0,
+        ),
+        || format!("mount overlay (lower {lower}, upper {upper})"),
+    )?;
+    ctx(crate::sys::move_mount(fd.as_fd(), root), || {
+        format!("attach overlay at {}", root.display())
+    })
+}
+
+/// `root` + `path`, resolving symlinks of the image inside `root` (never above it), like
+/// runc's securejoin: a hostile image cannot point a mount target at the host.
+pub fn secure_join(root: &Path, path: &str) -> PathBuf {
+    let mut parts: Vec<std::ffi::OsString> = Vec::new();
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path)
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            parts.pop();
+            continue;
+        }
+        let mut candidate: PathBuf = root.to_owned();
+        candidate.extend(parts.iter());
+        candidate.push(&part);
+        match fs::read_link(&candidate) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    parts.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(p) => pending.push(p.to_owned()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let mut out = root.to_owned();
+    out.extend(parts.iter());
+    out
+}
+
+fn mkdir_p(path: &Path) -> Result<()> {
+    ctx(fs::create_dir_all(path), || {
+        format!("mkdir {}", path.display())
+    })
+}
+
+/// Create `target` as a file (for a file bind mount) if it does not exist.
+fn touch(target: &Path) -> Result<()> {
+    if let Some(parent) = target.parent() {
+        mkdir_p(parent)?;
+    }
+    if target.exists() {
+        return Ok(());
+    }
+    ctx(
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(target),
+        || format!("create {}", target.display()),
+    )
+    .map(drop)
+}
+
+/// Split OCI mount options into flags and filesystem data.
+fn mount_flags(options: &[String]) -> (MsFlags, Vec<String>) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" | "rbind" | "bind" | "rprivate" | "private" => {}
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            o if o.starts_with("x-") => {}
+            o => data.push(o.to_owned()),
+        }
+    }
+    (flags, data)
+}
+
+fn remount_ro(target: &Path, flags: MsFlags) -> Result<()> {
+    let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    ctx(
+        mount(None::<&str>, target, None::<&str>, flags, None::<&str>),
+        || format!("remount {} read-only", target.display()),
+    )
+}
+
+fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>) -> Result<()> {
+    let dest = m.destination().to_string_lossy().into_owned();
+    let target = secure_join(root, &dest);
+    let options = m.options().clone().unwrap_or_default();
+    let (flags, data) = mount_flags(&options);
+    let typ = m.typ().as_deref().unwrap_or("");
+    if let Some(name) = options
+        .iter()
+        .find_map(|o| o.strip_prefix(POD_VOLUME_OPTION))
+    {
+        let fd = fds
+            .get(name)
+            .ok_or_else(|| format!("pod volume {name} was not passed to the init"))?;
+        mkdir_p(&target)?;
+        let clone = ctx(crate::sys::clone_mount(fd.as_fd()), || {
+            format!("clone pod volume {name}")
+        })?;
+        ctx(crate::sys::move_mount(clone.as_fd(), &target), || {
+            format!("mount pod volume {name} at {dest}")
+        })?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
+        }
+        return Ok(());
+    }
+    let source = m.source().clone().unwrap_or_default();
+    if typ == "bind" {
+        if source.is_dir() {
+            mkdir_p(&target)?;
+        } else {
+            touch(&target)?;
+        }
+        ctx(
+            mount(
+                Some(&source),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || format!("bind {} at {dest}", source.display()),
+        )?;
+        ctx(
+            mount(
+                None::<&str>,
+                &target,
+                None::<&str>,
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+                None::<&str>,
+            ),
+            || format!("make {dest} rprivate"),
+        )?;
+        if flags.contains(MsFlags::MS_RDONLY) {
+            remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
+        }
+        return Ok(());
+    }
+    mkdir_p(&target)?;
+    let data = data.join(",");
+    ctx(
+        mount(
+            Some(source.as_os_str()),
+            &target,
+            Some(typ),
+            flags,
+            Some(data.as_str()).filter(|d| !d.is_empty()),
+        ),
+        || format!("mount {typ} at {dest}"),
+    )?;
+    if dest == "/dev/pts" {
+        let ptmx = secure_join(root, "/dev/ptmx");
+        let _ = fs::remove_file(&ptmx);
+        ctx(std::os::unix::fs::symlink("pts/ptmx", &ptmx), || {
+            "symlink /dev/ptmx".into()
+        })?;
+    }
+    Ok(())
+}
+
+/// Device nodes (runc makes them with mknod outside user namespaces) and /dev's symlinks.
+fn make_devices(spec: &Spec, root: &Path) -> Result<()> {
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().clone());
+    for d in devices.iter().flatten() {
+        let target = secure_join(root, &d.path().to_string_lossy());
+        let _ = fs::remove_file(&target);
+        let mode = d.file_mode().unwrap_or(0o666);
+        let dev = makedev(d.major() as u64, d.minor() as u64);
+        ctx(
+            mknod(&target, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), dev),
+            || format!("mknod {}", d.path().display()),
+        )?;
+        // mknod applies the umask; the node must have exactly the configured mode.
+        ctx(
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode)),
+            || format!("chmod {}", d.path().display()),
+        )?;
+    }
+    for (link, to) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+        ("/dev/core", "/proc/kcore"),
+    ] {
+        let path = secure_join(root, link);
+        if fs::symlink_metadata(&path).is_err() {
+            ctx(std::os::unix::fs::symlink(to, &path), || {
+                format!("symlink {link}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn mask_path(root: &Path, path: &str) -> Result<()> {
+    let target = secure_join(root, path);
+    let Ok(meta) = fs::metadata(&target) else {
+        return Ok(());
+    };
+    let r = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            &target,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        let null = secure_join(root, "/dev/null");
+        mount(
+            Some(&null),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    ctx(r, || format!("mask {path}"))
+}
+
+fn readonly_path(root: &Path, path: &str) -> Result<()> {
+    let target = secure_join(root, path);
+    if fs::symlink_metadata(&target).is_err() {
+        return Ok(());
+    }
+    ctx(
+        mount(
+            Some(&target),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ),
+        || format!("bind {path}"),
+    )?;
+    remount_ro(
+        &target,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )
+    .or_else(|_| remount_ro(&target, MsFlags::empty()))
+}
+
+/// runc's `pivot_root(".", ".")`: the old root ends up stacked under the new one and is
+/// detached at once, so no host path stays reachable.
+fn pivot_into(root: &Path) -> Result<()> {
+    ctx(std::env::set_current_dir(root), || {
+        format!("chdir {}", root.display())
+    })?;
+    ctx(nix::unistd::pivot_root(".", "."), || "pivot_root".into())?;
+    ctx(umount2(".", MntFlags::MNT_DETACH), || {
+        "detach old root".into()
+    })?;
+    ctx(std::env::set_current_dir("/"), || "chdir /".into())
+}
+
+fn enter_cwd(process: &Process) -> Result<()> {
+    let cwd = process.cwd();
+    if !cwd.is_dir() {
+        // runc creates a missing working directory (as the kubelet's workingDir expects).
+        ctx(fs::create_dir_all(cwd), || {
+            format!("working directory {}", cwd.display())
+        })?;
+    }
+    ctx(std::env::set_current_dir(cwd), || {
+        format!("chdir to cwd (\"{}\") set in config.json", cwd.display())
+    })
+}
+
+fn env_value<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The environment to exec with; `HOME` from the user's passwd entry when not set (runc).
+pub fn environment(process: &Process) -> Vec<(String, String)> {
+    let env = process.env().clone().unwrap_or_default();
+    let mut out: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|e| e.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    if env_value(&env, "HOME").is_none() {
+        let uid = process.user().uid().to_string();
+        let home = fs::read_to_string("/etc/passwd")
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() > 5 && f[2] == uid)
+            .map(|f| f[5].to_owned())
+            .unwrap_or_else(|| "/".into());
+        out.push(("HOME".into(), home));
+    }
+    out
+}
+
+/// argv[0] as exec would find it (in the container's PATH), or runc's error.
+pub fn find_program(process: &Process) -> Result<PathBuf> {
+    let args = process.args().clone().unwrap_or_default();
+    let argv0 = args.first().ok_or("no command specified")?;
+    lookup_path(argv0, &process.env().clone().unwrap_or_default())
+}
+
+pub fn lookup_path(argv0: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if argv0.contains('/') {
+        let p = PathBuf::from(argv0);
+        return match fs::metadata(&p) {
+            Ok(_) if executable(&p) => Ok(p),
+            Ok(_) => Err(format!(
+                "unable to start container process: exec: \"{argv0}\": permission denied"
+            )),
+            Err(e) => Err(format!(
+                "unable to start container process: exec: \"{argv0}\": stat {argv0}: {}",
+                lower_io(&e)
+            )),
+        };
+    }
+    let path = env_value(env, "PATH").unwrap_or(super::DEFAULT_PATH);
+    path.split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(argv0))
+        .find(|p| executable(p))
+        .ok_or_else(|| {
+            format!(
+                "unable to start container process: exec: \"{argv0}\": executable file not found in $PATH"
+            )
+        })
+}
+
+/// Go's wording of an errno ("no such file or directory").
+fn lower_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text.to_owned(),
+    }
+}
+
+fn cap_set(names: Option<&oci_spec::runtime::Capabilities>) -> caps::CapsHashSet {
+    names
+        .into_iter()
+        .flatten()
+        // oci-spec prints `NET_RAW`; the caps crate wants `CAP_NET_RAW`.
+        .filter_map(|c| super::caps::parse(&c.to_string()))
+        .collect()
+}
+
+/// Capabilities (bounding set first, while still fully privileged), groups, gid, uid (keeping
+/// the permitted set across setuid), the remaining capability sets, no_new_privs: youki's
+/// order. After this the process can only exec.
+pub fn apply_credentials(process: &Process) -> Result<()> {
+    use caps::CapSet;
+    let caps = process.capabilities().clone().unwrap_or_default();
+    let bounding = cap_set(caps.bounding().as_ref());
+    let current = ctx(caps::read(None, CapSet::Bounding), || {
+        "read bounding set".into()
+    })?;
+    for c in current.difference(&bounding) {
+        ctx(caps::drop(None, CapSet::Bounding, *c), || {
+            format!("drop {c} from bounding set")
+        })?;
+    }
+    let user = process.user();
+    let (uid, gid) = (user.uid(), user.gid());
+    let groups: Vec<nix::unistd::Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    ctx(nix::unistd::setgroups(&groups), || "setgroups".into())?;
+    let g = nix::unistd::Gid::from_raw(gid);
+    ctx(nix::unistd::setresgid(g, g, g), || format!("setgid {gid}"))?;
+    ctx(nix::sys::prctl::set_keepcaps(true), || {
+        "keep capabilities".into()
+    })?;
+    let u = nix::unistd::Uid::from_raw(uid);
+    ctx(nix::unistd::setresuid(u, u, u), || format!("setuid {uid}"))?;
+    ctx(nix::sys::prctl::set_keepcaps(false), || {
+        "reset keepcaps".into()
+    })?;
+    let empty = caps::CapsHashSet::new();
+    // Only what this process holds can be kept (a privileged container on a host whose root
+    // lacks some capabilities gets all of those it has, as Docker does).
+    let held = ctx(caps::read(None, CapSet::Permitted), || {
+        "read permitted set".into()
+    })?;
+    let effective: caps::CapsHashSet = cap_set(caps.effective().as_ref())
+        .intersection(&held)
+        .copied()
+        .collect();
+    let permitted: caps::CapsHashSet = cap_set(caps.permitted().as_ref())
+        .intersection(&held)
+        .copied()
+        .collect();
+    let inheritable = cap_set(caps.inheritable().as_ref());
+    ctx(caps::set(None, CapSet::Inheritable, &empty), || {
+        "clear inheritable".into()
+    })?;
+    let _ = caps::clear(None, CapSet::Ambient);
+    // Effective first (it must stay within permitted), then permitted, then the rest.
+    let within: caps::CapsHashSet = effective.intersection(&permitted).copied().collect();
+    ctx(caps::set(None, CapSet::Effective, &within), || {
+        "set effective caps".into()
+    })?;
+    ctx(caps::set(None, CapSet::Permitted, &permitted), || {
+        "set permitted caps".into()
+    })?;
+    ctx(caps::set(None, CapSet::Inheritable, &inheritable), || {
+        "set inheritable caps".into()
+    })?;
+    let ambient = cap_set(caps.ambient().as_ref());
+    for c in &ambient {
+        let _ = caps::raise(None, CapSet::Ambient, *c);
+    }
+    if process.no_new_privileges() == Some(true) {
+        ctx(nix::sys::prctl::set_no_new_privs(), || {
+            "set no_new_privs".into()
+        })?;
+    }
+    Ok(())
+}
+
+/// Resolve `name` in the current root's PATH for `podrun exec`.
+pub fn exec_program(argv0: &str, env: &[String]) -> Result<PathBuf> {
+    lookup_path(argv0, env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/hosts")).unwrap();
+        std::os::unix::fs::symlink("../../..", root.join("etc/up")).unwrap();
+        assert_eq!(secure_join(root, "/etc/hosts"), root.join("etc/passwd"));
+        assert_eq!(secure_join(root, "/etc/up/x"), root.join("x"));
+        assert_eq!(secure_join(root, "/../../tmp"), root.join("tmp"));
+    }
+
+    #[test]
+    fn path_lookup_errors_like_runc() {
+        let env = vec!["PATH=/nonexistent-dir".to_string()];
+        assert_eq!(
+            lookup_path("sleepx", &env).unwrap_err(),
+            "unable to start container process: exec: \"sleepx\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            lookup_path("/nonexistent/binary", &env).unwrap_err(),
+            "unable to start container process: exec: \"/nonexistent/binary\": stat /nonexistent/binary: no such file or directory"
+        );
+    }
+}
