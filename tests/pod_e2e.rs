@@ -286,6 +286,9 @@ fn delete_leaves_nothing_behind() {
     let sleep_pid: i32 = r.stdout.trim().parse().unwrap();
     assert!(!node.processes().is_empty());
     assert!(node.ipam_files().contains(&ip));
+    // Each container is PID 1 of its PID namespace: SIGTERM reaches it only once it installed
+    // a handler (as in Kubernetes), so a graceful delete waits until the server is up.
+    wait_for_web(&node, &ip);
 
     let out = node.podrun(&["delete", "sidecar"]).ok().stdout;
     assert!(out.contains("pod \"sidecar\" deleted"), "{out}");
