@@ -24,13 +24,13 @@ spec:
     spec:
       terminationGracePeriodSeconds: 2
       containers:
-      - {{name: main, image: busybox, command: [sleep, '3600']}}
-      - {{name: side, image: busybox, command: [sh, -c, 'sleep 3600 & wait']}}
+      - {{name: main, image: podrun.local/debug:1, command: [sleep, '3600']}}
+      - {{name: side, image: podrun.local/debug:1, command: [sh, -c, 'sleep 3600 & wait']}}
 "
     )
 }
 
-const WITNESS: &str = "{apiVersion: v1, kind: Pod, metadata: {name: witness}, spec: {containers: [{name: c, image: busybox, command: [sleep, '3600']}]}}";
+const WITNESS: &str = "{apiVersion: v1, kind: Pod, metadata: {name: witness}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}";
 
 /// (open fds, VmRSS in KiB) of a process.
 fn fds_and_rss(pid: i64) -> (usize, u64) {

@@ -189,7 +189,7 @@ fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
     let f = node.root.path().join("stubborn.yaml");
     let manifest = |name: &str| {
         format!(
-            "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{terminationGracePeriodSeconds: 3, containers: [{{name: c, image: busybox, command: [sh, -c, 'trap \"echo got TERM\" TERM; while true; do sleep 0.1; done']}}]}}}}"
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{terminationGracePeriodSeconds: 3, containers: [{{name: c, image: podrun.local/debug:1, command: [sh, -c, 'trap \"echo got TERM\" TERM; while true; do sleep 0.1; done']}}]}}}}"
         )
     };
     let timed_delete = |name: &str, extra: &[&str]| {

@@ -393,6 +393,7 @@ mod tests {
             containers: vec![],
             events: vec![],
             deletion: None,
+            volumes: vec![],
         };
         cfg.store().create(&record).unwrap();
         let err = remove_one(&cfg, &store, "podrun.local/debug:1", false).unwrap_err();
