@@ -391,7 +391,7 @@ fn bad_input_is_refused_before_anything_is_made() {
     refused(
         &node,
         &pod("image: podrun.local/nope:1", ""),
-        "pod/bad: container c: image \"podrun.local/nope:1\" not found",
+        "spec.containers[0].image: image \"podrun.local/nope:1\" not found in the podrun image store",
     );
     let img = format!("image: '{DEBUG_IMAGE}'");
     refused(
