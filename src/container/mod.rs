@@ -21,7 +21,6 @@ use std::process::{Child, Command, Stdio};
 use nix::sched::CloneFlags;
 
 use crate::sandbox::NamespaceFds;
-use crate::spec::ResolvedProcess;
 
 /// PATH given to containers that do not set one (the usual image default; runc does the same).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -34,20 +33,6 @@ pub enum ContainerError {
         path: std::path::PathBuf,
         source: io::Error,
     },
-    #[error("container {container}: exec {argv0:?}: {source}")]
-    Exec {
-        container: String,
-        argv0: String,
-        source: io::Error,
-    },
-    #[error("container {container}: working directory {dir:?}: {source}")]
-    WorkingDir {
-        container: String,
-        dir: String,
-        source: io::Error,
-    },
-    #[error("container {container}: empty command")]
-    EmptyCommand { container: String },
     #[error("container {container}: {what}: {source}")]
     Start {
         container: String,
@@ -58,21 +43,6 @@ pub enum ContainerError {
     Init { container: String, message: String },
     #[error("container {container}: {message}")]
     Setup { container: String, message: String },
-}
-
-/// The environment a container starts with: defaults a runtime/kubelet provides, then the
-/// container's own `env` (which wins).
-pub fn environment(process: &ResolvedProcess, hostname: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOSTNAME".into(), hostname.into()),
-        ("HOME".into(), "/root".into()),
-    ];
-    for (k, v) in &process.env {
-        env.retain(|(name, _)| name != k);
-        env.push((k.clone(), v.clone()));
-    }
-    env
 }
 
 /// Open (append) the log file of one container run; stdout and stderr both go there.
