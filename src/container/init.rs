@@ -146,17 +146,43 @@ fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
     let lower = annotation(spec, ANNOTATION_LOWER)?;
     let upper = annotation(spec, ANNOTATION_UPPER)?;
     let work = annotation(spec, ANNOTATION_WORK)?;
-    let fd = ctx(
-        crate::sys::fs_mount(
+    // `lowerdir+` (Linux 6.8+) takes the path as it is; older kernels only know `lowerdir`,
+    // where `:` separates layers and `,` options, so those are escaped.
+    let mounted = crate::sys::fs_mount(
+        "overlay",
+        &[("lowerdir+", lower), ("upperdir", upper), ("workdir", work)],
+        0,
+    )
+    .or_else(|e| match e.raw_os_error() {
+        Some(libc::EINVAL) => crate::sys::fs_mount(
             "overlay",
-            &[("lowerdir+", lower), ("upperdir", upper), ("workdir", work)],
+            &[
+                ("lowerdir", &escape_overlay_path(lower)),
+                ("upperdir", &escape_overlay_path(upper)),
+                ("workdir", &escape_overlay_path(work)),
+            ],
             0,
         ),
-        || format!("mount overlay (lower {lower}, upper {upper})"),
-    )?;
+        _ => Err(e),
+    });
+    let fd = ctx(mounted, || {
+        format!("mount overlay (lower {lower}, upper {upper})")
+    })?;
     ctx(crate::sys::move_mount(fd.as_fd(), root), || {
         format!("attach overlay at {}", root.display())
     })
+}
+
+/// A path for the classic overlay options: `\`, `:` and `,` escaped with a backslash.
+fn escape_overlay_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '\\' | ':' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `root` + `path`, resolving symlinks of the image inside `root` (never above it), like
@@ -611,6 +637,12 @@ pub fn exec_program(argv0: &str, env: &[String]) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn overlay_paths_are_escaped_for_the_classic_options() {
+        assert_eq!(super::escape_overlay_path("/a/b"), "/a/b");
+        assert_eq!(super::escape_overlay_path(r"/x:y,z\w"), r"/x\:y\,z\\w");
+    }
+
     use super::*;
 
     #[test]
