@@ -94,7 +94,7 @@ fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::In
     )?;
     mount_rootfs(&spec, &root)?;
     for m in spec.mounts().iter().flatten() {
-        mount_one(&root, m, fds)?;
+        mount_one(&root, m, fds, bundle)?;
     }
     make_devices(&spec, &root)?;
     if let Some(linux) = spec.linux() {
@@ -171,6 +171,12 @@ fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
     ctx(crate::sys::move_mount(fd.as_fd(), root), || {
         format!("attach overlay at {}", root.display())
     })
+}
+
+/// Where a pod tmpfs volume lives as a plain directory on kernels that cannot clone detached
+/// mounts (the supervisor creates it; it goes with the pod's state directory).
+pub fn pod_tmpfs_fallback_dir(pod_dir: &Path, name: &str) -> PathBuf {
+    pod_dir.join("volumes").join(".tmpfs").join(name)
 }
 
 /// A path for the classic overlay options: `\`, `:` and `,` escaped with a backslash.
@@ -283,7 +289,7 @@ fn remount_ro(target: &Path, flags: MsFlags) -> Result<()> {
     )
 }
 
-fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>) -> Result<()> {
+fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Path) -> Result<()> {
     let dest = m.destination().to_string_lossy().into_owned();
     let target = secure_join(root, &dest);
     let options = m.options().clone().unwrap_or_default();
@@ -297,12 +303,28 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>) -> Result<(
             .get(name)
             .ok_or_else(|| format!("pod volume {name} was not passed to the init"))?;
         mkdir_p(&target)?;
-        let clone = ctx(crate::sys::clone_mount(fd.as_fd()), || {
-            format!("clone pod volume {name}")
-        })?;
-        ctx(crate::sys::move_mount(clone.as_fd(), &target), || {
-            format!("mount pod volume {name} at {dest}")
-        })?;
+        match crate::sys::clone_mount(fd.as_fd()) {
+            Ok(clone) => ctx(crate::sys::move_mount(clone.as_fd(), &target), || {
+                format!("mount pod volume {name} at {dest}")
+            })?,
+            // Older kernels cannot clone a detached mount: use the pod's directory for
+            // it instead (the supervisor made it and said so in a Warning event).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let pod_dir = bundle.parent().unwrap_or(bundle);
+                let dir = pod_tmpfs_fallback_dir(pod_dir, name);
+                ctx(
+                    mount(
+                        Some(&dir),
+                        &target,
+                        None::<&str>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&str>,
+                    ),
+                    || format!("bind {} for pod volume {name}", dir.display()),
+                )?;
+            }
+            Err(e) => return Err(format!("clone pod volume {name}: {e}")),
+        }
         if flags.contains(MsFlags::MS_RDONLY) {
             remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
         }

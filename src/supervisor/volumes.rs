@@ -34,6 +34,10 @@ impl Supervisor {
             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
         )
         .map_err(|e| err(SHM_VOLUME, format!("create tmpfs: {e}")))?;
+        let clone_works = !matches!(
+            crate::sys::clone_mount(shm.as_fd()),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL)
+        );
         self.pod_volumes.push((SHM_VOLUME.to_owned(), shm));
         // Only root may walk into the pod's volumes on the node (Secret files live there);
         // containers get each volume by a bind mount of its own directory.
@@ -41,6 +45,10 @@ impl Supervisor {
         {
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new().mode(0o700).create(&volumes_dir);
+        }
+        if !clone_works {
+            self.tmpfs_fallback()
+                .map_err(|e| err(SHM_VOLUME, format!("create fallback directories: {e}")))?;
         }
         for v in self.record.plan.volumes.clone() {
             match &v.source {
@@ -105,6 +113,45 @@ impl Supervisor {
             }
         }
         self.save();
+        Ok(())
+    }
+
+    /// On kernels that cannot clone a detached mount (older kernels), each container
+    /// bind-mounts a directory of the pod instead of its own clone of the pod's tmpfs: make
+    /// them (for /dev/shm and every `medium: Memory` emptyDir) and say so once.
+    fn tmpfs_fallback(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let pod_dir = self.store.pod_dir(&self.record.key());
+        let names: Vec<String> = std::iter::once(SHM_VOLUME.to_owned())
+            .chain(
+                self.record
+                    .plan
+                    .volumes
+                    .iter()
+                    .filter(|v| matches!(v.source, VolumeSource::EmptyDir { memory: true, .. }))
+                    .map(|v| v.name.clone()),
+            )
+            .collect();
+        for name in &names {
+            let dir = crate::container::init::pod_tmpfs_fallback_dir(&pod_dir, name);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
+        }
+        if !self
+            .record
+            .events
+            .iter()
+            .any(|e| e.reason == "TmpfsFallback")
+        {
+            self.record.event(
+                "Warning",
+                "TmpfsFallback",
+                format!(
+                    "this kernel cannot clone detached mounts (newer kernels can): /dev/shm and medium: Memory emptyDir volumes are directories under {} (shared by the pod's containers; sizeLimit not enforced)",
+                    pod_dir.join("volumes/.tmpfs").display()
+                ),
+            );
+        }
         Ok(())
     }
 
