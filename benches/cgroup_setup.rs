@@ -5,6 +5,11 @@
 //! `web-server` and `curl-client` children with their values, opening each child's
 //! `cgroup.procs` for the pre-exec hook. Then (timed separately) what delete does: remove the
 //! children and the pod directory. The parent is `podrun-bench-<pid>`, removed at the end.
+//!
+//! A third number is the cost of *placing* a process: spawning `/bin/true` with the pre-exec
+//! hook that writes its `cgroup.procs` (as the pause and every container are started), minus
+//! the same spawn without it. On cgroup v1 a migration takes the cgroup_threadgroup_rwsem for
+//! writing, which can wait for an RCU grace period: runs are spaced out as separate applies are.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +72,7 @@ fn main() {
         pod.remove().expect("remove pod cgroup");
         remove.push(t.elapsed());
     }
+    let placement = placement_cost(&parent, runs, &resources);
     for dir in podrun_bench_parent_dirs(&parent) {
         let _ = std::fs::remove_dir(dir);
     }
@@ -81,6 +87,56 @@ fn main() {
         "  delete: kill (empty) + remove:                    {:>7.3} ms",
         ms(median(remove))
     );
+    println!(
+        "  placing one process (spawn into cgroup - plain):  {:>7.3} ms  ({:.3} vs {:.3} ms)",
+        ms(placement.0.saturating_sub(placement.1)),
+        ms(placement.0),
+        ms(placement.1)
+    );
+}
+
+/// Median spawn+wait of `/bin/true` placed into a fresh pod cgroup, and without placement.
+fn placement_cost(
+    parent: &str,
+    runs: usize,
+    resources: &[podrun::cgroup::ContainerResources],
+) -> (Duration, Duration) {
+    let h = Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup")).expect("detect cgroups");
+    let (mut placed, mut plain) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        std::thread::sleep(Duration::from_millis(50));
+        let pod = PodCgroup::create(
+            &h,
+            parent,
+            &format!("place-{i}"),
+            &cgroup::pod_limits(resources),
+        )
+        .expect("pod cgroup");
+        let child = pod
+            .create_child("c", &Limits::best_effort())
+            .expect("child");
+        let fds = child.procs_file_fds().expect("procs fds");
+        let mut cmd = std::process::Command::new("/bin/true");
+        podrun::sys::before_exec(
+            &mut cmd,
+            podrun::sys::ChildSetup {
+                cgroup_procs: fds.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect(),
+                ..Default::default()
+            },
+        );
+        let t = Instant::now();
+        cmd.status().expect("spawn placed");
+        placed.push(t.elapsed());
+        drop(fds);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut cmd = std::process::Command::new("/bin/true");
+        podrun::sys::before_exec(&mut cmd, podrun::sys::ChildSetup::default());
+        let t = Instant::now();
+        cmd.status().expect("spawn plain");
+        plain.push(t.elapsed());
+        pod.remove().expect("remove");
+    }
+    (median(placed), median(plain))
 }
 
 /// The parent directory in every hierarchy (v2: one; v1: one per controller podrun uses).

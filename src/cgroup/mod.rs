@@ -722,3 +722,44 @@ fn collect_tree(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CgroupError> 
 
 #[cfg(test)]
 mod tests;
+
+/// Start the kernel's cgroup-migration grace period early, off the caller's path (v1 only).
+///
+/// On cgroup v1 the first migration after a quiet spell (moving the pause into its cgroup)
+/// waits ~10 ms for an RCU grace period on `cgroup_threadgroup_rwsem`; migrations that follow
+/// soon after skip it. A thread that "moves" this process into the cgroup it is already in
+/// (a no-op that takes the same lock) starts that grace period while `apply` validates, reserves
+/// and starts the supervisor, so the pause does not wait. Best effort: errors are ignored.
+pub fn prime_migration(cgroup_root: &Path) {
+    let Ok(h) = Hierarchy::detect(cgroup_root) else {
+        return;
+    };
+    if h.mode() != Mode::V1 {
+        return;
+    }
+    let Some(mount) = h
+        .v1_mounts()
+        .iter()
+        .find(|m| m.controllers.iter().any(|c| c == "pids"))
+    else {
+        return;
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let Some(rel) = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls
+            .split(',')
+            .any(|c| c == "pids")
+            .then(|| path.to_owned())
+    }) else {
+        return;
+    };
+    let procs = mount
+        .path
+        .join(rel.trim_start_matches('/'))
+        .join("cgroup.procs");
+    std::thread::spawn(move || {
+        let _ = fs::write(procs, b"0");
+    });
+}

@@ -18,6 +18,7 @@ use crate::state::{
 };
 
 pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> {
+    crate::cgroup::prime_migration(&cfg.cgroup_root);
     let objects = spec::load_file_in(file, namespace)?;
     cfg.network().validate()?;
     let store = cfg.store();
