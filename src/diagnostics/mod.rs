@@ -11,7 +11,7 @@
 //! - netns pins in the netns dir that hold the network namespace of a process found in an
 //!   orphaned pod cgroup (other pins may be someone else's: they are only reported);
 //! - allocated addresses whose owner no record has;
-//! - the bridge and the masquerade rule when no record uses them.
+//! - the bridge and the masquerade rule, and the cgroup parent, when no record uses them.
 //!
 //! Records whose supervisor is gone are reported too (`delete` removes those pods).
 //! Everything runs under the state root lock, so a concurrent `apply` (which reserves its
@@ -35,6 +35,8 @@ pub enum Finding {
         dirs: Vec<PathBuf>,
         pids: Vec<i32>,
     },
+    /// podrun's cgroup parent (every hierarchy's directory) while no record uses it.
+    CgroupParent { dirs: Vec<PathBuf> },
     /// A veth on the node bridge no record's pod would use.
     Veth { name: String },
     /// A netns pin holding the network namespace of an orphaned pod.
@@ -62,7 +64,7 @@ impl Finding {
     pub fn kind(&self) -> &'static str {
         match self {
             Finding::Supervisor { .. } => "process",
-            Finding::Cgroup { .. } => "cgroup",
+            Finding::Cgroup { .. } | Finding::CgroupParent { .. } => "cgroup",
             Finding::Veth { .. } => "veth",
             Finding::Pin { .. } | Finding::UnknownPin { .. } => "netns",
             Finding::Address { .. } => "address",
@@ -83,6 +85,13 @@ impl fmt::Display for Finding {
                 "pod cgroup pod{uid} ({} dirs, {} processes: {pids:?}) with no record",
                 dirs.len(),
                 pids.len()
+            ),
+            Finding::CgroupParent { dirs } => write!(
+                f,
+                "cgroup parent {} while no pod uses it",
+                dirs.first()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
             ),
             Finding::Veth { name } => write!(f, "veth {name} on the bridge, no pod uses it"),
             Finding::Pin { path } => {

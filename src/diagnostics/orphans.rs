@@ -68,6 +68,14 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
         .filter_map(|pid| procfs::ns_inode(pid, "net"))
         .collect();
     found.extend(cgroups);
+    let parent_used = records.iter().any(|r| {
+        r.cgroup
+            .as_ref()
+            .is_some_and(|c| c.parent == cfg.cgroup_parent)
+    });
+    if !parent_used && let Some(f) = cgroup_parent(cfg) {
+        found.push(f);
+    }
     let network = cfg.network();
     let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
     if let Some(b) = &bridge {
@@ -145,6 +153,18 @@ fn cgroups(cfg: &Config, known: &Known) -> Vec<Finding> {
         .collect()
 }
 
+/// The cgroup parent's directories, when they exist (the caller knows no record uses them).
+fn cgroup_parent(cfg: &Config) -> Option<Finding> {
+    let h = Hierarchy::detect(&cfg.cgroup_root).ok()?;
+    let dirs: Vec<PathBuf> = PodCgroup::open(&h, &cfg.cgroup_parent, "probe")
+        .pod_dirs()
+        .iter()
+        .filter_map(|d| d.parent().map(Path::to_path_buf))
+        .filter(|d| d.is_dir())
+        .collect();
+    (!dirs.is_empty()).then_some(Finding::CgroupParent { dirs })
+}
+
 fn procs(dir: &Path) -> Vec<i32> {
     fs::read_to_string(dir.join("cgroup.procs"))
         .unwrap_or_default()
@@ -206,6 +226,7 @@ pub fn fix(cfg: &Config, findings: &[Finding]) -> FixReport {
     order.sort_by_key(|f| match f {
         Finding::Supervisor { .. } => 0,
         Finding::Cgroup { .. } => 1,
+        Finding::CgroupParent { .. } => 2,
         Finding::Veth { .. } => 2,
         Finding::Pin { .. } => 3,
         Finding::Address { .. } => 4,
@@ -228,6 +249,17 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
             let pod = PodCgroup::open(&h, &cfg.cgroup_parent, uid);
             pod.kill_all().map_err(|e| e.to_string())?;
             pod.remove().map_err(|e| e.to_string())
+        }
+        Finding::CgroupParent { dirs } => {
+            for dir in dirs {
+                match fs::remove_dir(dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(format!("{}: {e}", dir.display()));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
         }
         Finding::Veth { name } => net::detach_pod(name).map_err(|e| e.to_string()),
         Finding::Pin { path } => crate::sandbox::unpin_netns(path).map_err(|e| e.to_string()),
