@@ -182,8 +182,10 @@ fn set_namespace(document: &mut Value, namespace: &str) -> Result<(), SpecError>
 
 /// All non-empty YAML documents, as JSON values.
 fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>, SpecError> {
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| yaml_error(&e, source))?;
+    // kubectl reads YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0400` is octal 256 there.
+    let options = serde_saphyr::options! { legacy_octal_numbers: true };
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| yaml_error(&e, source))?;
     Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 

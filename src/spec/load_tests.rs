@@ -685,3 +685,15 @@ fn config_maps_and_secrets_of_the_same_file_feed_env_and_volumes() {
         "pods/bad.yaml: document 3: Pod \"p\": couldn't find key nope in Secret default/s"
     );
 }
+
+#[test]
+fn zero_prefixed_numbers_are_octal_as_in_kubectl() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: c, image: i, command: [sh], volumeMounts: [{name: s, mountPath: /s}]}]\n  volumes: [{name: s, secret: {secretName: s, defaultMode: 0400}}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {a: YQ==}\n";
+    let Object::Pod(plan) = load_str(text, "p.yaml").unwrap().remove(0) else {
+        panic!("expected a pod");
+    };
+    match &plan.volumes[0].source {
+        crate::spec::VolumeSource::Files { default_mode, .. } => assert_eq!(*default_mode, 0o400),
+        other => panic!("{other:?}"),
+    }
+}
