@@ -553,6 +553,20 @@ spec:
     let kcore = |c: &str| sh(&node, "misc", c, "grep -c ' /proc/keys ' /proc/mounts").stdout;
     assert_eq!(kcore("plain").trim(), "1", "masked in a plain container");
     assert_eq!(kcore("priv").trim(), "0", "not masked when privileged");
+    // privileged: the host's device nodes (containerd's HostDevices), e.g. /dev/loop-control.
+    let host_only = ["loop-control", "kmsg", "tty0"]
+        .into_iter()
+        .find(|d| std::path::Path::new("/dev").join(d).exists())
+        .expect("a host device to look for");
+    let has = |c: &str| sh(&node, "misc", c, &format!("test -c /dev/{host_only}")).code == 0;
+    assert!(
+        has("priv"),
+        "/dev/{host_only} missing in the privileged container"
+    );
+    assert!(
+        !has("plain"),
+        "/dev/{host_only} present in a plain container"
+    );
     node.podrun(&["delete", "misc", "--grace-period=0"]).ok();
     node.assert_clean();
 }

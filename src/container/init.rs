@@ -389,13 +389,28 @@ fn make_devices(spec: &Spec, root: &Path) -> Result<()> {
     let devices = spec.linux().as_ref().and_then(|l| l.devices().clone());
     for d in devices.iter().flatten() {
         let target = secure_join(root, &d.path().to_string_lossy());
+        if let Some(parent) = target.parent() {
+            mkdir_p(parent)?;
+        }
         let _ = fs::remove_file(&target);
         let mode = d.file_mode().unwrap_or(0o666);
         let dev = makedev(d.major() as u64, d.minor() as u64);
+        let kind = match d.typ() {
+            oci_spec::runtime::LinuxDeviceType::B => SFlag::S_IFBLK,
+            _ => SFlag::S_IFCHR,
+        };
         ctx(
-            mknod(&target, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), dev),
+            mknod(&target, kind, Mode::from_bits_truncate(mode), dev),
             || format!("mknod {}", d.path().display()),
         )?;
+        if let (Some(uid), Some(gid)) = (d.uid(), d.gid())
+            && (uid, gid) != (0, 0)
+        {
+            ctx(
+                std::os::unix::fs::chown(&target, Some(uid), Some(gid)),
+                || format!("chown {}", d.path().display()),
+            )?;
+        }
         // mknod applies the umask; the node must have exactly the configured mode.
         ctx(
             fs::set_permissions(&target, fs::Permissions::from_mode(mode)),

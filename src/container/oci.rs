@@ -127,6 +127,48 @@ fn device(path: &str, major: i64, minor: i64) -> Value {
     json!({"path": path, "type": "c", "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0})
 }
 
+/// Every device node of the host's /dev (recursively; not /dev/pts, /dev/shm, /dev/mqueue), as
+/// containerd's `WithDevices(HostDevices())` gives a privileged container.
+pub fn host_devices() -> Vec<Value> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<Value>) {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                let name = e.file_name();
+                if !matches!(name.to_str(), Some("pts" | "shm" | "mqueue")) {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            let typ = if kind.is_char_device() {
+                "c"
+            } else if kind.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let rdev = meta.rdev();
+            out.push(json!({
+                "path": path, "type": typ,
+                "major": nix::sys::stat::major(rdev), "minor": nix::sys::stat::minor(rdev),
+                "fileMode": meta.mode() & 0o777, "uid": meta.uid(), "gid": meta.gid(),
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    walk(std::path::Path::new("/dev"), &mut out);
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
+}
+
 /// The runtime spec of one container run.
 pub fn build(input: &SpecInput) -> Spec {
     let c = input.container;
@@ -257,6 +299,14 @@ pub fn build(input: &SpecInput) -> Spec {
     if !sc.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
+    } else if let Some(devices) = linux["devices"].as_array_mut() {
+        // /dev/ptmx is the devpts symlink; /dev/console and the rest come from the host.
+        let known: Vec<Value> = devices.iter().map(|d| d["path"].clone()).collect();
+        devices.extend(
+            host_devices()
+                .into_iter()
+                .filter(|d| !known.contains(&d["path"]) && d["path"] != "/dev/ptmx"),
+        );
     }
     if let Some(path) = &input.cgroups_path {
         linux["cgroupsPath"] = json!(path);
@@ -295,6 +345,28 @@ pub fn build(input: &SpecInput) -> Spec {
 mod tests {
     use super::*;
     use crate::spec::Object;
+
+    #[test]
+    fn host_devices_are_the_nodes_of_dev() {
+        let devices = host_devices();
+        let null = devices
+            .iter()
+            .find(|d| d["path"] == "/dev/null")
+            .expect("/dev/null");
+        assert_eq!(
+            (
+                null["type"].as_str(),
+                null["major"].as_u64(),
+                null["minor"].as_u64()
+            ),
+            (Some("c"), Some(1), Some(3))
+        );
+        assert!(
+            devices
+                .iter()
+                .all(|d| !d["path"].as_str().unwrap().starts_with("/dev/pts/"))
+        );
+    }
 
     fn pod(yaml: &str) -> PodPlan {
         match crate::spec::load_str(yaml, "t").unwrap().remove(0) {
