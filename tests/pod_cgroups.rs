@@ -90,6 +90,44 @@ fn sidecar_limits_are_in_the_cgroup_files() {
             "curl-client has no cpu limit"
         );
     }
+    // Inside, /sys/fs/cgroup is the container's own cgroup (a cgroup namespace), read-only.
+    let inside = |path: &str| {
+        node.podrun(&["exec", "sidecar", "-c", "web-server", "--", "cat", path])
+            .ok()
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    if v2() {
+        assert_eq!(inside("/sys/fs/cgroup/memory.max"), "209715200");
+        assert_eq!(inside("/proc/1/cgroup"), "0::/");
+    } else {
+        assert_eq!(
+            inside("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+            "209715200"
+        );
+    }
+    let procs = if v2() {
+        "/sys/fs/cgroup/cgroup.procs"
+    } else {
+        "/sys/fs/cgroup/memory/cgroup.procs"
+    };
+    let write = node.podrun(&[
+        "exec",
+        "sidecar",
+        "-c",
+        "curl-client",
+        "--",
+        "sh",
+        "-c",
+        &format!("test -e {procs} && echo 1 > {procs}"),
+    ]);
+    assert!(
+        write.stderr.contains("Read-only file system"),
+        "/sys/fs/cgroup must be there and read-only: {}",
+        write.stderr
+    );
+    assert_ne!(write.code, 0, "/sys/fs/cgroup must be read-only");
     let describe = node.podrun(&["describe", "pod", "sidecar"]).ok().stdout;
     assert!(
         describe.contains("QoS Class:        Burstable"),

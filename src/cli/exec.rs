@@ -34,7 +34,8 @@ pub struct ExecArgs {
 
 /// The namespaces of a container, in the order they are entered (mount last: it changes the
 /// root, after which host paths are gone).
-const EXEC_NAMESPACES: [(&str, CloneFlags); 5] = [
+const EXEC_NAMESPACES: [(&str, CloneFlags); 6] = [
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
     ("ipc", CloneFlags::CLONE_NEWIPC),
     ("uts", CloneFlags::CLONE_NEWUTS),
     ("net", CloneFlags::CLONE_NEWNET),

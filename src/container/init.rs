@@ -79,8 +79,14 @@ fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::In
         .as_ref()
         .map(|r| r.path().clone())
         .ok_or("config.json has no root")?;
-    ctx(unshare(CloneFlags::CLONE_NEWNS), || {
-        "unshare mount namespace".into()
+    // The process is already in its cgroup (placed before exec): that becomes the root of its
+    // cgroup namespace, so /proc/self/cgroup and /sys/fs/cgroup show the container's own.
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    if wants_namespace(&spec, "cgroup") {
+        flags |= CloneFlags::CLONE_NEWCGROUP;
+    }
+    ctx(unshare(flags), || {
+        "unshare mount and cgroup namespaces".into()
     })?;
     ctx(
         mount(
@@ -170,6 +176,111 @@ fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
     })?;
     ctx(crate::sys::move_mount(fd.as_fd(), root), || {
         format!("attach overlay at {}", root.display())
+    })
+}
+
+fn wants_namespace(spec: &Spec, kind: &str) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .into_iter()
+        .flatten()
+        .any(|n| n.typ().to_string() == kind && n.path().is_none())
+}
+
+/// `/sys/fs/cgroup` as runc mounts it: cgroup2 on a unified host; on v1, a tmpfs with one
+/// mount per hierarchy (named as on the host, with the host's symlinks such as `cpu`). Mounted
+/// from inside the new cgroup namespace, each shows the container's own cgroup as its root.
+fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
+    let ro = flags.contains(MsFlags::MS_RDONLY);
+    let base =
+        (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    mkdir_p(target)?;
+    let host = Path::new("/sys/fs/cgroup");
+    if host.join("cgroup.controllers").exists() {
+        let f = if ro { base | MsFlags::MS_RDONLY } else { base };
+        return ctx(
+            mount(Some("cgroup2"), target, Some("cgroup2"), f, None::<&str>),
+            || format!("mount cgroup2 at {}", target.display()),
+        );
+    }
+    ctx(
+        mount(Some("tmpfs"), target, Some("tmpfs"), base, Some("mode=755")),
+        || format!("mount tmpfs at {}", target.display()),
+    )?;
+    for e in fs::read_dir(host).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            if let Ok(to) = fs::read_link(&path) {
+                let _ = std::os::unix::fs::symlink(to, target.join(&name));
+            }
+            continue;
+        }
+        // A v1 hierarchy's options name its controllers (or `name=systemd`); `unified` is v2.
+        let Some((fstype, options)) = v1_hierarchy(&path) else {
+            continue;
+        };
+        let dest = target.join(&name);
+        mkdir_p(&dest)?;
+        let f = if ro { base | MsFlags::MS_RDONLY } else { base };
+        ctx(
+            mount(
+                Some("cgroup"),
+                &dest,
+                Some(fstype.as_str()),
+                f,
+                Some(options.as_str()),
+            ),
+            || format!("mount cgroup {name} at {}", dest.display()),
+        )?;
+    }
+    if ro {
+        remount_ro(target, base)?;
+    }
+    Ok(())
+}
+
+/// The filesystem type and controller options of the cgroup mounted at `path` (from mountinfo).
+fn v1_hierarchy(path: &Path) -> Option<(String, String)> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_string_lossy();
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        if mount_point != want {
+            return None;
+        }
+        let mut r = right.split_whitespace();
+        let fstype = r.next()?.to_owned();
+        let _source = r.next()?;
+        let super_opts = r.next().unwrap_or("");
+        if fstype == "cgroup2" {
+            return Some((fstype, String::new()));
+        }
+        if fstype != "cgroup" {
+            return None;
+        }
+        // Only what names the hierarchy: its controllers and `name=`; not rw/xattr/release_agent.
+        let opts: Vec<&str> = super_opts
+            .split(',')
+            .filter(|o| {
+                o.starts_with("name=")
+                    || !(o.contains('=')
+                        || matches!(
+                            *o,
+                            "rw" | "ro"
+                                | "xattr"
+                                | "noprefix"
+                                | "clone_children"
+                                | "cpuset_v2_mode"
+                        ))
+            })
+            .collect();
+        Some((fstype, opts.join(",")))
     })
 }
 
@@ -329,6 +440,9 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
             remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
         }
         return Ok(());
+    }
+    if typ == "cgroup" {
+        return mount_cgroup(&target, flags);
     }
     let source = m.source().clone().unwrap_or_default();
     if typ == "bind" {

@@ -231,6 +231,17 @@ pub fn build(input: &SpecInput) -> Spec {
                 &["nosuid", "noexec", "nodev", "ro"][..]
             },
         ),
+        // The container's own cgroup, as the root of a cgroup namespace (containerd/runc).
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            if sc.privileged {
+                &["nosuid", "noexec", "nodev", "relatime", "rw"][..]
+            } else {
+                &["nosuid", "noexec", "nodev", "relatime", "ro"][..]
+            },
+        ),
     ];
     let own = |dest: &str| c.volume_mounts.iter().any(|m| m.mount_path == dest);
     let ro = sc.read_only_root_filesystem;
@@ -284,6 +295,7 @@ pub fn build(input: &SpecInput) -> Spec {
             {"type": "ipc", "path": ns("ipc")},
             {"type": "uts", "path": ns("uts")},
             {"type": "mount"},
+            {"type": "cgroup"},
             {"type": "network", "path": ns("net")},
         ],
         "devices": [
@@ -413,7 +425,8 @@ mod tests {
         let ns = &v["linux"]["namespaces"];
         assert_eq!(ns[0], json!({"type": "pid"}));
         assert_eq!(ns[1]["path"], "/proc/42/ns/ipc");
-        assert_eq!(ns[4], json!({"type": "network", "path": "/proc/42/ns/net"}));
+        assert_eq!(ns[4], json!({"type": "cgroup"}));
+        assert_eq!(ns[5], json!({"type": "network", "path": "/proc/42/ns/net"}));
         assert_eq!(v["process"]["user"]["uid"], 1000);
         assert_eq!(
             v["process"]["capabilities"]["bounding"]
@@ -440,6 +453,7 @@ mod tests {
                 "/dev/mqueue",
                 "/dev/shm",
                 "/sys",
+                "/sys/fs/cgroup",
                 "/etc/hosts",
                 "/etc/hostname",
                 "/etc/resolv.conf"
