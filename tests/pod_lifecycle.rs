@@ -268,3 +268,47 @@ fn lost_state_root_leftovers_are_found_and_removed() {
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }
+
+/// `-n` with a manifest places a pod that names no namespace (kubectl's rule), `delete -n -f`
+/// finds it there, and a manifest naming another namespace is refused before anything is made.
+#[test]
+fn namespace_flag_places_manifest_pods() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("ns.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: nsd}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
+    let file = f.to_str().unwrap();
+    node.podrun(&["apply", "-n", "team-a", "-f", file]).ok();
+    let listed = node.podrun(&["get", "pods", "-n", "team-a"]).ok().stdout;
+    assert!(listed.contains("nsd"), "{listed}");
+    let default = node.podrun(&["get", "pods"]).ok().stdout;
+    assert!(!default.contains("nsd"), "{default}");
+    assert!(node.root.path().join("pods/team-a_nsd/pod.json").exists());
+    // The same manifest into another namespace is another pod, with its own pin.
+    node.podrun(&["apply", "-n", "team-b", "-f", file]).ok();
+    let pins = node.sh("ls /run/netns").ok().stdout;
+    assert_eq!(
+        pins.split_whitespace().collect::<Vec<_>>(),
+        ["team-a.nsd", "team-b.nsd"]
+    );
+    node.podrun(&["delete", "-n", "team-b", "nsd", "--now"])
+        .ok();
+    std::fs::write(
+        &f,
+        std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("{name: nsd}", "{name: nsd, namespace: team-a}"),
+    )
+    .unwrap();
+    let refused = node.podrun(&["apply", "-n", "team-b", "-f", file]);
+    assert!(
+        refused
+            .stderr
+            .contains("does not match the namespace \"team-b\""),
+        "{}",
+        refused.stderr
+    );
+    node.podrun(&["delete", "-n", "team-a", "-f", file, "--now"])
+        .ok();
+    node.assert_clean();
+}

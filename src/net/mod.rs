@@ -151,11 +151,12 @@ pub fn attach_pod(
             cfg.cidr
         )));
     }
-    // nft answers in a few ms: let it look for the masquerade rule while the veth is wired.
-    let masquerade = firewall::MasqueradeCheck::start()?;
     // Held until the host veth is a port of the bridge (see `veth::attach`).
     let lock = firewall::lock(cfg)?;
     sysctl::ensure_ip_forward()?;
+    // nft answers in a few ms: let it look for the masquerade rule while the veth is wired.
+    // Started after the last early return, so the child is always waited for.
+    let masquerade = firewall::MasqueradeCheck::start()?;
     let network = veth::attach(cfg, pod_netns, host_veth, ip, lock);
     let ensured = masquerade.finish(cfg);
     match (network, ensured) {
