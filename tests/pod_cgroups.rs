@@ -92,7 +92,7 @@ fn sidecar_limits_are_in_the_cgroup_files() {
     }
     // Inside, /sys/fs/cgroup is the container's own cgroup (a cgroup namespace), read-only.
     let inside = |path: &str| {
-        node.podrun(&["exec", "sidecar", "-c", "web-server", "--", "cat", path])
+        node.exec("sidecar", "web-server", &["cat", path])
             .ok()
             .stdout
             .trim()
@@ -112,16 +112,11 @@ fn sidecar_limits_are_in_the_cgroup_files() {
     } else {
         "/sys/fs/cgroup/memory/cgroup.procs"
     };
-    let write = node.podrun(&[
-        "exec",
+    let write = node.exec(
         "sidecar",
-        "-c",
         "curl-client",
-        "--",
-        "sh",
-        "-c",
-        &format!("test -e {procs} && echo 1 > {procs}"),
-    ]);
+        &["sh", "-c", &format!("test -e {procs} && echo 1 > {procs}")],
+    );
     assert!(
         write.stderr.contains("Read-only file system"),
         "/sys/fs/cgroup must be there and read-only: {}",

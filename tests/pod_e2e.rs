@@ -36,16 +36,11 @@ fn sidecar_runs_and_containers_share_localhost() {
     wait_for_web(&node, &ip);
 
     let page = node
-        .podrun(&[
-            "exec",
+        .exec(
             "sidecar",
-            "-c",
             "curl-client",
-            "--",
-            "curl",
-            "-s",
-            "http://127.0.0.1:80/",
-        ])
+            &["curl", "-s", "http://127.0.0.1:80/"],
+        )
         .ok()
         .stdout;
     assert!(
@@ -138,18 +133,17 @@ fn two_pods_reach_each_other_over_the_bridge() {
     assert_ne!(a, b);
     wait_for_web(&node, &b);
     let page = node
-        .podrun(&[
-            "exec",
+        .exec(
             "sidecar",
-            "-c",
             "curl-client",
-            "--",
-            "curl",
-            "-s",
-            "--max-time",
-            "2",
-            &format!("http://{b}/from-a"),
-        ])
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "2",
+                &format!("http://{b}/from-a"),
+            ],
+        )
         .ok()
         .stdout;
     assert!(page.contains(&b) && page.contains("/from-a"), "{page}");
@@ -169,20 +163,16 @@ fn containers_share_the_pause_namespaces_and_hostname() {
         }
     }
     let host = node
-        .podrun(&[
-            "exec",
+        .exec(
             "sidecar",
-            "-c",
             "web-server",
-            "--",
-            "cat",
-            "/proc/sys/kernel/hostname",
-        ])
+            &["cat", "/proc/sys/kernel/hostname"],
+        )
         .ok()
         .stdout;
     assert_eq!(host.trim(), "sidecar");
     let host = node
-        .podrun(&["exec", "sidecar", "-c", "curl-client", "--", "hostname"])
+        .exec("sidecar", "curl-client", &["hostname"])
         .ok()
         .stdout;
     assert_eq!(host.trim(), "sidecar");

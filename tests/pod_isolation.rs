@@ -22,9 +22,7 @@ fn apply_text(node: &Node, text: &str) -> common::Run {
 }
 
 fn exec(node: &Node, pod: &str, container: &str, cmd: &[&str]) -> common::Run {
-    let mut args = vec!["exec", pod, "-c", container, "--"];
-    args.extend_from_slice(cmd);
-    node.podrun(&args)
+    node.exec(pod, container, cmd)
 }
 
 fn sh(node: &Node, pod: &str, container: &str, script: &str) -> common::Run {

@@ -135,15 +135,7 @@ fn pause_death_recreates_the_sandbox() {
     assert!(r.stdout.contains("/again"), "{}", r.stdout);
     // /etc/hosts is rewritten at every container start: the new sandbox's IP is in it.
     let hosts = node
-        .podrun(&[
-            "exec",
-            "sidecar",
-            "-c",
-            "curl-client",
-            "--",
-            "cat",
-            "/etc/hosts",
-        ])
+        .exec("sidecar", "curl-client", &["cat", "/etc/hosts"])
         .ok()
         .stdout;
     assert!(hosts.contains(&format!("\n{ip}\tsidecar\n")), "{hosts}");

@@ -209,17 +209,18 @@ impl Node {
     }
 
     pub fn podrun_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut c = self.enter();
-        c.arg(PODRUN)
-            .env("PODRUN_ROOT", self.root.path())
-            .env("PODRUN_POD_CIDR", &self.cidr)
-            .env("PODRUN_CGROUP_PARENT", &self.cgroup_parent)
-            .env("PODRUN_IMAGE_ROOT", image_root())
-            .args(args);
+        let mut c = self.podrun_command(args);
         for (k, v) in env {
             c.env(k, v);
         }
         Run::from(c.output().expect("run podrun"))
+    }
+
+    /// `podrun exec POD -c CONTAINER -- CMD...` on this node.
+    pub fn exec(&self, pod: &str, container: &str, cmd: &[&str]) -> Run {
+        let mut args = vec!["exec", pod, "-c", container, "--"];
+        args.extend_from_slice(cmd);
+        self.podrun(&args)
     }
 
     /// A shell command in the node's namespaces.
