@@ -71,18 +71,7 @@ pub(crate) async fn link_by_name(
     handle: &Handle,
     name: &str,
 ) -> Result<Option<LinkMessage>, NlError> {
-    let mut stream = handle.link().get().match_name(name.to_string()).execute();
-    match stream.try_next().await {
-        Ok(msg) => Ok(msg),
-        Err(e) => {
-            let e = NlError::from_rtnetlink(e);
-            if e.is_errno(libc::ENODEV) {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
+    first_link(handle.link().get().match_name(name.to_string())).await
 }
 
 /// The link with index `index`, or `None`.
@@ -90,8 +79,12 @@ pub(crate) async fn link_by_index(
     handle: &Handle,
     index: u32,
 ) -> Result<Option<LinkMessage>, NlError> {
-    let mut stream = handle.link().get().match_index(index).execute();
-    match stream.try_next().await {
+    first_link(handle.link().get().match_index(index)).await
+}
+
+/// The answer to a single-link RTM_GETLINK; ENODEV (no such link) is `None`.
+async fn first_link(request: rtnetlink::LinkGetRequest) -> Result<Option<LinkMessage>, NlError> {
+    match request.execute().try_next().await {
         Ok(msg) => Ok(msg),
         Err(e) => {
             let e = NlError::from_rtnetlink(e);
