@@ -57,12 +57,12 @@ fn main() {
         let pause = pod
             .create_child("pause", &Limits::best_effort())
             .expect("pause cgroup");
-        fds.extend(pause.procs_file_fds().expect("open pause procs"));
+        fds.extend(pause.self_placement_fds().expect("open pause procs"));
         for (spec, r) in plan.containers.iter().zip(&resources) {
             let child = pod
                 .create_child(&spec.name, &cgroup::container_limits(r))
                 .expect("container cgroup");
-            fds.extend(child.procs_file_fds().expect("open procs"));
+            fds.extend(child.self_placement_fds().expect("open procs"));
         }
         create.push(t.elapsed());
         drop(fds);
@@ -115,7 +115,7 @@ fn placement_cost(
         let child = pod
             .create_child("c", &Limits::best_effort())
             .expect("child");
-        let fds = child.procs_file_fds().expect("procs fds");
+        let fds = child.self_placement_fds().expect("procs fds");
         let mut cmd = std::process::Command::new("/bin/true");
         podrun::sys::before_exec(
             &mut cmd,

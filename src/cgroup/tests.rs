@@ -294,7 +294,7 @@ fn v2_pod_and_container_files() {
 
     child.add_pid(4242).unwrap();
     assert_eq!(read(dir.join("cgroup.procs")), "4242");
-    assert_eq!(child.procs_file_fds().unwrap().len(), 1);
+    assert_eq!(child.self_placement_fds().unwrap().len(), 1);
 
     assert_eq!(
         pod.paths(),
@@ -381,7 +381,7 @@ fn v1_pod_and_container_files() {
     for p in child.paths() {
         assert_eq!(read(p.join("cgroup.procs")), "77");
     }
-    assert_eq!(child.procs_file_fds().unwrap().len(), 4);
+    assert_eq!(child.self_placement_fds().unwrap().len(), 4);
     assert_eq!(pod.paths().len(), 8);
 
     // No limit → quota -1, memory left alone.

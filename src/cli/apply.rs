@@ -18,8 +18,9 @@ use crate::state::{
 };
 
 pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> {
-    crate::cgroup::prime_migration(&cfg.cgroup_root);
+    tracing::debug!("apply started");
     let objects = spec::load_file_in(file, namespace)?;
+    tracing::debug!("manifest loaded");
     cfg.network().validate()?;
     let store = cfg.store();
     // An empty state root (first use, or state lost with /run): remove what a lost state left.
@@ -61,7 +62,9 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
         .iter()
         .map(|p| prepare(cfg, p))
         .collect::<Result<Vec<_>>>()?;
+    tracing::debug!("images resolved");
     let reserved = reserve(cfg, &store, &pods, &images)?;
+    tracing::debug!("names reserved");
     let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
     let failures: Vec<String> = started
         .iter()
@@ -75,6 +78,7 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
         }
         return Err(msg(failures.join("\n")));
     }
+    tracing::debug!("pods started");
     print_created(&store, &headers, &reserved);
     Ok(0)
 }
@@ -208,6 +212,7 @@ fn start_supervisors(
         .iter()
         .map(|k| (k.clone(), spawn_supervisor(cfg, &store, k)))
         .collect();
+    tracing::debug!("supervisors spawned");
     spawned
         .into_iter()
         .map(|(k, s)| {

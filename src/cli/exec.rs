@@ -71,7 +71,7 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     let cgroup_fds = crate::supervisor::pod_cgroup(&r)
         .and_then(|p| p.ok())
         .and_then(|p| p.child(&container).ok())
-        .and_then(|child| child.procs_file_fds().ok())
+        .and_then(|child| child.self_placement_fds().ok())
         .unwrap_or_default();
     for fd in cgroup_fds {
         use std::io::Write;

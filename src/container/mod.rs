@@ -64,7 +64,7 @@ pub fn open_log(container: &str, path: &Path) -> Result<File, ContainerError> {
 
 /// Where a container process is placed before it execs.
 pub struct Placement {
-    /// Open `cgroup.procs` files of the container's cgroup.
+    /// Open placement files (`ChildCgroup::self_placement_fds`) of the container's cgroup.
     pub cgroup_procs: Vec<std::os::fd::RawFd>,
     /// The kubelet's value for the pod's QoS class.
     pub oom_score_adj: i32,

@@ -157,8 +157,10 @@ pub fn attach_pod(
     // nft answers in a few ms: let it look for the masquerade rule while the veth is wired.
     // Started after the last early return, so the child is always waited for.
     let masquerade = firewall::MasqueradeCheck::start()?;
+    tracing::debug!("masquerade check started");
     let network = veth::attach(cfg, pod_netns, host_veth, ip, lock);
     let ensured = masquerade.finish(cfg);
+    tracing::debug!("masquerade rule checked");
     match (network, ensured) {
         (Ok(network), Ok(())) => Ok(network),
         (Ok(_), Err(e)) => {

@@ -55,7 +55,9 @@ pub(crate) fn attach(
 ) -> Result<PodNetwork, NetError> {
     netlink::block_on_host(|handle| async move {
         let bridge_index = bridge::ensure(&handle, cfg).await?;
+        tracing::debug!(bridge_index, "bridge ready");
         let host_index = create_pair(&handle, cfg, bridge_index, pod_netns, host_veth).await?;
+        tracing::debug!(host_index, "veth pair created");
         // The veth is a bridge port now, so a teardown keeps the bridge: let others in.
         drop(lock);
         // From here on a failure leaves a half-wired pair: remove it so a retry starts clean.
@@ -66,7 +68,9 @@ pub(crate) fn attach(
                 netlink::block_on_in_netns(pod_netns, move |pod| async move {
                     configure_pod_side(&pod, ip, prefix_len, gateway).await
                 })?;
+            tracing::debug!(pod_ifindex, "pod side configured");
             wait_oper_up(&handle, host_index, host_veth).await?;
+            tracing::debug!("host veth operationally up");
             Ok(PodNetwork {
                 host_veth: host_veth.to_string(),
                 host_ifindex: host_index,

@@ -84,7 +84,7 @@ impl NamespaceFds {
 
 /// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname, and with
 /// `pid_namespace` as PID 1 of a new PID namespace (the pod's, for `shareProcessNamespace`).
-/// `cgroup_procs` are open `cgroup.procs` files of the pause's cgroup (joined before exec).
+/// `cgroup_procs` are open placement files (`ChildCgroup::self_placement_fds`) of the pause's cgroup (joined before exec).
 pub fn start_pause(
     binary: &Path,
     hostname: &str,

@@ -10,7 +10,7 @@ use crate::cgroup::{self, Hierarchy, Limits, PodCgroup};
 use crate::resources::{container_resources, pod_resources};
 use crate::state::PodRecord;
 
-/// A child cgroup with its `cgroup.procs` files open for the pre-exec hook.
+/// A child cgroup with its placement files open for the pre-exec hook.
 pub(super) struct Placement {
     fds: Vec<OwnedFd>,
 }
@@ -77,7 +77,7 @@ impl Supervisor {
             return Ok(None);
         };
         let child = pod.create_child(name, limits)?;
-        let fds = child.procs_file_fds()?;
+        let fds = child.self_placement_fds()?;
         Ok(Some(Placement { fds }))
     }
 

@@ -17,7 +17,8 @@ use nix::sched::CloneFlags;
 /// hostname) or join existing ones, start its own process group, and mark inherited fds CLOEXEC.
 #[derive(Debug, Default)]
 pub struct ChildSetup {
-    /// Open `cgroup.procs` files; writing "0" moves the writing process (cgroup v1 and v2).
+    /// Open `cgroup.procs` (v2) or `tasks` (v1) files; writing "0" moves the writing process,
+    /// single-threaded after fork (see `ChildCgroup::self_placement_fds`).
     pub cgroup_procs: Vec<RawFd>,
     pub oom_score_adj: Option<i32>,
     /// Namespaces to create, and the hostname for a new UTS namespace.
