@@ -4,6 +4,12 @@
 //! - web: from the start of apply until the web server answers HTTP on the pod IP;
 //! - delete: `podrun delete --now` until it returns (every object gone).
 //!
+//! Three settings: the sidecar alone on the node (every apply also creates the bridge and the
+//! nft table, every delete removes them), next to a resident pod (the node network stays), and
+//! next to it without the web server's 200m CPU limit (its CFS quota, 20 ms per 100 ms period,
+//! is what bounds "web" with the limit). The floor for "web" is the same python command started
+//! directly, without podrun, answering on the node's loopback.
+//!
 //! podrun runs in the node's namespaces through a pre-exec `setns` (no nsenter in the timing);
 //! the HTTP probe runs on a thread that joined the node's network namespace.
 
@@ -14,6 +20,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,32 +55,116 @@ fn wait_http(node: &Node, ip: String) -> Instant {
     let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
     std::thread::spawn(move || {
         setns(&net, CloneFlags::CLONE_NEWNET).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect_timeout(
-                &format!("{ip}:80").parse().unwrap(),
-                Duration::from_millis(200),
-            ) {
-                let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-                let mut buf = String::new();
-                if s.read_to_string(&mut buf).is_ok() && buf.starts_with("HTTP/1.0 200") {
-                    return Instant::now();
-                }
-            }
-            if std::env::var_os("PODRUN_BENCH_DEBUG").is_some() {
-                eprintln!("probe miss at {:?}", deadline - Instant::now());
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        panic!("web server never answered on {ip}");
+        poll_http(&ip)
     })
     .join()
     .unwrap()
 }
 
+fn poll_http(ip: &str) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect_timeout(
+            &format!("{ip}:80").parse().unwrap(),
+            Duration::from_millis(200),
+        ) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut buf = String::new();
+            if s.read_to_string(&mut buf).is_ok() && buf.starts_with("HTTP/1.0 200") {
+                return Instant::now();
+            }
+        }
+        if std::env::var_os("PODRUN_BENCH_DEBUG").is_some() {
+            eprintln!("probe miss at {:?}", deadline - Instant::now());
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    panic!("web server never answered on {ip}");
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Medians {
+    apply: Duration,
+    web: Duration,
+    delete: Duration,
+}
+
+/// `runs` rounds of apply -> web answers -> delete of pod `sidecar` from `file`.
+fn measure(node: &Node, file: &Path, runs: usize, settle: Duration) -> Medians {
+    let file = file.to_str().unwrap();
+    let (mut apply, mut web, mut delete) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        std::thread::sleep(settle);
+        let start = Instant::now();
+        let (d, ok) = podrun(node, &["apply", "-f", file]);
+        assert!(ok, "apply failed");
+        apply.push(d);
+        let ip = node.pod_ip("sidecar");
+        web.push(wait_http(node, ip) - start);
+        let (d, ok) = podrun(node, &["delete", "sidecar", "--now"]);
+        assert!(ok, "delete failed");
+        delete.push(d);
+    }
+    Medians {
+        apply: median(apply),
+        web: median(web),
+        delete: median(delete),
+    }
+}
+
+/// The web server's own command, started directly in the node's network namespace (no podrun,
+/// no cgroup limit): from spawn until it answers on the node's loopback.
+fn python_floor(node: &Node, manifest: &Path, runs: usize) -> Duration {
+    let objects = podrun::spec::load_file_in(manifest, None).expect("manifest");
+    let Some(podrun::spec::Object::Pod(plan)) = objects.into_iter().next() else {
+        panic!("not a pod");
+    };
+    let web = &plan.containers[0];
+    let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
+    let mut argv: Vec<String> = web.command.iter().chain(&web.args).cloned().collect();
+    // The interpreter the image was built from (rootfs/build.sh copies the host's), not
+    // whatever `python3` a PATH shim (pyenv) would start.
+    if argv[0] == "python3" {
+        argv[0] = "/usr/bin/python3".into();
+    }
+    let times = std::thread::spawn(move || {
+        setns(&net, CloneFlags::CLONE_NEWNET).unwrap();
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let start = Instant::now();
+            let mut child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .env("POD_IP", "127.0.0.1")
+                .env("HOSTNAME", "floor")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start python3");
+            times.push(poll_http("127.0.0.1") - start);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        times
+    })
+    .join()
+    .unwrap();
+    median(times)
+}
+
+/// `pods/sidecar.yaml` with a different pod name, or without the web server's CPU limit.
+fn variant(dir: &Path, name: &str, edit: impl Fn(&str) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::repo_file("pods/sidecar.yaml")).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, edit(&text)).unwrap();
+    path
 }
 
 fn main() {
@@ -94,37 +185,52 @@ fn main() {
             .unwrap_or(200),
     );
     let node = Node::new();
-    let file = common::repo_file("pods/sidecar.yaml");
-    let (mut apply, mut web, mut delete) = (Vec::new(), Vec::new(), Vec::new());
-    // Warm-up: creates the bridge and nft table, pages in the binaries.
-    podrun(&node, &["apply", "-f", file.to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = common::repo_file("pods/sidecar.yaml");
+    let resident = variant(dir.path(), "resident.yaml", |t| {
+        t.replace("  name: sidecar\n", "  name: resident\n")
+    });
+    let unlimited = variant(dir.path(), "unlimited.yaml", |t| {
+        t.replace("      limits:\n        cpu: 200m\n", "      limits:\n")
+    });
+    assert_ne!(
+        std::fs::read_to_string(&unlimited).unwrap(),
+        std::fs::read_to_string(&sidecar).unwrap(),
+        "the CPU limit to remove is not in pods/sidecar.yaml any more"
+    );
+    // Warm-up: pages in the binaries and images.
+    podrun(&node, &["apply", "-f", sidecar.to_str().unwrap()]);
     podrun(&node, &["delete", "sidecar", "--now"]);
-    for _ in 0..runs {
-        std::thread::sleep(settle);
-        let start = Instant::now();
-        let (d, ok) = podrun(&node, &["apply", "-f", file.to_str().unwrap()]);
-        assert!(ok, "apply failed");
-        apply.push(d);
-        let ip = node.pod_ip("sidecar");
-        web.push(wait_http(&node, ip) - start);
-        let (d, ok) = podrun(&node, &["delete", "sidecar", "--now"]);
-        assert!(ok, "delete failed");
-        delete.push(d);
-    }
+
+    let alone = measure(&node, &sidecar, runs, settle);
+    let (_, ok) = podrun(&node, &["apply", "-f", resident.to_str().unwrap()]);
+    assert!(ok, "apply resident pod failed");
+    let beside = measure(&node, &sidecar, runs, settle);
+    let free = measure(&node, &unlimited, runs, settle);
+    podrun(&node, &["delete", "resident", "--now"]);
+    let floor = python_floor(&node, &sidecar, runs);
+
     println!(
-        "sidecar pod, {runs} runs, {} ms after the previous delete, medians:",
+        "sidecar pod, {runs} runs, {} ms after the previous delete, medians (ms):",
         settle.as_millis()
     );
+    println!("  {:<44} {:>8} {:>8} {:>8}", "", "apply", "web", "delete");
+    for (label, m) in [
+        ("alone (node network made and removed)", &alone),
+        ("beside a resident pod", &beside),
+        ("beside a resident pod, no web CPU limit", &free),
+    ] {
+        println!(
+            "  {label:<44} {:>8.2} {:>8.2} {:>8.2}",
+            ms(m.apply),
+            ms(m.web),
+            ms(m.delete)
+        );
+    }
     println!(
-        "  apply (sandbox + network + both containers started): {:>7.2} ms",
-        median(apply).as_secs_f64() * 1e3
-    );
-    println!(
-        "  apply start -> web server answers on the pod IP:     {:>7.2} ms",
-        median(web).as_secs_f64() * 1e3
-    );
-    println!(
-        "  delete (every object gone):                          {:>7.2} ms",
-        median(delete).as_secs_f64() * 1e3
+        "  {:<44} {:>8} {:>8.2}",
+        "python alone (same command, no podrun)",
+        "",
+        ms(floor)
     );
 }

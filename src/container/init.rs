@@ -11,7 +11,10 @@
 //!    pod's /dev/shm), /sys read-only, the pod's /etc files and the volumes, masks and
 //!    read-only-binds the kernel paths containerd hides;
 //! 4. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
-//! 5. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs, and execs.
+//! 5. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs;
+//! 6. waits at its start gate (fd from `PODRUN_INIT_GATE_FD`) until the supervisor has wired
+//!    the pod network and writes one byte, then execs the container's process. The gate closing
+//!    without that byte (the supervisor died or gave up) ends the init instead.
 //!
 //! Any failure is written to the sync pipe (fd from `PODRUN_INIT_SYNC_FD`) before exiting, so
 //! the supervisor can fail the start with the reason; a successful exec closes the pipe
@@ -36,6 +39,9 @@ use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME
 
 pub const SYNC_FD_ENV: &str = "PODRUN_INIT_SYNC_FD";
 pub const FDS_ENV: &str = "PODRUN_INIT_FDS";
+pub const GATE_FD_ENV: &str = "PODRUN_INIT_GATE_FD";
+/// The byte that opens the start gate.
+pub const GATE_OPEN: u8 = b'1';
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -50,6 +56,7 @@ fn ctx<T, E: std::fmt::Display>(
 pub fn main(bundle: &Path) -> i32 {
     let fd_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
     let sync = fd_env(SYNC_FD_ENV).and_then(crate::sys::inherited_fd);
+    let gate = fd_env(GATE_FD_ENV).and_then(crate::sys::inherited_fd);
     let mut fds: HashMap<String, OwnedFd> = HashMap::new();
     for pair in std::env::var(FDS_ENV).unwrap_or_default().split(',') {
         if let Some((name, fd)) = pair.split_once('=')
@@ -58,7 +65,7 @@ pub fn main(bundle: &Path) -> i32 {
             fds.insert(name.to_owned(), fd);
         }
     }
-    let err = match run(bundle, &fds) {
+    let err = match run(bundle, &fds, gate) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -71,7 +78,11 @@ pub fn main(bundle: &Path) -> i32 {
     1
 }
 
-fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::Infallible> {
+fn run(
+    bundle: &Path,
+    fds: &HashMap<String, OwnedFd>,
+    gate: Option<OwnedFd>,
+) -> Result<std::convert::Infallible> {
     let config = bundle.join("config.json");
     let spec = ctx(Spec::load(&config), || format!("read {}", config.display()))?;
     let root = spec
@@ -128,6 +139,9 @@ fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::In
     let env = environment(process);
     apply_credentials(process)?;
     let args = process.args().clone().unwrap_or_default();
+    if let Some(gate) = gate {
+        wait_at_gate(gate)?;
+    }
     let err = Command::new(&program)
         .arg0(&args[0])
         .args(&args[1..])
@@ -138,6 +152,16 @@ fn run(bundle: &Path, fds: &HashMap<String, OwnedFd>) -> Result<std::convert::In
         "unable to start container process: exec: \"{}\": {err}",
         args[0]
     ))
+}
+
+/// Block until the supervisor opens the gate; a gate closed without opening ends the init.
+fn wait_at_gate(gate: OwnedFd) -> Result<()> {
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut fs::File::from(gate), &mut byte) {
+        Ok(1) if byte[0] == GATE_OPEN => Ok(()),
+        Ok(_) => Err("start gate closed before the container was started".into()),
+        Err(e) => Err(format!("start gate: {e}")),
+    }
 }
 
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {

@@ -13,7 +13,7 @@ pub mod podfiles;
 pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -122,10 +122,49 @@ pub struct InitStart<'a> {
     pub pod_volumes: &'a [(String, BorrowedFd<'a>)],
 }
 
-/// Fork into the container's cgroup and the pod's namespaces, exec `podrun __init <bundle>`,
-/// and wait on the sync pipe until the init has exec'd the container's process (EOF) or
-/// reported why it could not (then the init is reaped and the reason returned).
-pub fn spawn_init(start: InitStart<'_>) -> Result<Child, ContainerError> {
+/// An init stage that was forked and may still be setting up the container's root filesystem;
+/// it waits at the start gate, right before exec'ing the container's process, until
+/// [`LaunchedInit::release`] (runc's `create`, then `start`).
+pub struct LaunchedInit {
+    container: String,
+    child: Child,
+    sync: File,
+    gate: File,
+}
+
+impl LaunchedInit {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open the gate, then wait on the sync pipe until the init has exec'd the container's
+    /// process (EOF) or reported why it could not (then the init is reaped and the reason
+    /// returned).
+    pub fn release(self) -> Result<Child, ContainerError> {
+        let LaunchedInit {
+            container,
+            mut child,
+            mut sync,
+            mut gate,
+        } = self;
+        // An init that already failed has closed its end: its reason is on the sync pipe.
+        let _ = gate.write_all(&[init::GATE_OPEN]);
+        drop(gate);
+        let mut message = String::new();
+        let _ = sync.read_to_string(&mut message);
+        if !message.is_empty() {
+            let _ = child.wait();
+            return Err(ContainerError::Init { container, message });
+        }
+        Ok(child)
+    }
+}
+
+/// Fork into the container's cgroup and the pod's namespaces and exec `podrun __init <bundle>`,
+/// which builds the container's mount namespace and root filesystem at once (in parallel with
+/// whatever the caller does next: other containers, the pod network) and then waits at its
+/// start gate.
+pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> {
     let name = start.container;
     let io_err = |what: &str, source: io::Error| ContainerError::Start {
         container: name.to_owned(),
@@ -134,7 +173,9 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<Child, ContainerError> {
     };
     let (sync_rx, sync_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("sync pipe", e.into()))?;
-    let mut pass = vec![sync_tx.as_raw_fd()];
+    let (gate_rx, gate_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| io_err("start gate pipe", e.into()))?;
+    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd()];
     let mut listed = Vec::new();
     for (name, fd) in start.pod_volumes {
         listed.push(format!("{name}={}", 3 + pass.len()));
@@ -145,6 +186,7 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<Child, ContainerError> {
         .arg(start.bundle)
         .env_clear()
         .env(init::SYNC_FD_ENV, "3")
+        .env(init::GATE_FD_ENV, "4")
         .env(init::FDS_ENV, listed.join(","))
         .stdin(Stdio::null())
         .stdout(start.log.try_clone().map_err(|e| io_err("log", e))?)
@@ -158,18 +200,15 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<Child, ContainerError> {
         ..Default::default()
     };
     crate::sys::before_exec(&mut cmd, setup);
-    let mut child =
+    let child =
         spawn_in_pid_ns(Some(start.pid_ns), || cmd.spawn()).map_err(|e| io_err("start init", e))?;
     drop(cmd);
     drop(sync_tx);
-    let mut message = String::new();
-    let _ = File::from(sync_rx).read_to_string(&mut message);
-    if !message.is_empty() {
-        let _ = child.wait();
-        return Err(ContainerError::Init {
-            container: name.to_owned(),
-            message,
-        });
-    }
-    Ok(child)
+    drop(gate_rx);
+    Ok(LaunchedInit {
+        container: name.to_owned(),
+        child,
+        sync: File::from(sync_rx),
+        gate: File::from(gate_tx),
+    })
 }

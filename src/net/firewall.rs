@@ -6,13 +6,16 @@
 //! The comment identifies the rule on removal (list the table, delete by handle, delete the table
 //! once it has no rules). Changes are serialised by the caller holding [`lock`]
 //! (`<ipam_dir>/../firewall.lock`), which also covers bridge creation/deletion.
-//! Each `nft` run costs ~2.4 ms, so an attach that finds the rule in place runs `nft` once.
+//! The table is read over nfnetlink (`super::nfnetlink`, ~0.1 ms); `nft` (a few ms to start)
+//! only runs to change it, so an attach that finds the rule in place runs no process at all.
 
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+use super::nfnetlink::{self, RuleInfo};
 
 use nftables::batch::Batch;
 use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
@@ -37,11 +40,7 @@ pub(crate) fn ensure_masquerade(
     cfg: &NetworkConfig,
     _locked: &NetworkLock,
 ) -> Result<(), NetError> {
-    let listing = list_table()?;
-    if listing
-        .as_ref()
-        .is_some_and(|l| !matching_handles(l, &rule_comment(cfg)).is_empty())
-    {
+    if masquerade_present(cfg)? {
         return Ok(());
     }
     let mut batch = Batch::new();
@@ -70,11 +69,11 @@ pub(crate) fn remove_masquerade(
     cfg: &NetworkConfig,
     _locked: &NetworkLock,
 ) -> Result<(), NetError> {
-    let Some(listing) = list_table()? else {
+    let Some(rules) = list_table()? else {
         return Ok(());
     };
-    let ours = matching_handles(&listing, &rule_comment(cfg));
-    let total = all_rule_count(&listing);
+    let ours = matching_handles(&rules, &rule_comment(cfg));
+    let total = rules.len();
     if ours.is_empty() && total > 0 {
         return Ok(());
     }
@@ -93,7 +92,7 @@ pub(crate) fn remove_masquerade(
                 table: TABLE.into(),
                 chain: CHAIN.into(),
                 expr: Cow::Owned(Vec::new()),
-                handle: Some(handle),
+                handle: u32::try_from(handle).ok(),
                 index: None,
                 comment: None,
             }));
@@ -103,7 +102,7 @@ pub(crate) fn remove_masquerade(
 }
 
 pub(crate) fn masquerade_present(cfg: &NetworkConfig) -> Result<bool, NetError> {
-    Ok(list_table()?.is_some_and(|l| !matching_handles(&l, &rule_comment(cfg)).is_empty()))
+    Ok(list_table()?.is_some_and(|rules| !matching_handles(&rules, &rule_comment(cfg)).is_empty()))
 }
 
 fn masquerade_rule(cfg: &NetworkConfig) -> Rule<'static> {
@@ -187,98 +186,21 @@ impl NetworkLock {
     }
 }
 
-/// `nft -j list table inet podrun`, or `None` when the table does not exist.
-fn list_table() -> Result<Option<serde_json::Value>, NetError> {
-    let out = list_command().output().map_err(run_error)?;
-    parse_listing(out)
-}
-
-fn list_command() -> Command {
-    let mut cmd = Command::new("nft");
-    cmd.args(["-j", "list", "table", "inet", TABLE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-fn run_error(e: std::io::Error) -> NetError {
-    NetError::Firewall {
+/// The rules of `table inet podrun`, or `None` when the table does not exist.
+fn list_table() -> Result<Option<Vec<RuleInfo>>, NetError> {
+    nfnetlink::list_inet_rules(TABLE).map_err(|e| NetError::Firewall {
         step: format!("list table inet {TABLE}"),
-        detail: format!("run nft: {e}"),
-    }
+        detail: format!("nfnetlink: {e}"),
+    })
 }
 
-fn parse_listing(out: std::process::Output) -> Result<Option<serde_json::Value>, NetError> {
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No such file or directory") {
-            return Ok(None);
-        }
-        return Err(NetError::Firewall {
-            step: format!("list table inet {TABLE}"),
-            detail: stderr.trim().to_string(),
-        });
-    }
-    serde_json::from_slice(&out.stdout)
-        .map(Some)
-        .map_err(|e| NetError::Firewall {
-            step: format!("list table inet {TABLE}"),
-            detail: format!("parse nft JSON: {e}"),
-        })
-}
-
-/// A look at podrun's table started in the background (`nft` takes a few milliseconds to start),
-/// so the check overlaps with wiring the veth.
-pub(crate) struct MasqueradeCheck(std::process::Child);
-
-impl MasqueradeCheck {
-    pub(crate) fn start() -> Result<MasqueradeCheck, NetError> {
-        list_command()
-            .spawn()
-            .map(MasqueradeCheck)
-            .map_err(run_error)
-    }
-
-    /// Done when the rule is there (read-only, no lock needed: a pod that uses the network
-    /// keeps teardown away); otherwise take [`lock`] and add it as [`ensure_masquerade`] does.
-    pub(crate) fn finish(self, cfg: &NetworkConfig) -> Result<(), NetError> {
-        let listing = parse_listing(self.0.wait_with_output().map_err(run_error)?)?;
-        if listing.is_some_and(|l| !matching_handles(&l, &rule_comment(cfg)).is_empty()) {
-            return Ok(());
-        }
-        let lock = lock(cfg)?;
-        ensure_masquerade(cfg, &lock)
-    }
-}
-
-/// Rule objects of our table in a `nft -j list` answer.
-fn rules(listing: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
-    listing
-        .get("nftables")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|o| o.get("rule"))
-        .filter(|r| {
-            r.get("family").and_then(|v| v.as_str()) == Some("inet")
-                && r.get("table").and_then(|v| v.as_str()) == Some(TABLE)
-        })
-}
-
-fn matching_handles(listing: &serde_json::Value, comment: &str) -> Vec<u32> {
-    rules(listing)
-        .filter(|r| {
-            r.get("chain").and_then(|v| v.as_str()) == Some(CHAIN)
-                && r.get("comment").and_then(|v| v.as_str()) == Some(comment)
-        })
-        .filter_map(|r| r.get("handle").and_then(|h| h.as_u64()))
-        .filter_map(|h| u32::try_from(h).ok())
+/// Handles of the rules in our chain that carry `comment`.
+fn matching_handles(rules: &[RuleInfo], comment: &str) -> Vec<u64> {
+    rules
+        .iter()
+        .filter(|r| r.chain == CHAIN && r.comment.as_deref() == Some(comment))
+        .map(|r| r.handle)
         .collect()
-}
-
-fn all_rule_count(listing: &serde_json::Value) -> usize {
-    rules(listing).count()
 }
 
 /// Apply a batch with one `nft -j -f -`.
@@ -337,16 +259,21 @@ mod tests {
 
     #[test]
     fn finds_rules_by_comment() {
-        let listing = serde_json::json!({"nftables": [
-            {"metainfo": {"version": "1.0.6"}},
-            {"table": {"family": "inet", "name": "podrun", "handle": 1}},
-            {"chain": {"family": "inet", "table": "podrun", "name": "postrouting", "handle": 1}},
-            {"rule": {"family": "inet", "table": "podrun", "chain": "postrouting", "handle": 2,
-                      "comment": "podrun network podrun0 10.244.0.0/24", "expr": []}},
-            {"rule": {"family": "inet", "table": "podrun", "chain": "postrouting", "handle": 3,
-                      "comment": "podrun network other 10.0.0.0/24", "expr": []}},
-        ]});
-        assert_eq!(matching_handles(&listing, &rule_comment(&cfg())), vec![2]);
-        assert_eq!(all_rule_count(&listing), 2);
+        let rule = |chain: &str, handle, comment: Option<&str>| RuleInfo {
+            chain: chain.into(),
+            handle,
+            comment: comment.map(Into::into),
+        };
+        let rules = vec![
+            rule(
+                "postrouting",
+                2,
+                Some("podrun network podrun0 10.244.0.0/24"),
+            ),
+            rule("postrouting", 3, Some("podrun network other 10.0.0.0/24")),
+            rule("elsewhere", 4, Some("podrun network podrun0 10.244.0.0/24")),
+            rule("postrouting", 5, None),
+        ];
+        assert_eq!(matching_handles(&rules, &rule_comment(&cfg())), vec![2]);
     }
 }

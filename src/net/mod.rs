@@ -14,6 +14,7 @@ mod bridge;
 mod firewall;
 pub mod ipam;
 mod netlink;
+mod nfnetlink;
 mod sysctl;
 mod veth;
 
@@ -154,26 +155,37 @@ pub fn attach_pod(
     // Held until the host veth is a port of the bridge (see `veth::attach`).
     let lock = firewall::lock(cfg)?;
     sysctl::ensure_ip_forward()?;
-    // nft answers in a few ms: let it look for the masquerade rule while the veth is wired.
-    // Started after the last early return, so the child is always waited for.
-    let masquerade = firewall::MasqueradeCheck::start()?;
-    tracing::debug!("masquerade check started");
-    let network = veth::attach(cfg, pod_netns, host_veth, ip, lock);
-    let ensured = masquerade.finish(cfg);
+    let network = veth::attach(cfg, pod_netns, host_veth, ip, lock)?;
+    // Read-only, no lock needed: a pod that uses the network keeps teardown away. When the rule
+    // is missing, add it under the lock.
+    let ensured = match firewall::masquerade_present(cfg) {
+        Ok(true) => Ok(()),
+        Ok(false) => firewall::lock(cfg).and_then(|lock| firewall::ensure_masquerade(cfg, &lock)),
+        Err(e) => Err(e),
+    };
     tracing::debug!("masquerade rule checked");
-    match (network, ensured) {
-        (Ok(network), Ok(())) => Ok(network),
-        (Ok(_), Err(e)) => {
-            let _ = detach_pod(host_veth);
-            Err(e)
-        }
-        (Err(e), _) => Err(e),
+    if let Err(e) = ensured {
+        let _ = detach_pod(host_veth);
+        return Err(e);
     }
+    Ok(network)
 }
 
 /// Delete the host veth (its peer goes with it). Idempotent: a missing link is Ok.
 pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
     netlink::block_on_host(|handle| async move { veth::delete(&handle, host_veth).await })?
+}
+
+/// Remove the host veth of a pod whose network namespace has just lost its last reference (the
+/// pause is gone, the pin removed, the caller's descriptors closed). The kernel removes the pair
+/// with the namespace in its cleanup worker within a few ms, where an explicit RTM_DELLINK keeps
+/// the caller waiting 17-29 ms for RCU (rcu_barrier in netdev_run_todo). Waits up to `grace`
+/// for that, then deletes the veth (something else, such as an `ip netns exec` shell, still
+/// holds the namespace). Idempotent.
+pub fn detach_pod_with_netns(host_veth: &str, grace: std::time::Duration) -> Result<(), NetError> {
+    netlink::block_on_host(|handle| async move {
+        veth::wait_gone_or_delete(&handle, host_veth, grace).await
+    })?
 }
 
 /// When no pod uses the network any more: remove podrun's masquerade rule for this cidr (and

@@ -249,6 +249,31 @@ pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<(), NetError> 
     }
 }
 
+/// Wait up to `grace` for the link to vanish on its own (its network namespace is dying), then
+/// delete it. Polls every 250 µs: the kernel's netns cleanup removes the pair within a few ms.
+pub(crate) async fn wait_gone_or_delete(
+    handle: &Handle,
+    name: &str,
+    grace: Duration,
+) -> Result<(), NetError> {
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        let found = link_by_name(handle, name)
+            .await
+            .map_err(|source| NetError::GetLink {
+                name: name.to_string(),
+                source,
+            })?;
+        if found.is_none() {
+            return Ok(());
+        }
+        // Nothing else runs on this single-threaded runtime.
+        std::thread::sleep(Duration::from_micros(250));
+    }
+    tracing::debug!(veth = name, "netns still alive, deleting the veth");
+    delete(handle, name).await
+}
+
 pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<VethFacts>, NetError> {
     let Some(link) = link_by_name(handle, name)
         .await

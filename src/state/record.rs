@@ -227,6 +227,12 @@ impl PodRecord {
         self.containers.iter().find(|c| c.name == name)
     }
 
+    /// The address reserved for the current sandbox, as soon as it is reserved (before the
+    /// network is wired; what the containers are given).
+    pub fn sandbox_ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.sandbox.as_ref().and_then(|s| s.ip)
+    }
+
     pub fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {
         self.sandbox
             .as_ref()

@@ -21,15 +21,25 @@ const MAX_BACKOFF_FACTOR: u32 = 30;
 const RESET_AFTER_FACTOR: u32 = 60;
 
 impl Supervisor {
-    /// Start (or restart) container `i` in the current sandbox: its bundle (fresh overlay
-    /// upper dir, config.json), then the init stage, which reports back before we return.
+    /// Start (or restart) container `i` in the current, wired sandbox.
     pub(super) fn start_container(&mut self, i: usize) -> Result<(), StartError> {
+        let launched = self.launch_container(i)?;
+        self.release_container(i, launched)
+    }
+
+    /// Launch container `i` in the current sandbox: its bundle (fresh overlay upper dir,
+    /// config.json), then the init stage, which builds the container's root filesystem while
+    /// the caller goes on and waits at its start gate ([`Supervisor::release_container`]).
+    pub(super) fn launch_container(
+        &mut self,
+        i: usize,
+    ) -> Result<container::LaunchedInit, StartError> {
         let t0 = std::time::Instant::now();
         let key = self.record.key();
         self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let ip = self
             .record
-            .pod_ip()
+            .sandbox_ip()
             .map(|ip| ip.to_string())
             .unwrap_or_default();
         let host_ip = self.record.network_config.gateway().to_string();
@@ -133,7 +143,7 @@ impl Supervisor {
         };
         let pod_volumes = self.pod_volume_fds();
         let prepared = t0.elapsed();
-        let child = container::spawn_init(container::InitStart {
+        let launched = container::spawn_init(container::InitStart {
             container: &name,
             podrun: &self.podrun_binary,
             bundle: &bundle,
@@ -144,19 +154,38 @@ impl Supervisor {
             pod_volumes: &pod_volumes,
         })?;
         drop(pod_volumes);
-        tracing::debug!(container = %name, pid = child.id(), "container started");
         drop(placement);
         tracing::debug!(
             container = %name,
+            pid = launched.pid(),
             prepare_us = prepared.as_micros() as u64,
-            init_us = (t0.elapsed() - prepared).as_micros() as u64,
+            spawn_us = (t0.elapsed() - prepared).as_micros() as u64,
+            "container launched"
+        );
+        let c = &mut self.record.containers[i];
+        c.resolved = Some(process);
+        c.oom_kills_at_start = oom_kills_at_start;
+        Ok(launched)
+    }
+
+    /// Open container `i`'s start gate and wait until its process runs (or failed to start).
+    pub(super) fn release_container(
+        &mut self,
+        i: usize,
+        launched: container::LaunchedInit,
+    ) -> Result<(), StartError> {
+        let t0 = std::time::Instant::now();
+        let child = launched.release()?;
+        let name = self.record.containers[i].name.clone();
+        tracing::debug!(
+            container = %name,
+            pid = child.id(),
+            wait_us = t0.elapsed().as_micros() as u64,
             "container started"
         );
         let c = &mut self.record.containers[i];
         c.id = super::lifecycle::new_id();
         c.process = Some(ProcessId::of(child.id() as i32));
-        c.resolved = Some(process);
-        c.oom_kills_at_start = oom_kills_at_start;
         c.state = ContainerState::Running {
             started_at: Utc::now(),
         };

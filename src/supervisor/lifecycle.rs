@@ -43,14 +43,21 @@ fn random_id() -> String {
 }
 
 impl Supervisor {
-    /// First start: the sandbox, then every container in order. Any failure aborts the apply.
+    /// First start: the sandbox, then every container. Any failure aborts the apply.
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
         self.create_pod_cgroup()?;
         self.prepare_volumes()?;
-        self.start_sandbox(0)?;
+        self.create_sandbox(0)?;
         self.dns_event();
+        // The containers' init stages build their root filesystems while the network is wired;
+        // no container process runs before the sandbox is ready (their start gates).
+        let mut launched = Vec::new();
         for i in 0..self.record.containers.len() {
-            self.start_container(i)?;
+            launched.push(self.launch_container(i)?);
+        }
+        self.wire_sandbox()?;
+        for (i, init) in launched.into_iter().enumerate() {
+            self.release_container(i, init)?;
         }
         self.record.start_time.get_or_insert_with(Utc::now);
         self.update_phase();
@@ -58,8 +65,9 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Make sandbox `attempt`: every object is written to the record before it is created.
-    pub(super) fn start_sandbox(&mut self, attempt: u32) -> Result<(), StartError> {
+    /// Make sandbox `attempt` up to its address: pause, namespaces, netns pin, IP. Every object
+    /// is written to the record before it is created.
+    pub(super) fn create_sandbox(&mut self, attempt: u32) -> Result<(), StartError> {
         let key = self.record.key();
         let netns_path = self.record.netns_dir.join(key.netns_name());
         let host_veth = net::host_veth_name(&key.to_string());
@@ -127,15 +135,35 @@ impl Supervisor {
         sb.ip = Some(ip);
 
         tracing::debug!(%ip, "address reserved");
+        self.ns = Some(ns);
+        Ok(())
+    }
+
+    /// Wire the network of the sandbox [`Supervisor::create_sandbox`] made: veth, address,
+    /// routes, masquerade. The callers save once their containers are started too (the veth
+    /// name and the pin path were in the record before they were created).
+    pub(super) fn wire_sandbox(&mut self) -> Result<(), StartError> {
+        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        let sb = self.record.sandbox.as_ref().ok_or(StartError::PauseDied)?;
+        let ip = sb.ip.ok_or(StartError::PauseDied)?;
+        let host_veth = sb.host_veth.clone();
         let network = net::attach_pod(&self.record.network_config, ns.net(), &host_veth, ip)?;
-        let sb = self.record.sandbox.as_mut().expect("set above");
         tracing::debug!(veth = %host_veth, "network attached");
+        let sb = self.record.sandbox.as_mut().expect("checked above");
         sb.network = Some(network);
         sb.ready = true;
-        self.ns = Some(ns);
-        // The callers save once their containers are started too (the veth name and the pin
-        // path were in the record before they were created).
         Ok(())
+    }
+
+    /// A replacement sandbox could not be made: shown as the kubelet shows it, the pod fails.
+    fn sandbox_failed(&mut self, e: StartError) {
+        self.record.event(
+            "Warning",
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {e}"),
+        );
+        self.record.phase = Phase::Failed;
+        self.save();
     }
 
     /// Kill the pause and remove the sandbox network (containers must be stopped already).
@@ -189,6 +217,7 @@ impl Supervisor {
         let mut errors = self.stop_sandbox();
         tracing::debug!("sandbox removed");
         teardown::remove_cgroups(&self.record, &mut errors);
+        tracing::debug!("cgroups removed");
         teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
         tracing::debug!("state removed");
         if !errors.0.is_empty() {
@@ -231,14 +260,48 @@ impl Supervisor {
 
     /// Wait (reaping) until none of `pids` is alive, or `timeout`.
     pub(super) fn wait_for(&mut self, pids: &[i32], timeout: Duration) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
         let deadline = Instant::now() + timeout;
+        // A pidfd turns readable the moment its process exits: no polling interval to wait out.
+        let mut watched: Vec<std::os::fd::OwnedFd> = pids
+            .iter()
+            .filter_map(|&p| crate::sys::pidfd_open(p).ok())
+            .collect();
         loop {
             self.reap_quietly();
-            if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || Instant::now() >= deadline
-            {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || left.is_zero() {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            // Without pidfds (or once they all fired while a pid still shows): poll in 2 ms steps.
+            let step = if watched.is_empty() {
+                Duration::from_millis(2)
+            } else {
+                left
+            };
+            let wait = PollTimeout::try_from(step.min(left).as_millis().max(1) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let mut fds: Vec<PollFd> = watched
+                .iter()
+                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            if fds.is_empty() {
+                std::thread::sleep(step.min(left));
+                continue;
+            }
+            let _ = poll(&mut fds, wait);
+            let fired: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            let mut i = 0;
+            watched.retain(|_| {
+                let keep = !fired[i];
+                i += 1;
+                keep
+            });
         }
     }
 
@@ -285,22 +348,31 @@ impl Supervisor {
             .as_ref()
             .map(|s| s.attempt + 1)
             .unwrap_or(1);
-        if let Err(e) = self.start_sandbox(attempt) {
-            self.record.event(
-                "Warning",
-                "FailedCreatePodSandBox",
-                format!("Failed to create pod sandbox: {e}"),
-            );
-            self.record.phase = Phase::Failed;
-            self.save();
+        if let Err(e) = self.create_sandbox(attempt) {
+            self.sandbox_failed(e);
             return;
         }
+        let mut launched = Vec::new();
         for i in 0..self.record.containers.len() {
             if self.should_restart(i) {
                 self.record.containers[i].restart_count += 1;
-                if let Err(e) = self.start_container(i) {
-                    self.container_start_failed(i, e);
+                match self.launch_container(i) {
+                    Ok(init) => launched.push((i, init)),
+                    Err(e) => self.container_start_failed(i, e),
                 }
+            }
+        }
+        if let Err(e) = self.wire_sandbox() {
+            // The launched inits see their gates close and end; the next pause death or
+            // delete cleans up the rest.
+            drop(launched);
+            self.kill_all_containers();
+            self.sandbox_failed(e);
+            return;
+        }
+        for (i, init) in launched {
+            if let Err(e) = self.release_container(i, init) {
+                self.container_start_failed(i, e);
             }
         }
         self.update_phase();

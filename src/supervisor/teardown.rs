@@ -3,6 +3,8 @@
 //! when the supervisor itself is gone. Every step runs even if an earlier one failed, tolerates
 //! "already gone", and the failures are returned together.
 
+use std::time::Duration;
+
 use nix::sys::signal::Signal;
 
 use crate::net::{self, NetworkConfig, ipam::Ipam};
@@ -41,35 +43,35 @@ pub fn remove_sandbox(record: &PodRecord, sandbox: &SandboxRecord, errors: &mut 
     remove_sandbox_after(&record.network_config, sandbox, errors, || {});
 }
 
-/// As [`remove_sandbox`], running `stop_pause` (a graceful stop) first. The veth is deleted on
-/// a helper thread from the start: deleting a bridged veth costs the kernel ~20 ms of RCU
-/// grace periods, which this overlaps with stopping the pause and the other steps. The thread
-/// is joined before returning (the supervisor forks only while it is single-threaded).
+/// How long a dying pod network namespace may take to remove its veth before it is deleted.
+const NETNS_VETH_GRACE: Duration = Duration::from_millis(50);
+
+/// As [`remove_sandbox`], running `stop_pause` (a graceful stop) first. The veth goes with the
+/// network namespace once the pause is gone and the pin removed (see
+/// [`net::detach_pod_with_netns`]); the caller must have closed its namespace descriptors.
 pub fn remove_sandbox_after(
     network: &NetworkConfig,
     sandbox: &SandboxRecord,
     errors: &mut TeardownErrors,
     stop_pause: impl FnOnce(),
 ) {
-    std::thread::scope(|s| {
-        let veth = s.spawn(|| net::detach_pod(&sandbox.host_veth));
-        stop_pause();
-        if let Some(p) = sandbox.pause {
-            procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
-        }
-        tracing::debug!("pause killed");
-        if let Err(e) = Ipam::new(network).release(&sandbox.id) {
-            errors.push("release pod IP", e);
-        }
-        if let Err(e) = sandbox::unpin_netns(&sandbox.netns_path) {
-            errors.push("unpin netns", e);
-        }
-        match veth.join() {
-            Ok(Ok(())) => tracing::debug!("veth deleted"),
-            Ok(Err(e)) => errors.push("delete veth", e),
-            Err(_) => errors.push("delete veth", "helper thread panicked"),
-        }
-    });
+    stop_pause();
+    if let Some(p) = sandbox.pause {
+        procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
+    }
+    tracing::debug!("pause killed");
+    if let Err(e) = sandbox::unpin_netns(&sandbox.netns_path) {
+        errors.push("unpin netns", e);
+    }
+    tracing::debug!("netns unpinned");
+    match net::detach_pod_with_netns(&sandbox.host_veth, NETNS_VETH_GRACE) {
+        Ok(()) => tracing::debug!("veth deleted"),
+        Err(e) => errors.push("delete veth", e),
+    }
+    // After the veth: the address is not handed out again while the old pair still exists.
+    if let Err(e) = Ipam::new(network).release(&sandbox.id) {
+        errors.push("release pod IP", e);
+    }
 }
 
 /// Kill whatever is left in the pod's cgroups, then remove them (the shared parent stays).

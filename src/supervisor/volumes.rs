@@ -215,7 +215,7 @@ impl Supervisor {
     pub(super) fn write_pod_files(&self) -> Result<bool, std::io::Error> {
         let dir = self.store.pod_dir(&self.record.key());
         let plan = &self.record.plan;
-        let ip = self.record.pod_ip().map(|ip| ip.to_string());
+        let ip = self.record.sandbox_ip().map(|ip| ip.to_string());
         let hosts = podfiles::hosts(ip.as_deref(), &plan.hostname, &plan.host_aliases);
         write_in_place(&dir.join("etc-hosts"), &hosts)?;
         write_in_place(&dir.join("hostname"), &podfiles::hostname(&plan.hostname))?;

@@ -1,0 +1,259 @@
+//! Reading podrun's nftables table straight from the kernel over nfnetlink: one table lookup and
+//! one rule dump take ~0.1 ms, where starting `nft -j list table` takes several milliseconds (it
+//! was most of a pod's network wiring). Changes still go through `nft` (the `nftables` crate),
+//! which only runs when the masquerade rule is missing or the last pod leaves.
+//!
+//! Messages (include/uapi/linux/netfilter/nf_tables.h): a `nlmsghdr` whose type is
+//! `NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_*`, a 4-byte `nfgenmsg` (family, version, res_id), then
+//! netlink attributes. A rule's comment lives in `NFTA_RULE_USERDATA` as libnftnl's TLV
+//! `NFTNL_UDATA_RULE_COMMENT` (type 0, one length byte, NUL-terminated text).
+
+use std::io;
+
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFPROTO_INET: u8 = 1;
+
+const NFTA_TABLE_NAME: u16 = 1;
+const NFTA_RULE_TABLE: u16 = 1;
+const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
+const NFTA_RULE_USERDATA: u16 = 7;
+const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+const HEADER_LEN: usize = 16;
+const NFGENMSG_LEN: usize = 4;
+
+/// One rule of the table, as far as podrun needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleInfo {
+    pub chain: String,
+    pub handle: u64,
+    pub comment: Option<String>,
+}
+
+/// Every rule of table `inet <table>`, or `None` when the table does not exist.
+pub(crate) fn list_inet_rules(table: &str) -> io::Result<Option<Vec<RuleInfo>>> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let name_attr = attribute(NFTA_TABLE_NAME, &nul_terminated(table));
+    socket.send(&request(NFT_MSG_GETTABLE, NLM_F_REQUEST, 1, &name_attr), 0)?;
+    // The table's NEWTABLE message, or an NLMSG_ERROR (ENOENT when there is no such table).
+    match read_replies(&socket, |_, _| Ok(Flow::Done)) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+        other => other?,
+    }
+    let table_attr = attribute(NFTA_RULE_TABLE, &nul_terminated(table));
+    socket.send(
+        &request(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 2, &table_attr),
+        0,
+    )?;
+    let mut rules = Vec::new();
+    read_replies(&socket, |kind, payload| {
+        match kind {
+            NLMSG_DONE => return Ok(Flow::Done),
+            k if k == (NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWRULE) => {
+                if let Some(rule) = parse_rule(payload) {
+                    rules.push(rule);
+                }
+            }
+            _ => {}
+        }
+        Ok(Flow::More)
+    })?;
+    Ok(Some(rules))
+}
+
+enum Flow {
+    More,
+    Done,
+}
+
+/// Receive datagrams and hand each message (type, payload after the header) to `each` until it
+/// says done; an NLMSG_ERROR with a non-zero code becomes that errno.
+fn read_replies(
+    socket: &Socket,
+    mut each: impl FnMut(u16, &[u8]) -> io::Result<Flow>,
+) -> io::Result<()> {
+    loop {
+        let (buf, _) = socket.recv_from_full()?;
+        let mut rest = &buf[..];
+        while rest.len() >= HEADER_LEN {
+            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+            let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
+            if len < HEADER_LEN || len > rest.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "truncated netlink message",
+                ));
+            }
+            let payload = &rest[HEADER_LEN..len];
+            if kind == NLMSG_ERROR {
+                let code = payload
+                    .get(0..4)
+                    .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+                    .unwrap_or(0);
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                return Ok(());
+            }
+            if let Flow::Done = each(kind, payload)? {
+                return Ok(());
+            }
+            rest = &rest[align(len).min(rest.len())..];
+        }
+    }
+}
+
+/// A rule message's payload (after the netlink header): chain, handle, comment.
+fn parse_rule(payload: &[u8]) -> Option<RuleInfo> {
+    let mut chain = None;
+    let mut handle = None;
+    let mut comment = None;
+    for (kind, value) in attributes(payload.get(NFGENMSG_LEN..)?) {
+        match kind {
+            NFTA_RULE_CHAIN => chain = Some(c_string(value)),
+            NFTA_RULE_HANDLE => handle = Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?)),
+            NFTA_RULE_USERDATA => comment = rule_comment(value),
+            _ => {}
+        }
+    }
+    Some(RuleInfo {
+        chain: chain?,
+        handle: handle?,
+        comment,
+    })
+}
+
+/// The comment TLV of a rule's user data.
+fn rule_comment(mut udata: &[u8]) -> Option<String> {
+    while udata.len() >= 2 {
+        let (kind, len) = (udata[0], udata[1] as usize);
+        let value = udata.get(2..2 + len)?;
+        if kind == NFTNL_UDATA_RULE_COMMENT {
+            return Some(c_string(value));
+        }
+        udata = &udata[2 + len..];
+    }
+    None
+}
+
+fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if data.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
+        let kind = u16::from_ne_bytes([data[2], data[3]]) & NLA_TYPE_MASK;
+        if len < 4 || len > data.len() {
+            return None;
+        }
+        let value = &data[4..len];
+        data = &data[align(len).min(data.len())..];
+        Some((kind, value))
+    })
+}
+
+fn c_string(value: &[u8]) -> String {
+    let end = value.iter().position(|b| *b == 0).unwrap_or(value.len());
+    String::from_utf8_lossy(&value[..end]).into_owned()
+}
+
+fn nul_terminated(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
+    let len = 4 + value.len();
+    let mut out = Vec::with_capacity(align(len));
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(value);
+    out.resize(align(len), 0);
+    out
+}
+
+fn request(msg: u16, flags: u16, seq: u32, attrs: &[u8]) -> Vec<u8> {
+    let len = HEADER_LEN + NFGENMSG_LEN + attrs.len();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&(NFNL_SUBSYS_NFTABLES << 8 | msg).to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]);
+    out.extend_from_slice(attrs);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_round_trip_with_padding() {
+        let mut data = attribute(NFTA_RULE_CHAIN, b"post\0");
+        data.extend(attribute(NFTA_RULE_HANDLE, &7u64.to_be_bytes()));
+        let parsed: Vec<_> = attributes(&data).collect();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], (NFTA_RULE_CHAIN, &b"post\0"[..]));
+        assert_eq!(parsed[1].0, NFTA_RULE_HANDLE);
+    }
+
+    #[test]
+    fn rule_message_gives_chain_handle_and_comment() {
+        let comment = b"podrun network podrun0 10.244.0.0/24\0";
+        let mut udata = vec![NFTNL_UDATA_RULE_COMMENT, comment.len() as u8];
+        udata.extend_from_slice(comment);
+        let mut payload = vec![NFPROTO_INET, 0, 0, 0];
+        payload.extend(attribute(NFTA_RULE_TABLE, b"podrun\0"));
+        payload.extend(attribute(NFTA_RULE_CHAIN, b"postrouting\0"));
+        payload.extend(attribute(NFTA_RULE_HANDLE, &42u64.to_be_bytes()));
+        payload.extend(attribute(NFTA_RULE_USERDATA, &udata));
+        assert_eq!(
+            parse_rule(&payload),
+            Some(RuleInfo {
+                chain: "postrouting".into(),
+                handle: 42,
+                comment: Some("podrun network podrun0 10.244.0.0/24".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn rule_without_comment_has_none() {
+        let mut payload = vec![NFPROTO_INET, 0, 0, 0];
+        payload.extend(attribute(NFTA_RULE_CHAIN, b"c\0"));
+        payload.extend(attribute(NFTA_RULE_HANDLE, &1u64.to_be_bytes()));
+        assert_eq!(parse_rule(&payload).unwrap().comment, None);
+    }
+
+    #[test]
+    fn request_header_carries_subsystem_and_length() {
+        let msg = request(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, 9, &[0; 8]);
+        assert_eq!(msg.len(), 28);
+        assert_eq!(u32::from_ne_bytes(msg[0..4].try_into().unwrap()), 28);
+        assert_eq!(
+            u16::from_ne_bytes(msg[4..6].try_into().unwrap()),
+            (10 << 8) | 7
+        );
+        assert_eq!(msg[16], NFPROTO_INET);
+    }
+}
