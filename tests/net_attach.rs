@@ -232,8 +232,8 @@ fn attach_two_pods_connect_and_teardown() {
         for (key, _) in [("default/a", 0), ("default/b", 1)] {
             assert_eq!(ipam.release(key).unwrap().len(), 1);
         }
-        net::teardown_network(&cfg).unwrap();
-        net::teardown_network(&cfg).unwrap(); // idempotent
+        net::teardown_network(&cfg, None).unwrap();
+        net::teardown_network(&cfg, None).unwrap(); // idempotent
 
         let links = json(&["ip", "-j", "link", "show"]);
         let names: Vec<_> = links
@@ -286,19 +286,25 @@ fn teardown_keeps_bridge_with_ports_and_foreign_rules() {
         .unwrap();
 
         // The bridge still has a port: it stays; our rule goes, the other network's stays.
-        net::teardown_network(&cfg).unwrap();
+        net::teardown_network(&cfg, None).unwrap();
         assert!(net::inspect_bridge("podrun0").unwrap().is_some());
         assert!(!net::masquerade_present(&cfg).unwrap());
         assert!(net::masquerade_present(&other).unwrap());
 
         net::detach_pod("vethtest0").unwrap();
-        net::teardown_network(&cfg).unwrap();
+        net::teardown_network(&cfg, None).unwrap();
         assert!(net::inspect_bridge("podrun0").unwrap().is_none());
         assert!(net::inspect_bridge("podrun1").unwrap().is_some());
 
-        net::detach_pod("vethtest1").unwrap();
-        net::teardown_network(&other).unwrap();
+        // A port named as leaving (the last pod's own veth, going with its sandbox) does not
+        // keep the bridge; the veth is detached and stays until its owner removes it.
+        net::teardown_network(&other, Some("vethtest-x")).unwrap();
+        assert!(net::inspect_bridge("podrun1").unwrap().is_some());
+        net::teardown_network(&other, Some("vethtest1")).unwrap();
         assert!(net::inspect_bridge("podrun1").unwrap().is_none());
+        let veth = net::inspect_host_veth("vethtest1").unwrap().expect("veth kept");
+        assert_eq!(veth.master, None);
+        net::detach_pod("vethtest1").unwrap();
         assert!(
             !run(&["nft", "list", "table", "inet", "podrun"])
                 .status
@@ -335,7 +341,7 @@ fn non_bridge_with_the_bridge_name_is_an_error() {
             "podrun0 already exists but is not a bridge"
         );
         // teardown must not delete a device that is not a bridge it made.
-        net::teardown_network(&cfg).unwrap();
+        net::teardown_network(&cfg, None).unwrap();
         assert!(run(&["ip", "link", "show", "podrun0"]).status.success());
     });
 }
@@ -386,7 +392,7 @@ fn concurrent_attaches_share_one_bridge() {
         for (_, pn) in &pods {
             net::detach_pod(&pn.host_veth).unwrap();
         }
-        net::teardown_network(&cfg).unwrap();
+        net::teardown_network(&cfg, None).unwrap();
         assert!(net::inspect_bridge("podrun0").unwrap().is_none());
         assert!(!net::masquerade_present(&cfg).unwrap());
     });
@@ -428,7 +434,7 @@ fn bench_attach_detach() {
             detach.push(t.elapsed());
         }
         let t = Instant::now();
-        net::teardown_network(&cfg).unwrap();
+        net::teardown_network(&cfg, None).unwrap();
         let teardown = t.elapsed();
         println!(
             "attach_pod: first {:?}, median {:?}, max {:?}",

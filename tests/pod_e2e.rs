@@ -296,6 +296,68 @@ fn delete_leaves_nothing_behind() {
     node.assert_clean();
 }
 
+#[test]
+fn containers_start_only_once_the_pod_network_is_wired() {
+    require_root!();
+    let node = Node::new();
+    // Init stages build root filesystems while the network is wired, but the container's own
+    // process starts only after: its first look finds eth0 addressed, the default route and
+    // the pod IP in /etc/hosts (restartPolicy Never: a miss would show as a failed pod).
+    let f = write(
+        &node,
+        "wired.yaml",
+        r#"{apiVersion: v1, kind: Pod, metadata: {name: wired}, spec: {restartPolicy: Never,
+  containers: [{name: c, image: podrun.local/debug:1,
+    env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}],
+    command: [sh, -c, 'ip -4 -o addr show eth0 | grep -q "inet $POD_IP/" && ip route | grep -q "^default via" && grep -q "^$POD_IP" /etc/hosts || exit 7; echo wired; exec sleep 1000']}]}}"#,
+    );
+    node.podrun(&["apply", "-f", &f]).ok();
+    let r = node.eventually(
+        &format!(
+            "PODRUN_ROOT={} {} logs wired | grep -q wired",
+            node.root.path().display(),
+            common::PODRUN
+        ),
+        WAIT,
+    );
+    assert_eq!(r.code, 0, "{}", node.podrun(&["logs", "wired"]).stdout);
+    let pod = node.pod_json("wired");
+    assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+    node.podrun(&["delete", "wired", "--now"]).ok();
+    node.assert_clean();
+}
+
+#[test]
+fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    let veth = node.inspect("sidecar")["network"]["hostVeth"]
+        .as_str()
+        .map(str::to_owned);
+    // As a user's `ip netns exec sidecar bash` left open: the namespace outlives the pause, so
+    // its veth does not go with it and delete must remove it itself.
+    let holder: i32 = node
+        .sh("ip netns exec sidecar sleep 60 >/dev/null 2>&1 & echo $!")
+        .ok()
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    let links = node.links();
+    assert!(
+        links.iter().all(|l| !l.starts_with("veth")),
+        "veth {veth:?} left: {links:?}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = node.eventually(&format!("! kill -0 {holder} 2>/dev/null"), WAIT);
+    node.assert_clean();
+}
+
 fn write(node: &Node, name: &str, text: &str) -> String {
     let p = node.root.path().join(name);
     std::fs::write(&p, text).unwrap();

@@ -276,7 +276,7 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
             }
         }
         Finding::NodeNetwork { .. } => {
-            net::teardown_network(&cfg.network()).map_err(|e| e.to_string())
+            net::teardown_network(&cfg.network(), None).map_err(|e| e.to_string())
         }
         Finding::UnknownPin { .. } | Finding::LostSupervisor { .. } => Ok(()),
     }

@@ -149,7 +149,11 @@ pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ip
 }
 
 /// Delete the bridge if it exists, is a bridge and has no ports. Idempotent.
-pub(crate) async fn delete_if_unused(handle: &Handle, name: &str) -> Result<(), NetError> {
+pub(crate) async fn delete_if_unused(
+    handle: &Handle,
+    name: &str,
+    leaving_port: Option<&str>,
+) -> Result<(), NetError> {
     let Some(link) = link_by_name(handle, name)
         .await
         .map_err(|source| NetError::GetLink {
@@ -167,7 +171,10 @@ pub(crate) async fn delete_if_unused(handle: &Handle, name: &str) -> Result<(), 
     let links = all_links(handle)
         .await
         .map_err(|source| NetError::ListLinks { source })?;
-    if links.iter().any(|l| link_controller(l) == Some(index)) {
+    if links.iter().any(|l| {
+        link_controller(l) == Some(index)
+            && (leaving_port.is_none() || link_name(l).as_deref() != leaving_port)
+    }) {
         return Ok(());
     }
     match handle.link().del(index).execute().await {

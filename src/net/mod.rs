@@ -189,9 +189,10 @@ pub fn detach_pod_with_netns(host_veth: &str, grace: std::time::Duration) -> Res
 }
 
 /// When no pod uses the network any more: remove podrun's masquerade rule for this cidr (and
-/// podrun's nft table when it is empty) and delete the bridge if it has no ports left.
-/// Idempotent and best-effort: every step runs, all failures are returned.
-pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
+/// podrun's nft table when it is empty) and delete the bridge if it has no ports left but
+/// `leaving_port` (the last pod's own veth, which goes with its sandbox). Idempotent and
+/// best-effort: every step runs, all failures are returned.
+pub fn teardown_network(cfg: &NetworkConfig, leaving_port: Option<&str>) -> Result<(), NetError> {
     // Without the lock (unwritable state dir) the steps still run: best-effort.
     let (lock, mut errors) = match firewall::lock(cfg) {
         Ok(lock) => (lock, Vec::new()),
@@ -202,7 +203,7 @@ pub fn teardown_network(cfg: &NetworkConfig) -> Result<(), NetError> {
     let (firewall, bridge) = std::thread::scope(|s| {
         let firewall = s.spawn(|| firewall::remove_masquerade(cfg, &lock));
         let bridge = netlink::block_on_host(|handle| async move {
-            bridge::delete_if_unused(&handle, &cfg.bridge).await
+            bridge::delete_if_unused(&handle, &cfg.bridge, leaving_port).await
         });
         (firewall.join(), bridge)
     });

@@ -105,25 +105,39 @@ fn remove_cgroup_parent(record: &PodRecord) {
 /// Remove the pod's state, then the node network if no other pod uses it (bridge, nft rule).
 pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut TeardownErrors) {
     let lock = store.lock();
+    remove_state(store, record, errors);
+    if !network_used_by_others(store, record)
+        && let Err(e) = net::teardown_network(&record.network_config, None)
+    {
+        errors.push("remove node network", e);
+    }
+    drop(lock);
+}
+
+/// Whether any other pod of this state root uses `record`'s bridge. Decisive only while the
+/// caller holds the root lock (an apply reserves its pods under it).
+pub fn network_used_by_others(store: &Store, record: &PodRecord) -> bool {
+    let key = record.key();
+    store
+        .list()
+        .iter()
+        .any(|r| r.key() != key && r.network_config.bridge == record.network_config.bridge)
+}
+
+/// Remove the pod's state, and the cgroup parent when no other pod uses it. The caller holds
+/// the root lock.
+pub fn remove_state(store: &Store, record: &PodRecord, errors: &mut TeardownErrors) {
     if let Err(e) = store.remove(&record.key()) {
         errors.push("remove state", e);
     }
-    let network = &record.network_config;
-    let others = store.list();
     let parent = record.cgroup.as_ref().map(|c| &c.parent);
-    if !others
+    if !store
+        .list()
         .iter()
         .any(|r| r.cgroup.as_ref().map(|c| &c.parent) == parent)
     {
         remove_cgroup_parent(record);
     }
-    let in_use = others
-        .iter()
-        .any(|r| r.network_config.bridge == network.bridge);
-    if !in_use && let Err(e) = net::teardown_network(network) {
-        errors.push("remove node network", e);
-    }
-    drop(lock);
 }
 
 /// Everything, from the record alone: for a pod whose supervisor is gone.
