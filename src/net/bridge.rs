@@ -173,7 +173,7 @@ pub(crate) async fn delete_if_unused(
         .map_err(|source| NetError::ListLinks { source })?;
     if links.iter().any(|l| {
         link_controller(l) == Some(index)
-            && (leaving_port.is_none() || link_name(l).as_deref() != leaving_port)
+            && (leaving_port.is_none() || link_name(l) != leaving_port)
     }) {
         return Ok(());
     }
