@@ -302,7 +302,9 @@ fn teardown_keeps_bridge_with_ports_and_foreign_rules() {
         assert!(net::inspect_bridge("podrun1").unwrap().is_some());
         net::teardown_network(&other, Some("vethtest1")).unwrap();
         assert!(net::inspect_bridge("podrun1").unwrap().is_none());
-        let veth = net::inspect_host_veth("vethtest1").unwrap().expect("veth kept");
+        let veth = net::inspect_host_veth("vethtest1")
+            .unwrap()
+            .expect("veth kept");
         assert_eq!(veth.master, None);
         net::detach_pod("vethtest1").unwrap();
         assert!(

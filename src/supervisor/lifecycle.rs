@@ -32,7 +32,12 @@ pub enum StartError {
     PauseLog(std::io::Error),
     #[error("volume {name}: {message}")]
     Volume { name: String, message: String },
+    #[error("wire the pod network: {0}")]
+    Wiring(std::io::Error),
 }
+
+/// The pod network being wired on its thread ([`Supervisor::spawn_wiring`]).
+pub(super) struct Wiring(std::thread::JoinHandle<Result<net::PodNetwork, net::NetError>>);
 
 fn random_id() -> String {
     format!(
@@ -51,11 +56,19 @@ impl Supervisor {
         self.dns_event();
         // The containers' init stages build their root filesystems while the network is wired;
         // no container process runs before the sandbox is ready (their start gates).
+        let wiring = self.spawn_wiring()?;
         let mut launched = Vec::new();
         for i in 0..self.record.containers.len() {
-            launched.push(self.launch_container(i)?);
+            match self.launch_container(i) {
+                Ok(init) => launched.push(init),
+                Err(e) => {
+                    // Joined first, so the rollback finds (and removes) what it made.
+                    let _ = self.finish_wiring(wiring);
+                    return Err(e);
+                }
+            }
         }
-        self.wire_sandbox()?;
+        self.finish_wiring(wiring)?;
         for (i, init) in launched.into_iter().enumerate() {
             self.release_container(i, init)?;
         }
@@ -139,17 +152,36 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Wire the network of the sandbox [`Supervisor::create_sandbox`] made: veth, address,
-    /// routes, masquerade. The callers save once their containers are started too (the veth
-    /// name and the pin path were in the record before they were created).
-    pub(super) fn wire_sandbox(&mut self) -> Result<(), StartError> {
+    /// Start wiring the network of the sandbox [`Supervisor::create_sandbox`] made (veth,
+    /// address, routes, masquerade) on a thread: it needs only the namespace and the address,
+    /// so the containers can be launched meanwhile. [`Supervisor::finish_wiring`] joins it.
+    pub(super) fn spawn_wiring(&self) -> Result<Wiring, StartError> {
         let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let sb = self.record.sandbox.as_ref().ok_or(StartError::PauseDied)?;
         let ip = sb.ip.ok_or(StartError::PauseDied)?;
+        let netns = ns.net().try_clone_to_owned().map_err(StartError::Wiring)?;
         let host_veth = sb.host_veth.clone();
-        let network = net::attach_pod(&self.record.network_config, ns.net(), &host_veth, ip)?;
-        tracing::debug!(veth = %host_veth, "network attached");
-        let sb = self.record.sandbox.as_mut().expect("checked above");
+        let config = self.record.network_config.clone();
+        let thread = std::thread::Builder::new()
+            .name("wiring".into())
+            .spawn(move || {
+                use std::os::fd::AsFd;
+                net::attach_pod(&config, netns.as_fd(), &host_veth, ip)
+            })
+            .map_err(StartError::Wiring)?;
+        Ok(Wiring(thread))
+    }
+
+    /// Wait for the wiring and record the network; the sandbox is ready. The callers save once
+    /// their containers are started too (the veth name and the pin path were in the record
+    /// before they were created).
+    pub(super) fn finish_wiring(&mut self, wiring: Wiring) -> Result<(), StartError> {
+        let network = wiring
+            .0
+            .join()
+            .map_err(|_| StartError::Wiring(std::io::Error::other("wiring thread panicked")))??;
+        tracing::debug!(veth = %network.host_veth, "network attached");
+        let sb = self.record.sandbox.as_mut().ok_or(StartError::PauseDied)?;
         sb.network = Some(network);
         sb.ready = true;
         Ok(())
@@ -371,6 +403,13 @@ impl Supervisor {
             self.sandbox_failed(e);
             return;
         }
+        let wiring = match self.spawn_wiring() {
+            Ok(w) => w,
+            Err(e) => {
+                self.sandbox_failed(e);
+                return;
+            }
+        };
         let mut launched = Vec::new();
         for i in 0..self.record.containers.len() {
             if self.should_restart(i) {
@@ -381,7 +420,7 @@ impl Supervisor {
                 }
             }
         }
-        if let Err(e) = self.wire_sandbox() {
+        if let Err(e) = self.finish_wiring(wiring) {
             // The launched inits see their gates close and end; the next pause death or
             // delete cleans up the rest.
             drop(launched);
