@@ -315,6 +315,7 @@ impl Supervisor {
         use std::os::fd::AsFd;
         let deadline = Instant::now() + timeout;
         // A pidfd turns readable the moment its process exits: no polling interval to wait out.
+        // Fired ones are dropped from the set; without any left, wait in 2 ms steps.
         let mut watched: Vec<std::os::fd::OwnedFd> = pids
             .iter()
             .filter_map(|&p| crate::sys::pidfd_open(p).ok())
@@ -325,34 +326,24 @@ impl Supervisor {
             if pids.iter().all(|&p| !procfs::is_same_process(p, None)) || left.is_zero() {
                 return;
             }
-            // Without pidfds (or once they all fired while a pid still shows): poll in 2 ms steps.
-            let step = if watched.is_empty() {
-                Duration::from_millis(2)
-            } else {
-                left
-            };
-            let wait = PollTimeout::try_from(step.min(left).as_millis().max(1) as i32)
-                .unwrap_or(PollTimeout::MAX);
+            if watched.is_empty() {
+                std::thread::sleep(left.min(Duration::from_millis(2)));
+                continue;
+            }
             let mut fds: Vec<PollFd> = watched
                 .iter()
                 .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
                 .collect();
-            if fds.is_empty() {
-                std::thread::sleep(step.min(left));
-                continue;
-            }
+            let wait = PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
             let _ = poll(&mut fds, wait);
             let fired: Vec<bool> = fds
                 .iter()
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             drop(fds);
-            let mut i = 0;
-            watched.retain(|_| {
-                let keep = !fired[i];
-                i += 1;
-                keep
-            });
+            let mut fired = fired.into_iter();
+            watched.retain(|_| !fired.next().unwrap_or(false));
         }
     }
 
