@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --bins
-install -m 0755 target/release/podrun target/release/podrun-pause /usr/local/bin/
+install -m 0755 target/release/podrun target/release/podrun-pause target/release/podrun-init /usr/local/bin/
 PODRUN=/usr/local/bin/podrun rootfs/build.sh
 podrun delete sidecar --now --ignore-not-found >/dev/null 2>&1 || true
 set -x

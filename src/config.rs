@@ -54,9 +54,25 @@ pub fn pause_binary() -> PathBuf {
     exe.with_file_name("podrun-pause")
 }
 
-/// The podrun binary itself (for the hidden `__init` stage the supervisor execs).
+/// The podrun binary itself.
 pub fn podrun_binary() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
+/// How the supervisor runs a container's init stage: `podrun-init <bundle>` from next to the
+/// running podrun (a 3.5 MB program holding only the init: ~1.2 ms to start against ~2.4 ms for
+/// the whole CLI), else `podrun __init <bundle>`. `PODRUN_INIT` names another init program.
+pub fn init_command() -> (PathBuf, Vec<&'static str>) {
+    if let Some(p) = std::env::var_os("PODRUN_INIT") {
+        return (PathBuf::from(p), Vec::new());
+    }
+    let podrun = podrun_binary();
+    let init = podrun.with_file_name("podrun-init");
+    if init.is_file() {
+        (init, Vec::new())
+    } else {
+        (podrun, vec!["__init"])
+    }
 }
 
 /// This machine's hostname, the default node name.

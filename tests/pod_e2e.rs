@@ -358,6 +358,53 @@ fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
     node.assert_clean();
 }
 
+#[test]
+fn init_stage_runs_as_podrun_init_or_falls_back_to_podrun_itself() {
+    require_root!();
+    let node = Node::new();
+    // A podrun installed without podrun-init next to it runs `podrun __init` instead.
+    let alone = node.root.path().join("bin");
+    std::fs::create_dir(&alone).unwrap();
+    std::fs::copy(common::PODRUN, alone.join("podrun")).unwrap();
+    let pause = std::path::Path::new(common::PODRUN).with_file_name("podrun-pause");
+    assert!(
+        std::path::Path::new(common::PODRUN)
+            .with_file_name("podrun-init")
+            .is_file(),
+        "cargo builds podrun-init next to podrun"
+    );
+    let run = |args: &str| {
+        node.sh(&format!(
+            "PODRUN_ROOT={} PODRUN_POD_CIDR={} PODRUN_CGROUP_PARENT={} PODRUN_IMAGE_ROOT={} \
+             PODRUN_PAUSE={} {}/podrun {args}",
+            node.root.path().display(),
+            node.cidr,
+            node.cgroup_parent,
+            common::image_root().display(),
+            pause.display(),
+            alone.display()
+        ))
+    };
+    run(&format!(
+        "apply -f {}",
+        common::repo_file("pods/sidecar.yaml").display()
+    ))
+    .ok();
+    let ip = node.pod_ip("sidecar");
+    wait_for_web(&node, &ip);
+    let page = node
+        .exec(
+            "sidecar",
+            "curl-client",
+            &["curl", "-s", "http://127.0.0.1:80/"],
+        )
+        .ok()
+        .stdout;
+    assert!(page.contains(&ip), "{page}");
+    run("delete sidecar --now").ok();
+    node.assert_clean();
+}
+
 fn write(node: &Node, name: &str, text: &str) -> String {
     let p = node.root.path().join(name);
     std::fs::write(&p, text).unwrap();

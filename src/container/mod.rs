@@ -110,8 +110,8 @@ pub fn spawn_in_pid_ns<T: Send>(
 /// How to start one container run.
 pub struct InitStart<'a> {
     pub container: &'a str,
-    /// The podrun binary (`__init` is one of its hidden commands).
-    pub podrun: &'a Path,
+    /// The init stage's program and leading arguments (`podrun-init`, or `podrun __init`).
+    pub init: (&'a Path, &'a [&'static str]),
     /// `<pod dir>/<container>`, holding `config.json`.
     pub bundle: &'a Path,
     pub ns: &'a NamespaceFds,
@@ -160,7 +160,8 @@ impl LaunchedInit {
     }
 }
 
-/// Fork into the container's cgroup and the pod's namespaces and exec `podrun __init <bundle>`,
+/// Fork into the container's cgroup and the pod's namespaces and exec the init stage
+/// (`podrun-init <bundle>`, or `podrun __init <bundle>`),
 /// which builds the container's mount namespace and root filesystem at once (in parallel with
 /// whatever the caller does next: other containers, the pod network) and then waits at its
 /// start gate.
@@ -181,8 +182,8 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         listed.push(format!("{name}={}", 3 + pass.len()));
         pass.push(fd.as_raw_fd());
     }
-    let mut cmd = Command::new(start.podrun);
-    cmd.arg("__init")
+    let mut cmd = Command::new(start.init.0);
+    cmd.args(start.init.1)
         .arg(start.bundle)
         .env_clear()
         .env(init::SYNC_FD_ENV, "3")

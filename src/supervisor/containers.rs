@@ -145,7 +145,7 @@ impl Supervisor {
         let prepared = t0.elapsed();
         let launched = container::spawn_init(container::InitStart {
             container: &name,
-            podrun: &self.podrun_binary,
+            init: (&self.init_command.0, &self.init_command.1),
             bundle: &bundle,
             ns,
             pid_ns,
