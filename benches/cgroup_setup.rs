@@ -80,7 +80,7 @@ fn main() {
         "cgroup setup for the sidecar pod ({mode:?}, pod + pause + 2 containers), {runs} runs, medians:"
     );
     println!(
-        "  apply: create + write limits + open cgroup.procs: {:>7.3} ms",
+        "  apply: create + write limits + open placement files: {:>7.3} ms",
         ms(median(create))
     );
     println!(

@@ -18,7 +18,7 @@ podrun get pods -o wide
 IP=$(podrun get pod sidecar -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["podIP"])')
 for _ in $(seq 50); do curl -s --max-time 1 "http://$IP/hello" && break; sleep 0.1; done
 podrun exec sidecar -c curl-client -- curl -s http://127.0.0.1:80/
-podrun exec sidecar -c curl-client -- cat /etc/hosts /etc/podrun-image
+podrun exec sidecar -c curl-client -- cat /etc/hosts /etc/os-release
 podrun exec sidecar -c curl-client -- ps
 podrun exec sidecar -c curl-client -- grep CapEff /proc/1/status
 ip netns exec sidecar ip -br addr

@@ -94,6 +94,7 @@ fn environment_checks(cfg: &Config) -> Vec<Check> {
         ("cgroups", cgroups(cfg)),
         ("nftables", nft()),
         ("pause", pause()),
+        ("init", init()),
         ("ip_forward", ip_forward()),
         ("state root", state_root(cfg)),
         ("images", images(cfg)),
@@ -137,6 +138,23 @@ fn pause() -> std::result::Result<String, String> {
     } else {
         Err(format!("{} missing (set PODRUN_PAUSE)", p.display()))
     }
+}
+
+/// The containers' init stage: `podrun-init`, or the (slower to start) `podrun __init`.
+fn init() -> std::result::Result<String, String> {
+    let (program, args) = crate::config::init_command();
+    if args.is_empty() {
+        return if program.is_file() {
+            Ok(program.display().to_string())
+        } else {
+            Err(format!("{} missing (PODRUN_INIT)", program.display()))
+        };
+    }
+    Ok(format!(
+        "{} {} (no podrun-init next to it: each container start ~1 ms slower)",
+        program.display(),
+        args.join(" ")
+    ))
 }
 
 fn ip_forward() -> std::result::Result<String, String> {
