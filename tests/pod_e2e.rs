@@ -344,12 +344,18 @@ fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
         .trim()
         .parse()
         .unwrap();
+    assert!(
+        node.links().iter().any(|l| l.starts_with("veth")),
+        "no veth before the delete"
+    );
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     let links = node.links();
     assert!(
         links.iter().all(|l| !l.starts_with("veth")),
         "veth {veth:?} left: {links:?}"
     );
+    // The namespace itself lives on with its holder, but podrun's pin is gone.
+    assert!(node.sh("ls /run/netns").ok().stdout.trim().is_empty());
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(holder),
         nix::sys::signal::Signal::SIGKILL,
@@ -385,6 +391,11 @@ fn init_stage_runs_as_podrun_init_or_falls_back_to_podrun_itself() {
             alone.display()
         ))
     };
+    // Which program runs the init stage, as doctor reports it.
+    let doctor = node.podrun(&["doctor"]).stdout;
+    assert!(doctor.contains("/podrun-init"), "{doctor}");
+    let doctor = run("doctor").stdout;
+    assert!(doctor.contains("/bin/podrun __init"), "{doctor}");
     run(&format!(
         "apply -f {}",
         common::repo_file("pods/sidecar.yaml").display()

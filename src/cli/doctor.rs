@@ -142,18 +142,18 @@ fn pause() -> std::result::Result<String, String> {
 
 /// The containers' init stage: `podrun-init`, or the (slower to start) `podrun __init`.
 fn init() -> std::result::Result<String, String> {
-    let (program, args) = crate::config::init_command();
-    if args.is_empty() {
-        return if program.is_file() {
-            Ok(program.display().to_string())
+    let init = crate::config::init_program();
+    if init.args.is_empty() {
+        return if init.path.is_file() {
+            Ok(init.path.display().to_string())
         } else {
-            Err(format!("{} missing (PODRUN_INIT)", program.display()))
+            Err(format!("{} missing (PODRUN_INIT)", init.path.display()))
         };
     }
     Ok(format!(
         "{} {} (no podrun-init next to it: each container start ~1 ms slower)",
-        program.display(),
-        args.join(" ")
+        init.path.display(),
+        init.args.join(" ")
     ))
 }
 

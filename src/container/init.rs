@@ -416,6 +416,20 @@ fn mount_flags(options: &[String]) -> (MsFlags, Vec<String>) {
     (flags, data)
 }
 
+/// A recursive bind mount of `source` at `target`; `what` names it in the error.
+fn rbind(source: &Path, target: &Path, what: impl FnOnce() -> String) -> Result<()> {
+    ctx(
+        mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        ),
+        what,
+    )
+}
+
 fn remount_ro(target: &Path, flags: MsFlags) -> Result<()> {
     let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     ctx(
@@ -447,16 +461,9 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 let pod_dir = bundle.parent().unwrap_or(bundle);
                 let dir = pod_tmpfs_fallback_dir(pod_dir, name);
-                ctx(
-                    mount(
-                        Some(&dir),
-                        &target,
-                        None::<&str>,
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        None::<&str>,
-                    ),
-                    || format!("bind {} for pod volume {name}", dir.display()),
-                )?;
+                rbind(&dir, &target, || {
+                    format!("bind {} for pod volume {name}", dir.display())
+                })?;
             }
             Err(e) => return Err(format!("clone pod volume {name}: {e}")),
         }
@@ -475,16 +482,9 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
         } else {
             touch(&target)?;
         }
-        ctx(
-            mount(
-                Some(&source),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            ),
-            || format!("bind {} at {dest}", source.display()),
-        )?;
+        rbind(&source, &target, || {
+            format!("bind {} at {dest}", source.display())
+        })?;
         ctx(
             mount(
                 None::<&str>,
@@ -603,16 +603,7 @@ fn readonly_path(root: &Path, path: &str) -> Result<()> {
     if fs::symlink_metadata(&target).is_err() {
         return Ok(());
     }
-    ctx(
-        mount(
-            Some(&target),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        ),
-        || format!("bind {path}"),
-    )?;
+    rbind(&target, &target, || format!("bind {path}"))?;
     remount_ro(
         &target,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,

@@ -110,8 +110,8 @@ pub fn spawn_in_pid_ns<T: Send>(
 /// How to start one container run.
 pub struct InitStart<'a> {
     pub container: &'a str,
-    /// The init stage's program and leading arguments (`podrun-init`, or `podrun __init`).
-    pub init: (&'a Path, &'a [&'static str]),
+    /// The init stage's program (`podrun-init`, or `podrun __init`).
+    pub init: &'a crate::config::InitProgram,
     /// `<pod dir>/<container>`, holding `config.json`.
     pub bundle: &'a Path,
     pub ns: &'a NamespaceFds,
@@ -182,8 +182,8 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         listed.push(format!("{name}={}", 3 + pass.len()));
         pass.push(fd.as_raw_fd());
     }
-    let mut cmd = Command::new(start.init.0);
-    cmd.args(start.init.1)
+    let mut cmd = Command::new(&start.init.path);
+    cmd.args(&start.init.args)
         .arg(start.bundle)
         .env_clear()
         .env(init::SYNC_FD_ENV, "3")

@@ -145,7 +145,7 @@ impl Supervisor {
         let prepared = t0.elapsed();
         let launched = container::spawn_init(container::InitStart {
             container: &name,
-            init: (&self.init_command.0, &self.init_command.1),
+            init: &self.init_program,
             bundle: &bundle,
             ns,
             pid_ns,

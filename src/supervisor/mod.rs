@@ -44,8 +44,8 @@ pub struct Supervisor {
     stopping: bool,
     /// Pod-level tmpfs mounts (memory emptyDirs, /dev/shm), detached: never on the host.
     pod_volumes: Vec<(String, OwnedFd)>,
-    /// The init stage exec'd for every container: program and leading arguments.
-    init_command: (PathBuf, Vec<&'static str>),
+    /// The init stage exec'd for every container.
+    init_program: crate::config::InitProgram,
 }
 
 /// Entry point of `podrun __supervise`. `ready` gets one line: `ok` or `error: <message>`.
@@ -72,7 +72,7 @@ pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<Owned
         backoff_base: Duration::from_millis(backoff_ms),
         stopping: false,
         pod_volumes: Vec::new(),
-        init_command: crate::config::init_command(),
+        init_program: crate::config::init_program(),
     };
     let (wake_rx, wake_tx) = match UnixStream::pair() {
         Ok(p) => p,
