@@ -14,7 +14,7 @@ fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !cli.may_fork_supervisors())
         .init();
     match podrun::cli::run(cli) {
         Ok(code) => std::process::exit(code),

@@ -3,13 +3,11 @@
 //! If any pod fails, every pod this apply created is removed again.
 
 use std::io::BufRead;
-use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use chrono::Utc;
 
-use super::{CliError, Result, msg};
+use super::{Result, msg, start_supervisor};
 use crate::config::Config;
 use crate::container::image::{self, ContainerImage};
 use crate::spec::{self, Object, PodPlan, VolumeSource};
@@ -210,7 +208,7 @@ fn start_supervisors(
     let store = cfg.store();
     let spawned: Vec<_> = keys
         .iter()
-        .map(|k| (k.clone(), spawn_supervisor(cfg, &store, k)))
+        .map(|k| (k.clone(), start_supervisor::start(cfg, &store, k)))
         .collect();
     tracing::debug!("supervisors spawned");
     spawned
@@ -221,13 +219,13 @@ fn start_supervisors(
                     let _ = store.remove(&k);
                     Err(e.to_string())
                 }
-                Ok((mut child, ready)) => {
+                Ok(started) => {
                     let mut line = String::new();
-                    let _ = std::io::BufReader::new(ready).read_line(&mut line);
+                    let _ = std::io::BufReader::new(started.ready).read_line(&mut line);
                     match line.trim() {
                         "ok" => Ok(()),
                         other => {
-                            let _ = child.wait();
+                            let _ = nix::sys::wait::waitpid(started.pid, None);
                             let _ = store.remove(&k);
                             Err(other
                                 .strip_prefix("error: ")
@@ -240,33 +238,6 @@ fn start_supervisors(
             (k, result)
         })
         .collect()
-}
-
-fn spawn_supervisor(cfg: &Config, store: &Store, key: &PodKey) -> Result<(Child, std::fs::File)> {
-    let io = |context: &str| {
-        let context = context.to_owned();
-        move |source| CliError::Io { context, source }
-    };
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CliError::Io {
-        context: "pipe".into(),
-        source: e.into(),
-    })?;
-    let log =
-        std::fs::File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
-    let exe = std::env::current_exe().map_err(io("find podrun binary"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--root")
-        .arg(&cfg.root)
-        .arg("__supervise")
-        .arg(key.to_string())
-        .env("PODRUN_READY_FD", wr.as_raw_fd().to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(io("supervisor log"))?)
-        .stderr(log);
-    crate::sys::detach_before_exec(&mut cmd, wr.as_raw_fd());
-    let child = cmd.spawn().map_err(io("start supervisor"))?;
-    drop(wr);
-    Ok((child, std::fs::File::from(rd)))
 }
 
 fn print_created(store: &Store, headers: &[(String, usize)], keys: &[PodKey]) {

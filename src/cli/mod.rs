@@ -10,6 +10,7 @@ mod image;
 mod inspect;
 mod logs;
 pub mod pod_object;
+mod start_supervisor;
 mod table;
 mod top;
 
@@ -37,6 +38,12 @@ impl Cli {
     /// True for the hidden per-pod supervisor mode (it keeps its own signal dispositions).
     pub fn is_supervisor(&self) -> bool {
         matches!(self.command, Command::Supervise { .. })
+    }
+
+    /// True for verbs whose process may become a supervisor (`apply` forks them): their log
+    /// lines end up in a file, so no terminal colours.
+    pub fn may_fork_supervisors(&self) -> bool {
+        matches!(self.command, Command::Apply { .. })
     }
 }
 

@@ -108,10 +108,15 @@ fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
             let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let argv: Vec<String> = raw
+            let mut argv: Vec<String> = raw
                 .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
+            // A supervisor forked by apply and renamed setproctitle-style: one string.
+            if let [title] = argv.as_slice() {
+                argv = title.split(' ').map(str::to_owned).collect();
+            }
             let at = argv.iter().position(|a| a == "__supervise")?;
             let root_at = argv.iter().position(|a| a == "--root")?;
             let pod = argv.get(at + 1)?.clone();

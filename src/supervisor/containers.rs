@@ -76,8 +76,6 @@ impl Supervisor {
         let log_path = self.store.container_log(&key, &spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
 
-        self.write_pod_files()
-            .map_err(|e| setup_err(format!("write /etc files: {e}")))?;
         let pod_dir = self.store.pod_dir(&key);
         let bundle = pod_dir.join(&name);
         let layout = RootfsLayout::new(&bundle, &image.rootfs);

@@ -32,6 +32,8 @@ pub enum StartError {
     PauseLog(std::io::Error),
     #[error("volume {name}: {message}")]
     Volume { name: String, message: String },
+    #[error("write the pod's /etc files: {0}")]
+    PodFiles(std::io::Error),
     #[error("wire the pod network: {0}")]
     Wiring(std::io::Error),
 }
@@ -53,7 +55,6 @@ impl Supervisor {
         self.create_pod_cgroup()?;
         self.prepare_volumes()?;
         self.create_sandbox(0)?;
-        self.dns_event();
         // The containers' init stages build their root filesystems while the network is wired;
         // no container process runs before the sandbox is ready (their start gates).
         let wiring = self.spawn_wiring()?;
@@ -149,6 +150,16 @@ impl Supervisor {
 
         tracing::debug!(%ip, "address reserved");
         self.ns = Some(ns);
+        // /etc/hosts (with the pod IP), hostname and resolv.conf: once per sandbox, shared
+        // by its containers.
+        let dns_fallback = self.write_pod_files().map_err(StartError::PodFiles)?;
+        if attempt == 0 && dns_fallback {
+            self.record.event(
+                "Warning",
+                "MissingClusterDNS",
+                crate::container::podfiles::MISSING_CLUSTER_DNS.to_owned(),
+            );
+        }
         Ok(())
     }
 

@@ -210,8 +210,9 @@ impl Supervisor {
             .collect()
     }
 
-    /// (Re)write the pod's /etc/hosts, /etc/hostname and /etc/resolv.conf; hosts at every
-    /// container start, so the current sandbox IP is in it.
+    /// (Re)write the pod's /etc/hosts, /etc/hostname and /etc/resolv.conf, at every sandbox
+    /// creation (hosts names the sandbox's IP). True when the node's resolvers stand in for
+    /// the cluster DNS podrun does not have (the kubelet's MissingClusterDNS).
     pub(super) fn write_pod_files(&self) -> Result<bool, std::io::Error> {
         let dir = self.store.pod_dir(&self.record.key());
         let plan = &self.record.plan;
@@ -223,18 +224,6 @@ impl Supervisor {
         let (resolv, fallback) = podfiles::resolv_conf(&plan.dns, &host);
         write_in_place(&dir.join("resolv.conf"), &resolv)?;
         Ok(fallback)
-    }
-
-    /// The kubelet's `MissingClusterDNS` warning for ClusterFirst pods (podrun has no cluster
-    /// DNS, so they get the node's resolvers).
-    pub(super) fn dns_event(&mut self) {
-        if let Ok(true) = self.write_pod_files() {
-            self.record.event(
-                "Warning",
-                "MissingClusterDNS",
-                podfiles::MISSING_CLUSTER_DNS.to_owned(),
-            );
-        }
     }
 }
 

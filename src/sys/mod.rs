@@ -300,3 +300,159 @@ pub fn default_sigpipe() {
     // SAFETY: installing SIG_DFL runs no handler code; done once at start-up, before threads.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
+
+/// Number of threads of this process (`/proc/self/stat`, field 20); `None` if unreadable.
+pub fn thread_count() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// `fork(2)`, allowed only while this process has one thread: the child may then run any Rust
+/// code (allocate, lock, start threads), as after exec. `Ok(None)` in the child, `Ok(Some(pid))`
+/// in the parent; an error if the process has other threads or the fork failed.
+pub fn fork_single_threaded() -> io::Result<Option<nix::unistd::Pid>> {
+    if thread_count() != Some(1) {
+        return Err(io::Error::other("process has other threads"));
+    }
+    // SAFETY: with a single thread no lock can be held by a thread that does not exist in the
+    // child, so the child is as sound as the parent.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}
+
+/// Make `/proc/self/cmdline` (what `ps` shows) read `args`. With CAP_SYS_RESOURCE as
+/// systemd's `rename_process` does: the text lives in leaked heap memory named by
+/// `PR_SET_MM_ARG_START/END`, argv exact. Without it, as setproctitle(3) does (nginx,
+/// PostgreSQL, sshd): the text overwrites the original argument strings, and when it is longer,
+/// the environment strings after them (moved to the heap first); the kernel then shows it as
+/// one string, the arguments separated by spaces. For a single-threaded process only.
+pub fn set_cmdline(args: &[&std::ffi::OsStr]) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut text = Vec::new();
+    for a in args {
+        text.extend_from_slice(a.as_bytes());
+        text.push(0);
+    }
+    match name_heap_cmdline(text.clone()) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => overwrite_cmdline(text),
+        other => other,
+    }
+}
+
+fn name_heap_cmdline(text: Vec<u8>) -> io::Result<()> {
+    let text: &'static mut [u8] = Box::leak(text.into_boxed_slice());
+    let start = text.as_ptr() as libc::c_ulong;
+    let end = start + text.len() as libc::c_ulong;
+    let set = |what: libc::c_int, addr: libc::c_ulong| {
+        // SAFETY: PR_SET_MM only records the address range; the memory is leaked, so it stays
+        // valid for the life of the process.
+        let rc = unsafe { libc::prctl(libc::PR_SET_MM, what, addr, 0 as libc::c_ulong, 0) };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    if let Err(e) = set(libc::PR_SET_MM_ARG_START, start) {
+        if e.raw_os_error() == Some(libc::EPERM) {
+            return Err(e);
+        }
+        // The kernel wants start <= end at every step: when the old end lies below the new
+        // start, move the end first.
+        set(libc::PR_SET_MM_ARG_END, end)?;
+        set(libc::PR_SET_MM_ARG_START, start)?;
+    }
+    set(libc::PR_SET_MM_ARG_END, end)
+}
+
+unsafe extern "C" {
+    /// glibc's (and musl's) environment array, read by getenv(3).
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// The setproctitle(3) way; `text` holds the arguments, each followed by a NUL.
+fn overwrite_cmdline(mut text: Vec<u8>) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_comm = &stat[stat.rfind(')').ok_or_else(|| io::Error::other("bad stat"))? + 1..];
+    // Fields 48-51: arg_start, arg_end, env_start, env_end (field 3 is the first after comm).
+    let field = |n: usize| -> io::Result<usize> {
+        after_comm
+            .split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("/proc/self/stat has no field {n}")))
+    };
+    let (arg_start, arg_end) = (field(48)?, field(49)?);
+    let (env_start, env_end) = (field(50)?, field(51)?);
+    let area_end = if text.len() <= arg_end - arg_start {
+        arg_end
+    } else if env_start == arg_end && text.len() <= env_end - arg_start {
+        // Longer than the arguments: one string running into the environment strings, which
+        // get a copy on the heap first (getenv reads `environ`, not the strings' old home).
+        let last = text.len() - 1;
+        for b in &mut text[..last] {
+            if *b == 0 {
+                *b = b' ';
+            }
+        }
+        move_environment_to_heap()?;
+        env_end
+    } else {
+        return Err(io::Error::other("command line longer than the original one"));
+    };
+    // SAFETY: [arg_start, area_end) is this process's own argument (and environment) strings
+    // on its stack, writable; nothing reads them any more but the kernel for /proc.
+    unsafe {
+        let area = std::slice::from_raw_parts_mut(arg_start as *mut u8, area_end - arg_start);
+        area.fill(0);
+        area[..text.len()].copy_from_slice(&text);
+    }
+    Ok(())
+}
+
+fn move_environment_to_heap() -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut pointers: Vec<*mut libc::c_char> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let mut entry = k.as_bytes().to_vec();
+        entry.push(b'=');
+        entry.extend_from_slice(v.as_bytes());
+        let entry = std::ffi::CString::new(entry).map_err(io::Error::other)?;
+        pointers.push(entry.into_raw());
+    }
+    pointers.push(std::ptr::null_mut());
+    let pointers: &'static mut [*mut libc::c_char] = Box::leak(pointers.into_boxed_slice());
+    // SAFETY: single-threaded (the caller's contract): nobody reads `environ` meanwhile; the
+    // new array and its strings are leaked, so they live as long as the process.
+    unsafe { environ = pointers.as_mut_ptr() };
+    Ok(())
+}
+
+/// Become a daemon's session leader with stdin on /dev/null and stdout/stderr on `log`, and
+/// close every descriptor above stderr but `keep`. For a child right after
+/// [`fork_single_threaded`].
+pub fn daemonize_forked(log: std::fs::File, keep: RawFd) -> io::Result<()> {
+    nix::unistd::setsid()?;
+    let null = std::fs::File::open("/dev/null")?;
+    for (from, to) in [(null.as_raw_fd(), 0), (log.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+        // SAFETY: dup2(2) on descriptors this process owns; the result is checked.
+        if unsafe { libc::dup2(from, to) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    drop((null, log));
+    let close = |first: RawFd, last: RawFd| {
+        if first <= last {
+            // SAFETY: closes descriptors no live object of the child uses again: the forked
+            // CLI's objects are never used in the child, which exits without returning to them.
+            unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+        }
+    };
+    close(3, keep - 1);
+    close(keep + 1, RawFd::MAX);
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Start one pod's supervisor for `apply`, detached (its own session, stdout/stderr in
+//! `<pod dir>/supervisor.log`), with a pipe on which it reports `ok` or `error: ...`.
+//!
+//! The supervisor is forked from the CLI itself: a second exec of the podrun binary (loading,
+//! relocating, parsing the command line again) cost ~2 ms of each apply. The child renames
+//! itself to the command it stands for, `podrun --root ROOT __supervise KEY`, so `ps` and
+//! `podrun doctor` see the same process as before. When the CLI has other threads (fork would
+//! not be safe) or the rename is refused (no CAP_SYS_RESOURCE), that command is exec'd instead.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::unistd::Pid;
+
+use super::{CliError, Result};
+use crate::config::{self, Config};
+use crate::state::{PodKey, Store};
+
+/// A started supervisor: its pid (a child of the CLI until the CLI exits) and the read end of
+/// its report pipe.
+pub struct StartedSupervisor {
+    pub pid: Pid,
+    pub ready: File,
+}
+
+pub fn start(cfg: &Config, store: &Store, key: &PodKey) -> Result<StartedSupervisor> {
+    let io = |context: &'static str| move |source| CliError::Io {
+        context: context.to_owned(),
+        source,
+    };
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| io("pipe")(e.into()))?;
+    let log = File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
+    let exe = config::podrun_binary();
+    let args = supervise_args(cfg, key);
+    // Anything buffered now would be written again by the child.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let pid = match crate::sys::fork_single_threaded() {
+        Ok(Some(pid)) => pid,
+        Ok(None) => become_supervisor(store, key, log, wr, &exe, &args),
+        Err(_) => {
+            let mut cmd = supervise_command(&exe, &args, &wr);
+            cmd.stdin(Stdio::null())
+                .stdout(log.try_clone().map_err(io("supervisor log"))?)
+                .stderr(log);
+            crate::sys::detach_before_exec(&mut cmd, wr.as_raw_fd());
+            let child = cmd.spawn().map_err(io("start supervisor"))?;
+            Pid::from_raw(child.id() as i32)
+        }
+    };
+    drop(wr);
+    Ok(StartedSupervisor {
+        pid,
+        ready: File::from(rd),
+    })
+}
+
+/// `--root ROOT __supervise KEY`: the supervisor's command line after the program name.
+fn supervise_args(cfg: &Config, key: &PodKey) -> Vec<std::ffi::OsString> {
+    vec![
+        "--root".into(),
+        cfg.root.clone().into_os_string(),
+        "__supervise".into(),
+        key.to_string().into(),
+    ]
+}
+
+fn supervise_command(exe: &std::path::Path, args: &[std::ffi::OsString], ready: &OwnedFd) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .env("PODRUN_READY_FD", ready.as_raw_fd().to_string());
+    cmd
+}
+
+/// The forked child: detach, take the supervisor's name and run it; never returns.
+fn become_supervisor(
+    store: &Store,
+    key: &PodKey,
+    log: File,
+    ready: OwnedFd,
+    exe: &std::path::Path,
+    args: &[std::ffi::OsString],
+) -> ! {
+    if let Err(e) = crate::sys::daemonize_forked(log, ready.as_raw_fd()) {
+        report_and_exit(ready, &format!("detach supervisor: {e}"));
+    }
+    let mut cmdline: Vec<&OsStr> = vec![exe.as_os_str()];
+    cmdline.extend(args.iter().map(|a| a.as_os_str()));
+    if let Err(e) = crate::sys::set_cmdline(&cmdline) {
+        tracing::debug!(error = %e, "cannot rename the forked supervisor; exec'ing it");
+        let _ = nix::fcntl::fcntl(&ready, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let err = supervise_command(exe, args, &ready).exec();
+        report_and_exit(ready, &format!("start supervisor: {err}"));
+    }
+    let code = crate::supervisor::run(store.clone(), key.clone(), config::pause_binary(), Some(ready));
+    std::process::exit(code)
+}
+
+fn report_and_exit(ready: OwnedFd, message: &str) -> ! {
+    let _ = std::io::Write::write_all(&mut File::from(ready), format!("error: {message}\n").as_bytes());
+    std::process::exit(1)
+}
