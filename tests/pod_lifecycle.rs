@@ -261,6 +261,60 @@ fn lost_state_root_leftovers_are_found_and_removed() {
     node.assert_clean();
 }
 
+/// The supervisor `apply` forks is named like the command it stands for (`ps` shows
+/// `podrun --root ROOT __supervise NAMESPACE/NAME`), whether or not the host lets it rename
+/// itself through PR_SET_MM; reads its environment after the rename (the back-off base); and
+/// `doctor` finds it by that name once its record is gone, and `--fix` ends it.
+#[test]
+fn supervisor_is_named_for_ps_and_found_by_doctor() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("crash.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'exit 1']}]}}").unwrap();
+    node.podrun_env(
+        &["apply", "-f", f.to_str().unwrap()],
+        &[("PODRUN_BACKOFF_BASE_MS", "100")],
+    )
+    .ok();
+    let supervisor = node.inspect("crash")["supervisor"]["pid"].as_i64().unwrap() as i32;
+    let title = common::cmdline(supervisor);
+    let expected = format!(
+        "--root {} __supervise default/crash",
+        node.root.path().display()
+    );
+    assert!(title.contains(&expected), "supervisor shows as {title:?}");
+    assert!(title.starts_with(common::PODRUN), "{title:?}");
+    // A 100 ms back-off base: restarts come quickly only if the renamed supervisor still reads
+    // its environment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let restarts = || pod_json(&node, "crash")["status"]["containerStatuses"][0]["restartCount"]
+        .as_u64()
+        .unwrap_or(0);
+    while restarts() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(restarts() >= 2, "no quick restarts: the back-off base was not read");
+
+    let pods = node.root.path().join("pods");
+    let aside = node.root.path().join("pods.aside");
+    std::fs::rename(&pods, &aside).unwrap();
+    let report = node.podrun(&["doctor"]);
+    assert!(
+        report.stdout.lines().any(|l| l.starts_with("process")
+            && l.contains(&format!("supervisor pid {supervisor} of pod default/crash"))),
+        "doctor does not list the supervisor:\n{}",
+        report.stdout
+    );
+    node.podrun(&["doctor", "--fix"]).ok();
+    let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "supervisor still runs: {stat}"
+    );
+    std::fs::remove_dir_all(&aside).unwrap();
+    node.assert_clean();
+}
+
 /// `-n` with a manifest places a pod that names no namespace (kubectl's rule), `delete -n -f`
 /// finds it there, and a manifest naming another namespace is refused before anything is made.
 #[test]
