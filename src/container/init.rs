@@ -232,6 +232,8 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
         mount(Some("tmpfs"), target, Some("tmpfs"), base, Some("mode=755")),
         || format!("mount tmpfs at {}", target.display()),
     )?;
+    // Read once: every read renders the whole mount table again (~0.2 ms on a v1 host).
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for e in fs::read_dir(host).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
@@ -245,7 +247,7 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
             continue;
         }
         // A v1 hierarchy's options name its controllers (or `name=systemd`); `unified` is v2.
-        let Some((fstype, options)) = v1_hierarchy(&path) else {
+        let Some((fstype, options)) = v1_hierarchy(&mountinfo, &path) else {
             continue;
         };
         let dest = target.join(&name);
@@ -268,9 +270,9 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
     Ok(())
 }
 
-/// The filesystem type and controller options of the cgroup mounted at `path` (from mountinfo).
-fn v1_hierarchy(path: &Path) -> Option<(String, String)> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+/// The filesystem type and controller options of the cgroup mounted at `path`, from the text
+/// of `/proc/self/mountinfo`.
+fn v1_hierarchy(info: &str, path: &Path) -> Option<(String, String)> {
     let want = path.to_string_lossy();
     info.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
