@@ -129,7 +129,8 @@ pub struct LaunchedInit {
     container: String,
     child: Child,
     sync: File,
-    gate: File,
+    /// Write end of the start gate; `None` once opened.
+    gate: Option<File>,
 }
 
 impl LaunchedInit {
@@ -137,19 +138,26 @@ impl LaunchedInit {
         self.child.id()
     }
 
+    /// Let the init exec the container's process as soon as its root filesystem is ready,
+    /// without waiting for it (several containers' gates can open at once).
+    pub fn open_gate(&mut self) {
+        // An init that already failed has closed its end: its reason is on the sync pipe.
+        if let Some(mut gate) = self.gate.take() {
+            let _ = gate.write_all(&[init::GATE_OPEN]);
+        }
+    }
+
     /// Open the gate, then wait on the sync pipe until the init has exec'd the container's
     /// process (EOF) or reported why it could not (then the init is reaped and the reason
     /// returned).
-    pub fn release(self) -> Result<Child, ContainerError> {
+    pub fn release(mut self) -> Result<Child, ContainerError> {
+        self.open_gate();
         let LaunchedInit {
             container,
             mut child,
             mut sync,
-            mut gate,
+            ..
         } = self;
-        // An init that already failed has closed its end: its reason is on the sync pipe.
-        let _ = gate.write_all(&[init::GATE_OPEN]);
-        drop(gate);
         let mut message = String::new();
         let _ = sync.read_to_string(&mut message);
         if !message.is_empty() {
@@ -210,6 +218,6 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         container: name.to_owned(),
         child,
         sync: File::from(sync_rx),
-        gate: File::from(gate_tx),
+        gate: Some(File::from(gate_tx)),
     })
 }

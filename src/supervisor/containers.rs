@@ -27,6 +27,28 @@ impl Supervisor {
         self.release_container(i, launched)
     }
 
+    /// Write the bundle and overlay directories of containers `which` into the record, saved
+    /// once, before any of them is made (launching each would save the record again).
+    pub(super) fn record_bundles(&mut self, which: impl IntoIterator<Item = usize>) {
+        let pod_dir = self.store.pod_dir(&self.record.key());
+        let mut changed = false;
+        for i in which {
+            let c = &mut self.record.containers[i];
+            let Some(image) = &c.image_config else {
+                continue;
+            };
+            let (bundle, layout) = bundle_of(&pod_dir, &c.name, &image.rootfs);
+            if c.rootfs.as_ref() != Some(&layout) {
+                c.bundle = Some(bundle);
+                c.rootfs = Some(layout);
+                changed = true;
+            }
+        }
+        if changed {
+            self.save();
+        }
+    }
+
     /// Launch container `i` in the current sandbox: its bundle (fresh overlay upper dir,
     /// config.json), then the init stage, which builds the container's root filesystem while
     /// the caller goes on and waits at its start gate ([`Supervisor::release_container`]).
@@ -77,12 +99,14 @@ impl Supervisor {
         let log = container::open_log(&spec.name, &log_path)?;
 
         let pod_dir = self.store.pod_dir(&key);
-        let bundle = pod_dir.join(&name);
-        let layout = RootfsLayout::new(&bundle, &image.rootfs);
+        let (bundle, layout) = bundle_of(&pod_dir, &name, &image.rootfs);
+        // Recorded before they are made; usually already, by [`Supervisor::record_bundles`].
         let c = &mut self.record.containers[i];
-        c.bundle = Some(bundle.clone());
-        c.rootfs = Some(layout.clone());
-        self.save();
+        if c.rootfs.as_ref() != Some(&layout) {
+            c.bundle = Some(bundle.clone());
+            c.rootfs = Some(layout.clone());
+            self.save();
+        }
         // A restarted container is a new container: it starts from the image again.
         for dir in [&layout.upper, &layout.work] {
             let _ = std::fs::remove_dir_all(dir);
@@ -362,4 +386,15 @@ impl Supervisor {
         self.update_phase();
         self.save();
     }
+}
+
+/// Container `name`'s bundle directory (`<pod dir>/<name>`, holding config.json) and overlay.
+fn bundle_of(
+    pod_dir: &std::path::Path,
+    name: &str,
+    image_rootfs: &std::path::Path,
+) -> (std::path::PathBuf, RootfsLayout) {
+    let bundle = pod_dir.join(name);
+    let layout = RootfsLayout::new(&bundle, image_rootfs);
+    (bundle, layout)
 }

@@ -58,6 +58,7 @@ impl Supervisor {
         // The containers' init stages build their root filesystems while the network is wired;
         // no container process runs before the sandbox is ready (their start gates).
         let wiring = self.spawn_wiring()?;
+        self.record_bundles(0..self.record.containers.len());
         let mut launched = Vec::new();
         for i in 0..self.record.containers.len() {
             match self.launch_container(i) {
@@ -70,6 +71,9 @@ impl Supervisor {
             }
         }
         self.finish_wiring(wiring)?;
+        for init in &mut launched {
+            init.open_gate();
+        }
         for (i, init) in launched.into_iter().enumerate() {
             self.release_container(i, init)?;
         }
@@ -412,14 +416,16 @@ impl Supervisor {
                 return;
             }
         };
+        let restarting: Vec<usize> = (0..self.record.containers.len())
+            .filter(|&i| self.should_restart(i))
+            .collect();
+        self.record_bundles(restarting.iter().copied());
         let mut launched = Vec::new();
-        for i in 0..self.record.containers.len() {
-            if self.should_restart(i) {
-                self.record.containers[i].restart_count += 1;
-                match self.launch_container(i) {
-                    Ok(init) => launched.push((i, init)),
-                    Err(e) => self.container_start_failed(i, e),
-                }
+        for i in restarting {
+            self.record.containers[i].restart_count += 1;
+            match self.launch_container(i) {
+                Ok(init) => launched.push((i, init)),
+                Err(e) => self.container_start_failed(i, e),
             }
         }
         if let Err(e) = self.finish_wiring(wiring) {
@@ -429,6 +435,9 @@ impl Supervisor {
             self.kill_all_containers();
             self.sandbox_failed(e);
             return;
+        }
+        for (_, init) in &mut launched {
+            init.open_gate();
         }
         for (i, init) in launched {
             if let Err(e) = self.release_container(i, init) {
