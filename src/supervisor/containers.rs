@@ -16,6 +16,18 @@ use crate::procfs;
 use crate::spec::{PodFacts, RestartPolicy};
 use crate::state::{ContainerState, ProcessId};
 
+/// A container run whose bundle, log and cgroup are ready; its init is not forked yet.
+pub(super) struct PreparedContainer {
+    name: String,
+    bundle: std::path::PathBuf,
+    log: std::fs::File,
+    placement: Option<super::cgroups::Placement>,
+    oom_score_adj: i32,
+    process: crate::spec::ResolvedProcess,
+    oom_kills_at_start: u64,
+    prepare_us: u64,
+}
+
 /// Kubelet constants, in units of the (configurable) 10 s base: cap 300 s, reset after 600 s.
 const MAX_BACKOFF_FACTOR: u32 = 30;
 const RESET_AFTER_FACTOR: u32 = 60;
@@ -56,6 +68,30 @@ impl Supervisor {
         &mut self,
         i: usize,
     ) -> Result<container::LaunchedInit, StartError> {
+        let prepared = self.prepare_container(i)?;
+        self.spawn_container(i, prepared)
+    }
+
+    /// Launch several containers: every bundle and cgroup first, then every init stage, so
+    /// the inits start close together (and none competes with the supervisor's preparations
+    /// for the CPU and the kernel's cgroup lock while building its root filesystem).
+    pub(super) fn launch_containers(
+        &mut self,
+        which: &[usize],
+    ) -> Vec<(usize, Result<container::LaunchedInit, StartError>)> {
+        let prepared: Vec<_> = which
+            .iter()
+            .map(|&i| (i, self.prepare_container(i)))
+            .collect();
+        prepared
+            .into_iter()
+            .map(|(i, p)| (i, p.and_then(|p| self.spawn_container(i, p))))
+            .collect()
+    }
+
+    /// Everything container `i`'s init stage needs before it can be spawned: bundle, log,
+    /// cgroup.
+    fn prepare_container(&mut self, i: usize) -> Result<PreparedContainer, StartError> {
         let t0 = std::time::Instant::now();
         let key = self.record.key();
         self.ns.as_ref().ok_or(StartError::PauseDied)?;
@@ -153,7 +189,35 @@ impl Supervisor {
             .save(&config)
             .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
 
-        let oom_kills_at_start = self.oom_kills(&name);
+        Ok(PreparedContainer {
+            oom_kills_at_start: self.oom_kills(&name),
+            name,
+            bundle,
+            log,
+            placement,
+            oom_score_adj,
+            process,
+            prepare_us: t0.elapsed().as_micros() as u64,
+        })
+    }
+
+    /// Fork container `i`'s init stage into its cgroup and the sandbox's namespaces.
+    fn spawn_container(
+        &mut self,
+        i: usize,
+        prepared: PreparedContainer,
+    ) -> Result<container::LaunchedInit, StartError> {
+        let t0 = std::time::Instant::now();
+        let PreparedContainer {
+            name,
+            bundle,
+            log,
+            placement,
+            oom_score_adj,
+            process,
+            oom_kills_at_start,
+            prepare_us,
+        } = prepared;
         let target = container::Placement {
             cgroup_procs: placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default(),
             oom_score_adj,
@@ -164,7 +228,6 @@ impl Supervisor {
             None => container::PidNamespace::New,
         };
         let pod_volumes = self.pod_volume_fds();
-        let prepared = t0.elapsed();
         let launched = container::spawn_init(container::InitStart {
             container: &name,
             init: &self.init_program,
@@ -180,8 +243,8 @@ impl Supervisor {
         tracing::debug!(
             container = %name,
             pid = launched.pid(),
-            prepare_us = prepared.as_micros() as u64,
-            spawn_us = (t0.elapsed() - prepared).as_micros() as u64,
+            prepare_us,
+            spawn_us = t0.elapsed().as_micros() as u64,
             "container launched"
         );
         let c = &mut self.record.containers[i];

@@ -58,13 +58,15 @@ impl Supervisor {
         // The containers' init stages build their root filesystems while the network is wired;
         // no container process runs before the sandbox is ready (their start gates).
         let wiring = self.spawn_wiring()?;
-        self.record_bundles(0..self.record.containers.len());
+        let all: Vec<usize> = (0..self.record.containers.len()).collect();
+        self.record_bundles(all.iter().copied());
         let mut launched = Vec::new();
-        for i in 0..self.record.containers.len() {
-            match self.launch_container(i) {
+        for (_, result) in self.launch_containers(&all) {
+            match result {
                 Ok(init) => launched.push(init),
                 Err(e) => {
-                    // Joined first, so the rollback finds (and removes) what it made.
+                    // Joined first, so the rollback finds (and removes) what it made; inits
+                    // already launched end when their gates close unopened.
                     let _ = self.finish_wiring(wiring);
                     return Err(e);
                 }
@@ -419,11 +421,13 @@ impl Supervisor {
         let restarting: Vec<usize> = (0..self.record.containers.len())
             .filter(|&i| self.should_restart(i))
             .collect();
+        for &i in &restarting {
+            self.record.containers[i].restart_count += 1;
+        }
         self.record_bundles(restarting.iter().copied());
         let mut launched = Vec::new();
-        for i in restarting {
-            self.record.containers[i].restart_count += 1;
-            match self.launch_container(i) {
+        for (i, result) in self.launch_containers(&restarting) {
+            match result {
                 Ok(init) => launched.push((i, init)),
                 Err(e) => self.container_start_failed(i, e),
             }
