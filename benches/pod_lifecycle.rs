@@ -27,15 +27,25 @@ use std::time::{Duration, Instant};
 use common::Node;
 use nix::sched::{CloneFlags, setns};
 
-fn podrun(node: &Node, args: &[&str]) -> (Duration, bool) {
+/// The podrun binary measured: this build's, or `PODRUN_BENCH_BINARY` (another build, with
+/// its podrun-init and podrun-pause beside it) to compare two builds on one machine.
+fn binary() -> std::path::PathBuf {
+    std::env::var_os("PODRUN_BENCH_BINARY")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| common::PODRUN.into())
+}
+
+/// Run podrun in the node; returns how long it took, whether it succeeded and its stdout.
+fn podrun(node: &Node, args: &[&str]) -> (Duration, bool, String) {
     let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
     let mnt = File::open(format!("/proc/{}/ns/mnt", node.pid())).unwrap();
-    let mut cmd = Command::new(common::PODRUN);
+    let mut cmd = Command::new(binary());
     cmd.args(args)
         .env("PODRUN_ROOT", node.root.path())
         .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
         .env("PODRUN_IMAGE_ROOT", common::image_root())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     // SAFETY: setns(2) is async-signal-safe; the files stay open in the parent during spawn.
     unsafe {
@@ -46,8 +56,25 @@ fn podrun(node: &Node, args: &[&str]) -> (Duration, bool) {
         });
     }
     let t = Instant::now();
-    let ok = cmd.status().unwrap().success();
-    (t.elapsed(), ok)
+    let out = cmd.output().unwrap();
+    let took = t.elapsed();
+    (
+        took,
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The pod IP from apply's summary (`network    10.244.0.3/24 gw ...`): no second podrun
+/// process competes with the containers' start while "web" is measured.
+fn ip_from_summary(summary: &str) -> String {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("network"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|cidr| cidr.split('/').next())
+        .unwrap_or_else(|| panic!("no network line in apply's output:\n{summary}"))
+        .to_owned()
 }
 
 /// Wait (on a thread inside the node's netns) until GET / answers; returns when it did.
@@ -104,12 +131,11 @@ fn measure(node: &Node, file: &Path, runs: usize, settle: Duration) -> Medians {
     for _ in 0..runs {
         std::thread::sleep(settle);
         let start = Instant::now();
-        let (d, ok) = podrun(node, &["apply", "-f", file]);
+        let (d, ok, summary) = podrun(node, &["apply", "-f", file]);
         assert!(ok, "apply failed");
         apply.push(d);
-        let ip = node.pod_ip("sidecar");
-        web.push(wait_http(node, ip) - start);
-        let (d, ok) = podrun(node, &["delete", "sidecar", "--now"]);
+        web.push(wait_http(node, ip_from_summary(&summary)) - start);
+        let (d, ok, _) = podrun(node, &["delete", "sidecar", "--now"]);
         assert!(ok, "delete failed");
         delete.push(d);
     }
@@ -203,13 +229,14 @@ fn main() {
     podrun(&node, &["delete", "sidecar", "--now"]);
 
     let alone = measure(&node, &sidecar, runs, settle);
-    let (_, ok) = podrun(&node, &["apply", "-f", resident.to_str().unwrap()]);
+    let (_, ok, _) = podrun(&node, &["apply", "-f", resident.to_str().unwrap()]);
     assert!(ok, "apply resident pod failed");
     let beside = measure(&node, &sidecar, runs, settle);
     let free = measure(&node, &unlimited, runs, settle);
     podrun(&node, &["delete", "resident", "--now"]);
     let floor = python_floor(&node, &sidecar, runs);
 
+    println!("{}", binary().display());
     println!(
         "sidecar pod, {runs} runs, {} ms after the previous delete, medians (ms):",
         settle.as_millis()
