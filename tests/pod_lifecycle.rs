@@ -287,13 +287,18 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     // A 100 ms back-off base: restarts come quickly only if the renamed supervisor still reads
     // its environment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let restarts = || pod_json(&node, "crash")["status"]["containerStatuses"][0]["restartCount"]
-        .as_u64()
-        .unwrap_or(0);
+    let restarts = || {
+        pod_json(&node, "crash")["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0)
+    };
     while restarts() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(restarts() >= 2, "no quick restarts: the back-off base was not read");
+    assert!(
+        restarts() >= 2,
+        "no quick restarts: the back-off base was not read"
+    );
 
     let pods = node.root.path().join("pods");
     let aside = node.root.path().join("pods.aside");

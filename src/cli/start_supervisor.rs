@@ -27,12 +27,14 @@ pub struct StartedSupervisor {
 }
 
 pub fn start(cfg: &Config, store: &Store, key: &PodKey) -> Result<StartedSupervisor> {
-    let io = |context: &'static str| move |source| CliError::Io {
-        context: context.to_owned(),
-        source,
+    let io = |context: &'static str| {
+        move |source| CliError::Io {
+            context: context.to_owned(),
+            source,
+        }
     };
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| io("pipe")(e.into()))?;
+    let (rd, wr) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io("pipe")(e.into()))?;
     let log = File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
     let exe = config::podrun_binary();
     let args = supervise_args(cfg, key);
@@ -68,7 +70,11 @@ fn supervise_args(cfg: &Config, key: &PodKey) -> Vec<std::ffi::OsString> {
     ]
 }
 
-fn supervise_command(exe: &std::path::Path, args: &[std::ffi::OsString], ready: &OwnedFd) -> Command {
+fn supervise_command(
+    exe: &std::path::Path,
+    args: &[std::ffi::OsString],
+    ready: &OwnedFd,
+) -> Command {
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .env("PODRUN_READY_FD", ready.as_raw_fd().to_string());
@@ -91,15 +97,26 @@ fn become_supervisor(
     cmdline.extend(args.iter().map(|a| a.as_os_str()));
     if let Err(e) = crate::sys::set_cmdline(&cmdline) {
         tracing::debug!(error = %e, "cannot rename the forked supervisor; exec'ing it");
-        let _ = nix::fcntl::fcntl(&ready, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let _ = nix::fcntl::fcntl(
+            &ready,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
         let err = supervise_command(exe, args, &ready).exec();
         report_and_exit(ready, &format!("start supervisor: {err}"));
     }
-    let code = crate::supervisor::run(store.clone(), key.clone(), config::pause_binary(), Some(ready));
+    let code = crate::supervisor::run(
+        store.clone(),
+        key.clone(),
+        config::pause_binary(),
+        Some(ready),
+    );
     std::process::exit(code)
 }
 
 fn report_and_exit(ready: OwnedFd, message: &str) -> ! {
-    let _ = std::io::Write::write_all(&mut File::from(ready), format!("error: {message}\n").as_bytes());
+    let _ = std::io::Write::write_all(
+        &mut File::from(ready),
+        format!("error: {message}\n").as_bytes(),
+    );
     std::process::exit(1)
 }

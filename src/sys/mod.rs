@@ -377,7 +377,10 @@ unsafe extern "C" {
 /// The setproctitle(3) way; `text` holds the arguments, each followed by a NUL.
 fn overwrite_cmdline(mut text: Vec<u8>) -> io::Result<()> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after_comm = &stat[stat.rfind(')').ok_or_else(|| io::Error::other("bad stat"))? + 1..];
+    let after_comm = &stat[stat
+        .rfind(')')
+        .ok_or_else(|| io::Error::other("bad stat"))?
+        + 1..];
     // Fields 48-51: arg_start, arg_end, env_start, env_end (field 3 is the first after comm).
     let field = |n: usize| -> io::Result<usize> {
         after_comm
@@ -402,7 +405,9 @@ fn overwrite_cmdline(mut text: Vec<u8>) -> io::Result<()> {
         move_environment_to_heap()?;
         env_end
     } else {
-        return Err(io::Error::other("command line longer than the original one"));
+        return Err(io::Error::other(
+            "command line longer than the original one",
+        ));
     };
     // SAFETY: [arg_start, area_end) is this process's own argument (and environment) strings
     // on its stack, writable; nothing reads them any more but the kernel for /proc.
@@ -438,7 +443,11 @@ fn move_environment_to_heap() -> io::Result<()> {
 pub fn daemonize_forked(log: std::fs::File, keep: RawFd) -> io::Result<()> {
     nix::unistd::setsid()?;
     let null = std::fs::File::open("/dev/null")?;
-    for (from, to) in [(null.as_raw_fd(), 0), (log.as_raw_fd(), 1), (log.as_raw_fd(), 2)] {
+    for (from, to) in [
+        (null.as_raw_fd(), 0),
+        (log.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
         // SAFETY: dup2(2) on descriptors this process owns; the result is checked.
         if unsafe { libc::dup2(from, to) } < 0 {
             return Err(io::Error::last_os_error());
