@@ -300,13 +300,20 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
         "no quick restarts: the back-off base was not read"
     );
 
+    node.podrun(&["delete", "crash", "--now"]).ok();
+
+    // A quiet pod (a restarting one would re-create its directory): its record goes away.
+    let f = node.root.path().join("idle.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
+    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    let supervisor = node.inspect("idle")["supervisor"]["pid"].as_i64().unwrap() as i32;
     let pods = node.root.path().join("pods");
     let aside = node.root.path().join("pods.aside");
     std::fs::rename(&pods, &aside).unwrap();
     let report = node.podrun(&["doctor"]);
     assert!(
         report.stdout.lines().any(|l| l.starts_with("process")
-            && l.contains(&format!("supervisor pid {supervisor} of pod default/crash"))),
+            && l.contains(&format!("supervisor pid {supervisor} of pod default/idle"))),
         "doctor does not list the supervisor:\n{}",
         report.stdout
     );
