@@ -11,10 +11,8 @@ fn pod_json(node: &Node, name: &str) -> Value {
     node.pod_json(name)
 }
 
-#[test]
-fn crashing_container_restarts_with_back_off() {
-    require_root!();
-    let node = Node::new();
+/// Pod `crash`: one container that prints `run` and exits 1, with a 100 ms back-off base.
+fn apply_crashing_pod(node: &Node) {
     let f = node.root.path().join("crash.yaml");
     std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'echo run; exit 1']}]}}").unwrap();
     node.podrun_env(
@@ -22,6 +20,13 @@ fn crashing_container_restarts_with_back_off() {
         &[("PODRUN_BACKOFF_BASE_MS", "100")],
     )
     .ok();
+}
+
+#[test]
+fn crashing_container_restarts_with_back_off() {
+    require_root!();
+    let node = Node::new();
+    apply_crashing_pod(&node);
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut restarts, mut saw_backoff) = (0, false);
     while Instant::now() < deadline && restarts < 3 {
@@ -269,13 +274,7 @@ fn lost_state_root_leftovers_are_found_and_removed() {
 fn supervisor_is_named_for_ps_and_found_by_doctor() {
     require_root!();
     let node = Node::new();
-    let f = node.root.path().join("crash.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: crash}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'exit 1']}]}}").unwrap();
-    node.podrun_env(
-        &["apply", "-f", f.to_str().unwrap()],
-        &[("PODRUN_BACKOFF_BASE_MS", "100")],
-    )
-    .ok();
+    apply_crashing_pod(&node);
     let supervisor = node.inspect("crash")["supervisor"]["pid"].as_i64().unwrap() as i32;
     let title = common::cmdline(supervisor);
     let expected = format!(
