@@ -566,5 +566,22 @@ spec:
         "/dev/{host_only} present in a plain container"
     );
     node.podrun(&["delete", "misc", "--grace-period=0"]).ok();
+
+    // The pod's containers share one sysfs superblock (one network namespace): a plain
+    // container listed first must not make the privileged one's /sys read-only.
+    let reversed = format!(
+        "{{apiVersion: v1, kind: Pod, metadata: {{name: order}}, spec: {{containers: [\
+         {{name: plain, image: '{DEBUG_IMAGE}', command: [sleep, '600']}}, \
+         {{name: priv, image: '{DEBUG_IMAGE}', command: [sleep, '600'], securityContext: {{privileged: true}}}}]}}}}"
+    );
+    apply_text(&node, &reversed).ok();
+    let sys = |c: &str| {
+        sh(&node, "order", c, "grep ' /sys ' /proc/mounts")
+            .ok()
+            .stdout
+    };
+    assert!(sys("priv").contains(" rw,"), "{}", sys("priv"));
+    assert!(sys("plain").contains(" ro,"), "{}", sys("plain"));
+    node.podrun(&["delete", "order", "--grace-period=0"]).ok();
     node.assert_clean();
 }

@@ -504,16 +504,23 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
     }
     mkdir_p(&target)?;
     let data = data.join(",");
+    // Read-only per mount, never per superblock: a pod's containers share one sysfs (per
+    // network namespace) and one mqueue (per IPC namespace) superblock, and whichever
+    // container mounted it first would otherwise make it read-only for all, a privileged
+    // one's rw /sys included (depending on which init got there first).
     ctx(
         mount(
             Some(source.as_os_str()),
             &target,
             Some(typ),
-            flags,
+            flags & !MsFlags::MS_RDONLY,
             Some(data.as_str()).filter(|d| !d.is_empty()),
         ),
         || format!("mount {typ} at {dest}"),
     )?;
+    if flags.contains(MsFlags::MS_RDONLY) {
+        remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
+    }
     if dest == "/dev/pts" {
         let ptmx = secure_join(root, "/dev/ptmx");
         let _ = fs::remove_file(&ptmx);
