@@ -326,6 +326,38 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     node.assert_clean();
 }
 
+/// `PODRUN_SUPERVISOR=exec` takes the fallback path (a fresh `podrun __supervise`, as when
+/// the CLI has threads or cannot rename a fork): the pod runs, its supervisor's argv is exact,
+/// and delete removes everything.
+#[test]
+fn exec_started_supervisor_runs_the_pod() {
+    require_root!();
+    let node = Node::new();
+    node.podrun_env(
+        &[
+            "apply",
+            "-f",
+            common::repo_file("pods/sidecar.yaml").to_str().unwrap(),
+        ],
+        &[("PODRUN_SUPERVISOR", "exec")],
+    )
+    .ok();
+    assert_eq!(pod_json(&node, "sidecar")["status"]["phase"], "Running");
+    let supervisor = node.inspect("sidecar")["supervisor"]["pid"]
+        .as_i64()
+        .unwrap();
+    let argv = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    let argv: Vec<&[u8]> = argv.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+    let root = node.root.path().to_str().unwrap().as_bytes();
+    assert_eq!(
+        argv[1..],
+        [&b"--root"[..], root, b"__supervise", b"default/sidecar"],
+        "{argv:?}"
+    );
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}
+
 /// `-n` with a manifest places a pod that names no namespace (kubectl's rule), `delete -n -f`
 /// finds it there, and a manifest naming another namespace is refused before anything is made.
 #[test]
