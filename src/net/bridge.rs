@@ -10,7 +10,7 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use serde::{Deserialize, Serialize};
 
 use super::netlink::{
-    all_links, link_admin_up, link_by_name, link_controller, link_kind, link_name, link_oper_state,
+    all_links, find_link, link_admin_up, link_controller, link_kind, link_name, link_oper_state,
     oper_state_name,
 };
 use super::{NetError, NetworkConfig, NlError};
@@ -36,11 +36,7 @@ pub struct BridgeFacts {
 /// ifindex.
 pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, NetError> {
     let name = cfg.bridge.as_str();
-    let get_err = |source| NetError::GetLink {
-        name: name.to_string(),
-        source,
-    };
-    let mut link = link_by_name(handle, name).await.map_err(get_err)?;
+    let mut link = find_link(handle, name).await?;
     if link.is_none() {
         let created = handle
             .link()
@@ -58,7 +54,7 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
             }
             _ => {}
         }
-        link = link_by_name(handle, name).await.map_err(get_err)?;
+        link = find_link(handle, name).await?;
     }
     let link = link.ok_or_else(|| NetError::LinkVanished {
         dev: name.to_string(),
@@ -154,13 +150,7 @@ pub(crate) async fn delete_if_unused(
     name: &str,
     leaving_port: Option<&str>,
 ) -> Result<(), NetError> {
-    let Some(link) = link_by_name(handle, name)
-        .await
-        .map_err(|source| NetError::GetLink {
-            name: name.to_string(),
-            source,
-        })?
-    else {
+    let Some(link) = find_link(handle, name).await? else {
         return Ok(());
     };
     if link_kind(&link).as_deref() != Some("bridge") {
@@ -195,13 +185,7 @@ pub(crate) async fn delete_if_unused(
 
 /// Read the bridge's state back from the kernel.
 pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<BridgeFacts>, NetError> {
-    let Some(link) = link_by_name(handle, name)
-        .await
-        .map_err(|source| NetError::GetLink {
-            name: name.to_string(),
-            source,
-        })?
-    else {
+    let Some(link) = find_link(handle, name).await? else {
         return Ok(None);
     };
     let index = link.header.index;

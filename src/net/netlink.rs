@@ -74,6 +74,19 @@ pub(crate) async fn link_by_name(
     first_link(handle.link().get().match_name(name.to_string())).await
 }
 
+/// [`link_by_name`], its failure named for callers: `NetError::GetLink`.
+pub(crate) async fn find_link(
+    handle: &Handle,
+    name: &str,
+) -> Result<Option<LinkMessage>, NetError> {
+    link_by_name(handle, name)
+        .await
+        .map_err(|source| NetError::GetLink {
+            name: name.to_string(),
+            source,
+        })
+}
+
 /// The link with index `index`, or `None`.
 pub(crate) async fn link_by_index(
     handle: &Handle,

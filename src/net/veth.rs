@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::firewall::NetworkLock;
 use super::netlink::{
-    self, link_admin_up, link_by_index, link_by_name, link_controller, link_kind, link_mac,
-    link_name, link_oper_state, link_peer_index, oper_state_name,
+    self, find_link, link_admin_up, link_by_index, link_by_name, link_controller, link_kind,
+    link_mac, link_name, link_oper_state, link_peer_index, oper_state_name,
 };
 use super::{
     BridgeFacts, NetError, NetworkConfig, NlError, POD_IFNAME, PodNetwork, bridge, sysctl,
@@ -118,12 +118,8 @@ async fn create_pair(
             bridge: cfg.bridge.clone(),
             source: NlError::from_rtnetlink(e),
         })?;
-    let link = link_by_name(handle, host_veth)
-        .await
-        .map_err(|source| NetError::GetLink {
-            name: host_veth.to_string(),
-            source,
-        })?
+    let link = find_link(handle, host_veth)
+        .await?
         .ok_or_else(|| NetError::LinkVanished {
             dev: host_veth.to_string(),
         })?;
@@ -142,20 +138,16 @@ async fn configure_pod_side(
     // /proc/sys/net follows the netns of this thread.
     sysctl::write(&format!("net/ipv4/conf/{POD_IFNAME}/arp_notify"), "1")?;
 
-    let get = |name: &str, r: Result<Option<_>, NlError>| {
-        r.map_err(|source| NetError::GetLink {
-            name: name.to_string(),
-            source,
-        })?
-        .ok_or_else(|| NetError::LinkVanished {
-            dev: name.to_string(),
-        })
+    let vanished = |name: &str| NetError::LinkVanished {
+        dev: name.to_string(),
     };
-    let eth0 = get(POD_IFNAME, link_by_name(pod, POD_IFNAME).await)?;
+    let eth0 = find_link(pod, POD_IFNAME)
+        .await?
+        .ok_or_else(|| vanished(POD_IFNAME))?;
     let eth0_index = eth0.header.index;
     let mac = link_mac(&eth0).unwrap_or_default();
 
-    let lo = get("lo", link_by_name(pod, "lo").await)?;
+    let lo = find_link(pod, "lo").await?.ok_or_else(|| vanished("lo"))?;
     if !link_admin_up(&lo) {
         set_up(pod, lo.header.index, "lo").await?;
     }
@@ -258,12 +250,7 @@ pub(crate) async fn wait_gone_or_delete(
 ) -> Result<(), NetError> {
     let deadline = std::time::Instant::now() + grace;
     while std::time::Instant::now() < deadline {
-        let found = link_by_name(handle, name)
-            .await
-            .map_err(|source| NetError::GetLink {
-                name: name.to_string(),
-                source,
-            })?;
+        let found = find_link(handle, name).await?;
         if found.is_none() {
             return Ok(());
         }
@@ -275,13 +262,7 @@ pub(crate) async fn wait_gone_or_delete(
 }
 
 pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<VethFacts>, NetError> {
-    let Some(link) = link_by_name(handle, name)
-        .await
-        .map_err(|source| NetError::GetLink {
-            name: name.to_string(),
-            source,
-        })?
-    else {
+    let Some(link) = find_link(handle, name).await? else {
         return Ok(None);
     };
     let master_ifindex = link_controller(&link);
