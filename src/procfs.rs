@@ -25,9 +25,26 @@ pub fn state(pid: i32) -> Option<char> {
 
 /// Fields after the `comm` (which may contain spaces and parentheses), starting with the state.
 fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields_of(&format!("/proc/{pid}/stat"))
+}
+
+fn stat_fields_of(path: &str) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(path).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     Some(after.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Field `n` (numbered as in proc(5), from 3 on) of this process's `/proc/self/stat`.
+pub fn own_stat_field(n: usize) -> Option<u64> {
+    stat_fields_of("/proc/self/stat")?
+        .get(n.checked_sub(3)?)?
+        .parse()
+        .ok()
+}
+
+/// Number of threads of this process (field 20).
+pub fn own_thread_count() -> Option<u64> {
+    own_stat_field(20)
 }
 
 /// True when `pid` still runs the process that started at `start` (a zombie counts as gone).
@@ -98,4 +115,22 @@ pub fn clock_ticks_per_second() -> u64 {
         .flatten()
         .map(|v| v as u64)
         .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_stat_fields_are_read_after_the_command_name() {
+        // The test harness runs threads of its own; the main one and this one at least.
+        assert!(own_thread_count().unwrap() >= 1);
+        let (arg_start, arg_end) = (own_stat_field(48).unwrap(), own_stat_field(49).unwrap());
+        assert!(arg_start < arg_end, "{arg_start} {arg_end}");
+        assert_eq!(own_stat_field(1), None, "fields before the state are not counted");
+        assert_eq!(
+            own_stat_field(4).map(|p| p as u32),
+            Some(std::os::unix::process::parent_id())
+        );
+    }
 }

@@ -301,19 +301,11 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
-/// Number of threads of this process (`/proc/self/stat`, field 20); `None` if unreadable.
-pub fn thread_count() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(17)?.parse().ok()
-}
-
 /// `fork(2)`, allowed only while this process has one thread: the child may then run any Rust
 /// code (allocate, lock, start threads), as after exec. `Ok(None)` in the child, `Ok(Some(pid))`
 /// in the parent; an error if the process has other threads or the fork failed.
 pub fn fork_single_threaded() -> io::Result<Option<nix::unistd::Pid>> {
-    if thread_count() != Some(1) {
+    if crate::procfs::own_thread_count() != Some(1) {
         return Err(io::Error::other("process has other threads"));
     }
     // SAFETY: with a single thread no lock can be held by a thread that does not exist in the
@@ -376,17 +368,10 @@ unsafe extern "C" {
 
 /// The setproctitle(3) way; `text` holds the arguments, each followed by a NUL.
 fn overwrite_cmdline(mut text: Vec<u8>) -> io::Result<()> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after_comm = &stat[stat
-        .rfind(')')
-        .ok_or_else(|| io::Error::other("bad stat"))?
-        + 1..];
-    // Fields 48-51: arg_start, arg_end, env_start, env_end (field 3 is the first after comm).
+    // Fields 48-51 of /proc/self/stat: arg_start, arg_end, env_start, env_end.
     let field = |n: usize| -> io::Result<usize> {
-        after_comm
-            .split_whitespace()
-            .nth(n - 3)
-            .and_then(|v| v.parse().ok())
+        crate::procfs::own_stat_field(n)
+            .map(|v| v as usize)
             .ok_or_else(|| io::Error::other(format!("/proc/self/stat has no field {n}")))
     };
     let (arg_start, arg_end) = (field(48)?, field(49)?);
