@@ -127,7 +127,11 @@ mod tests {
         assert!(own_thread_count().unwrap() >= 1);
         let (arg_start, arg_end) = (own_stat_field(48).unwrap(), own_stat_field(49).unwrap());
         assert!(arg_start < arg_end, "{arg_start} {arg_end}");
-        assert_eq!(own_stat_field(1), None, "fields before the state are not counted");
+        assert_eq!(
+            own_stat_field(1),
+            None,
+            "fields before the state are not counted"
+        );
         assert_eq!(
             own_stat_field(4).map(|p| p as u32),
             Some(std::os::unix::process::parent_id())

@@ -118,16 +118,17 @@ impl Supervisor {
         &mut self,
         which: &[usize],
     ) -> Vec<(usize, Result<container::LaunchedInit, StartError>)> {
-        let prepared: Vec<_> = which
-            .iter()
-            .map(|&i| (i, self.prepare_container(i)))
-            .collect();
-        let Some(ns) = self.ns.as_ref() else {
+        if self.ns.is_none() {
             return which
                 .iter()
                 .map(|&i| (i, Err(StartError::PauseDied)))
                 .collect();
-        };
+        }
+        let prepared: Vec<_> = which
+            .iter()
+            .map(|&i| (i, self.prepare_container(i)))
+            .collect();
+        let ns = self.ns.as_ref().expect("checked above");
         let pod_volumes = self.pod_volume_fds();
         let init_program = &self.init_program;
         let spawned: Vec<_> = std::thread::scope(|scope| {
