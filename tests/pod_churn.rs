@@ -33,7 +33,7 @@ spec:
 const WITNESS: &str = "{apiVersion: v1, kind: Pod, metadata: {name: witness}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}";
 
 /// (open fds, VmRSS in KiB) of a process.
-fn fds_and_rss(pid: i64) -> (usize, u64) {
+fn fds_and_rss(pid: i32) -> (usize, u64) {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
@@ -70,9 +70,7 @@ fn fifty_pods_three_times_leave_nothing_and_leak_nothing() {
     std::fs::write(&witness, WITNESS).unwrap();
     node.podrun(&["apply", "-f", witness.to_str().unwrap()])
         .ok();
-    let supervisor = node.inspect("witness")["supervisor"]["pid"]
-        .as_i64()
-        .unwrap();
+    let supervisor = node.supervisor_pid("witness");
     let baseline_links = node.links().len();
     let baseline_mounts = mount_count(&node);
     let mut usage = Vec::new();

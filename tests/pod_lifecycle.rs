@@ -161,9 +161,7 @@ fn killed_supervisor_shows_unknown_and_delete_still_cleans_up() {
     require_root!();
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
-    let sup = node.inspect("sidecar")["supervisor"]["pid"]
-        .as_i64()
-        .unwrap() as i32;
+    let sup = node.supervisor_pid("sidecar");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(sup),
         nix::sys::signal::Signal::SIGKILL,
@@ -222,9 +220,7 @@ fn lost_state_root_leftovers_are_found_and_removed() {
     require_root!();
     let node = Node::new();
     let lose_state = |node: &Node| {
-        let supervisor = node.inspect("sidecar")["supervisor"]["pid"]
-            .as_i64()
-            .unwrap();
+        let supervisor = node.supervisor_pid("sidecar");
         node.sh(&format!("kill -9 {supervisor}")).ok();
         std::fs::remove_dir_all(node.root.path().join("pods")).unwrap();
         std::fs::remove_dir_all(node.root.path().join("networks")).unwrap();
@@ -275,7 +271,7 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     require_root!();
     let node = Node::new();
     apply_crashing_pod(&node);
-    let supervisor = node.inspect("crash")["supervisor"]["pid"].as_i64().unwrap() as i32;
+    let supervisor = node.supervisor_pid("crash");
     let title = common::cmdline(supervisor);
     let expected = format!(
         "--root {} __supervise default/crash",
@@ -305,7 +301,7 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     let f = node.root.path().join("idle.yaml");
     std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
     node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
-    let supervisor = node.inspect("idle")["supervisor"]["pid"].as_i64().unwrap() as i32;
+    let supervisor = node.supervisor_pid("idle");
     let pods = node.root.path().join("pods");
     let aside = node.root.path().join("pods.aside");
     std::fs::rename(&pods, &aside).unwrap();
@@ -343,9 +339,7 @@ fn exec_started_supervisor_runs_the_pod() {
     )
     .ok();
     assert_eq!(pod_json(&node, "sidecar")["status"]["phase"], "Running");
-    let supervisor = node.inspect("sidecar")["supervisor"]["pid"]
-        .as_i64()
-        .unwrap();
+    let supervisor = node.supervisor_pid("sidecar");
     let argv = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
     let argv: Vec<&[u8]> = argv.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
     let root = node.root.path().to_str().unwrap().as_bytes();

@@ -242,6 +242,13 @@ impl Node {
         serde_json::from_str(&out.stdout).expect("inspect prints JSON")
     }
 
+    /// The pid of `pod`'s supervisor, from `podrun inspect`.
+    pub fn supervisor_pid(&self, pod: &str) -> i32 {
+        self.inspect(pod)["supervisor"]["pid"]
+            .as_i64()
+            .expect("inspect names the supervisor's pid") as i32
+    }
+
     pub fn pod_ip(&self, pod: &str) -> String {
         let out = self.podrun(&["get", "pod", pod, "-o", "json"]).ok();
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
