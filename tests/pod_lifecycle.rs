@@ -279,6 +279,13 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     );
     assert!(title.contains(&expected), "supervisor shows as {title:?}");
     assert!(title.starts_with(common::PODRUN), "{title:?}");
+    // Forked from apply, not exec'd: no PODRUN_READY_FD handed over in its environment (the
+    // exec'd fallback has one; see exec_started_supervisor_runs_the_pod).
+    let environ = std::fs::read(format!("/proc/{supervisor}/environ")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("PODRUN_READY_FD="),
+        "the supervisor was exec'd, not forked"
+    );
     // A 100 ms back-off base: restarts come quickly only if the renamed supervisor still reads
     // its environment.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -340,6 +347,8 @@ fn exec_started_supervisor_runs_the_pod() {
     .ok();
     assert_eq!(pod_json(&node, "sidecar")["status"]["phase"], "Running");
     let supervisor = node.supervisor_pid("sidecar");
+    let environ = std::fs::read(format!("/proc/{supervisor}/environ")).unwrap();
+    assert!(String::from_utf8_lossy(&environ).contains("PODRUN_READY_FD="));
     let argv = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
     let argv: Vec<&[u8]> = argv.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
     let root = node.root.path().to_str().unwrap().as_bytes();
