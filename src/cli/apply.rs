@@ -64,6 +64,7 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     let reserved = reserve(cfg, &store, &pods, &images)?;
     tracing::debug!("names reserved");
     let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
+    let reserved: Vec<PodKey> = reserved.iter().map(PodRecord::key).collect();
     let failures: Vec<String> = started
         .iter()
         .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name)))
@@ -171,16 +172,18 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
 }
 
 /// Reserve every pod name (mkdir) under the root lock; undo them all if one is taken.
+/// Returns the records as saved.
 fn reserve(
     cfg: &Config,
     store: &Store,
     pods: &[PodPlan],
     images: &[Vec<ContainerImage>],
-) -> Result<Vec<PodKey>> {
+) -> Result<Vec<PodRecord>> {
     let _lock = store.lock()?;
-    let mut done = Vec::new();
+    let mut done: Vec<PodRecord> = Vec::new();
     for (p, images) in pods.iter().zip(images) {
         let mut record = new_record(cfg, p, images);
+        crate::supervisor::plan_first_start(store, &mut record);
         record.event(
             "Normal",
             "Scheduled",
@@ -190,12 +193,12 @@ fn reserve(
             ),
         );
         if let Err(e) = store.create(&record) {
-            for k in &done {
-                let _ = store.remove(k);
+            for r in &done {
+                let _ = store.remove(&r.key());
             }
             return Err(e.into());
         }
-        done.push(record.key());
+        done.push(record);
     }
     Ok(done)
 }
@@ -203,12 +206,12 @@ fn reserve(
 /// Start every supervisor at once, then collect their readiness lines.
 fn start_supervisors(
     cfg: &Config,
-    keys: &[PodKey],
+    records: &[PodRecord],
 ) -> Vec<(PodKey, std::result::Result<(), String>)> {
     let store = cfg.store();
-    let spawned: Vec<_> = keys
+    let spawned: Vec<_> = records
         .iter()
-        .map(|k| (k.clone(), start_supervisor::start(cfg, &store, k)))
+        .map(|r| (r.key(), start_supervisor::start(cfg, &store, r)))
         .collect();
     tracing::debug!("supervisors spawned");
     spawned

@@ -250,6 +250,7 @@ fn supervise(cfg: &Config, key: &str) -> i32 {
     crate::supervisor::run(
         cfg.store(),
         PodKey::new(namespace, name),
+        None,
         config::pause_binary(),
         ready,
     )

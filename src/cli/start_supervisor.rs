@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 
 use super::{CliError, Result};
 use crate::config::{self, Config};
-use crate::state::{PodKey, Store};
+use crate::state::{PodKey, PodRecord, Store};
 
 /// A started supervisor: its pid (a child of the CLI until the CLI exits) and the read end of
 /// its report pipe.
@@ -26,7 +26,9 @@ pub struct StartedSupervisor {
     pub ready: File,
 }
 
-pub fn start(cfg: &Config, store: &Store, key: &PodKey) -> Result<StartedSupervisor> {
+/// Start the supervisor of `record`'s pod (just saved by apply).
+pub fn start(cfg: &Config, store: &Store, record: &PodRecord) -> Result<StartedSupervisor> {
+    let key = &record.key();
     let io = |context: &'static str| {
         move |source| CliError::Io {
             context: context.to_owned(),
@@ -47,7 +49,7 @@ pub fn start(cfg: &Config, store: &Store, key: &PodKey) -> Result<StartedSupervi
     };
     let pid = match fork {
         Ok(Some(pid)) => pid,
-        Ok(None) => become_supervisor(store, key, log, wr, &exe, &args),
+        Ok(None) => become_supervisor(store, record, log, wr, &exe, &args),
         Err(_) => {
             let mut cmd = supervise_command(&exe, &args, &wr);
             cmd.stdin(Stdio::null())
@@ -95,7 +97,7 @@ fn supervise_command(
 /// The forked child: detach, take the supervisor's name and run it; never returns.
 fn become_supervisor(
     store: &Store,
-    key: &PodKey,
+    record: &PodRecord,
     log: File,
     ready: OwnedFd,
     exe: &std::path::Path,
@@ -117,7 +119,8 @@ fn become_supervisor(
     }
     let code = crate::supervisor::run(
         store.clone(),
-        key.clone(),
+        record.key(),
+        Some(record.clone()),
         config::pause_binary(),
         Some(ready),
     );

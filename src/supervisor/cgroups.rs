@@ -21,6 +21,17 @@ impl Placement {
     }
 }
 
+/// Create child `name` of the pod cgroup and open its placement files.
+pub(super) fn placement_in(
+    pod: &PodCgroup,
+    name: &str,
+    limits: &Limits,
+) -> Result<Placement, StartError> {
+    let child = pod.create_child(name, limits)?;
+    let fds = child.self_placement_fds()?;
+    Ok(Placement { fds })
+}
+
 /// The pod cgroup handle from the record (no filesystem access beyond layout detection).
 pub fn pod_cgroup(record: &PodRecord) -> Option<Result<PodCgroup, cgroup::CgroupError>> {
     let rec = record.cgroup.as_ref()?;
@@ -76,9 +87,7 @@ impl Supervisor {
         let Some(pod) = &self.cgroup else {
             return Ok(None);
         };
-        let child = pod.create_child(name, limits)?;
-        let fds = child.self_placement_fds()?;
-        Ok(Some(Placement { fds }))
+        Ok(Some(placement_in(pod, name, limits)?))
     }
 
     pub(super) fn container_placement(&self, i: usize) -> Result<Option<Placement>, StartError> {

@@ -16,54 +16,103 @@ use crate::procfs;
 use crate::spec::{PodFacts, RestartPolicy};
 use crate::state::{ContainerState, ProcessId};
 
-/// A container run whose bundle, log and cgroup are ready; its init is not forked yet.
+/// A container run whose bundle directories, log and cgroup are ready; its config.json (which
+/// names the pause's namespaces) is written and its init forked once the pause runs.
 pub(super) struct PreparedContainer {
+    index: usize,
     name: String,
     bundle: std::path::PathBuf,
+    layout: RootfsLayout,
     log: std::fs::File,
     placement: Option<super::cgroups::Placement>,
     oom_score_adj: i32,
     process: crate::spec::ResolvedProcess,
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+    mounts: Vec<oci::VolumeMount>,
+    capabilities: std::collections::BTreeSet<String>,
     oom_kills_at_start: u64,
     prepare_us: u64,
 }
 
-/// Fork a prepared container's init stage into its cgroup and the sandbox's namespaces.
-fn spawn_prepared(
-    ns: &crate::sandbox::NamespaceFds,
-    init: &crate::config::InitProgram,
-    pod_volumes: &[(String, std::os::fd::BorrowedFd<'_>)],
-    p: &PreparedContainer,
-) -> Result<container::LaunchedInit, StartError> {
-    let pid_ns = match &ns.pid {
-        Some(fd) => container::PidNamespace::Join(fd.as_fd()),
-        None => container::PidNamespace::New,
-    };
-    let log = p
-        .log
-        .try_clone()
-        .map_err(|source| container::ContainerError::Start {
-            container: p.name.clone(),
-            what: "log".into(),
-            source,
-        })?;
-    Ok(container::spawn_init(container::InitStart {
-        container: &p.name,
-        init,
-        bundle: &p.bundle,
-        ns,
-        pid_ns,
-        placement: container::Placement {
-            cgroup_procs: p
-                .placement
-                .as_ref()
-                .map(|c| c.raw_fds())
-                .unwrap_or_default(),
+/// Container `index`'s preparation, or why it failed.
+pub(super) type Prepared = (usize, Result<PreparedContainer, StartError>);
+
+/// What every container's init needs from the supervisor once the pause runs.
+struct LaunchContext<'a> {
+    plan: &'a crate::spec::PodPlan,
+    pod_dir: &'a std::path::Path,
+    pod_cgroup: Option<&'a std::path::Path>,
+    pause_pid: i32,
+    ns: &'a crate::sandbox::NamespaceFds,
+    init: &'a crate::config::InitProgram,
+    pod_volumes: &'a [(String, std::os::fd::BorrowedFd<'a>)],
+}
+
+impl LaunchContext<'_> {
+    /// Write a prepared container's config.json and fork its init stage into its cgroup and
+    /// the sandbox's namespaces.
+    fn launch(&self, p: &PreparedContainer) -> Result<container::LaunchedInit, StartError> {
+        let spec = &self.plan.containers[p.index];
+        let setup_err = |message: String| {
+            StartError::Container(container::ContainerError::Setup {
+                container: p.name.clone(),
+                message,
+            })
+        };
+        let oci_spec = oci::build(&oci::SpecInput {
+            pod: self.plan,
+            container: spec,
+            process: &p.process,
+            image_reference: &spec.image,
+            uid: p.uid,
+            gid: p.gid,
+            additional_gids: p.additional_gids.clone(),
+            rootfs: &p.layout,
+            pod_dir: self.pod_dir,
+            pause_pid: self.pause_pid,
+            cgroups_path: self
+                .pod_cgroup
+                .map(|path| format!("{}/{}", path.display(), p.name)),
             oom_score_adj: p.oom_score_adj,
-        },
-        log,
-        pod_volumes,
-    })?)
+            volumes: &p.mounts,
+            capabilities: &p.capabilities,
+        });
+        let config = p.bundle.join("config.json");
+        oci_spec
+            .save(&config)
+            .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
+        let pid_ns = match &self.ns.pid {
+            Some(fd) => container::PidNamespace::Join(fd.as_fd()),
+            None => container::PidNamespace::New,
+        };
+        let log = p
+            .log
+            .try_clone()
+            .map_err(|source| container::ContainerError::Start {
+                container: p.name.clone(),
+                what: "log".into(),
+                source,
+            })?;
+        Ok(container::spawn_init(container::InitStart {
+            container: &p.name,
+            init: self.init,
+            bundle: &p.bundle,
+            ns: self.ns,
+            pid_ns,
+            placement: container::Placement {
+                cgroup_procs: p
+                    .placement
+                    .as_ref()
+                    .map(|c| c.raw_fds())
+                    .unwrap_or_default(),
+                oom_score_adj: p.oom_score_adj,
+            },
+            log,
+            pod_volumes: self.pod_volumes,
+        })?)
+    }
 }
 
 /// Kubelet constants, in units of the (configurable) 10 s base: cap 300 s, reset after 600 s.
@@ -81,20 +130,7 @@ impl Supervisor {
     /// once, before any of them is made (launching each would save the record again).
     pub(super) fn record_bundles(&mut self, which: impl IntoIterator<Item = usize>) {
         let pod_dir = self.store.pod_dir(&self.record.key());
-        let mut changed = false;
-        for i in which {
-            let c = &mut self.record.containers[i];
-            let Some(image) = &c.image_config else {
-                continue;
-            };
-            let (bundle, layout) = bundle_of(&pod_dir, &c.name, &image.rootfs);
-            if c.rootfs.as_ref() != Some(&layout) {
-                c.bundle = Some(bundle);
-                c.rootfs = Some(layout);
-                changed = true;
-            }
-        }
-        if changed {
+        if plan_bundles(&pod_dir, &mut self.record, which) {
             self.save();
         }
     }
@@ -106,40 +142,61 @@ impl Supervisor {
         &mut self,
         i: usize,
     ) -> Result<container::LaunchedInit, StartError> {
-        let (_, result) = self.launch_containers(&[i]).remove(0);
+        let prepared = self.prepare_containers(&[i]);
+        let (_, result) = self.launch_prepared(prepared).remove(0);
         result
     }
 
-    /// Launch several containers: every bundle and cgroup first, then every init stage at
-    /// once, each forked on a thread of its own (a fork returns only once the child exec'd,
-    /// ~1-3 ms while other inits build their root filesystems), so the inits start close
-    /// together.
-    pub(super) fn launch_containers(
-        &mut self,
-        which: &[usize],
-    ) -> Vec<(usize, Result<container::LaunchedInit, StartError>)> {
-        if self.ns.is_none() {
-            return which
-                .iter()
-                .map(|&i| (i, Err(StartError::PauseDied)))
-                .collect();
-        }
-        let prepared: Vec<_> = which
+    /// Prepare containers `which` (bundle directories, log, cgroup); needs no sandbox yet, so
+    /// it runs while the pause starts.
+    pub(super) fn prepare_containers(&mut self, which: &[usize]) -> Vec<Prepared> {
+        which
             .iter()
             .map(|&i| (i, self.prepare_container(i)))
-            .collect();
-        let ns = self.ns.as_ref().expect("checked above");
+            .collect()
+    }
+
+    /// Launch prepared containers in the current sandbox: every init stage at once, each
+    /// written (config.json) and forked on a thread of its own (a fork returns only once the
+    /// child exec'd, ~1-3 ms while other inits build their root filesystems), so the inits
+    /// start close together.
+    pub(super) fn launch_prepared(
+        &mut self,
+        prepared: Vec<Prepared>,
+    ) -> Vec<(usize, Result<container::LaunchedInit, StartError>)> {
+        let pause_pid = self
+            .record
+            .sandbox
+            .as_ref()
+            .and_then(|s| s.pause)
+            .map(|p| p.pid);
+        let (Some(ns), Some(pause_pid)) = (self.ns.as_ref(), pause_pid) else {
+            return prepared
+                .into_iter()
+                .map(|(i, _)| (i, Err(StartError::PauseDied)))
+                .collect();
+        };
+        let pod_dir = self.store.pod_dir(&self.record.key());
         let pod_volumes = self.pod_volume_fds();
-        let init_program = &self.init_program;
+        let pod_cgroup = self.cgroup.as_ref().map(|c| c.path());
+        let context = LaunchContext {
+            plan: &self.record.plan,
+            pod_dir: &pod_dir,
+            pod_cgroup: pod_cgroup.as_deref(),
+            pause_pid,
+            ns,
+            init: &self.init_program,
+            pod_volumes: &pod_volumes,
+        };
         let spawned: Vec<_> = std::thread::scope(|scope| {
             let forks: Vec<_> = prepared
                 .into_iter()
                 .map(|(i, p)| {
-                    let pod_volumes = &pod_volumes;
+                    let context = &context;
                     let fork = p.map(|p| {
                         scope.spawn(move || {
                             let t0 = std::time::Instant::now();
-                            let launched = spawn_prepared(ns, init_program, pod_volumes, &p);
+                            let launched = context.launch(&p);
                             (p, launched, t0.elapsed())
                         })
                     });
@@ -174,12 +231,11 @@ impl Supervisor {
             .collect()
     }
 
-    /// Everything container `i`'s init stage needs before it can be spawned: bundle, log,
-    /// cgroup.
+    /// Everything container `i`'s init stage needs before the pause runs: bundle
+    /// directories, log, cgroup, the process after the image merge.
     fn prepare_container(&mut self, i: usize) -> Result<PreparedContainer, StartError> {
         let t0 = std::time::Instant::now();
         let key = self.record.key();
-        self.ns.as_ref().ok_or(StartError::PauseDied)?;
         let ip = self
             .record
             .sandbox_ip()
@@ -238,50 +294,22 @@ impl Supervisor {
         }
         let mounts = self.volume_mounts(i)?;
         let placement = self.container_placement(i)?;
-        let plan = &self.record.plan;
-        let spec = &plan.containers[i];
-        let capabilities = container::caps::effective_set(&spec.security);
-        let pause_pid = self
-            .record
-            .sandbox
-            .as_ref()
-            .and_then(|s| s.pause)
-            .map(|p| p.pid)
-            .ok_or(StartError::PauseDied)?;
-        let oom_score_adj = self.oom_score_adj(i);
-        let cgroups_path = self
-            .cgroup
-            .as_ref()
-            .map(|p| format!("{}/{name}", p.path().display()));
-        let oci_spec = oci::build(&oci::SpecInput {
-            pod: plan,
-            container: spec,
-            process: &process,
-            image_reference: &spec.image,
-            uid,
-            gid,
-            additional_gids: image::additional_gids(&image, uid),
-            rootfs: &layout,
-            pod_dir: &pod_dir,
-            pause_pid,
-            cgroups_path,
-            oom_score_adj,
-            volumes: &mounts,
-            capabilities: &capabilities,
-        });
-        let config = bundle.join("config.json");
-        oci_spec
-            .save(&config)
-            .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
-
+        let capabilities = container::caps::effective_set(&self.record.plan.containers[i].security);
         Ok(PreparedContainer {
+            index: i,
             oom_kills_at_start: self.oom_kills(&name),
+            oom_score_adj: self.oom_score_adj(i),
+            additional_gids: image::additional_gids(&image, uid),
             name,
             bundle,
+            layout,
             log,
             placement,
-            oom_score_adj,
             process,
+            uid,
+            gid,
+            mounts,
+            capabilities,
             prepare_us: t0.elapsed().as_micros() as u64,
         })
     }
@@ -485,6 +513,29 @@ impl Supervisor {
 }
 
 /// Container `name`'s bundle directory (`<pod dir>/<name>`, holding config.json) and overlay.
+/// Set the bundle and overlay directories of containers `which` in `record`; true if any
+/// changed.
+pub(super) fn plan_bundles(
+    pod_dir: &std::path::Path,
+    record: &mut crate::state::PodRecord,
+    which: impl IntoIterator<Item = usize>,
+) -> bool {
+    let mut changed = false;
+    for i in which {
+        let c = &mut record.containers[i];
+        let Some(image) = &c.image_config else {
+            continue;
+        };
+        let (bundle, layout) = bundle_of(pod_dir, &c.name, &image.rootfs);
+        if c.rootfs.as_ref() != Some(&layout) {
+            c.bundle = Some(bundle);
+            c.rootfs = Some(layout);
+            changed = true;
+        }
+    }
+    changed
+}
+
 fn bundle_of(
     pod_dir: &std::path::Path,
     name: &str,

@@ -38,6 +38,28 @@ pub enum StartError {
     Wiring(std::io::Error),
 }
 
+/// The pause being started on its thread ([`Supervisor::create_sandbox`]).
+struct PauseStart(std::thread::JoinHandle<Result<std::process::Child, StartError>>);
+
+/// Sandbox `attempt` of the pod as it is recorded before any of it is made: its id (the IPAM
+/// owner of its address), netns pin and host veth name. `apply` records the first one with
+/// the pod, so the supervisor starts without saving the record again.
+pub fn planned_sandbox(record: &crate::state::PodRecord, attempt: u32) -> SandboxRecord {
+    let key = record.key();
+    SandboxRecord {
+        id: random_id(),
+        attempt,
+        created_at: Utc::now(),
+        pause: None,
+        namespaces: None,
+        netns_path: record.netns_dir.join(key.netns_name()),
+        host_veth: net::host_veth_name(&key.to_string()),
+        ip: None,
+        network: None,
+        ready: false,
+    }
+}
+
 /// The pod network being wired on its thread ([`Supervisor::spawn_wiring`]).
 pub(super) struct Wiring(std::thread::JoinHandle<Result<net::PodNetwork, net::NetError>>);
 
@@ -53,15 +75,19 @@ impl Supervisor {
     /// First start: the sandbox, then every container. Any failure aborts the apply.
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
         self.create_pod_cgroup()?;
-        self.prepare_volumes()?;
-        self.create_sandbox(0)?;
-        // The containers' init stages build their root filesystems while the network is wired;
-        // no container process runs before the sandbox is ready (their start gates).
-        let wiring = self.spawn_wiring()?;
         let all: Vec<usize> = (0..self.record.containers.len()).collect();
-        self.record_bundles(all.iter().copied());
+        // The volumes and containers are prepared while the pause starts (creating its
+        // network namespace is the slowest step), and the containers' init stages build their
+        // root filesystems while the network is wired; no container process runs before the
+        // sandbox is ready (their start gates).
+        let prepared = self.create_sandbox(0, |s| {
+            s.prepare_volumes()?;
+            s.record_bundles(all.iter().copied());
+            Ok::<_, StartError>(s.prepare_containers(&all))
+        })??;
+        let wiring = self.spawn_wiring()?;
         let mut launched = Vec::new();
-        for (_, result) in self.launch_containers(&all) {
+        for (_, result) in self.launch_prepared(prepared) {
             match result {
                 Ok(init) => launched.push(init),
                 Err(e) => {
@@ -85,52 +111,81 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Make sandbox `attempt` up to its address: pause, namespaces, netns pin, IP. Every object
-    /// is written to the record before it is created.
-    pub(super) fn create_sandbox(&mut self, attempt: u32) -> Result<(), StartError> {
-        let key = self.record.key();
-        let netns_path = self.record.netns_dir.join(key.netns_name());
-        let host_veth = net::host_veth_name(&key.to_string());
-        self.record.sandbox = Some(SandboxRecord {
-            id: random_id(),
-            attempt,
-            created_at: Utc::now(),
-            pause: None,
-            namespaces: None,
-            netns_path: netns_path.clone(),
-            host_veth: host_veth.clone(),
-            ip: None,
-            network: None,
-            ready: false,
-        });
-        self.save();
+    /// Make sandbox `attempt` up to its address: pause, namespaces, netns pin, IP, the pod's
+    /// /etc files. The pause starts on a thread while this thread reserves the address, writes
+    /// the files and runs `meanwhile` (which must not need the pause). Every object is in the
+    /// record before it is created.
+    pub(super) fn create_sandbox<T>(
+        &mut self,
+        attempt: u32,
+        meanwhile: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, StartError> {
+        let planned = matches!(&self.record.sandbox,
+            Some(sb) if sb.attempt == attempt && sb.pause.is_none() && sb.ip.is_none());
+        if !planned {
+            self.record.sandbox = Some(planned_sandbox(&self.record, attempt));
+            self.save();
+        }
+        let pause = self.spawn_pause()?;
+        let early = self.reserve_address(attempt).map(|()| meanwhile(self));
+        let started = self.join_pause(pause);
+        started?;
+        early
+    }
 
-        let log_path = self.store.pod_dir(&key).join("pause.log");
+    /// Start the pause on its own thread (its cgroup, then fork, unshare, exec).
+    fn spawn_pause(&self) -> Result<PauseStart, StartError> {
+        let log_path = self.store.pod_dir(&self.record.key()).join("pause.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(StartError::PauseLog)?;
-        let placement = self.placement("pause", &crate::cgroup::Limits::best_effort())?;
-        let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
+        let cgroup = self.cgroup.clone();
+        let binary = self.pause_binary.clone();
+        let hostname = self.record.plan.hostname.clone();
         let shared_pid = self.record.plan.share_process_namespace;
-        let pause = sandbox::start_pause(
-            &self.pause_binary,
-            &self.record.plan.hostname,
-            log,
-            procs,
-            shared_pid,
-        )?;
-        drop(placement);
+        let thread = std::thread::Builder::new()
+            .name("pause".into())
+            .spawn(move || {
+                let placement = match &cgroup {
+                    Some(pod) => Some(super::cgroups::placement_in(
+                        pod,
+                        "pause",
+                        &crate::cgroup::Limits::best_effort(),
+                    )?),
+                    None => None,
+                };
+                let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
+                Ok(sandbox::start_pause(
+                    &binary, &hostname, log, procs, shared_pid,
+                )?)
+            })
+            .map_err(|e| {
+                StartError::Sandbox(sandbox::SandboxError::StartPause {
+                    binary: self.pause_binary.clone(),
+                    source: e,
+                })
+            })?;
+        Ok(PauseStart(thread))
+    }
+
+    /// Wait for the pause: record it, open its namespaces, pin its network namespace.
+    fn join_pause(&mut self, pause: PauseStart) -> Result<(), StartError> {
+        let pause = pause
+            .0
+            .join()
+            .map_err(|_| StartError::Wiring(std::io::Error::other("pause thread panicked")))??;
         let pid = pause.id() as i32;
         tracing::debug!(pid, "pause spawned");
-        let sb = self.record.sandbox.as_mut().expect("set above");
+        let shared_pid = self.record.plan.share_process_namespace;
+        let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
         sb.pause = Some(ProcessId::of(pid));
+        let netns_path = sb.netns_path.clone();
         // With cgroups the pause is found through its cgroup; without, record it right away.
         if self.cgroup.is_none() {
             self.save();
         }
-
         let ns = if shared_pid {
             NamespaceFds::open_with_pid(pid)?
         } else {
@@ -146,18 +201,20 @@ impl Supervisor {
         .ok_or(StartError::PauseDied)?;
         tracing::debug!(pid, "pause started");
         sandbox::pin_netns(pid, &netns_path)?;
-        let sandbox_id = self.record.sandbox.as_ref().expect("set").id.clone();
-        let ip = Ipam::new(&self.record.network_config).allocate(&sandbox_id, "eth0")?;
-        // Not saved yet: the address file names the sandbox id as its owner (saved above), so
-        // a teardown from the record releases it either way.
-        let sb = self.record.sandbox.as_mut().expect("set above");
-        sb.namespaces = Some(inodes);
-        sb.ip = Some(ip);
-
-        tracing::debug!(%ip, "address reserved");
+        self.record.sandbox.as_mut().expect("set").namespaces = Some(inodes);
         self.ns = Some(ns);
-        // /etc/hosts (with the pod IP), hostname and resolv.conf: once per sandbox, shared
-        // by its containers.
+        Ok(())
+    }
+
+    /// Reserve the sandbox's address and write the pod's /etc files (/etc/hosts with the pod
+    /// IP, hostname, resolv.conf: once per sandbox, shared by its containers).
+    fn reserve_address(&mut self, attempt: u32) -> Result<(), StartError> {
+        let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
+        let ip = Ipam::new(&self.record.network_config).allocate(&sb.id, "eth0")?;
+        // Not saved yet: the address file names the sandbox id as its owner (saved), so a
+        // teardown from the record releases it either way.
+        sb.ip = Some(ip);
+        tracing::debug!(%ip, "address reserved");
         let dns_fallback = self.write_pod_files().map_err(StartError::PodFiles)?;
         if attempt == 0 && dns_fallback {
             self.record.event(
@@ -407,17 +464,6 @@ impl Supervisor {
             .as_ref()
             .map(|s| s.attempt + 1)
             .unwrap_or(1);
-        if let Err(e) = self.create_sandbox(attempt) {
-            self.sandbox_failed(e);
-            return;
-        }
-        let wiring = match self.spawn_wiring() {
-            Ok(w) => w,
-            Err(e) => {
-                self.sandbox_failed(e);
-                return;
-            }
-        };
         let restarting: Vec<usize> = (0..self.record.containers.len())
             .filter(|&i| self.should_restart(i))
             .collect();
@@ -425,8 +471,25 @@ impl Supervisor {
             self.record.containers[i].restart_count += 1;
         }
         self.record_bundles(restarting.iter().copied());
+        let prepared = match self.create_sandbox(attempt, |s| s.prepare_containers(&restarting)) {
+            Ok(p) => p,
+            Err(e) => {
+                for &i in &restarting {
+                    self.record.containers[i].restart_count -= 1;
+                }
+                self.sandbox_failed(e);
+                return;
+            }
+        };
+        let wiring = match self.spawn_wiring() {
+            Ok(w) => w,
+            Err(e) => {
+                self.sandbox_failed(e);
+                return;
+            }
+        };
         let mut launched = Vec::new();
-        for (i, result) in self.launch_containers(&restarting) {
+        for (i, result) in self.launch_prepared(prepared) {
             match result {
                 Ok(init) => launched.push((i, init)),
                 Err(e) => self.container_start_failed(i, e),

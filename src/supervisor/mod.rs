@@ -27,6 +27,17 @@ use crate::sandbox::NamespaceFds;
 use crate::state::{PodKey, PodRecord, ProcessId, Store};
 
 pub use cgroups::pod_cgroup;
+pub use lifecycle::planned_sandbox;
+
+/// What `apply` records with a new pod besides its plan, so that its supervisor starts the
+/// first sandbox and containers without saving the record first: the first sandbox (ids and
+/// names of what it will create) and every container's bundle.
+pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
+    record.sandbox = Some(planned_sandbox(record, 0));
+    let pod_dir = store.pod_dir(&record.key());
+    let all = 0..record.containers.len();
+    containers::plan_bundles(&pod_dir, record, all);
+}
 pub use status::{pod_phase, pod_status_word};
 
 /// Environment variable scaling the kubelet's 10 s restart back-off (tests use a short one).
@@ -48,10 +59,17 @@ pub struct Supervisor {
     init_program: crate::config::InitProgram,
 }
 
-/// Entry point of `podrun __supervise`. `ready` gets one line: `ok` or `error: <message>`.
-pub fn run(store: Store, key: PodKey, pause_binary: PathBuf, ready: Option<OwnedFd>) -> i32 {
+/// Entry point of `podrun __supervise`, and of a supervisor forked by `apply` (which passes
+/// the record it just saved: `known`). `ready` gets one line: `ok` or `error: <message>`.
+pub fn run(
+    store: Store,
+    key: PodKey,
+    known: Option<PodRecord>,
+    pause_binary: PathBuf,
+    ready: Option<OwnedFd>,
+) -> i32 {
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let record = match store.load(&key) {
+    let record = match known.map(Ok).unwrap_or_else(|| store.load(&key)) {
         Ok(r) => r,
         Err(e) => {
             report(ready, Err(e.to_string()));
