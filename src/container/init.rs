@@ -1,18 +1,21 @@
 //! `podrun __init <bundle>`: the container's init stage (runc's `init`), a fresh single-threaded
-//! process the supervisor forked into the container's cgroup and the pause's UTS/IPC/network
-//! (and, when shared, PID) namespaces, and, unless shared, as PID 1 of a new PID namespace.
-//! It reads `<bundle>/config.json` and:
+//! process the supervisor forked into the container's cgroup and, unless shared, as PID 1 of a
+//! new PID namespace (when shared, into the pause's). It may start before the pause has made
+//! the pod's namespaces. It reads `<bundle>/config.json` and:
 //!
 //! 1. unshares a mount namespace and makes every mount in it a slave (`rootfsPropagation:
 //!    rslave`), so nothing it mounts ever propagates to the host;
 //! 2. mounts the overlay (image lower layer, per-container upper) at the root path, with the
 //!    mount API, so layer paths need no escaping;
-//! 3. mounts /proc (of its PID namespace), /dev (tmpfs + device nodes, devpts, mqueue, the
-//!    pod's /dev/shm), /sys read-only, the pod's /etc files and the volumes, masks and
-//!    read-only-binds the kernel paths containerd hides;
-//! 4. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
-//! 5. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs;
-//! 6. waits at its start gate (fd from `PODRUN_INIT_GATE_FD`) until the supervisor has wired
+//! 3. mounts /proc (of its PID namespace), /dev (tmpfs + device nodes, devpts, the pod's
+//!    /dev/shm), the pod's /etc files and the volumes, masks and read-only-binds the kernel
+//!    paths containerd hides;
+//! 4. receives the pod's UTS, IPC and network namespaces as descriptors (SCM_RIGHTS on the
+//!    socket from `PODRUN_INIT_NS_FD`) and joins them, then mounts what belongs to them:
+//!    /dev/mqueue (IPC) and /sys (network), read-only, with its cgroup mounts and masks;
+//! 5. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
+//! 6. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs;
+//! 7. waits at its start gate (fd from `PODRUN_INIT_GATE_FD`) until the supervisor has wired
 //!    the pod network and writes one byte, then execs the container's process. The gate closing
 //!    without that byte (the supervisor died or gave up) ends the init instead.
 //!
@@ -40,6 +43,7 @@ use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME
 pub const SYNC_FD_ENV: &str = "PODRUN_INIT_SYNC_FD";
 pub const FDS_ENV: &str = "PODRUN_INIT_FDS";
 pub const GATE_FD_ENV: &str = "PODRUN_INIT_GATE_FD";
+pub const NS_FD_ENV: &str = "PODRUN_INIT_NS_FD";
 /// The byte that opens the start gate.
 pub const GATE_OPEN: u8 = b'1';
 
@@ -57,6 +61,7 @@ pub fn main(bundle: &Path) -> i32 {
     let fd_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
     let sync = fd_env(SYNC_FD_ENV).and_then(crate::sys::inherited_fd);
     let gate = fd_env(GATE_FD_ENV).and_then(crate::sys::inherited_fd);
+    let pod_ns = fd_env(NS_FD_ENV).and_then(crate::sys::inherited_fd);
     let mut fds: HashMap<String, OwnedFd> = HashMap::new();
     for pair in std::env::var(FDS_ENV).unwrap_or_default().split(',') {
         if let Some((name, fd)) = pair.split_once('=')
@@ -65,7 +70,7 @@ pub fn main(bundle: &Path) -> i32 {
             fds.insert(name.to_owned(), fd);
         }
     }
-    let err = match run(bundle, &fds, gate) {
+    let err = match run(bundle, &fds, pod_ns, gate) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -81,6 +86,7 @@ pub fn main(bundle: &Path) -> i32 {
 fn run(
     bundle: &Path,
     fds: &HashMap<String, OwnedFd>,
+    pod_ns: Option<OwnedFd>,
     gate: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible> {
     let config = bundle.join("config.json");
@@ -110,16 +116,31 @@ fn run(
         || "make / rslave".into(),
     )?;
     mount_rootfs(&spec, &root)?;
-    for m in spec.mounts().iter().flatten() {
-        mount_one(&root, m, fds, bundle)?;
-    }
-    make_devices(&spec, &root)?;
-    if let Some(linux) = spec.linux() {
-        for p in linux.masked_paths().iter().flatten() {
-            mask_path(&root, p)?;
+    // What does not depend on the pod's namespaces first (the pause may still be making
+    // them), then, once joined, what does.
+    for late in [false, true] {
+        if late && let Some(channel) = &pod_ns {
+            join_pod_namespaces(channel)?;
         }
-        for p in linux.readonly_paths().iter().flatten() {
-            readonly_path(&root, p)?;
+        for m in spec.mounts().iter().flatten() {
+            if needs_pod_namespaces(&m.destination().to_string_lossy()) == late {
+                mount_one(&root, m, fds, bundle)?;
+            }
+        }
+        if !late {
+            make_devices(&spec, &root)?;
+        }
+        if let Some(linux) = spec.linux() {
+            for p in linux.masked_paths().iter().flatten() {
+                if needs_pod_namespaces(p) == late {
+                    mask_path(&root, p)?;
+                }
+            }
+            for p in linux.readonly_paths().iter().flatten() {
+                if needs_pod_namespaces(p) == late {
+                    readonly_path(&root, p)?;
+                }
+            }
         }
     }
     pivot_into(&root)?;
@@ -152,6 +173,33 @@ fn run(
         "unable to start container process: exec: \"{}\": {err}",
         args[0]
     ))
+}
+
+/// Container paths whose mounts belong to the pod's namespaces: /sys shows the network
+/// namespace of whoever mounts it (sysfs), /dev/mqueue the IPC namespace.
+fn needs_pod_namespaces(path: &str) -> bool {
+    ["/sys", "/dev/mqueue"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// Receive the pod's namespaces (UTS, IPC, network: one message, their descriptors as
+/// SCM_RIGHTS) and join them. The channel closing first (the pause never came up, the
+/// supervisor gave up) ends the init.
+fn join_pod_namespaces(channel: &OwnedFd) -> Result<()> {
+    let received = ctx(crate::sys::recv_fds(channel.as_fd()), || {
+        "receive the pod's namespaces".into()
+    })?;
+    if received.is_empty() {
+        return Err("the pod sandbox was not made (no namespaces handed over)".into());
+    }
+    for fd in &received {
+        ctx(nix::sched::setns(fd, CloneFlags::empty()), || {
+            "join the pod's namespaces".into()
+        })?;
+    }
+    Ok(())
 }
 
 /// Block until the supervisor opens the gate; a gate closed without opening ends the init.
@@ -812,6 +860,29 @@ pub fn exec_program(argv0: &str, env: &[String]) -> Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_sys_and_mqueue_wait_for_the_pod_namespaces() {
+        for path in [
+            "/sys",
+            "/sys/fs/cgroup",
+            "/sys/firmware",
+            "/dev/mqueue",
+            "/dev/mqueue/q",
+        ] {
+            assert!(super::needs_pod_namespaces(path), "{path}");
+        }
+        for path in [
+            "/system",
+            "/proc/sys",
+            "/dev",
+            "/dev/mqueues",
+            "/etc/hosts",
+            "/",
+        ] {
+            assert!(!super::needs_pod_namespaces(path), "{path}");
+        }
+    }
+
     #[test]
     fn overlay_paths_are_escaped_for_the_classic_options() {
         assert_eq!(super::escape_overlay_path("/a/b"), "/a/b");

@@ -14,7 +14,8 @@ pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -114,7 +115,9 @@ pub struct InitStart<'a> {
     pub init: &'a crate::config::InitProgram,
     /// `<pod dir>/<container>`, holding `config.json`.
     pub bundle: &'a Path,
-    pub ns: &'a NamespaceFds,
+    /// The pod's namespaces, when the sandbox is up already; otherwise they are handed over
+    /// later ([`LaunchedInit::join_pod_namespaces`]) and the init waits for them.
+    pub ns: Option<&'a NamespaceFds>,
     pub pid_ns: PidNamespace<'a>,
     pub placement: Placement,
     pub log: File,
@@ -131,11 +134,24 @@ pub struct LaunchedInit {
     sync: File,
     /// Write end of the start gate; `None` once opened.
     gate: Option<File>,
+    /// Where the pod's namespaces are sent; `None` once sent.
+    namespaces: Option<UnixStream>,
 }
 
 impl LaunchedInit {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Hand the pod's UTS, IPC and network namespaces to the init, which joins them (by these
+    /// descriptors) before it mounts what depends on them (/sys, /dev/mqueue). An init that
+    /// already failed has closed its end: its reason is on the sync pipe.
+    pub fn join_pod_namespaces(&mut self, ns: &NamespaceFds) {
+        if let Some(channel) = self.namespaces.take() {
+            let fds: Vec<RawFd> = ns.fds.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
+            use std::os::fd::AsFd;
+            let _ = crate::sys::send_fds(channel.as_fd(), &fds);
+        }
     }
 
     /// Let the init exec the container's process as soon as its root filesystem is ready,
@@ -168,11 +184,11 @@ impl LaunchedInit {
     }
 }
 
-/// Fork into the container's cgroup and the pod's namespaces and exec the init stage
-/// (`podrun-init <bundle>`, or `podrun __init <bundle>`),
-/// which builds the container's mount namespace and root filesystem at once (in parallel with
-/// whatever the caller does next: other containers, the pod network) and then waits at its
-/// start gate.
+/// Fork into the container's cgroup (and PID namespace) and exec the init stage
+/// (`podrun-init <bundle>`, or `podrun __init <bundle>`), which builds the container's mount
+/// namespace and root filesystem at once (in parallel with whatever the caller does next: the
+/// pause, other containers, the pod network), joins the pod's namespaces once it is handed
+/// them, mounts what depends on them, and then waits at its start gate.
 pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> {
     let name = start.container;
     let io_err = |what: &str, source: io::Error| ContainerError::Start {
@@ -184,7 +200,8 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         .map_err(|e| io_err("sync pipe", e.into()))?;
     let (gate_rx, gate_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("start gate pipe", e.into()))?;
-    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd()];
+    let (ns_tx, ns_rx) = UnixStream::pair().map_err(|e| io_err("namespace channel", e))?;
+    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_rx.as_raw_fd()];
     let mut listed = Vec::new();
     for (name, fd) in start.pod_volumes {
         listed.push(format!("{name}={}", 3 + pass.len()));
@@ -196,6 +213,7 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         .env_clear()
         .env(init::SYNC_FD_ENV, "3")
         .env(init::GATE_FD_ENV, "4")
+        .env(init::NS_FD_ENV, "5")
         .env(init::FDS_ENV, listed.join(","))
         .stdin(Stdio::null())
         .stdout(start.log.try_clone().map_err(|e| io_err("log", e))?)
@@ -203,7 +221,6 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
     let setup = crate::sys::ChildSetup {
         cgroup_procs: start.placement.cgroup_procs,
         oom_score_adj: Some(start.placement.oom_score_adj),
-        join: start.ns.raw(),
         new_process_group: true,
         pass_fds: pass,
         ..Default::default()
@@ -214,10 +231,16 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
     drop(cmd);
     drop(sync_tx);
     drop(gate_rx);
-    Ok(LaunchedInit {
+    drop(ns_rx);
+    let mut launched = LaunchedInit {
         container: name.to_owned(),
         child,
         sync: File::from(sync_rx),
         gate: Some(File::from(gate_tx)),
-    })
+        namespaces: Some(ns_tx),
+    };
+    if let Some(ns) = start.ns {
+        launched.join_pod_namespaces(ns);
+    }
+    Ok(launched)
 }

@@ -85,12 +85,14 @@ impl NamespaceFds {
 /// Fork + exec the pause binary in new net/UTS/IPC namespaces with the pod's hostname, and with
 /// `pid_namespace` as PID 1 of a new PID namespace (the pod's, for `shareProcessNamespace`).
 /// `cgroup_procs` are open placement files (`ChildCgroup::self_placement_fds`) of the pause's cgroup (joined before exec).
+/// `report_pid`: a pipe the child writes its pid on right after the fork.
 pub fn start_pause(
     binary: &Path,
     hostname: &str,
     log: File,
     cgroup_procs: Vec<RawFd>,
     pid_namespace: bool,
+    report_pid: Option<RawFd>,
 ) -> Result<Child, SandboxError> {
     let mut cmd = Command::new(binary);
     cmd.stdin(Stdio::null())
@@ -105,6 +107,7 @@ pub fn start_pause(
         cgroup_procs,
         oom_score_adj: Some(PAUSE_OOM_SCORE_ADJ),
         unshare: Some((flags, hostname.to_owned())),
+        report_pid,
         ..Default::default()
     };
     crate::sys::before_exec(&mut cmd, setup);

@@ -45,7 +45,8 @@ struct LaunchContext<'a> {
     pod_dir: &'a std::path::Path,
     pod_cgroup: Option<&'a std::path::Path>,
     pause_pid: i32,
-    ns: &'a crate::sandbox::NamespaceFds,
+    /// The pod's namespaces, once the pause made them (else handed over later).
+    ns: Option<&'a crate::sandbox::NamespaceFds>,
     init: &'a crate::config::InitProgram,
     pod_volumes: &'a [(String, std::os::fd::BorrowedFd<'a>)],
 }
@@ -83,8 +84,9 @@ impl LaunchContext<'_> {
         oci_spec
             .save(&config)
             .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
-        let pid_ns = match &self.ns.pid {
+        let pid_ns = match self.ns.and_then(|ns| ns.pid.as_ref()) {
             Some(fd) => container::PidNamespace::Join(fd.as_fd()),
+            None if self.plan.share_process_namespace => return Err(StartError::PauseDied),
             None => container::PidNamespace::New,
         };
         let log = p
@@ -142,6 +144,9 @@ impl Supervisor {
         &mut self,
         i: usize,
     ) -> Result<container::LaunchedInit, StartError> {
+        if self.ns.is_none() {
+            return Err(StartError::PauseDied);
+        }
         let prepared = self.prepare_containers(&[i]);
         let (_, result) = self.launch_prepared(prepared).remove(0);
         result
@@ -156,10 +161,11 @@ impl Supervisor {
             .collect()
     }
 
-    /// Launch prepared containers in the current sandbox: every init stage at once, each
-    /// written (config.json) and forked on a thread of its own (a fork returns only once the
-    /// child exec'd, ~1-3 ms while other inits build their root filesystems), so the inits
-    /// start close together.
+    /// Launch prepared containers in the current sandbox, whose pause is at least forked:
+    /// every init stage at once, each written (config.json) and forked on a thread of its own
+    /// (a fork returns only once the child exec'd, ~1-3 ms while other inits build their root
+    /// filesystems), so the inits start close together. Inits launched before the pause made
+    /// the pod's namespaces wait for them ([`container::LaunchedInit::join_pod_namespaces`]).
     pub(super) fn launch_prepared(
         &mut self,
         prepared: Vec<Prepared>,
@@ -170,7 +176,7 @@ impl Supervisor {
             .as_ref()
             .and_then(|s| s.pause)
             .map(|p| p.pid);
-        let (Some(ns), Some(pause_pid)) = (self.ns.as_ref(), pause_pid) else {
+        let Some(pause_pid) = pause_pid else {
             return prepared
                 .into_iter()
                 .map(|(i, _)| (i, Err(StartError::PauseDied)))
@@ -184,7 +190,7 @@ impl Supervisor {
             pod_dir: &pod_dir,
             pod_cgroup: pod_cgroup.as_deref(),
             pause_pid,
-            ns,
+            ns: self.ns.as_ref(),
             init: &self.init_program,
             pod_volumes: &pod_volumes,
         };

@@ -38,8 +38,23 @@ pub enum StartError {
     Wiring(std::io::Error),
 }
 
-/// The pause being started on its thread ([`Supervisor::create_sandbox`]).
-struct PauseStart(std::thread::JoinHandle<Result<std::process::Child, StartError>>);
+/// The pause being started on its thread ([`Supervisor::create_sandbox_and_launch`]).
+struct PauseStart {
+    thread: std::thread::JoinHandle<Result<std::process::Child, StartError>>,
+    /// The pipe the forked pause writes its pid on first of all.
+    pid: Option<std::os::fd::OwnedFd>,
+}
+
+impl PauseStart {
+    /// The pause's pid as soon as it is forked (before its namespaces are made); None if it
+    /// is not reported or the fork failed.
+    fn reported_pid(&mut self) -> Option<i32> {
+        self.pid.take().and_then(crate::sys::read_reported_pid)
+    }
+}
+
+/// A container whose init stage was forked, or why it could not be.
+pub(super) type Launched = (usize, Result<crate::container::LaunchedInit, StartError>);
 
 /// Sandbox `attempt` of the pod as it is recorded before any of it is made: its id (the IPAM
 /// owner of its address), netns pin and host veth name. `apply` records the first one with
@@ -76,18 +91,14 @@ impl Supervisor {
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
         self.create_pod_cgroup()?;
         let all: Vec<usize> = (0..self.record.containers.len()).collect();
-        // The volumes and containers are prepared while the pause starts (creating its
-        // network namespace is the slowest step), and the containers' init stages build their
-        // root filesystems while the network is wired; no container process runs before the
-        // sandbox is ready (their start gates).
-        let prepared = self.create_sandbox(0, |s| {
-            s.prepare_volumes()?;
-            s.record_bundles(all.iter().copied());
-            Ok::<_, StartError>(s.prepare_containers(&all))
-        })??;
+        // The volumes and containers are prepared, and the containers' init stages build
+        // their root filesystems, while the pause makes the pod's namespaces (the slowest
+        // step) and the network is wired; no container process runs before the sandbox is
+        // ready (their start gates).
+        let launched_inits = self.create_sandbox_and_launch(0, &all, Self::prepare_volumes)?;
         let wiring = self.spawn_wiring()?;
         let mut launched = Vec::new();
-        for (_, result) in self.launch_prepared(prepared) {
+        for (_, result) in launched_inits {
             match result {
                 Ok(init) => launched.push(init),
                 Err(e) => {
@@ -111,26 +122,53 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Make sandbox `attempt` up to its address: pause, namespaces, netns pin, IP, the pod's
-    /// /etc files. The pause starts on a thread while this thread reserves the address, writes
-    /// the files and runs `meanwhile` (which must not need the pause). Every object is in the
-    /// record before it is created.
-    pub(super) fn create_sandbox<T>(
+    /// Make sandbox `attempt` (pause, namespaces, netns pin, IP, the pod's /etc files) and
+    /// launch containers `which` in it. The pause starts on a thread; meanwhile this thread
+    /// reserves the address, writes the files, runs `before` (the pod's volumes, at first
+    /// start), prepares the containers and, unless they join the pause's PID namespace, forks
+    /// their init stages, which build their root filesystems at once and join the pod's
+    /// namespaces when they are handed them. Every object is in the record before it is
+    /// created.
+    pub(super) fn create_sandbox_and_launch(
         &mut self,
         attempt: u32,
-        meanwhile: impl FnOnce(&mut Self) -> T,
-    ) -> Result<T, StartError> {
+        which: &[usize],
+        before: impl FnOnce(&mut Self) -> Result<(), StartError>,
+    ) -> Result<Vec<Launched>, StartError> {
         let planned = matches!(&self.record.sandbox,
             Some(sb) if sb.attempt == attempt && sb.pause.is_none() && sb.ip.is_none());
         if !planned {
             self.record.sandbox = Some(planned_sandbox(&self.record, attempt));
             self.save();
         }
-        let pause = self.spawn_pause()?;
-        let early = self.reserve_address(attempt).map(|()| meanwhile(self));
-        let started = self.join_pause(pause);
-        started?;
-        early
+        let mut pause = self.spawn_pause()?;
+        let early = self.reserve_address(attempt).and_then(|()| {
+            before(self)?;
+            self.record_bundles(which.iter().copied());
+            let prepared = self.prepare_containers(which);
+            // The pause's pid (in the containers' config.json) is known right after its fork.
+            Ok(match pause.reported_pid() {
+                Some(pid) => {
+                    self.record.sandbox.as_mut().expect("set above").pause =
+                        Some(ProcessId::of(pid));
+                    Ok(self.launch_prepared(prepared))
+                }
+                None => Err(prepared),
+            })
+        });
+        // Inits launched early and dropped on an error below see their channels close, and end.
+        self.join_pause(pause)?;
+        let mut launched = match early? {
+            Ok(launched) => launched,
+            Err(prepared) => self.launch_prepared(prepared),
+        };
+        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        for (_, init) in &mut launched {
+            if let Ok(init) = init {
+                init.join_pod_namespaces(ns);
+            }
+        }
+        Ok(launched)
     }
 
     /// Start the pause on its own thread (its cgroup, then fork, unshare, exec).
@@ -145,6 +183,15 @@ impl Supervisor {
         let binary = self.pause_binary.clone();
         let hostname = self.record.plan.hostname.clone();
         let shared_pid = self.record.plan.share_process_namespace;
+        // The pid a pause in a PID namespace of its own sees is 1: only asked otherwise (the
+        // containers of such a pod are forked into that namespace, after the pause anyway).
+        let (pid_rx, pid_tx) = if shared_pid {
+            (None, None)
+        } else {
+            let (rx, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| StartError::Wiring(e.into()))?;
+            (Some(rx), Some(tx))
+        };
         let thread = std::thread::Builder::new()
             .name("pause".into())
             .spawn(move || {
@@ -157,9 +204,14 @@ impl Supervisor {
                     None => None,
                 };
                 let procs = placement.as_ref().map(|p| p.raw_fds()).unwrap_or_default();
-                Ok(sandbox::start_pause(
-                    &binary, &hostname, log, procs, shared_pid,
-                )?)
+                let report = pid_tx.as_ref().map(|fd| {
+                    use std::os::fd::AsRawFd;
+                    fd.as_raw_fd()
+                });
+                let started =
+                    sandbox::start_pause(&binary, &hostname, log, procs, shared_pid, report);
+                drop(pid_tx);
+                Ok(started?)
             })
             .map_err(|e| {
                 StartError::Sandbox(sandbox::SandboxError::StartPause {
@@ -167,13 +219,16 @@ impl Supervisor {
                     source: e,
                 })
             })?;
-        Ok(PauseStart(thread))
+        Ok(PauseStart {
+            thread,
+            pid: pid_rx,
+        })
     }
 
     /// Wait for the pause: record it, open its namespaces, pin its network namespace.
     fn join_pause(&mut self, pause: PauseStart) -> Result<(), StartError> {
         let pause = pause
-            .0
+            .thread
             .join()
             .map_err(|_| StartError::Wiring(std::io::Error::other("pause thread panicked")))??;
         let pid = pause.id() as i32;
@@ -470,9 +525,9 @@ impl Supervisor {
         for &i in &restarting {
             self.record.containers[i].restart_count += 1;
         }
-        self.record_bundles(restarting.iter().copied());
-        let prepared = match self.create_sandbox(attempt, |s| s.prepare_containers(&restarting)) {
-            Ok(p) => p,
+        let launched_inits = match self.create_sandbox_and_launch(attempt, &restarting, |_| Ok(()))
+        {
+            Ok(l) => l,
             Err(e) => {
                 for &i in &restarting {
                     self.record.containers[i].restart_count -= 1;
@@ -489,7 +544,7 @@ impl Supervisor {
             }
         };
         let mut launched = Vec::new();
-        for (i, result) in self.launch_prepared(prepared) {
+        for (i, result) in launched_inits {
             match result {
                 Ok(init) => launched.push((i, init)),
                 Err(e) => self.container_start_failed(i, e),

@@ -28,6 +28,17 @@ pub struct ChildSetup {
     pub new_process_group: bool,
     /// Descriptors handed to the new program as 3, 4, ... (in this order), without CLOEXEC.
     pub pass_fds: Vec<RawFd>,
+    /// A pipe on which the child writes its pid (4 bytes, native endian) first of all, so the
+    /// parent knows it before the child's set-up and exec are done.
+    pub report_pid: Option<RawFd>,
+}
+
+/// Read the pid a child wrote on its `ChildSetup::report_pid` pipe; None if it closed the pipe
+/// without (the fork failed).
+pub fn read_reported_pid(pipe: OwnedFd) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    io::Read::read_exact(&mut std::fs::File::from(pipe), &mut buf).ok()?;
+    Some(i32::from_ne_bytes(buf))
 }
 
 /// Most descriptors `ChildSetup::pass_fds` can hand over.
@@ -37,11 +48,15 @@ const MAX_PASS_FDS: usize = 32;
 pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
     let oom: Option<Vec<u8>> = setup.oom_score_adj.map(|v| v.to_string().into_bytes());
     assert!(setup.pass_fds.len() <= MAX_PASS_FDS, "too many fds to pass");
-    // SAFETY: the closure only makes system calls (write, open, close, unshare, sethostname,
+    // SAFETY: the closure only makes system calls (getpid, write, open, close, unshare, sethostname,
     // setns, setpgid, close_range) on data prepared before fork and owned by the closure; all
     // of them are async-signal-safe and nothing allocates.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(fd) = setup.report_pid {
+                let pid = libc::getpid().to_ne_bytes();
+                libc::write(fd, pid.as_ptr().cast(), pid.len());
+            }
             for fd in &setup.cgroup_procs {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     return Err(io::Error::last_os_error());
@@ -279,6 +294,46 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Send `fds` (SCM_RIGHTS) with a one-byte message on a Unix stream socket.
+pub fn send_fds(channel: BorrowedFd<'_>, fds: &[RawFd]) -> io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    sendmsg::<()>(
+        channel.as_raw_fd(),
+        &[io::IoSlice::new(b"n")],
+        &[ControlMessage::ScmRights(fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receive the descriptors of one [`send_fds`] message (at most 3; close-on-exec). An empty
+/// list means the sender closed the channel without sending.
+pub fn recv_fds(channel: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let msg = recvmsg::<()>(
+        channel.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut received = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            // SAFETY: SCM_RIGHTS installed these descriptors in this process just now; each
+            // becomes owned exactly once, here.
+            received.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    Ok(received)
+}
+
 /// Take ownership of a descriptor inherited across exec (its number passed in the environment),
 /// if it is open.
 pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
@@ -449,4 +504,33 @@ pub fn daemonize_forked(log: std::fs::File, keep: RawFd) -> io::Result<()> {
     close(3, keep - 1);
     close(keep + 1, RawFd::MAX);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn descriptors_cross_a_socket_and_refer_to_the_same_files() {
+        let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
+        let files: Vec<std::fs::File> = (0..3).map(|_| tempfile::tempfile().unwrap()).collect();
+        let raw: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
+        super::send_fds(tx.as_fd(), &raw).unwrap();
+        let got = super::recv_fds(rx.as_fd()).unwrap();
+        assert_eq!(got.len(), 3);
+        for (sent, received) in files.iter().zip(got) {
+            let received = std::fs::File::from(received);
+            assert_ne!(received.as_raw_fd(), sent.as_raw_fd());
+            assert_eq!(
+                received.metadata().unwrap().ino(),
+                sent.metadata().unwrap().ino()
+            );
+        }
+        drop(tx);
+        assert!(
+            super::recv_fds(rx.as_fd()).unwrap().is_empty(),
+            "closed channel: nothing"
+        );
+    }
 }
