@@ -195,7 +195,15 @@ fn python_floor(node: &Node, manifest: &Path, runs: usize) -> Duration {
 /// the node).
 fn state_on_tmpfs(node: &Node) {
     let status = Command::new("nsenter")
-        .args(["-t", &node.pid().to_string(), "-m", "mount", "-t", "tmpfs", "tmpfs"])
+        .args([
+            "-t",
+            &node.pid().to_string(),
+            "-m",
+            "mount",
+            "-t",
+            "tmpfs",
+            "tmpfs",
+        ])
         .arg(node.root.path())
         .status()
         .expect("run nsenter");

@@ -63,7 +63,8 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     tracing::debug!("images resolved");
     let reserved = reserve(cfg, &store, &pods, &images)?;
     tracing::debug!("names reserved");
-    let started: Vec<(PodKey, std::result::Result<(), String>)> = start_supervisors(cfg, &reserved);
+    let started: Vec<(PodKey, std::result::Result<String, String>)> =
+        start_supervisors(cfg, &reserved);
     let reserved: Vec<PodKey> = reserved.iter().map(PodRecord::key).collect();
     let failures: Vec<String> = started
         .iter()
@@ -78,7 +79,11 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
         return Err(msg(failures.join("\n")));
     }
     tracing::debug!("pods started");
-    print_created(&store, &headers, &reserved);
+    let summaries: Vec<String> = started
+        .into_iter()
+        .map(|(_, r)| r.unwrap_or_default())
+        .collect();
+    print_created(&headers, &reserved, &summaries);
     Ok(0)
 }
 
@@ -203,11 +208,12 @@ fn reserve(
     Ok(done)
 }
 
-/// Start every supervisor at once, then collect their readiness lines.
+/// Start every supervisor at once, then collect their reports: what each started (the
+/// summary apply prints), or why it failed.
 fn start_supervisors(
     cfg: &Config,
     records: &[PodRecord],
-) -> Vec<(PodKey, std::result::Result<(), String>)> {
+) -> Vec<(PodKey, std::result::Result<String, String>)> {
     let store = cfg.store();
     let spawned: Vec<_> = records
         .iter()
@@ -223,10 +229,15 @@ fn start_supervisors(
                     Err(e.to_string())
                 }
                 Ok(started) => {
+                    let mut reader = std::io::BufReader::new(started.ready);
                     let mut line = String::new();
-                    let _ = std::io::BufReader::new(started.ready).read_line(&mut line);
+                    let _ = reader.read_line(&mut line);
                     match line.trim() {
-                        "ok" => Ok(()),
+                        "ok" => {
+                            let mut summary = String::new();
+                            let _ = std::io::Read::read_to_string(&mut reader, &mut summary);
+                            Ok(summary)
+                        }
                         other => {
                             let _ = nix::sys::wait::waitpid(started.pid, None);
                             let _ = store.remove(&k);
@@ -243,54 +254,27 @@ fn start_supervisors(
         .collect()
 }
 
-fn print_created(store: &Store, headers: &[(String, usize)], keys: &[PodKey]) {
-    let mut keys = keys.iter();
+fn print_created(headers: &[(String, usize)], keys: &[PodKey], summaries: &[String]) {
+    use std::io::Write;
+    let mut out = String::new();
+    let mut pods = keys.iter().zip(summaries);
     for (line, n) in headers {
-        println!("{line}");
-        for key in keys.by_ref().take(*n) {
-            if let Ok(r) = store.load(key) {
-                print_pod_summary(&r, *n > 1);
+        out.push_str(line);
+        out.push('\n');
+        for (key, summary) in pods.by_ref().take(*n) {
+            let indent = if *n > 1 {
+                out.push_str(&format!("  pod/{}\n", key.name));
+                "    "
+            } else {
+                "  "
+            };
+            for l in summary.lines() {
+                out.push_str(indent);
+                out.push_str(l);
+                out.push('\n');
             }
         }
     }
-}
-
-fn print_pod_summary(r: &PodRecord, named: bool) {
-    let indent = if named {
-        println!("  pod/{}", r.plan.name);
-        "    "
-    } else {
-        "  "
-    };
-    if let Some(sb) = &r.sandbox {
-        let pause = sb.pause.map(|p| p.pid).unwrap_or_default();
-        println!(
-            "{indent}sandbox    pause pid {pause}, netns {}, hostname {}",
-            sb.netns_path.display(),
-            r.plan.hostname
-        );
-        if let Some(n) = &sb.network {
-            println!(
-                "{indent}network    {}/{} gw {} on bridge {}, veth {} <-> {} (ifindex {} <-> {})",
-                n.ip,
-                n.prefix_len,
-                n.gateway,
-                n.bridge,
-                n.host_veth,
-                n.pod_ifname,
-                n.host_ifindex,
-                n.pod_ifindex
-            );
-        }
-    }
-    for c in &r.containers {
-        let pid = c.process.map(|p| p.pid).unwrap_or_default();
-        let argv = c
-            .resolved
-            .as_ref()
-            .map(|p| p.argv.join(" "))
-            .unwrap_or_default();
-        let argv: String = argv.replace('\n', " ").chars().take(60).collect();
-        println!("{indent}container  {} pid {pid}: {argv}", c.name);
-    }
+    // One write: the caller reading our output is woken once, not per line.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }

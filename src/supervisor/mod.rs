@@ -120,7 +120,7 @@ pub fn run(
         report(ready, Err(msg));
         return 1;
     }
-    report(ready, Ok(()));
+    report(ready, Ok(status::start_summary(&sup.record)));
     tracing::debug!("pod started, reported");
     sup.event_loop(&wake_rx, &term);
     0
@@ -135,11 +135,12 @@ fn ignore_hangup_and_pipe() -> std::io::Result<()> {
     Ok(())
 }
 
-fn report(ready: Option<OwnedFd>, result: Result<(), String>) {
+/// Tell apply how the start went: `ok` and the summary it prints, or `error: <message>`.
+fn report(ready: Option<OwnedFd>, result: Result<String, String>) {
     if let Some(fd) = ready {
         let mut f = std::fs::File::from(fd);
         let line = match result {
-            Ok(()) => "ok\n".to_owned(),
+            Ok(summary) => format!("ok\n{summary}"),
             Err(e) => format!("error: {}\n", e.replace('\n', " ")),
         };
         let _ = f.write_all(line.as_bytes());

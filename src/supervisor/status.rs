@@ -90,3 +90,44 @@ impl Supervisor {
         }
     }
 }
+
+/// What apply prints for a started pod (kubectl's `pod/NAME created` is printed before it):
+/// the sandbox, the network and each container, one line each.
+pub fn start_summary(r: &PodRecord) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if let Some(sb) = &r.sandbox {
+        let pause = sb.pause.map(|p| p.pid).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "sandbox    pause pid {pause}, netns {}, hostname {}",
+            sb.netns_path.display(),
+            r.plan.hostname
+        );
+        if let Some(n) = &sb.network {
+            let _ = writeln!(
+                out,
+                "network    {}/{} gw {} on bridge {}, veth {} <-> {} (ifindex {} <-> {})",
+                n.ip,
+                n.prefix_len,
+                n.gateway,
+                n.bridge,
+                n.host_veth,
+                n.pod_ifname,
+                n.host_ifindex,
+                n.pod_ifindex
+            );
+        }
+    }
+    for c in &r.containers {
+        let pid = c.process.map(|p| p.pid).unwrap_or_default();
+        let argv = c
+            .resolved
+            .as_ref()
+            .map(|p| p.argv.join(" "))
+            .unwrap_or_default();
+        let argv: String = argv.replace('\n', " ").chars().take(60).collect();
+        let _ = writeln!(out, "container  {} pid {pid}: {argv}", c.name);
+    }
+    out
+}
