@@ -1,8 +1,8 @@
 //! Starting a container: the image (`image`), the pod's /etc files (`podfiles`), capability
 //! sets (`caps`), the OCI runtime spec (`oci`) and the init stage that runs it (`init`): the
-//! supervisor forks into the container's cgroup and the pause's UTS/IPC/net namespaces (by
-//! namespace file descriptors, never by name), in the container's PID namespace, and execs
-//! `podrun __init <bundle>`, which builds the container's mount namespace and execs the
+//! supervisor forks into the container's cgroup, in the container's PID namespace, and execs
+//! `podrun-init <bundle>`, which builds the container's mount namespace, joins the pause's
+//! UTS/IPC/net namespaces once it is handed their descriptors (never by name), and execs the
 //! process.
 
 pub mod caps;
