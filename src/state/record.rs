@@ -233,6 +233,11 @@ impl PodRecord {
         self.sandbox.as_ref().and_then(|s| s.ip)
     }
 
+    /// The current sandbox's pause, once forked.
+    pub fn pause_pid(&self) -> Option<i32> {
+        self.sandbox.as_ref().and_then(|s| s.pause).map(|p| p.pid)
+    }
+
     pub fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {
         self.sandbox
             .as_ref()

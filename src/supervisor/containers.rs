@@ -169,14 +169,8 @@ impl Supervisor {
     pub(super) fn launch_prepared(
         &mut self,
         prepared: Vec<Prepared>,
-    ) -> Vec<(usize, Result<container::LaunchedInit, StartError>)> {
-        let pause_pid = self
-            .record
-            .sandbox
-            .as_ref()
-            .and_then(|s| s.pause)
-            .map(|p| p.pid);
-        let Some(pause_pid) = pause_pid else {
+    ) -> Vec<super::lifecycle::Launched> {
+        let Some(pause_pid) = self.record.pause_pid() else {
             return prepared
                 .into_iter()
                 .map(|(i, _)| (i, Err(StartError::PauseDied)))

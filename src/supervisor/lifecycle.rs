@@ -591,12 +591,7 @@ impl Supervisor {
 
     /// SIGKILL every container process group and every other descendant but the pause.
     pub(super) fn kill_all_containers(&mut self) {
-        let pause = self
-            .record
-            .sandbox
-            .as_ref()
-            .and_then(|s| s.pause)
-            .map(|p| p.pid);
+        let pause = self.record.pause_pid();
         for c in &self.record.containers {
             if let Some(p) = c.process {
                 procfs::signal_group(p.pid, Signal::SIGKILL);
