@@ -579,3 +579,65 @@ spec:
     node.podrun(&["delete", "order", "--grace-period=0"]).ok();
     node.assert_clean();
 }
+
+/// Container inits start before the pause has made the pod's namespaces and join them late:
+/// /sys must still be the pod network's sysfs (eth0 and lo, none of the node's links) and
+/// /dev/mqueue the pod IPC namespace's mqueue (the superblock the pause's IPC namespace gets).
+#[test]
+fn sys_and_mqueue_belong_to_the_pods_namespaces() {
+    require_root!();
+    let node = Node::new();
+    let text = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: late}}
+spec:
+  containers:
+  - name: a
+    image: '{DEBUG_IMAGE}'
+    command: [sh, -c, 'while true; do sleep 5; done']
+  - name: b
+    image: '{DEBUG_IMAGE}'
+    command: [sh, -c, 'while true; do sleep 5; done']
+"#
+    );
+    apply_text(&node, &text).ok();
+    let pause = node.inspect("late")["sandbox"]["pause"]["pid"]
+        .as_i64()
+        .unwrap();
+    // The mqueue superblock of the pod's IPC namespace, mounted from it in a throwaway mount
+    // namespace (nothing stays mounted on the node).
+    let pod_mqueue = node
+        .sh(&format!(
+            "d=$(mktemp -d) && nsenter -t {pause} --ipc unshare --mount --propagation private \
+             sh -c 'mount -t mqueue mq \"$0\" && grep \" $0 \" /proc/self/mountinfo | cut -d\" \" -f3' \"$d\"; \
+             rmdir \"$d\""
+        ))
+        .ok()
+        .stdout;
+    assert!(pod_mqueue.trim().contains(':'), "{pod_mqueue:?}");
+    for c in ["a", "b"] {
+        let links = exec(&node, "late", c, &["ls", "/sys/class/net"])
+            .ok()
+            .stdout;
+        let mut links: Vec<&str> = links.split_whitespace().collect();
+        links.sort();
+        assert_eq!(links, ["eth0", "lo"], "container {c}: /sys/class/net");
+        let mqueue = sh(
+            &node,
+            "late",
+            c,
+            "grep ' /dev/mqueue ' /proc/self/mountinfo | cut -d' ' -f3",
+        )
+        .ok()
+        .stdout;
+        assert_eq!(
+            mqueue.trim(),
+            pod_mqueue.trim(),
+            "container {c}: /dev/mqueue"
+        );
+    }
+    node.podrun(&["delete", "late", "--grace-period=0"]).ok();
+    node.assert_clean();
+}
