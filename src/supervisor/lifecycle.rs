@@ -151,6 +151,11 @@ impl Supervisor {
                 Some(pid) => {
                     self.record.sandbox.as_mut().expect("set above").pause =
                         Some(ProcessId::of(pid));
+                    // With cgroups the pause is found through its cgroup; without, it must be
+                    // in the record before more processes are started.
+                    if self.cgroup.is_none() {
+                        self.save();
+                    }
                     Ok(self.launch_prepared(prepared))
                 }
                 None => Err(prepared),
@@ -189,7 +194,7 @@ impl Supervisor {
             (None, None)
         } else {
             let (rx, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| StartError::Wiring(e.into()))?;
+                .map_err(|e| self.pause_error(e.into()))?;
             (Some(rx), Some(tx))
         };
         let thread = std::thread::Builder::new()
@@ -213,15 +218,17 @@ impl Supervisor {
                 drop(pid_tx);
                 Ok(started?)
             })
-            .map_err(|e| {
-                StartError::Sandbox(sandbox::SandboxError::StartPause {
-                    binary: self.pause_binary.clone(),
-                    source: e,
-                })
-            })?;
+            .map_err(|e| self.pause_error(e))?;
         Ok(PauseStart {
             thread,
             pid: pid_rx,
+        })
+    }
+
+    fn pause_error(&self, source: std::io::Error) -> StartError {
+        StartError::Sandbox(sandbox::SandboxError::StartPause {
+            binary: self.pause_binary.clone(),
+            source,
         })
     }
 
@@ -230,7 +237,7 @@ impl Supervisor {
         let pause = pause
             .thread
             .join()
-            .map_err(|_| StartError::Wiring(std::io::Error::other("pause thread panicked")))??;
+            .map_err(|_| self.pause_error(std::io::Error::other("pause thread panicked")))??;
         let pid = pause.id() as i32;
         tracing::debug!(pid, "pause spawned");
         let shared_pid = self.record.plan.share_process_namespace;

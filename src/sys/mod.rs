@@ -23,8 +23,6 @@ pub struct ChildSetup {
     pub oom_score_adj: Option<i32>,
     /// Namespaces to create, and the hostname for a new UTS namespace.
     pub unshare: Option<(CloneFlags, String)>,
-    /// Namespace files to `setns` into, in order.
-    pub join: Vec<(RawFd, CloneFlags)>,
     pub new_process_group: bool,
     /// Descriptors handed to the new program as 3, 4, ... (in this order), without CLOEXEC.
     pub pass_fds: Vec<RawFd>,
@@ -78,11 +76,6 @@ pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
                 nix::sched::unshare(*flags)?;
                 if flags.contains(CloneFlags::CLONE_NEWUTS) {
                     nix::unistd::sethostname(hostname)?;
-                }
-            }
-            for (fd, flag) in &setup.join {
-                if libc::setns(*fd, flag.bits()) != 0 {
-                    return Err(io::Error::last_os_error());
                 }
             }
             if setup.new_process_group && libc::setpgid(0, 0) != 0 {
