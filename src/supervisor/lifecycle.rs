@@ -38,18 +38,37 @@ pub enum StartError {
     Wiring(std::io::Error),
 }
 
-/// The pause being started on its thread ([`Supervisor::create_sandbox_and_launch`]).
-struct PauseStart {
-    thread: std::thread::JoinHandle<Result<std::process::Child, StartError>>,
+/// The sandbox being made on its own thread ([`Supervisor::spawn_sandbox`]): the pause, then
+/// (while this thread goes on launching the containers) the netns pin and the pod network.
+struct SandboxStart {
+    /// Returns the wired network; any error of the pause, the pin or the wiring.
+    thread: std::thread::JoinHandle<Result<net::PodNetwork, StartError>>,
     /// The pipe the forked pause writes its pid on first of all.
     pid: Option<std::os::fd::OwnedFd>,
+    /// The pause, once it runs in its namespaces (closed without it when it failed).
+    started: std::sync::mpsc::Receiver<std::process::Child>,
+    /// The sandbox's address for the wiring; dropped unsent, the thread stops before wiring.
+    address: Option<std::sync::mpsc::Sender<std::net::Ipv4Addr>>,
 }
 
-impl PauseStart {
+impl SandboxStart {
     /// The pause's pid as soon as it is forked (before its namespaces are made); None if it
     /// is not reported or the fork failed.
     fn reported_pid(&mut self) -> Option<i32> {
         self.pid.take().and_then(crate::sys::read_reported_pid)
+    }
+
+    /// Stop the thread short of wiring (unless it has the address already) and wait for it:
+    /// everything it made is in the record, for the rollback. Returns the thread's error.
+    fn abandon(mut self) -> Option<StartError> {
+        self.address = None;
+        match self.thread.join() {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(StartError::Wiring(std::io::Error::other(
+                "sandbox thread panicked",
+            ))),
+        }
     }
 }
 
@@ -75,8 +94,8 @@ pub fn planned_sandbox(record: &crate::state::PodRecord, attempt: u32) -> Sandbo
     }
 }
 
-/// The pod network being wired on its thread ([`Supervisor::spawn_wiring`]).
-pub(super) struct Wiring(std::thread::JoinHandle<Result<net::PodNetwork, net::NetError>>);
+/// The pod network being wired on the sandbox's thread ([`Supervisor::spawn_sandbox`]).
+pub(super) struct Wiring(std::thread::JoinHandle<Result<net::PodNetwork, StartError>>);
 
 fn random_id() -> String {
     format!(
@@ -95,8 +114,8 @@ impl Supervisor {
         // their root filesystems, while the pause makes the pod's namespaces (the slowest
         // step) and the network is wired; no container process runs before the sandbox is
         // ready (their start gates).
-        let launched_inits = self.create_sandbox_and_launch(0, &all, Self::prepare_volumes)?;
-        let wiring = self.spawn_wiring()?;
+        let (launched_inits, wiring) =
+            self.create_sandbox_and_launch(0, &all, Self::prepare_volumes)?;
         let mut launched = Vec::new();
         for (_, result) in launched_inits {
             match result {
@@ -122,32 +141,37 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Make sandbox `attempt` (pause, namespaces, netns pin, IP, the pod's /etc files) and
-    /// launch containers `which` in it. The pause starts on a thread; meanwhile this thread
-    /// reserves the address, writes the files, runs `before` (the pod's volumes, at first
-    /// start), prepares the containers and, unless they join the pause's PID namespace, forks
-    /// their init stages, which build their root filesystems at once and join the pod's
-    /// namespaces when they are handed them. Every object is in the record before it is
-    /// created.
+    /// Make sandbox `attempt` (pause, namespaces, netns pin, IP, the pod's /etc files, the
+    /// network) and launch containers `which` in it. A thread starts the pause and, as soon as
+    /// it runs in its namespaces, pins its netns and wires the network (veth, address, routes,
+    /// masquerade). Meanwhile this thread reserves the address, writes the files, runs
+    /// `before` (the pod's volumes, at first start), prepares the containers and, unless they
+    /// join the pause's PID namespace, forks their init stages, which build their root
+    /// filesystems at once and join the pod's namespaces when they are handed them. Every
+    /// object is in the record before it is created. The wiring is joined with
+    /// [`Supervisor::finish_wiring`] before any container runs.
     pub(super) fn create_sandbox_and_launch(
         &mut self,
         attempt: u32,
         which: &[usize],
         before: impl FnOnce(&mut Self) -> Result<(), StartError>,
-    ) -> Result<Vec<Launched>, StartError> {
+    ) -> Result<(Vec<Launched>, Wiring), StartError> {
         let planned = matches!(&self.record.sandbox,
             Some(sb) if sb.attempt == attempt && sb.pause.is_none() && sb.ip.is_none());
         if !planned {
             self.record.sandbox = Some(planned_sandbox(&self.record, attempt));
             self.save();
         }
-        let mut pause = self.spawn_pause()?;
-        let early = self.reserve_address(attempt).and_then(|()| {
+        let mut sandbox = self.spawn_sandbox()?;
+        let early = self.reserve_address(attempt).and_then(|ip| {
+            if let Some(address) = &sandbox.address {
+                let _ = address.send(ip);
+            }
             before(self)?;
             self.record_bundles(which.iter().copied());
             let prepared = self.prepare_containers(which);
             // The pause's pid (in the containers' config.json) is known right after its fork.
-            Ok(match pause.reported_pid() {
+            Ok(match sandbox.reported_pid() {
                 Some(pid) => {
                     self.record.sandbox.as_mut().expect("set above").pause =
                         Some(ProcessId::of(pid));
@@ -162,22 +186,31 @@ impl Supervisor {
             })
         });
         // Inits launched early and dropped on an error below see their channels close, and end.
-        self.join_pause(pause)?;
-        let mut launched = match early? {
+        // A pause that failed comes first (the thread's error), then what failed here.
+        let early = match (self.join_pause(&sandbox), early) {
+            (Ok(true), Ok(early)) => early,
+            (Ok(false), _) => return Err(sandbox.abandon().unwrap_or(StartError::PauseDied)),
+            (Err(e), _) | (Ok(true), Err(e)) => {
+                sandbox.abandon();
+                return Err(e);
+            }
+        };
+        let mut launched = match early {
             Ok(launched) => launched,
             Err(prepared) => self.launch_prepared(prepared),
         };
-        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
+        let ns = self.ns.as_ref().expect("set by join_pause");
         for (_, init) in &mut launched {
             if let Ok(init) = init {
                 init.join_pod_namespaces(ns);
             }
         }
-        Ok(launched)
+        Ok((launched, Wiring(sandbox.thread)))
     }
 
-    /// Start the pause on its own thread (its cgroup, then fork, unshare, exec).
-    fn spawn_pause(&self) -> Result<PauseStart, StartError> {
+    /// Start the sandbox's thread: the pause (its cgroup, then fork, unshare, exec), then its
+    /// netns pin, then, once it has the address, the pod network.
+    fn spawn_sandbox(&self) -> Result<SandboxStart, StartError> {
         let log_path = self.store.pod_dir(&self.record.key()).join("pause.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -188,6 +221,9 @@ impl Supervisor {
         let binary = self.pause_binary.clone();
         let hostname = self.record.plan.hostname.clone();
         let shared_pid = self.record.plan.share_process_namespace;
+        let sb = self.record.sandbox.as_ref().expect("planned by the caller");
+        let (netns_path, host_veth) = (sb.netns_path.clone(), sb.host_veth.clone());
+        let network = self.record.network_config.clone();
         // The pid a pause in a PID namespace of its own sees is 1: only asked otherwise (the
         // containers of such a pod are forked into that namespace, after the pause anyway).
         let (pid_rx, pid_tx) = if shared_pid {
@@ -197,8 +233,14 @@ impl Supervisor {
                 .map_err(|e| self.pause_error(e.into()))?;
             (Some(rx), Some(tx))
         };
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (address, address_rx) = std::sync::mpsc::channel();
+        let pause_error = {
+            let binary = binary.clone();
+            move |source| StartError::Sandbox(sandbox::SandboxError::StartPause { binary, source })
+        };
         let thread = std::thread::Builder::new()
-            .name("pause".into())
+            .name("sandbox".into())
             .spawn(move || {
                 let placement = match &cgroup {
                     Some(pod) => Some(super::cgroups::placement_in(
@@ -213,15 +255,29 @@ impl Supervisor {
                     use std::os::fd::AsRawFd;
                     fd.as_raw_fd()
                 });
-                let started =
+                let pause =
                     sandbox::start_pause(&binary, &hostname, log, procs, shared_pid, report);
                 drop(pid_tx);
-                Ok(started?)
+                let pause = pause?;
+                let pid = pause.id() as i32;
+                started_tx
+                    .send(pause)
+                    .map_err(|_| pause_error(std::io::Error::other("supervisor gone")))?;
+                // As containerd does, the netns is pinned before the network is wired.
+                sandbox::pin_netns(pid, &netns_path)?;
+                tracing::debug!(pid, "netns pinned");
+                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                    .map_err(|_| StartError::PauseDied)?;
+                let ip = address_rx.recv().map_err(|_| StartError::PauseDied)?;
+                use std::os::fd::AsFd;
+                Ok(net::attach_pod(&network, netns.as_fd(), &host_veth, ip)?)
             })
             .map_err(|e| self.pause_error(e))?;
-        Ok(PauseStart {
+        Ok(SandboxStart {
             thread,
             pid: pid_rx,
+            started,
+            address: Some(address),
         })
     }
 
@@ -232,18 +288,19 @@ impl Supervisor {
         })
     }
 
-    /// Wait for the pause: record it, open its namespaces, pin its network namespace.
-    fn join_pause(&mut self, pause: PauseStart) -> Result<(), StartError> {
-        let pause = pause
-            .thread
-            .join()
-            .map_err(|_| self.pause_error(std::io::Error::other("pause thread panicked")))??;
+    /// Wait for the pause to run in its namespaces: record it, open its namespaces. False when
+    /// the sandbox thread ended without a pause (its error says why: [`SandboxStart::abandon`]).
+    fn join_pause(&mut self, sandbox: &SandboxStart) -> Result<bool, StartError> {
+        let Ok(pause) = sandbox.started.recv() else {
+            return Ok(false);
+        };
         let pid = pause.id() as i32;
-        tracing::debug!(pid, "pause spawned");
+        // Reaped by the supervisor's loop (waitpid(-1)), like the containers.
+        drop(pause);
+        tracing::debug!(pid, "pause started");
         let shared_pid = self.record.plan.share_process_namespace;
         let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
         sb.pause = Some(ProcessId::of(pid));
-        let netns_path = sb.netns_path.clone();
         // With cgroups the pause is found through its cgroup; without, record it right away.
         if self.cgroup.is_none() {
             self.save();
@@ -261,16 +318,14 @@ impl Supervisor {
             })
         })()
         .ok_or(StartError::PauseDied)?;
-        tracing::debug!(pid, "pause started");
-        sandbox::pin_netns(pid, &netns_path)?;
         self.record.sandbox.as_mut().expect("set").namespaces = Some(inodes);
         self.ns = Some(ns);
-        Ok(())
+        Ok(true)
     }
 
     /// Reserve the sandbox's address and write the pod's /etc files (/etc/hosts with the pod
     /// IP, hostname, resolv.conf: once per sandbox, shared by its containers).
-    fn reserve_address(&mut self, attempt: u32) -> Result<(), StartError> {
+    fn reserve_address(&mut self, attempt: u32) -> Result<std::net::Ipv4Addr, StartError> {
         let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
         let ip = Ipam::new(&self.record.network_config).allocate(&sb.id, "eth0")?;
         // Not saved yet: the address file names the sandbox id as its owner (saved), so a
@@ -285,27 +340,7 @@ impl Supervisor {
                 crate::container::podfiles::MISSING_CLUSTER_DNS.to_owned(),
             );
         }
-        Ok(())
-    }
-
-    /// Start wiring the network of the sandbox [`Supervisor::create_sandbox`] made (veth,
-    /// address, routes, masquerade) on a thread: it needs only the namespace and the address,
-    /// so the containers can be launched meanwhile. [`Supervisor::finish_wiring`] joins it.
-    pub(super) fn spawn_wiring(&self) -> Result<Wiring, StartError> {
-        let ns = self.ns.as_ref().ok_or(StartError::PauseDied)?;
-        let sb = self.record.sandbox.as_ref().ok_or(StartError::PauseDied)?;
-        let ip = sb.ip.ok_or(StartError::PauseDied)?;
-        let netns = ns.net().try_clone_to_owned().map_err(StartError::Wiring)?;
-        let host_veth = sb.host_veth.clone();
-        let config = self.record.network_config.clone();
-        let thread = std::thread::Builder::new()
-            .name("wiring".into())
-            .spawn(move || {
-                use std::os::fd::AsFd;
-                net::attach_pod(&config, netns.as_fd(), &host_veth, ip)
-            })
-            .map_err(StartError::Wiring)?;
-        Ok(Wiring(thread))
+        Ok(ip)
     }
 
     /// Wait for the wiring and record the network; the sandbox is ready. The callers save once
@@ -532,24 +567,17 @@ impl Supervisor {
         for &i in &restarting {
             self.record.containers[i].restart_count += 1;
         }
-        let launched_inits = match self.create_sandbox_and_launch(attempt, &restarting, |_| Ok(()))
-        {
-            Ok(l) => l,
-            Err(e) => {
-                for &i in &restarting {
-                    self.record.containers[i].restart_count -= 1;
+        let (launched_inits, wiring) =
+            match self.create_sandbox_and_launch(attempt, &restarting, |_| Ok(())) {
+                Ok(l) => l,
+                Err(e) => {
+                    for &i in &restarting {
+                        self.record.containers[i].restart_count -= 1;
+                    }
+                    self.sandbox_failed(e);
+                    return;
                 }
-                self.sandbox_failed(e);
-                return;
-            }
-        };
-        let wiring = match self.spawn_wiring() {
-            Ok(w) => w,
-            Err(e) => {
-                self.sandbox_failed(e);
-                return;
-            }
-        };
+            };
         let mut launched = Vec::new();
         for (i, result) in launched_inits {
             match result {
