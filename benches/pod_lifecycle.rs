@@ -34,7 +34,7 @@ use common::Node;
 use nix::sched::{CloneFlags, setns};
 
 /// The podrun binary measured: this build's, or `PODRUN_BENCH_BINARY` (another build, with
-/// its podrun-init and podrun-pause beside it) to compare two builds on one machine.
+/// its podrun-init and podrun-pause beside it).
 fn binary() -> std::path::PathBuf {
     std::env::var_os("PODRUN_BENCH_BINARY")
         .filter(|v| !v.is_empty())
@@ -42,11 +42,26 @@ fn binary() -> std::path::PathBuf {
         .unwrap_or_else(|| common::PODRUN.into())
 }
 
+/// The builds measured: [`binary`], then `PODRUN_BENCH_COMPARE` (another build) if set. Two
+/// builds are measured run by run in turn, so that a drifting machine speed (CPU steal, page
+/// cache) weighs on both alike.
+fn binaries() -> Vec<std::path::PathBuf> {
+    let mut all = vec![binary()];
+    if let Some(other) = std::env::var_os("PODRUN_BENCH_COMPARE").filter(|v| !v.is_empty()) {
+        all.push(other.into());
+    }
+    all
+}
+
 /// Run podrun in the node; returns how long it took, whether it succeeded and its stdout.
 fn podrun(node: &Node, args: &[&str]) -> (Duration, bool, String) {
+    podrun_of(&binary(), node, args)
+}
+
+fn podrun_of(binary: &Path, node: &Node, args: &[&str]) -> (Duration, bool, String) {
     let net = File::open(format!("/proc/{}/ns/net", node.pid())).unwrap();
     let mnt = File::open(format!("/proc/{}/ns/mnt", node.pid())).unwrap();
-    let mut cmd = Command::new(binary());
+    let mut cmd = Command::new(binary);
     cmd.args(args)
         .env("PODRUN_ROOT", node.root.path())
         .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
@@ -130,26 +145,38 @@ struct Medians {
     delete: Duration,
 }
 
-/// `runs` rounds of apply -> web answers -> delete of pod `sidecar` from `file`.
-fn measure(node: &Node, file: &Path, runs: usize, settle: Duration) -> Medians {
+/// `runs` rounds of apply -> web answers -> delete of pod `sidecar` from `file`, for each of
+/// `builds` in turn; their medians in that order.
+fn measure(
+    node: &Node,
+    builds: &[std::path::PathBuf],
+    file: &Path,
+    runs: usize,
+    settle: Duration,
+) -> Vec<Medians> {
     let file = file.to_str().unwrap();
-    let (mut apply, mut web, mut delete) = (Vec::new(), Vec::new(), Vec::new());
+    let mut times = vec![(Vec::new(), Vec::new(), Vec::new()); builds.len()];
     for _ in 0..runs {
-        std::thread::sleep(settle);
-        let start = Instant::now();
-        let (d, ok, summary) = podrun(node, &["apply", "-f", file]);
-        assert!(ok, "apply failed");
-        apply.push(d);
-        web.push(wait_http(node, ip_from_summary(&summary)) - start);
-        let (d, ok, _) = podrun(node, &["delete", "sidecar", "--now"]);
-        assert!(ok, "delete failed");
-        delete.push(d);
+        for (build, (apply, web, delete)) in builds.iter().zip(&mut times) {
+            std::thread::sleep(settle);
+            let start = Instant::now();
+            let (d, ok, summary) = podrun_of(build, node, &["apply", "-f", file]);
+            assert!(ok, "apply failed");
+            apply.push(d);
+            web.push(wait_http(node, ip_from_summary(&summary)) - start);
+            let (d, ok, _) = podrun_of(build, node, &["delete", "sidecar", "--now"]);
+            assert!(ok, "delete failed");
+            delete.push(d);
+        }
     }
-    Medians {
-        apply: median(apply),
-        web: median(web),
-        delete: median(delete),
-    }
+    times
+        .into_iter()
+        .map(|(apply, web, delete)| Medians {
+            apply: median(apply),
+            web: median(web),
+            delete: median(delete),
+        })
+        .collect()
 }
 
 /// The web server's own command, started directly in the node's network namespace (no podrun,
@@ -259,31 +286,41 @@ fn main() {
     podrun(&node, &["apply", "-f", sidecar.to_str().unwrap()]);
     podrun(&node, &["delete", "sidecar", "--now"]);
 
-    let alone = measure(&node, &sidecar, runs, settle);
+    let builds = binaries();
+    let alone = measure(&node, &builds, &sidecar, runs, settle);
     let (_, ok, _) = podrun(&node, &["apply", "-f", resident.to_str().unwrap()]);
     assert!(ok, "apply resident pod failed");
-    let beside = measure(&node, &sidecar, runs, settle);
-    let free = measure(&node, &unlimited, runs, settle);
+    let beside = measure(&node, &builds, &sidecar, runs, settle);
+    let free = measure(&node, &builds, &unlimited, runs, settle);
     podrun(&node, &["delete", "resident", "--now"]);
     let floor = python_floor(&node, &sidecar, runs);
 
-    println!("{}", binary().display());
+    for (i, build) in builds.iter().enumerate() {
+        println!("[{}] {}", i + 1, build.display());
+    }
     println!(
         "sidecar pod, {runs} runs, {} ms after the previous delete, state root on {state}, medians (ms):",
         settle.as_millis()
     );
     println!("  {:<44} {:>8} {:>8} {:>8}", "", "apply", "web", "delete");
-    for (label, m) in [
+    for (label, all) in [
         ("alone (node network made and removed)", &alone),
         ("beside a resident pod", &beside),
         ("beside a resident pod, no web CPU limit", &free),
     ] {
-        println!(
-            "  {label:<44} {:>8.2} {:>8.2} {:>8.2}",
-            ms(m.apply),
-            ms(m.web),
-            ms(m.delete)
-        );
+        for (i, m) in all.iter().enumerate() {
+            let label = if builds.len() > 1 {
+                format!("[{}] {label}", i + 1)
+            } else {
+                label.to_owned()
+            };
+            println!(
+                "  {label:<44} {:>8.2} {:>8.2} {:>8.2}",
+                ms(m.apply),
+                ms(m.web),
+                ms(m.delete)
+            );
+        }
     }
     println!(
         "  {:<44} {:>8} {:>8.2}",

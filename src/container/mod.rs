@@ -115,14 +115,44 @@ pub struct InitStart<'a> {
     pub init: &'a crate::config::InitProgram,
     /// `<pod dir>/<container>`, holding `config.json`.
     pub bundle: &'a Path,
-    /// The pod's namespaces, when the sandbox is up already; otherwise they are handed over
-    /// later ([`LaunchedInit::join_pod_namespaces`]) and the init waits for them.
-    pub ns: Option<&'a NamespaceFds>,
+    /// How the init gets the pod's UTS, IPC and network namespaces.
+    pub namespaces: PodNamespaces<'a>,
     pub pid_ns: PidNamespace<'a>,
     pub placement: Placement,
     pub log: File,
     /// Pod-level tmpfs mounts (name, detached mount fd) the container may mount.
     pub pod_volumes: &'a [(String, BorrowedFd<'a>)],
+}
+
+/// How an init gets the pod's UTS, IPC and network namespaces, which it joins (by these
+/// descriptors, SCM_RIGHTS) before it mounts what depends on them (/sys, /dev/mqueue).
+pub enum PodNamespaces<'a> {
+    /// The sandbox is up: sent right after the fork.
+    Now(&'a NamespaceFds),
+    /// The receiving end of a [`namespace_channel`]: whoever has the namespaces first sends
+    /// them (the pause may still be making them); the init waits.
+    Later(BorrowedFd<'a>),
+}
+
+/// The sending end of an init's namespace channel.
+pub struct NamespaceSender(UnixStream);
+
+/// A channel for [`PodNamespaces::Later`], made before the init is forked: the sender, and
+/// the end the init receives on.
+pub fn namespace_channel() -> io::Result<(NamespaceSender, UnixStream)> {
+    let (tx, rx) = UnixStream::pair()?;
+    Ok((NamespaceSender(tx), rx))
+}
+
+impl NamespaceSender {
+    /// Hand the pod's namespaces over. The message waits in the socket until the init reads
+    /// it; an init that already failed (or was never forked) has closed its end, and its
+    /// reason is on its sync pipe.
+    pub fn send(self, ns: &NamespaceFds) {
+        let fds: Vec<RawFd> = ns.fds.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
+        use std::os::fd::AsFd;
+        let _ = crate::sys::send_fds(self.0.as_fd(), &fds);
+    }
 }
 
 /// An init stage that was forked and may still be setting up the container's root filesystem;
@@ -134,24 +164,11 @@ pub struct LaunchedInit {
     sync: File,
     /// Write end of the start gate; `None` once opened.
     gate: Option<File>,
-    /// Where the pod's namespaces are sent; `None` once sent.
-    namespaces: Option<UnixStream>,
 }
 
 impl LaunchedInit {
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// Hand the pod's UTS, IPC and network namespaces to the init, which joins them (by these
-    /// descriptors) before it mounts what depends on them (/sys, /dev/mqueue). An init that
-    /// already failed has closed its end: its reason is on the sync pipe.
-    pub fn join_pod_namespaces(&mut self, ns: &NamespaceFds) {
-        if let Some(channel) = self.namespaces.take() {
-            let fds: Vec<RawFd> = ns.fds.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
-            use std::os::fd::AsFd;
-            let _ = crate::sys::send_fds(channel.as_fd(), &fds);
-        }
     }
 
     /// Let the init exec the container's process as soon as its root filesystem is ready,
@@ -200,8 +217,16 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         .map_err(|e| io_err("sync pipe", e.into()))?;
     let (gate_rx, gate_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| io_err("start gate pipe", e.into()))?;
-    let (ns_tx, ns_rx) = UnixStream::pair().map_err(|e| io_err("namespace channel", e))?;
-    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_rx.as_raw_fd()];
+    // With the namespaces at hand, a channel of our own, sent on right after the fork.
+    let (send_now, ns_rx, ns_fd) = match start.namespaces {
+        PodNamespaces::Now(ns) => {
+            let (tx, rx) = namespace_channel().map_err(|e| io_err("namespace channel", e))?;
+            let fd = rx.as_raw_fd();
+            (Some((tx, ns)), Some(rx), fd)
+        }
+        PodNamespaces::Later(fd) => (None, None, fd.as_raw_fd()),
+    };
+    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_fd];
     let mut listed = Vec::new();
     for (name, fd) in start.pod_volumes {
         listed.push(format!("{name}={}", 3 + pass.len()));
@@ -232,15 +257,13 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
     drop(sync_tx);
     drop(gate_rx);
     drop(ns_rx);
-    let mut launched = LaunchedInit {
+    if let Some((tx, ns)) = send_now {
+        tx.send(ns);
+    }
+    Ok(LaunchedInit {
         container: name.to_owned(),
         child,
         sync: File::from(sync_rx),
         gate: Some(File::from(gate_tx)),
-        namespaces: Some(ns_tx),
-    };
-    if let Some(ns) = start.ns {
-        launched.join_pod_namespaces(ns);
-    }
-    Ok(launched)
+    })
 }

@@ -73,6 +73,20 @@ impl NamespaceFds {
             .expect("net ns is always opened")
     }
 
+    /// The inode numbers of the net, UTS and IPC namespaces (what `ls -l /proc/<pid>/ns`
+    /// shows), read from the open descriptors.
+    pub fn inodes(&self) -> Option<crate::state::NsInodes> {
+        let inode = |flag| {
+            let (fd, _) = self.fds.iter().find(|(_, f)| *f == flag)?;
+            nix::sys::stat::fstat(fd).ok().map(|st| st.st_ino)
+        };
+        Some(crate::state::NsInodes {
+            net: inode(CloneFlags::CLONE_NEWNET)?,
+            uts: inode(CloneFlags::CLONE_NEWUTS)?,
+            ipc: inode(CloneFlags::CLONE_NEWIPC)?,
+        })
+    }
+
     /// (raw fd, flag) pairs for the pre-exec `setns` hook; valid while `self` lives.
     pub fn raw(&self) -> Vec<(std::os::fd::RawFd, CloneFlags)> {
         self.fds

@@ -34,6 +34,9 @@ pub(super) struct PreparedContainer {
     capabilities: std::collections::BTreeSet<String>,
     oom_kills_at_start: u64,
     prepare_us: u64,
+    /// The init's end of its namespace channel, when the sandbox thread sends the pod's
+    /// namespaces (the init is forked before they exist); else they are sent at the fork.
+    pub(super) namespaces: Option<std::os::unix::net::UnixStream>,
 }
 
 /// Container `index`'s preparation, or why it failed.
@@ -45,7 +48,8 @@ struct LaunchContext<'a> {
     pod_dir: &'a std::path::Path,
     pod_cgroup: Option<&'a std::path::Path>,
     pause_pid: i32,
-    /// The pod's namespaces, once the pause made them (else handed over later).
+    /// The pod's namespaces, once the pause made them (else they come through the
+    /// containers' namespace channels).
     ns: Option<&'a crate::sandbox::NamespaceFds>,
     init: &'a crate::config::InitProgram,
     pod_volumes: &'a [(String, std::os::fd::BorrowedFd<'a>)],
@@ -89,6 +93,11 @@ impl LaunchContext<'_> {
             None if self.plan.share_process_namespace => return Err(StartError::PauseDied),
             None => container::PidNamespace::New,
         };
+        let namespaces = match (&p.namespaces, self.ns) {
+            (Some(channel), _) => container::PodNamespaces::Later(channel.as_fd()),
+            (None, Some(ns)) => container::PodNamespaces::Now(ns),
+            (None, None) => return Err(StartError::PauseDied),
+        };
         let log = p
             .log
             .try_clone()
@@ -101,7 +110,7 @@ impl LaunchContext<'_> {
             container: &p.name,
             init: self.init,
             bundle: &p.bundle,
-            ns: self.ns,
+            namespaces,
             pid_ns,
             placement: container::Placement {
                 cgroup_procs: p
@@ -165,7 +174,7 @@ impl Supervisor {
     /// every init stage at once, each written (config.json) and forked on a thread of its own
     /// (a fork returns only once the child exec'd, ~1-3 ms while other inits build their root
     /// filesystems), so the inits start close together. Inits launched before the pause made
-    /// the pod's namespaces wait for them ([`container::LaunchedInit::join_pod_namespaces`]).
+    /// the pod's namespaces wait for them on their namespace channels.
     pub(super) fn launch_prepared(
         &mut self,
         prepared: Vec<Prepared>,
@@ -311,6 +320,7 @@ impl Supervisor {
             mounts,
             capabilities,
             prepare_us: t0.elapsed().as_micros() as u64,
+            namespaces: None,
         })
     }
 

@@ -10,11 +10,12 @@ use nix::unistd::Pid;
 
 use super::Supervisor;
 use super::teardown::{self, TeardownErrors};
+use crate::container;
 use crate::net::{self, ipam::Ipam};
 use crate::procfs;
-use crate::sandbox::{self, NamespaceFds};
+use crate::sandbox::{self, NamespaceFds, SandboxError};
 use crate::spec::RestartPolicy;
-use crate::state::{NsInodes, Phase, ProcessId, SandboxRecord};
+use crate::state::{Phase, ProcessId, SandboxRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -46,7 +47,7 @@ struct SandboxStart {
     /// The pipe the forked pause writes its pid on first of all.
     pid: Option<std::os::fd::OwnedFd>,
     /// The pause, once it runs in its namespaces (closed without it when it failed).
-    started: std::sync::mpsc::Receiver<std::process::Child>,
+    started: std::sync::mpsc::Receiver<(std::process::Child, Result<NamespaceFds, SandboxError>)>,
     /// The sandbox's address for the wiring; dropped unsent, the thread stops before wiring.
     address: Option<std::sync::mpsc::Sender<std::net::Ipv4Addr>>,
 }
@@ -162,14 +163,34 @@ impl Supervisor {
             self.record.sandbox = Some(planned_sandbox(&self.record, attempt));
             self.save();
         }
-        let mut sandbox = self.spawn_sandbox()?;
+        // Inits forked before the pod's namespaces exist get them from the sandbox thread.
+        let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+        if !self.record.plan.share_process_namespace {
+            for &i in which {
+                let (tx, rx) = container::namespace_channel().map_err(|source| {
+                    container::ContainerError::Start {
+                        container: self.record.containers[i].name.clone(),
+                        what: "namespace channel".into(),
+                        source,
+                    }
+                })?;
+                senders.push(tx);
+                receivers.push(rx);
+            }
+        }
+        let mut sandbox = self.spawn_sandbox(senders)?;
         let early = self.reserve_address(attempt).and_then(|ip| {
             if let Some(address) = &sandbox.address {
                 let _ = address.send(ip);
             }
             before(self)?;
             self.record_bundles(which.iter().copied());
-            let prepared = self.prepare_containers(which);
+            let mut prepared = self.prepare_containers(which);
+            for ((_, p), channel) in prepared.iter_mut().zip(receivers) {
+                if let Ok(p) = p {
+                    p.namespaces = Some(channel);
+                }
+            }
             // The pause's pid (in the containers' config.json) is known right after its fork.
             Ok(match sandbox.reported_pid() {
                 Some(pid) => {
@@ -195,22 +216,20 @@ impl Supervisor {
                 return Err(e);
             }
         };
-        let mut launched = match early {
+        let launched = match early {
             Ok(launched) => launched,
             Err(prepared) => self.launch_prepared(prepared),
         };
-        let ns = self.ns.as_ref().expect("set by join_pause");
-        for (_, init) in &mut launched {
-            if let Ok(init) = init {
-                init.join_pod_namespaces(ns);
-            }
-        }
         Ok((launched, Wiring(sandbox.thread)))
     }
 
-    /// Start the sandbox's thread: the pause (its cgroup, then fork, unshare, exec), then its
-    /// netns pin, then, once it has the address, the pod network.
-    fn spawn_sandbox(&self) -> Result<SandboxStart, StartError> {
+    /// Start the sandbox's thread: the pause (its cgroup, then fork, unshare, exec); then it
+    /// hands the pod's namespaces to the inits (`inits`), pins the netns and, once it has the
+    /// address, wires the pod network.
+    fn spawn_sandbox(
+        &self,
+        inits: Vec<container::NamespaceSender>,
+    ) -> Result<SandboxStart, StartError> {
         let log_path = self.store.pod_dir(&self.record.key()).join("pause.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -260,14 +279,28 @@ impl Supervisor {
                 drop(pid_tx);
                 let pause = pause?;
                 let pid = pause.id() as i32;
+                let opened = if shared_pid {
+                    NamespaceFds::open_with_pid(pid)
+                } else {
+                    NamespaceFds::open(pid)
+                };
+                let netns = opened.as_ref().ok().map(|ns| {
+                    for init in inits {
+                        init.send(ns);
+                    }
+                    ns.net().try_clone_to_owned()
+                });
+                // The supervisor records the pause and keeps the namespaces (or reports why
+                // they could not be opened).
                 started_tx
-                    .send(pause)
+                    .send((pause, opened))
                     .map_err(|_| pause_error(std::io::Error::other("supervisor gone")))?;
+                let netns = netns
+                    .ok_or(StartError::PauseDied)?
+                    .map_err(StartError::Wiring)?;
                 // As containerd does, the netns is pinned before the network is wired.
                 sandbox::pin_netns(pid, &netns_path)?;
                 tracing::debug!(pid, "netns pinned");
-                let netns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                    .map_err(|_| StartError::PauseDied)?;
                 let ip = address_rx.recv().map_err(|_| StartError::PauseDied)?;
                 use std::os::fd::AsFd;
                 Ok(net::attach_pod(&network, netns.as_fd(), &host_veth, ip)?)
@@ -288,36 +321,24 @@ impl Supervisor {
         })
     }
 
-    /// Wait for the pause to run in its namespaces: record it, open its namespaces. False when
+    /// Wait for the pause to run in its namespaces: record it and keep its namespaces. False when
     /// the sandbox thread ended without a pause (its error says why: [`SandboxStart::abandon`]).
     fn join_pause(&mut self, sandbox: &SandboxStart) -> Result<bool, StartError> {
-        let Ok(pause) = sandbox.started.recv() else {
+        let Ok((pause, opened)) = sandbox.started.recv() else {
             return Ok(false);
         };
         let pid = pause.id() as i32;
         // Reaped by the supervisor's loop (waitpid(-1)), like the containers.
         drop(pause);
         tracing::debug!(pid, "pause started");
-        let shared_pid = self.record.plan.share_process_namespace;
         let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
         sb.pause = Some(ProcessId::of(pid));
         // With cgroups the pause is found through its cgroup; without, record it right away.
         if self.cgroup.is_none() {
             self.save();
         }
-        let ns = if shared_pid {
-            NamespaceFds::open_with_pid(pid)?
-        } else {
-            NamespaceFds::open(pid)?
-        };
-        let inodes = (|| {
-            Some(NsInodes {
-                net: procfs::ns_inode(pid, "net")?,
-                uts: procfs::ns_inode(pid, "uts")?,
-                ipc: procfs::ns_inode(pid, "ipc")?,
-            })
-        })()
-        .ok_or(StartError::PauseDied)?;
+        let ns = opened?;
+        let inodes = ns.inodes().ok_or(StartError::PauseDied)?;
         self.record.sandbox.as_mut().expect("set").namespaces = Some(inodes);
         self.ns = Some(ns);
         Ok(true)
