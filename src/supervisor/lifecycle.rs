@@ -144,11 +144,11 @@ impl Supervisor {
 
     /// Make sandbox `attempt` (pause, namespaces, netns pin, IP, the pod's /etc files, the
     /// network) and launch containers `which` in it. A thread starts the pause and, as soon as
-    /// it runs in its namespaces, pins its netns and wires the network (veth, address, routes,
-    /// masquerade). Meanwhile this thread reserves the address, writes the files, runs
+    /// it runs in its namespaces, hands them to the containers' inits, pins its netns and
+    /// wires the network (veth, address, routes, masquerade). Meanwhile this thread reserves the address, writes the files, runs
     /// `before` (the pod's volumes, at first start), prepares the containers and, unless they
     /// join the pause's PID namespace, forks their init stages, which build their root
-    /// filesystems at once and join the pod's namespaces when they are handed them. Every
+    /// filesystems at once and join the pod's namespaces when they arrive. Every
     /// object is in the record before it is created. The wiring is joined with
     /// [`Supervisor::finish_wiring`] before any container runs.
     pub(super) fn create_sandbox_and_launch(
