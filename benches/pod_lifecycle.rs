@@ -43,8 +43,8 @@ fn binary() -> std::path::PathBuf {
 }
 
 /// The builds measured: [`binary`], then `PODRUN_BENCH_COMPARE` (another build) if set. Two
-/// builds are measured run by run in turn, so that a drifting machine speed (CPU steal, page
-/// cache) weighs on both alike.
+/// builds are measured run by run in turn (each going first every other round), so that a
+/// drifting machine speed (CPU steal, page cache) weighs on both alike.
 fn binaries() -> Vec<std::path::PathBuf> {
     let mut all = vec![binary()];
     if let Some(other) = std::env::var_os("PODRUN_BENCH_COMPARE").filter(|v| !v.is_empty()) {
@@ -156,8 +156,13 @@ fn measure(
 ) -> Vec<Medians> {
     let file = file.to_str().unwrap();
     let mut times = vec![(Vec::new(), Vec::new(), Vec::new()); builds.len()];
-    for _ in 0..runs {
-        for (build, (apply, web, delete)) in builds.iter().zip(&mut times) {
+    for round in 0..runs {
+        // Each build goes first every other round: the first of a round measured slower.
+        let mut order: Vec<_> = builds.iter().zip(&mut times).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for (build, (apply, web, delete)) in order {
             std::thread::sleep(settle);
             let start = Instant::now();
             let (d, ok, summary) = podrun_of(build, node, &["apply", "-f", file]);

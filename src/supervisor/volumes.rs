@@ -112,7 +112,9 @@ impl Supervisor {
                 }
             }
         }
-        self.save();
+        // No save here: what is on disk (emptyDir and file volumes) was recorded before it
+        // was made; the rest (detached tmpfs mounts, hostPath checks) leaves nothing to clean
+        // up, and the record is saved once the containers are started.
         Ok(())
     }
 
