@@ -145,12 +145,12 @@ impl Supervisor {
     /// Make sandbox `attempt` (pause, namespaces, netns pin, IP, the pod's /etc files, the
     /// network) and launch containers `which` in it. A thread starts the pause and, as soon as
     /// it runs in its namespaces, hands them to the containers' inits, pins its netns and
-    /// wires the network (veth, address, routes, masquerade). Meanwhile this thread reserves the address, writes the files, runs
-    /// `before` (the pod's volumes, at first start), prepares the containers and, unless they
-    /// join the pause's PID namespace, forks their init stages, which build their root
-    /// filesystems at once and join the pod's namespaces when they arrive. Every
-    /// object is in the record before it is created. The wiring is joined with
-    /// [`Supervisor::finish_wiring`] before any container runs.
+    /// wires the network (veth, address, routes, masquerade). Meanwhile this thread reserves
+    /// the address, writes the files, runs `before` (the pod's volumes, at first start),
+    /// prepares the containers and, unless they join the pause's PID namespace, forks their
+    /// init stages, which build their root filesystems at once and join the pod's namespaces
+    /// when they arrive. Every object is in the record before it is created. The wiring is
+    /// joined with [`Supervisor::finish_wiring`] before any container runs.
     pub(super) fn create_sandbox_and_launch(
         &mut self,
         attempt: u32,
@@ -206,8 +206,9 @@ impl Supervisor {
                 None => Err(prepared),
             })
         });
-        // Inits launched early and dropped on an error below see their channels close, and end.
-        // A pause that failed comes first (the thread's error), then what failed here.
+        // Inits launched early and dropped on an error below see their start gates (or, when
+        // the pause failed, their namespace channels) close, and end. A pause that failed
+        // comes first (the thread's error), then what failed here.
         let early = match (self.join_pause(&sandbox), early) {
             (Ok(true), Ok(early)) => early,
             (Ok(false), _) => return Err(sandbox.abandon().unwrap_or(StartError::PauseDied)),
