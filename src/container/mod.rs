@@ -267,3 +267,32 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         gate: Some(File::from(gate_tx)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    /// The namespaces sent before the init reads them wait in the channel, and arrive as the
+    /// same namespaces; a channel whose init end is gone takes the send without harm.
+    #[test]
+    fn namespaces_sent_early_wait_in_the_channel() {
+        let own = NamespaceFds::open(std::process::id() as i32).expect("open own namespaces");
+        let (tx, rx) = namespace_channel().unwrap();
+        tx.send(&own);
+        let got = crate::sys::recv_fds(rx.as_fd()).expect("receive");
+        assert_eq!(got.len(), own.fds.len());
+        for ((sent, _), received) in own.fds.iter().zip(&got) {
+            let a = File::from(sent.try_clone().unwrap()).metadata().unwrap();
+            let b = File::from(received.try_clone().unwrap())
+                .metadata()
+                .unwrap();
+            assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+        }
+        let (tx, rx) = namespace_channel().unwrap();
+        drop(rx);
+        tx.send(&own);
+    }
+}
