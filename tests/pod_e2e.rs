@@ -332,7 +332,7 @@ fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
     require_root!();
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
-    let veth = node.inspect("sidecar")["network"]["hostVeth"]
+    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
         .as_str()
         .map(str::to_owned);
     // As a user's `ip netns exec sidecar bash` left open: the namespace outlives the pause, so

@@ -404,3 +404,30 @@ fn namespace_flag_places_manifest_pods() {
         .ok();
     node.assert_clean();
 }
+
+/// A running pod whose host veth disappeared (deleted by hand here) has no network: `doctor`
+/// names the pod and the veth and fails; `delete` still removes everything.
+#[test]
+fn doctor_reports_a_pod_whose_veth_is_gone() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    assert_eq!(node.podrun(&["doctor"]).code, 0);
+    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
+        .as_str()
+        .expect("inspect names the host veth")
+        .to_owned();
+    node.sh(&format!("ip link del {veth}")).ok();
+    let report = node.podrun(&["doctor"]);
+    assert_eq!(report.code, 1, "{}", report.stdout);
+    assert!(
+        report
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("pod") && l.contains(&veth) && l.contains("is gone")),
+        "doctor does not report the lost veth:\n{}",
+        report.stdout
+    );
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}

@@ -13,7 +13,8 @@
 //! - allocated addresses whose owner no record has;
 //! - the bridge and the masquerade rule, and the cgroup parent, when no record uses them.
 //!
-//! Records whose supervisor is gone are reported too (`delete` removes those pods).
+//! Records whose supervisor is gone are reported too (`delete` removes those pods), and so are
+//! running pods whose host veth is gone or off the bridge (they have no network).
 //! Everything runs under the state root lock, so a concurrent `apply` (which reserves its
 //! record under the same lock before creating anything) is never mistaken for leftovers.
 
@@ -49,6 +50,12 @@ pub enum Finding {
     NodeNetwork { bridge: String },
     /// A record whose supervisor is not running (`podrun delete` cleans it up).
     LostSupervisor { pod: String },
+    /// A running pod whose recorded host veth is gone or off the bridge: it has no network.
+    PodNetworkGone {
+        pod: String,
+        veth: String,
+        why: String,
+    },
 }
 
 impl Finding {
@@ -56,7 +63,9 @@ impl Finding {
     pub fn fixable(&self) -> bool {
         !matches!(
             self,
-            Finding::UnknownPin { .. } | Finding::LostSupervisor { .. }
+            Finding::UnknownPin { .. }
+                | Finding::LostSupervisor { .. }
+                | Finding::PodNetworkGone { .. }
         )
     }
 
@@ -69,7 +78,7 @@ impl Finding {
             Finding::Pin { .. } | Finding::UnknownPin { .. } => "netns",
             Finding::Address { .. } => "address",
             Finding::NodeNetwork { .. } => "network",
-            Finding::LostSupervisor { .. } => "pod",
+            Finding::LostSupervisor { .. } | Finding::PodNetworkGone { .. } => "pod",
         }
     }
 }
@@ -114,6 +123,12 @@ impl fmt::Display for Finding {
                 f,
                 "pod {pod}: supervisor not running (status Unknown); remove it with: podrun delete {}",
                 pod.split_once('/').map_or(pod.as_str(), |(_, n)| n)
+            ),
+            Finding::PodNetworkGone { pod, veth, why } => write!(
+                f,
+                "pod {pod}: its veth {veth} {why}, so the pod has no network; re-create it with: \
+                 podrun delete {name}, then apply it again",
+                name = pod.split_once('/').map_or(pod.as_str(), |(_, n)| n)
             ),
         }
     }

@@ -14,6 +14,26 @@ use crate::net::{self, NetworkConfig};
 use crate::procfs;
 use crate::state::PodRecord;
 
+/// A running pod's wired sandbox whose host veth is missing, or no longer a port of the
+/// bridge it was attached to (someone deleted it, or the bridge was re-made without it).
+fn network_gone(record: &PodRecord) -> Option<Finding> {
+    let sb = record.sandbox.as_ref().filter(|s| s.ready)?;
+    let wired = sb.network.as_ref()?;
+    let why = match net::inspect_host_veth(&sb.host_veth) {
+        Err(_) => return None,
+        Ok(None) => "is gone".to_owned(),
+        Ok(Some(v)) if v.master.as_deref() != Some(wired.bridge.as_str()) => {
+            format!("is not a port of bridge {} any more", wired.bridge)
+        }
+        Ok(Some(_)) => return None,
+    };
+    Some(Finding::PodNetworkGone {
+        pod: record.key().to_string(),
+        veth: sb.host_veth.clone(),
+        why,
+    })
+}
+
 /// What the records say exists (the caller holds the state root lock).
 struct Known {
     keys: HashSet<String>,
@@ -55,6 +75,8 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
             found.push(Finding::LostSupervisor {
                 pod: r.key().to_string(),
             });
+        } else if let Some(f) = network_gone(r) {
+            found.push(f);
         }
     }
     found.extend(supervisors(cfg, &known));
@@ -283,6 +305,8 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
         Finding::NodeNetwork { .. } => {
             net::teardown_network(&cfg.network(), None).map_err(|e| e.to_string())
         }
-        Finding::UnknownPin { .. } | Finding::LostSupervisor { .. } => Ok(()),
+        Finding::UnknownPin { .. }
+        | Finding::LostSupervisor { .. }
+        | Finding::PodNetworkGone { .. } => Ok(()),
     }
 }
