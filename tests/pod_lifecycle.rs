@@ -431,3 +431,41 @@ fn doctor_reports_a_pod_whose_veth_is_gone() {
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }
+
+/// The first apply into an empty state root sweeps what a lost state left behind, but the pods
+/// of another state root whose supervisors run on the same node (same bridge, cgroup parent
+/// and netns dir) are not leftovers: they keep their veth, cgroup, pin and the node network.
+#[test]
+fn a_second_state_root_leaves_the_first_roots_pods_alone() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
+        .as_str()
+        .expect("inspect names the host veth")
+        .to_owned();
+    let other = tempfile::tempdir().unwrap();
+    let other_root = other.path().join("state");
+    let env = [("PODRUN_ROOT", other_root.to_str().unwrap())];
+    let manifest = other.path().join("other.yaml");
+    let text = std::fs::read_to_string(common::repo_file("pods/sidecar.yaml")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("  name: sidecar\n", "  name: other\n"),
+    )
+    .unwrap();
+    let applied = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &env);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(
+        !applied.stderr.contains("removed leftover"),
+        "the empty root's apply swept another root's pod:\n{}",
+        applied.stderr
+    );
+    assert!(node.links().contains(&veth), "{:?}", node.links());
+    for doctor in [node.podrun(&["doctor"]), node.podrun_env(&["doctor"], &env)] {
+        assert_eq!(doctor.code, 0, "{}", doctor.stdout);
+    }
+    node.podrun_env(&["delete", "other", "--now"], &env).ok();
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}

@@ -15,6 +15,8 @@
 //!
 //! Records whose supervisor is gone are reported too (`delete` removes those pods), and so are
 //! running pods whose host veth is gone or off the bridge (they have no network).
+//! Pods of other state roots whose supervisors run on this node (they share the bridge, the
+//! cgroup parent and the netns dir) count as known: their records are read too.
 //! Everything runs under the state root lock, so a concurrent `apply` (which reserves its
 //! record under the same lock before creating anything) is never mistaken for leftovers.
 

@@ -67,10 +67,17 @@ impl Known {
 /// Everything on the node (for this state root, bridge, netns dir and cgroup parent) that no
 /// record accounts for, plus records whose supervisor is gone.
 pub fn scan(cfg: &Config) -> Vec<Finding> {
-    let records = cfg.store().list();
+    let own = cfg.store().list();
+    // Pods of other state roots whose supervisors run on this node share the node's bridge,
+    // cgroup parent and netns dir: theirs are not leftovers of ours.
+    let mut records = own.clone();
+    for root in other_live_roots(&cfg.root) {
+        records.extend(crate::state::Store::new(root).list());
+    }
     let known = Known::from(&records);
+    let own_known = Known::from(&own);
     let mut found = Vec::new();
-    for r in &records {
+    for r in &own {
         if r.supervisor.is_some_and(|s| !s.is_alive()) {
             found.push(Finding::LostSupervisor {
                 pod: r.key().to_string(),
@@ -79,7 +86,7 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
             found.push(f);
         }
     }
-    found.extend(supervisors(cfg, &known));
+    found.extend(supervisors(cfg, &own_known));
     let cgroups = cgroups(cfg, &known);
     let orphan_netns: HashSet<u64> = cgroups
         .iter()
@@ -119,9 +126,15 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
     found
 }
 
-/// `podrun __supervise <key>` processes of this state root whose pod has no record.
-fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
-    let root = cfg.root.to_string_lossy().into_owned();
+/// A running `podrun --root ROOT __supervise POD` process.
+struct LiveSupervisor {
+    pid: i32,
+    root: String,
+    pod: String,
+}
+
+/// Every podrun supervisor running on this node, of any state root.
+fn live_supervisors() -> Vec<LiveSupervisor> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -141,9 +154,37 @@ fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
             }
             let at = argv.iter().position(|a| a == "__supervise")?;
             let root_at = argv.iter().position(|a| a == "--root")?;
-            let pod = argv.get(at + 1)?.clone();
-            (argv.get(root_at + 1) == Some(&root) && !known.keys.contains(&pod))
-                .then_some(Finding::Supervisor { pid, pod })
+            Some(LiveSupervisor {
+                pid,
+                root: argv.get(root_at + 1)?.clone(),
+                pod: argv.get(at + 1)?.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The state roots, other than `own`, of the supervisors running on this node.
+fn other_live_roots(own: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let own = own.to_string_lossy();
+    let mut roots: Vec<std::path::PathBuf> = live_supervisors()
+        .into_iter()
+        .filter(|s| s.root != own)
+        .map(|s| s.root.into())
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// `podrun __supervise <key>` processes of this state root whose pod has no record.
+fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
+    let root = cfg.root.to_string_lossy();
+    live_supervisors()
+        .into_iter()
+        .filter(|s| s.root == root && !known.keys.contains(&s.pod))
+        .map(|s| Finding::Supervisor {
+            pid: s.pid,
+            pod: s.pod,
         })
         .collect()
 }
