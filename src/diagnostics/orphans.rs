@@ -163,12 +163,17 @@ fn live_supervisors() -> Vec<LiveSupervisor> {
         .collect()
 }
 
-/// The state roots, other than `own`, of the supervisors running on this node.
+/// The state roots, other than `own`, of the supervisors running on this node: in this
+/// process's network namespace (supervisors of other nodes, such as the tests' throwaway
+/// ones, describe other bridges and veths, which may have the same names).
 fn other_live_roots(own: &std::path::Path) -> Vec<std::path::PathBuf> {
     let own = own.to_string_lossy();
+    let Some(node_net) = procfs::ns_inode(std::process::id() as i32, "net") else {
+        return Vec::new();
+    };
     let mut roots: Vec<std::path::PathBuf> = live_supervisors()
         .into_iter()
-        .filter(|s| s.root != own)
+        .filter(|s| s.root != own && procfs::ns_inode(s.pid, "net") == Some(node_net))
         .map(|s| s.root.into())
         .collect();
     roots.sort();
