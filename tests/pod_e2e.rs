@@ -332,9 +332,7 @@ fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
     require_root!();
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
-    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
-        .as_str()
-        .map(str::to_owned);
+    let veth = node.host_veth("sidecar");
     // As a user's `ip netns exec sidecar bash` left open: the namespace outlives the pause, so
     // its veth does not go with it and delete must remove it itself.
     let holder: i32 = node
@@ -352,7 +350,7 @@ fn delete_removes_the_veth_while_another_process_holds_the_pod_netns() {
     let links = node.links();
     assert!(
         links.iter().all(|l| !l.starts_with("veth")),
-        "veth {veth:?} left: {links:?}"
+        "veth {veth} left: {links:?}"
     );
     // The namespace itself lives on with its holder, but podrun's pin is gone.
     assert!(node.sh("ls /run/netns").ok().stdout.trim().is_empty());

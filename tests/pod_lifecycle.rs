@@ -413,10 +413,7 @@ fn doctor_reports_a_pod_whose_veth_is_gone() {
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
     assert_eq!(node.podrun(&["doctor"]).code, 0);
-    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
-        .as_str()
-        .expect("inspect names the host veth")
-        .to_owned();
+    let veth = node.host_veth("sidecar");
     node.sh(&format!("ip link del {veth}")).ok();
     let report = node.podrun(&["doctor"]);
     assert_eq!(report.code, 1, "{}", report.stdout);
@@ -440,10 +437,7 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
     require_root!();
     let node = Node::new();
     node.apply("pods/sidecar.yaml").ok();
-    let veth = node.inspect("sidecar")["sandbox"]["hostVeth"]
-        .as_str()
-        .expect("inspect names the host veth")
-        .to_owned();
+    let veth = node.host_veth("sidecar");
     let other = tempfile::tempdir().unwrap();
     let other_root = other.path().join("state");
     let env = [("PODRUN_ROOT", other_root.to_str().unwrap())];
@@ -461,7 +455,9 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
         "the empty root's apply swept another root's pod:\n{}",
         applied.stderr
     );
+    // The first root's pod kept its network and its processes.
     assert!(node.links().contains(&veth), "{:?}", node.links());
+    node.exec("sidecar", "curl-client", &["true"]).ok();
     for doctor in [node.podrun(&["doctor"]), node.podrun_env(&["doctor"], &env)] {
         assert_eq!(doctor.code, 0, "{}", doctor.stdout);
     }

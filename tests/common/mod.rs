@@ -242,6 +242,14 @@ impl Node {
         serde_json::from_str(&out.stdout).expect("inspect prints JSON")
     }
 
+    /// The host end of `pod`'s veth, from `podrun inspect`.
+    pub fn host_veth(&self, pod: &str) -> String {
+        self.inspect(pod)["sandbox"]["hostVeth"]
+            .as_str()
+            .expect("inspect names the host veth")
+            .to_owned()
+    }
+
     /// The pid of `pod`'s supervisor, from `podrun inspect`.
     pub fn supervisor_pid(&self, pod: &str) -> i32 {
         self.inspect(pod)["supervisor"]["pid"]
