@@ -156,6 +156,86 @@ fn pause_death_recreates_the_sandbox() {
     node.assert_clean();
 }
 
+/// A sandbox that cannot be re-made (here the pause binary is gone when the pause dies) is
+/// reported as the kubelet reports it, leaves nothing on the node while the pod waits, and is
+/// made again by a later attempt once the cause is gone.
+#[test]
+fn failed_sandbox_recreation_leaves_nothing_and_is_retried() {
+    require_root!();
+    let node = Node::new();
+    let pause = node.root.path().join("podrun-pause");
+    let pause_off = node.root.path().join("podrun-pause.off");
+    std::fs::copy(
+        std::path::Path::new(common::PODRUN).with_file_name("podrun-pause"),
+        &pause,
+    )
+    .unwrap();
+    let manifest = common::repo_file("pods/sidecar.yaml");
+    node.podrun_env(
+        &["apply", "-f", manifest.to_str().unwrap()],
+        &[
+            ("PODRUN_PAUSE", pause.to_str().unwrap()),
+            ("PODRUN_BACKOFF_BASE_MS", "3000"),
+        ],
+    )
+    .ok();
+    let before = node.inspect("sidecar");
+    let supervisor = node.supervisor_pid("sidecar");
+    std::fs::rename(&pause, &pause_off).unwrap();
+    let pid = before["sandbox"]["pause"]["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut describe = String::new();
+    while Instant::now() < deadline && !describe.contains("FailedCreatePodSandBox") {
+        std::thread::sleep(Duration::from_millis(50));
+        describe = node.podrun(&["describe", "pod", "sidecar"]).ok().stdout;
+    }
+    assert!(
+        describe.contains("Failed to create pod sandbox"),
+        "{describe}"
+    );
+    // Nothing of the failed attempt (nor of the dead sandbox) is left while the pod waits.
+    let links = node.links();
+    assert!(links.iter().all(|l| !l.starts_with("veth")), "{links:?}");
+    assert_eq!(node.sh("ls /run/netns").ok().stdout.trim(), "");
+    assert!(node.ipam_files().is_empty(), "{:?}", node.ipam_files());
+    assert_eq!(node.processes(), vec![supervisor]);
+    let pod = node.pod_json("sidecar");
+    for c in pod["status"]["containerStatuses"].as_array().unwrap() {
+        assert_eq!(c["state"]["waiting"]["reason"], "ContainerCreating", "{c}");
+        assert_eq!(c["restartCount"], 0, "{c}");
+    }
+    let get = node.podrun(&["get", "pods"]).ok().stdout;
+    assert!(get.contains("ContainerCreating"), "{get}");
+    // The cause gone, a later attempt makes the sandbox and starts the containers again.
+    std::fs::rename(&pause_off, &pause).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = node.inspect("sidecar");
+    while Instant::now() < deadline && after["sandbox"]["ready"] != true {
+        std::thread::sleep(Duration::from_millis(100));
+        after = node.inspect("sidecar");
+    }
+    assert_eq!(after["sandbox"]["ready"], true, "{after}");
+    let ip = node.pod_ip("sidecar");
+    let r = node.eventually(
+        &format!("curl -s --max-time 1 http://{ip}/back"),
+        Duration::from_secs(10),
+    );
+    assert!(r.stdout.contains("/back"), "{}", r.stdout);
+    let pod = node.pod_json("sidecar");
+    for c in pod["status"]["containerStatuses"].as_array().unwrap() {
+        assert_eq!(c["restartCount"], 1, "{c}");
+        assert!(c["state"]["running"].is_object(), "{c}");
+        assert!(c["lastState"]["terminated"].is_object(), "{c}");
+    }
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
+    node.assert_clean();
+}
+
 #[test]
 fn killed_supervisor_shows_unknown_and_delete_still_cleans_up() {
     require_root!();

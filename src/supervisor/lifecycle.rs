@@ -15,7 +15,7 @@ use crate::net::{self, ipam::Ipam};
 use crate::procfs;
 use crate::sandbox::{self, NamespaceFds, SandboxError};
 use crate::spec::RestartPolicy;
-use crate::state::{Phase, ProcessId, SandboxRecord};
+use crate::state::{ContainerState, ProcessId, SandboxRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -380,17 +380,6 @@ impl Supervisor {
         Ok(())
     }
 
-    /// A replacement sandbox could not be made: shown as the kubelet shows it, the pod fails.
-    fn sandbox_failed(&mut self, e: StartError) {
-        self.record.event(
-            "Warning",
-            "FailedCreatePodSandBox",
-            format!("Failed to create pod sandbox: {e}"),
-        );
-        self.record.phase = Phase::Failed;
-        self.save();
-    }
-
     /// Kill the pause and remove the sandbox network (containers must be stopped already).
     pub(super) fn stop_sandbox(&mut self) -> TeardownErrors {
         let mut errors = TeardownErrors::default();
@@ -577,6 +566,13 @@ impl Supervisor {
             self.save();
             return;
         }
+        self.recreate_sandbox();
+    }
+
+    /// Make a new sandbox and start in it every container that restarts. A failure leaves
+    /// nothing of the attempt behind and is retried after the back-off period.
+    fn recreate_sandbox(&mut self) {
+        self.sandbox_retry = None;
         let attempt = self
             .record
             .sandbox
@@ -587,18 +583,16 @@ impl Supervisor {
             .filter(|&i| self.should_restart(i))
             .collect();
         for &i in &restarting {
-            self.record.containers[i].restart_count += 1;
+            let c = &mut self.record.containers[i];
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
+            c.restart_count += 1;
         }
         let (launched_inits, wiring) =
             match self.create_sandbox_and_launch(attempt, &restarting, |_| Ok(())) {
                 Ok(l) => l,
-                Err(e) => {
-                    for &i in &restarting {
-                        self.record.containers[i].restart_count -= 1;
-                    }
-                    self.sandbox_failed(e);
-                    return;
-                }
+                Err(e) => return self.sandbox_failed(e, &restarting),
             };
         let mut launched = Vec::new();
         for (i, result) in launched_inits {
@@ -608,12 +602,9 @@ impl Supervisor {
             }
         }
         if let Err(e) = self.finish_wiring(wiring) {
-            // The launched inits see their gates close and end; the next pause death or
-            // delete cleans up the rest.
+            // The launched inits see their gates close and end.
             drop(launched);
-            self.kill_all_containers();
-            self.sandbox_failed(e);
-            return;
+            return self.sandbox_failed(e, &restarting);
         }
         for (_, init) in &mut launched {
             init.open_gate();
@@ -625,6 +616,47 @@ impl Supervisor {
         }
         self.update_phase();
         self.save();
+    }
+
+    /// A replacement sandbox could not be made: shown as the kubelet shows it (a Warning
+    /// event, the containers waiting in ContainerCreating), and, as containerd does for a
+    /// RunPodSandbox that failed, nothing of the attempt stays: its processes, pause, netns pin,
+    /// veth and address are removed at once. The next attempt comes after the back-off period.
+    fn sandbox_failed(&mut self, e: StartError, waiting: &[usize]) {
+        tracing::error!(error = %e, "sandbox re-creation failed");
+        self.record.event(
+            "Warning",
+            "FailedCreatePodSandBox",
+            format!("Failed to create pod sandbox: {e}"),
+        );
+        self.pending_restarts.clear();
+        self.kill_all_containers();
+        let errors = self.stop_sandbox();
+        if !errors.0.is_empty() {
+            tracing::error!(errors = %errors, "failed sandbox teardown");
+        }
+        for &i in waiting {
+            let c = &mut self.record.containers[i];
+            c.restart_count = c.restart_count.saturating_sub(1);
+            c.process = None;
+            c.state = ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            };
+        }
+        if !waiting.is_empty() {
+            self.sandbox_retry = Some(Instant::now() + self.backoff_base);
+        }
+        self.update_phase();
+        self.save();
+    }
+
+    /// Try again to make the sandbox once its retry is due (and the pod is not being deleted).
+    pub(super) fn run_due_sandbox_retry(&mut self) {
+        if self.stopping || self.sandbox_retry.is_none_or(|t| t > Instant::now()) {
+            return;
+        }
+        self.recreate_sandbox();
     }
 
     /// Send SIGTERM to every running container's process group, wait up to `grace`, then

@@ -40,7 +40,8 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
 }
 pub use status::{pod_phase, pod_status_word};
 
-/// Environment variable scaling the kubelet's 10 s restart back-off (tests use a short one).
+/// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period
+/// (tests use a short one).
 pub const BACKOFF_BASE_ENV: &str = "PODRUN_BACKOFF_BASE_MS";
 
 pub struct Supervisor {
@@ -51,6 +52,9 @@ pub struct Supervisor {
     cgroup: Option<crate::cgroup::PodCgroup>,
     /// Containers waiting for their back-off to expire: (index, when).
     pending_restarts: Vec<(usize, Instant)>,
+    /// When to try again to make a sandbox after a failed re-creation (the kubelet's pod
+    /// worker retries a failed RunPodSandbox after its 10 s back-off period).
+    sandbox_retry: Option<Instant>,
     backoff_base: Duration,
     stopping: bool,
     /// Pod-level tmpfs mounts (memory emptyDirs, /dev/shm), detached: never on the host.
@@ -87,6 +91,7 @@ pub fn run(
         ns: None,
         cgroup: None,
         pending_restarts: Vec::new(),
+        sandbox_retry: None,
         backoff_base: Duration::from_millis(backoff_ms),
         stopping: false,
         pod_volumes: Vec::new(),
@@ -161,6 +166,7 @@ impl Supervisor {
                 return;
             }
             self.reap_children();
+            self.run_due_sandbox_retry();
             self.run_due_restarts();
             let timeout = self
                 .next_deadline()
@@ -170,7 +176,11 @@ impl Supervisor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.pending_restarts.iter().map(|(_, t)| *t).min()
+        self.pending_restarts
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(self.sandbox_retry)
+            .min()
     }
 }
 
