@@ -211,6 +211,9 @@ fn failed_sandbox_recreation_leaves_nothing_and_is_retried() {
     }
     let get = node.podrun(&["get", "pods"]).ok().stdout;
     assert!(get.contains("ContainerCreating"), "{get}");
+    // A pod waiting for its sandbox is neither a leftover nor a pod that lost its network.
+    let doctor = node.podrun(&["doctor"]);
+    assert_eq!(doctor.code, 0, "{}{}", doctor.stdout, doctor.stderr);
     // The cause gone, a later attempt makes the sandbox and starts the containers again.
     std::fs::rename(&pause_off, &pause).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
