@@ -513,8 +513,9 @@ fn doctor_reports_a_pod_whose_veth_is_gone() {
 }
 
 /// The first apply into an empty state root sweeps what a lost state left behind, but the pods
-/// of another state root whose supervisors run on the same node (same bridge, cgroup parent
-/// and netns dir) are not leftovers: they keep their veth, cgroup, pin and the node network.
+/// of another state root whose supervisors run on the same node (same cgroup parent and netns
+/// dir) are not leftovers: they keep their veth, cgroup, pin and the node network. The second
+/// root cannot use the first root's bridge (the addresses are allocated per root).
 #[test]
 fn a_second_state_root_leaves_the_first_roots_pods_alone() {
     require_root!();
@@ -523,7 +524,6 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
     let veth = node.host_veth("sidecar");
     let other = tempfile::tempdir().unwrap();
     let other_root = other.path().join("state");
-    let env = [("PODRUN_ROOT", other_root.to_str().unwrap())];
     let manifest = other.path().join("other.yaml");
     let text = std::fs::read_to_string(common::repo_file("pods/sidecar.yaml")).unwrap();
     std::fs::write(
@@ -531,6 +531,35 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
         text.replace("  name: sidecar\n", "  name: other\n"),
     )
     .unwrap();
+    // The first root's bridge is not the second root's: both IPAMs would hand out the same
+    // addresses on it. Refused, and nothing of the attempt stays.
+    let same_bridge = [("PODRUN_ROOT", other_root.to_str().unwrap())];
+    let refused = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &same_bridge);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains(&format!(
+            "bridge podrun0 belongs to the pods of state root {}",
+            node.root.path().display()
+        )),
+        "{}",
+        refused.stderr
+    );
+    let veths: Vec<String> = node
+        .links()
+        .into_iter()
+        .filter(|l| l.starts_with("veth"))
+        .collect();
+    assert_eq!(veths, vec![veth.clone()]);
+    assert_eq!(
+        std::fs::read_dir(other_root.join("pods")).unwrap().count(),
+        0,
+        "the refused pod's state stayed"
+    );
+    let env = [
+        ("PODRUN_ROOT", other_root.to_str().unwrap()),
+        ("PODRUN_BRIDGE", "podrun1"),
+        ("PODRUN_POD_CIDR", "10.245.0.0/24"),
+    ];
     let applied = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &env);
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     assert!(

@@ -2,18 +2,20 @@
 //! gone (CNI bridge `ensureBridge`/`ensureAddr`, netavark `host_teardown`).
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use serde::{Deserialize, Serialize};
 
 use super::netlink::{
-    all_links, find_link, link_admin_up, link_controller, link_kind, link_name, link_oper_state,
-    oper_state_name,
+    all_links, find_link, link_admin_up, link_alias, link_controller, link_kind, link_name,
+    link_oper_state, oper_state_name,
 };
-use super::{NetError, NetworkConfig, NlError};
+use super::{BRIDGE_ALIAS_PREFIX, NetError, NetworkConfig, NlError};
 
 /// What the kernel says about a bridge.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,7 +54,23 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
                     source: e,
                 });
             }
-            _ => {}
+            Err(_) => {}
+            // The kernel takes an alias only on a link that exists.
+            Ok(()) => {
+                let mut alias = LinkUnspec::new_with_name(name).build();
+                alias
+                    .attributes
+                    .push(LinkAttribute::IfAlias(cfg.bridge_alias()));
+                handle
+                    .link()
+                    .set(alias)
+                    .execute()
+                    .await
+                    .map_err(|e| NetError::SetAlias {
+                        dev: name.to_string(),
+                        source: NlError::from_rtnetlink(e),
+                    })?;
+            }
         }
         link = find_link(handle, name).await?;
     }
@@ -62,6 +80,17 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
     if link_kind(&link).as_deref() != Some("bridge") {
         return Err(NetError::NotABridge {
             name: name.to_string(),
+        });
+    }
+    // Another state root's bridge: its IPAM would hand out the addresses ours does. A bridge
+    // without podrun's alias (made by hand, or by an older podrun) is used as it is.
+    if let Some(owner) = link_alias(&link).and_then(|a| a.strip_prefix(BRIDGE_ALIAS_PREFIX))
+        && Path::new(owner) != cfg.state_root()
+    {
+        return Err(NetError::BridgeOfAnotherRoot {
+            bridge: name.to_string(),
+            owner: owner.to_string(),
+            ours: cfg.state_root().display().to_string(),
         });
     }
     let index = link.header.index;

@@ -37,6 +37,9 @@ pub const DEFAULT_CIDR: &str = "10.244.0.0/24";
 /// Name of the pod end of the veth pair.
 pub const POD_IFNAME: &str = "eth0";
 
+/// How the alias of a bridge made by podrun begins; the owning state root follows.
+pub const BRIDGE_ALIAS_PREFIX: &str = "podrun state root ";
+
 /// One pod network: a bridge, its subnet and the IPAM directory.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NetworkConfig {
@@ -57,6 +60,20 @@ impl NetworkConfig {
             cidr: DEFAULT_CIDR.parse().expect("valid default cidr"),
             ipam_dir: state_root.join("networks").join(DEFAULT_BRIDGE),
         }
+    }
+
+    /// The state root whose pods use this network (`ipam_dir` is `<root>/networks/<bridge>`).
+    pub fn state_root(&self) -> &std::path::Path {
+        self.ipam_dir
+            .parent()
+            .and_then(|networks| networks.parent())
+            .unwrap_or(&self.ipam_dir)
+    }
+
+    /// The alias a bridge podrun creates carries (`ip -d link show` prints it): which state
+    /// root allocates its addresses.
+    pub fn bridge_alias(&self) -> String {
+        format!("{BRIDGE_ALIAS_PREFIX}{}", self.state_root().display())
     }
 
     /// The gateway: the first address of the subnet (network + 1), put on the bridge.
@@ -300,10 +317,22 @@ pub enum NetError {
     GetLink { name: String, source: NlError },
     #[error("{name} already exists but is not a bridge")]
     NotABridge { name: String },
+    #[error(
+        "bridge {bridge} belongs to the pods of state root {owner} (their addresses are \
+         allocated there): use --root {owner}, or give state root {ours} another --bridge and \
+         --pod-cidr"
+    )]
+    BridgeOfAnotherRoot {
+        bridge: String,
+        owner: String,
+        ours: String,
+    },
     #[error("create bridge {name}: {source}")]
     CreateBridge { name: String, source: NlError },
     #[error("set {dev} up: {source}")]
     LinkUp { dev: String, source: NlError },
+    #[error("set the alias of {dev}: {source}")]
+    SetAlias { dev: String, source: NlError },
     #[error("add address {addr} to {dev}: {source}")]
     AddAddress {
         dev: String,
@@ -399,6 +428,13 @@ mod tests {
             &format!("{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
         );
         validate_ifname(&a).unwrap();
+    }
+
+    #[test]
+    fn bridge_alias_names_the_state_root() {
+        let n = NetworkConfig::with_state_root(std::path::Path::new("/run/podrun"));
+        assert_eq!(n.state_root(), std::path::Path::new("/run/podrun"));
+        assert_eq!(n.bridge_alias(), "podrun state root /run/podrun");
     }
 
     #[test]

@@ -128,6 +128,13 @@ pub(crate) fn link_name(msg: &LinkMessage) -> Option<&str> {
     })
 }
 
+pub(crate) fn link_alias(msg: &LinkMessage) -> Option<&str> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(n) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
 pub(crate) fn link_controller(msg: &LinkMessage) -> Option<u32> {
     msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::Controller(i) => Some(*i),
