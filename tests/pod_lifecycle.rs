@@ -555,6 +555,21 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
         0,
         "the refused pod's state stayed"
     );
+    // Its own bridge with the same subnet would compete with podrun0's routes: refused too.
+    let same_cidr = [
+        ("PODRUN_ROOT", other_root.to_str().unwrap()),
+        ("PODRUN_BRIDGE", "podrun1"),
+    ];
+    let refused = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &same_cidr);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("pod CIDR 10.244.0.0/24 overlaps 10.244.0.1/24 on podrun0"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!node.links().contains(&"podrun1".to_owned()));
     let env = [
         ("PODRUN_ROOT", other_root.to_str().unwrap()),
         ("PODRUN_BRIDGE", "podrun1"),

@@ -40,6 +40,7 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
     let name = cfg.bridge.as_str();
     let mut link = find_link(handle, name).await?;
     if link.is_none() {
+        check_cidr_free(handle, cfg).await?;
         let created = handle
             .link()
             .add(LinkBridge::new(name).up().build())
@@ -156,21 +157,68 @@ pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ip
     Ok(msgs
         .iter()
         .filter(|m| m.header.index == index)
-        .filter_map(|m| {
-            // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer on p2p links.
-            let local = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
-                _ => None,
-            });
-            let addr = m.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
-                _ => None,
-            });
-            local
-                .or(addr)
-                .and_then(|ip| Ipv4Net::new(ip, m.header.prefix_len).ok())
-        })
+        .filter_map(ipv4_of)
         .collect())
+}
+
+/// Every IPv4 address of the network namespace, with its link's index.
+async fn all_ipv4_addresses(handle: &Handle) -> Result<Vec<(u32, Ipv4Net)>, NlError> {
+    let msgs: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(NlError::from_rtnetlink)?;
+    Ok(msgs
+        .iter()
+        .filter_map(|m| Some((m.header.index, ipv4_of(m)?)))
+        .collect())
+}
+
+fn ipv4_of(m: &AddressMessage) -> Option<Ipv4Net> {
+    // IFA_LOCAL is the interface's own address; IFA_ADDRESS the peer on p2p links.
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    });
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    });
+    local
+        .or(addr)
+        .and_then(|ip| Ipv4Net::new(ip, m.header.prefix_len).ok())
+}
+
+/// Refuse a pod CIDR that overlaps an address already on the node (another bridge's subnet,
+/// a host interface): its pods' routes would compete with that link's. Checked before the
+/// bridge is made, as Docker does for its networks.
+async fn check_cidr_free(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetError> {
+    let addresses = all_ipv4_addresses(handle)
+        .await
+        .map_err(|source| NetError::GetAddress {
+            dev: "the node".into(),
+            source,
+        })?;
+    let clash = addresses
+        .into_iter()
+        .find(|(_, a)| a.trunc().contains(&cfg.cidr.network()) || cfg.cidr.contains(&a.addr()));
+    let Some((index, addr)) = clash else {
+        return Ok(());
+    };
+    let links = all_links(handle).await.unwrap_or_default();
+    let dev = links
+        .iter()
+        .find(|l| l.header.index == index)
+        .and_then(link_name)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("link {index}"));
+    Err(NetError::CidrInUse {
+        cidr: cfg.cidr.to_string(),
+        dev,
+        addr: addr.to_string(),
+    })
 }
 
 /// Delete the bridge if it exists, is a bridge and has no ports. Idempotent.

@@ -331,6 +331,12 @@ pub enum NetError {
     CreateBridge { name: String, source: NlError },
     #[error("set {dev} up: {source}")]
     LinkUp { dev: String, source: NlError },
+    #[error("pod CIDR {cidr} overlaps {addr} on {dev}: choose another --pod-cidr")]
+    CidrInUse {
+        cidr: String,
+        dev: String,
+        addr: String,
+    },
     #[error("set the alias of {dev}: {source}")]
     SetAlias { dev: String, source: NlError },
     #[error("add address {addr} to {dev}: {source}")]
