@@ -7,7 +7,7 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use serde::{Deserialize, Serialize};
 
@@ -62,14 +62,11 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
                 alias
                     .attributes
                     .push(LinkAttribute::IfAlias(cfg.bridge_alias()));
-                handle
-                    .link()
-                    .set(alias)
-                    .execute()
+                set_link(handle, alias)
                     .await
-                    .map_err(|e| NetError::SetAlias {
+                    .map_err(|source| NetError::SetAlias {
                         dev: name.to_string(),
-                        source: NlError::from_rtnetlink(e),
+                        source,
                     })?;
             }
         }
@@ -131,47 +128,48 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
         }
     }
     if !link_admin_up(&link) {
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
+        set_link(handle, LinkUnspec::new_with_index(index).up().build())
             .await
-            .map_err(|e| NetError::LinkUp {
+            .map_err(|source| NetError::LinkUp {
                 dev: name.to_string(),
-                source: NlError::from_rtnetlink(e),
+                source,
             })?;
     }
     Ok(index)
 }
 
-/// IPv4 addresses on link `index`.
-pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>, NlError> {
-    let msgs: Vec<AddressMessage> = handle
-        .address()
-        .get()
-        .set_link_index_filter(index)
+async fn set_link(handle: &Handle, message: LinkMessage) -> Result<(), NlError> {
+    handle
+        .link()
+        .set(message)
         .execute()
-        .try_collect()
         .await
-        .map_err(NlError::from_rtnetlink)?;
-    Ok(msgs
-        .iter()
-        .filter(|m| m.header.index == index)
-        .filter_map(ipv4_of)
-        .collect())
+        .map_err(NlError::from_rtnetlink)
 }
 
-/// Every IPv4 address of the network namespace, with its link's index.
-async fn all_ipv4_addresses(handle: &Handle) -> Result<Vec<(u32, Ipv4Net)>, NlError> {
-    let msgs: Vec<AddressMessage> = handle
-        .address()
-        .get()
+/// IPv4 addresses on link `index`.
+pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>, NlError> {
+    let all = ipv4_addresses_of(handle, Some(index)).await?;
+    Ok(all.into_iter().map(|(_, a)| a).collect())
+}
+
+/// IPv4 addresses with their link's index: of link `index`, or of every link.
+async fn ipv4_addresses_of(
+    handle: &Handle,
+    index: Option<u32>,
+) -> Result<Vec<(u32, Ipv4Net)>, NlError> {
+    let mut request = handle.address().get();
+    if let Some(i) = index {
+        request = request.set_link_index_filter(i);
+    }
+    let msgs: Vec<AddressMessage> = request
         .execute()
         .try_collect()
         .await
         .map_err(NlError::from_rtnetlink)?;
     Ok(msgs
         .iter()
+        .filter(|m| index.is_none_or(|i| m.header.index == i))
         .filter_map(|m| Some((m.header.index, ipv4_of(m)?)))
         .collect())
 }
@@ -195,12 +193,13 @@ fn ipv4_of(m: &AddressMessage) -> Option<Ipv4Net> {
 /// a host interface): its pods' routes would compete with that link's. Checked before the
 /// bridge is made, as Docker does for its networks.
 async fn check_cidr_free(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetError> {
-    let addresses = all_ipv4_addresses(handle)
-        .await
-        .map_err(|source| NetError::GetAddress {
-            dev: "the node".into(),
-            source,
-        })?;
+    let addresses =
+        ipv4_addresses_of(handle, None)
+            .await
+            .map_err(|source| NetError::GetAddress {
+                dev: "the node".into(),
+                source,
+            })?;
     let clash = addresses
         .into_iter()
         .find(|(_, a)| a.trunc().contains(&cfg.cidr.network()) || cfg.cidr.contains(&a.addr()));
