@@ -512,13 +512,7 @@ fn existing_name_and_exhausted_range_are_refused() {
         full.stderr
     );
     assert_eq!(node.state_entries(), 1, "the failed pod left state");
-    assert_eq!(
-        node.links()
-            .iter()
-            .filter(|l| l.starts_with("veth"))
-            .count(),
-        1
-    );
+    assert_eq!(node.veths().len(), 1);
     node.podrun(&["delete", "one", "--now"]).ok();
     node.assert_clean();
 }

@@ -72,10 +72,7 @@ fn never_policy_ends_failed_and_keeps_logs() {
     );
     assert_eq!(r.code, 0, "pod never became Failed");
     assert_eq!(node.podrun(&["logs", "once"]).ok().stdout.trim(), "bye");
-    assert!(
-        node.links().iter().all(|l| !l.starts_with("veth")),
-        "a finished pod keeps no sandbox"
-    );
+    assert!(node.veths().is_empty(), "a finished pod keeps no sandbox");
     node.podrun(&["delete", "once"]).ok();
     node.assert_clean();
 }
@@ -126,11 +123,7 @@ fn pause_death_recreates_the_sandbox() {
         assert_eq!(&c["namespaces"]["net"], new_net);
         assert_eq!(c["restartCount"], 1);
     }
-    let veths: Vec<String> = node
-        .links()
-        .into_iter()
-        .filter(|l| l.starts_with("veth"))
-        .collect();
+    let veths = node.veths();
     assert_eq!(veths.len(), 1, "{veths:?}");
     let ip = node.pod_ip("sidecar");
     let r = node.eventually(
@@ -199,8 +192,7 @@ fn failed_sandbox_recreation_leaves_nothing_and_is_retried() {
         "{describe}"
     );
     // Nothing of the failed attempt (nor of the dead sandbox) is left while the pod waits.
-    let links = node.links();
-    assert!(links.iter().all(|l| !l.starts_with("veth")), "{links:?}");
+    assert!(node.veths().is_empty(), "{:?}", node.veths());
     assert_eq!(node.sh("ls /run/netns").ok().stdout.trim(), "");
     assert!(node.ipam_files().is_empty(), "{:?}", node.ipam_files());
     assert_eq!(node.processes(), vec![supervisor]);
@@ -531,45 +523,48 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
         text.replace("  name: sidecar\n", "  name: other\n"),
     )
     .unwrap();
+    // Refused with `why`, leaving no veth, pin, bridge, state or allocated address of its own.
+    let refused = |env: &[(&str, &str)], why: &str| {
+        let run = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], env);
+        assert_ne!(run.code, 0);
+        assert!(run.stderr.contains(why), "{}", run.stderr);
+        assert_eq!(node.veths(), vec![veth.clone()]);
+        assert_eq!(node.sh("ls /run/netns").ok().stdout.trim(), "sidecar");
+        assert!(!node.links().contains(&"podrun1".to_owned()));
+        // The first root's bridge and masquerade rule stay.
+        assert!(node.links().contains(&"podrun0".to_owned()));
+        let nft = node.sh("nft list table inet podrun").ok().stdout;
+        assert!(
+            nft.contains("podrun network podrun0 10.244.0.0/24"),
+            "{nft}"
+        );
+        let pods = std::fs::read_dir(other_root.join("pods")).map_or(0, |d| d.count());
+        assert_eq!(pods, 0, "the refused pod's state stayed");
+        let allocated: Vec<_> = ["podrun0", "podrun1"]
+            .iter()
+            .flat_map(|b| std::fs::read_dir(other_root.join("networks").join(b)).into_iter())
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
+            .collect();
+        assert!(allocated.is_empty(), "{allocated:?}");
+    };
+    let root = other_root.to_str().unwrap();
     // The first root's bridge is not the second root's: both IPAMs would hand out the same
-    // addresses on it. Refused, and nothing of the attempt stays.
-    let same_bridge = [("PODRUN_ROOT", other_root.to_str().unwrap())];
-    let refused = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &same_bridge);
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused.stderr.contains(&format!(
+    // addresses on it.
+    refused(
+        &[("PODRUN_ROOT", root)],
+        &format!(
             "bridge podrun0 belongs to the pods of state root {}",
             node.root.path().display()
-        )),
-        "{}",
-        refused.stderr
-    );
-    let veths: Vec<String> = node
-        .links()
-        .into_iter()
-        .filter(|l| l.starts_with("veth"))
-        .collect();
-    assert_eq!(veths, vec![veth.clone()]);
-    assert_eq!(
-        std::fs::read_dir(other_root.join("pods")).unwrap().count(),
-        0,
-        "the refused pod's state stayed"
+        ),
     );
     // Its own bridge with the same subnet would compete with podrun0's routes: refused too.
-    let same_cidr = [
-        ("PODRUN_ROOT", other_root.to_str().unwrap()),
-        ("PODRUN_BRIDGE", "podrun1"),
-    ];
-    let refused = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &same_cidr);
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused
-            .stderr
-            .contains("pod CIDR 10.244.0.0/24 overlaps 10.244.0.1/24 on podrun0"),
-        "{}",
-        refused.stderr
+    refused(
+        &[("PODRUN_ROOT", root), ("PODRUN_BRIDGE", "podrun1")],
+        "pod CIDR 10.244.0.0/24 overlaps 10.244.0.1/24 on podrun0",
     );
-    assert!(!node.links().contains(&"podrun1".to_owned()));
     let env = [
         ("PODRUN_ROOT", other_root.to_str().unwrap()),
         ("PODRUN_BRIDGE", "podrun1"),

@@ -80,11 +80,8 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
             name: name.to_string(),
         });
     }
-    // Another state root's bridge: its IPAM would hand out the addresses ours does. A bridge
-    // without podrun's alias (made by hand, or by an older podrun) is used as it is.
-    if let Some(owner) = link_alias(&link).and_then(|a| a.strip_prefix(BRIDGE_ALIAS_PREFIX))
-        && Path::new(owner) != cfg.state_root()
-    {
+    // Another state root's bridge: its IPAM would hand out the addresses ours does.
+    if let Some(owner) = other_roots_bridge(&link, cfg) {
         return Err(NetError::BridgeOfAnotherRoot {
             bridge: name.to_string(),
             owner: owner.to_string(),
@@ -136,6 +133,21 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
             })?;
     }
     Ok(index)
+}
+
+/// The state root named in the alias of bridge `link` when it is not `cfg`'s. A bridge without
+/// podrun's alias (made by hand, or by an older podrun) belongs to whoever uses it.
+fn other_roots_bridge<'a>(link: &'a LinkMessage, cfg: &NetworkConfig) -> Option<&'a str> {
+    link_alias(link)
+        .and_then(|a| a.strip_prefix(BRIDGE_ALIAS_PREFIX))
+        .filter(|owner| Path::new(owner) != cfg.state_root())
+}
+
+/// Whether bridge `cfg.bridge` exists and belongs to another state root: then neither it nor
+/// the masquerade rule of its subnet is this root's to remove.
+pub(crate) async fn is_other_roots(handle: &Handle, cfg: &NetworkConfig) -> Result<bool, NetError> {
+    let link = find_link(handle, &cfg.bridge).await?;
+    Ok(link.is_some_and(|l| other_roots_bridge(&l, cfg).is_some()))
 }
 
 async fn set_link(handle: &Handle, message: LinkMessage) -> Result<(), NlError> {

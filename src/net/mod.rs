@@ -205,6 +205,22 @@ pub fn detach_pod_with_netns(host_veth: &str, grace: std::time::Duration) -> Res
     })?
 }
 
+/// [`teardown_network`] unless the bridge belongs to another state root (its alias says so):
+/// what a pod's delete or rollback calls, so that a pod refused on another root's bridge does
+/// not take that root's bridge and masquerade rule down.
+pub fn teardown_own_network(
+    cfg: &NetworkConfig,
+    leaving_port: Option<&str>,
+) -> Result<(), NetError> {
+    // A failed lookup does not stop the teardown (best-effort, as below).
+    let foreign =
+        netlink::block_on_host(|handle| async move { bridge::is_other_roots(&handle, cfg).await });
+    if matches!(foreign, Ok(Ok(true))) {
+        return Ok(());
+    }
+    teardown_network(cfg, leaving_port)
+}
+
 /// When no pod uses the network any more: remove podrun's masquerade rule for this cidr (and
 /// podrun's nft table when it is empty) and delete the bridge if it has no ports left but
 /// `leaving_port` (the last pod's own veth, which goes with its sandbox). Idempotent and
@@ -215,6 +231,7 @@ pub fn teardown_network(cfg: &NetworkConfig, leaving_port: Option<&str>) -> Resu
         Ok(lock) => (lock, Vec::new()),
         Err(e) => (firewall::NetworkLock::not_held(), vec![e]),
     };
+
     // nftables and links have separate kernel locks: remove the rule and the bridge at once
     // (each costs the kernel tens of ms of RCU grace periods).
     let (firewall, bridge) = std::thread::scope(|s| {
@@ -320,7 +337,8 @@ pub enum NetError {
     #[error(
         "bridge {bridge} belongs to the pods of state root {owner} (their addresses are \
          allocated there): use --root {owner}, or give state root {ours} another --bridge and \
-         --pod-cidr"
+         --pod-cidr (if that root and its pods are gone, `podrun doctor --fix` removes the \
+         bridge)"
     )]
     BridgeOfAnotherRoot {
         bridge: String,

@@ -438,7 +438,7 @@ impl Supervisor {
             // kernel time) alongside its own sandbox, whose veth may still be a port for a
             // moment.
             let node_network = last_on_network
-                .then(|| s.spawn(|| net::teardown_network(&network, own_veth.as_deref())));
+                .then(|| s.spawn(|| net::teardown_own_network(&network, own_veth.as_deref())));
             let mut errors = self.stop_sandbox();
             tracing::debug!("sandbox removed");
             teardown::remove_cgroups(&self.record, &mut errors);

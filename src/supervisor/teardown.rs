@@ -107,7 +107,7 @@ pub fn remove_state_and_network(store: &Store, record: &PodRecord, errors: &mut 
     let lock = store.lock();
     remove_state(store, record, errors);
     if !network_used_by_others(store, record)
-        && let Err(e) = net::teardown_network(&record.network_config, None)
+        && let Err(e) = net::teardown_own_network(&record.network_config, None)
     {
         errors.push("remove node network", e);
     }

@@ -322,6 +322,14 @@ impl Node {
             .collect()
     }
 
+    /// Names of the veths (host ends of pod veth pairs) in the node's network namespace.
+    pub fn veths(&self) -> Vec<String> {
+        self.links()
+            .into_iter()
+            .filter(|l| l.starts_with("veth"))
+            .collect()
+    }
+
     /// Entries in the state root's pods dir.
     pub fn state_entries(&self) -> usize {
         std::fs::read_dir(self.root.path().join("pods"))
