@@ -587,3 +587,76 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }
+
+/// A state root is a directory, not a path: a supervisor whose `--root` is the same path in
+/// another mount namespace (another node's tmpfs there) serves another root. `doctor --fix`,
+/// or an apply sweeping an empty root, on that path here must leave it and its pod alone.
+/// And a supervisor that is this root's and has no record is ended with everything it
+/// started, even where no pod cgroup accounts for them (another cgroup parent here).
+#[test]
+fn doctor_ends_only_its_own_roots_supervisors_and_their_whole_tree() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("idle.yaml");
+    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
+    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    let supervisor = node.supervisor_pid("idle");
+    let started = node.processes();
+    assert!(
+        started.len() >= 3,
+        "supervisor, pause, container: {started:?}"
+    );
+
+    // Another node whose mount namespace has an empty tmpfs at this node's root path.
+    let other = Node::with_cidr("10.244.9.0/24");
+    let root = node.root.path().to_str().unwrap();
+    other.sh(&format!("mount -t tmpfs tmpfs {root}")).ok();
+    let same_path = [("PODRUN_ROOT", root)];
+    let report = other.podrun_env(&["doctor"], &same_path);
+    assert!(
+        !report.stdout.contains(&format!("pid {supervisor}")),
+        "another mount namespace's supervisor listed as a leftover:\n{}",
+        report.stdout
+    );
+    other.podrun_env(&["doctor", "--fix"], &same_path);
+    assert!(
+        common::cmdline(supervisor).contains("__supervise"),
+        "doctor --fix in another mount namespace ended the supervisor"
+    );
+    assert_eq!(pod_json(&node, "idle")["status"]["phase"], "Running");
+    other.assert_clean();
+
+    // This root's record gone; its pod cgroup not under the cgroup parent doctor looks at.
+    let pods = node.root.path().join("pods");
+    let aside = node.root.path().join("pods.aside");
+    std::fs::rename(&pods, &aside).unwrap();
+    let elsewhere = [("PODRUN_CGROUP_PARENT", "podrun-test-unused")];
+    let fixed = node.podrun_env(&["doctor", "--fix"], &elsewhere);
+    assert!(
+        fixed.stdout.lines().any(|l| l.starts_with("process")
+            && l.contains(&format!("supervisor pid {supervisor} "))
+            && l.ends_with("removed")),
+        "{}{}",
+        fixed.stdout,
+        fixed.stderr
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = || {
+        started
+            .iter()
+            .filter(|p| !common::cmdline(**p).is_empty())
+            .count()
+    };
+    while alive() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<String> = started
+        .iter()
+        .map(|p| common::cmdline(*p))
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert!(left.is_empty(), "the supervisor's pod still runs: {left:?}");
+    std::fs::rename(&aside, &pods).unwrap();
+    node.podrun(&["delete", "idle", "--now"]).ok();
+    node.assert_clean();
+}

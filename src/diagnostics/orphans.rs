@@ -133,6 +133,33 @@ struct LiveSupervisor {
     pod: String,
 }
 
+impl LiveSupervisor {
+    /// Where this process reads the supervisor's state root: the same path when both run in
+    /// one mount namespace, else through `/proc/<pid>/root` (the same path names another
+    /// directory in another mount namespace, such as another node's tmpfs).
+    fn root_seen_here(&self) -> PathBuf {
+        let own_mnt = procfs::ns_inode(std::process::id() as i32, "mnt");
+        if own_mnt.is_some() && procfs::ns_inode(self.pid, "mnt") == own_mnt {
+            return PathBuf::from(&self.root);
+        }
+        let relative = self.root.trim_start_matches('/');
+        Path::new(&format!("/proc/{}/root", self.pid)).join(relative)
+    }
+
+    /// True when its state root is the directory `root` names here (not only the same path).
+    fn serves(&self, root: &Path) -> bool {
+        if self.root != root.to_string_lossy() {
+            return false;
+        }
+        let seen = self.root_seen_here();
+        if seen == root {
+            return true;
+        }
+        let id = |p: &Path| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        id(&seen).is_some() && id(&seen) == id(root)
+    }
+}
+
 /// Every podrun supervisor running on this node, of any state root.
 fn live_supervisors() -> Vec<LiveSupervisor> {
     let Ok(entries) = fs::read_dir("/proc") else {
@@ -167,26 +194,26 @@ fn live_supervisors() -> Vec<LiveSupervisor> {
 /// process's network namespace (supervisors of other nodes, such as the tests' throwaway
 /// ones, describe other bridges and veths, which may have the same names).
 fn other_live_roots(own: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let own = own.to_string_lossy();
     let Some(node_net) = procfs::ns_inode(std::process::id() as i32, "net") else {
         return Vec::new();
     };
     let mut roots: Vec<std::path::PathBuf> = live_supervisors()
         .into_iter()
-        .filter(|s| s.root != own && procfs::ns_inode(s.pid, "net") == Some(node_net))
-        .map(|s| s.root.into())
+        .filter(|s| !s.serves(own) && procfs::ns_inode(s.pid, "net") == Some(node_net))
+        .map(|s| s.root_seen_here())
         .collect();
     roots.sort();
     roots.dedup();
     roots
 }
 
-/// `podrun __supervise <key>` processes of this state root whose pod has no record.
+/// `podrun __supervise <key>` processes of this state root whose pod has no record. A
+/// supervisor whose `--root` is the same path in another mount namespace serves another
+/// directory (another node's): not ours, even when this one's is empty.
 fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
-    let root = cfg.root.to_string_lossy();
     live_supervisors()
         .into_iter()
-        .filter(|s| s.root == root && !known.keys.contains(&s.pod))
+        .filter(|s| !known.keys.contains(&s.pod) && s.serves(&cfg.root))
         .map(|s| Finding::Supervisor {
             pid: s.pid,
             pod: s.pod,
@@ -311,10 +338,28 @@ pub fn fix(cfg: &Config, findings: &[Finding]) -> FixReport {
         .collect()
 }
 
+/// End a supervisor and everything it started (its pause, its containers and what they
+/// forked): killed alone, they would run on unsupervised, reparented to init. Stopped first,
+/// so it restarts nothing while its tree is read.
+fn kill_supervisor_tree(pid: i32) {
+    let Some(start) = procfs::start_time(pid) else {
+        return;
+    };
+    procfs::signal_if_same(pid, Some(start), Signal::SIGSTOP);
+    let tree: Vec<(i32, Option<u64>)> = procfs::descendants(pid)
+        .into_iter()
+        .map(|p| (p, procfs::start_time(p)))
+        .collect();
+    procfs::signal_if_same(pid, Some(start), Signal::SIGKILL);
+    for (p, started) in tree {
+        procfs::signal_if_same(p, started, Signal::SIGKILL);
+    }
+}
+
 fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
     match finding {
         Finding::Supervisor { pid, .. } => {
-            procfs::signal_if_same(*pid, None, Signal::SIGKILL);
+            kill_supervisor_tree(*pid);
             Ok(())
         }
         Finding::Cgroup { uid, .. } => {
