@@ -660,3 +660,71 @@ fn doctor_ends_only_its_own_roots_supervisors_and_their_whole_tree() {
     node.podrun(&["delete", "idle", "--now"]).ok();
     node.assert_clean();
 }
+
+/// Two state roots making the same bridge at the same moment: one owns it, the other is
+/// refused (the bridge appears under its name only with its owner's alias on it, and the
+/// loser's temporary bridge is gone); never both pods on one bridge with two IPAMs.
+#[test]
+fn two_roots_racing_for_one_bridge_never_share_it() {
+    require_root!();
+    let node = Node::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Pods named apart: both roots pin their netns in the node's /run/netns.
+    let manifests: Vec<_> = ["racer-a", "racer-b"]
+        .iter()
+        .map(|name| {
+            let f = dir.path().join(format!("{name}.yaml"));
+            std::fs::write(&f, format!("{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{containers: [{{name: c, image: podrun.local/debug:1, command: [sh, -c, 'trap \"exit 0\" TERM; sleep 3600 & wait']}}]}}}}")).unwrap();
+            f
+        })
+        .collect();
+    let roots = [dir.path().join("a"), dir.path().join("b")];
+    // The same subnet: two IPAMs on one bridge would hand out the same addresses.
+    let env = |i: usize| [("PODRUN_ROOT", roots[i].to_str().unwrap().to_owned())];
+    for round in 0..12 {
+        let children: Vec<_> = (0..2)
+            .map(|i| {
+                let mut c = node.podrun_command(&["apply", "-f", manifests[i].to_str().unwrap()]);
+                c.envs(env(i))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let won: Vec<usize> = (0..2).filter(|&i| outputs[i].status.success()).collect();
+        let stderr: Vec<_> = outputs
+            .iter()
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {stderr:?}");
+        let (winner, loser) = (won[0], 1 - won[0]);
+        // Refused as the owner's bridge, or (when the owner's address was already up as it
+        // looked for a free subnet) as a subnet in use.
+        assert!(
+            stderr[loser].contains("bridge podrun0 belongs to the pods of state root")
+                || stderr[loser].contains("pod CIDR 10.244.0.0/24 overlaps 10.244.0.1/24"),
+            "round {round}: {}",
+            stderr[loser]
+        );
+        let link = node.sh("ip -j link show podrun0").ok().stdout;
+        let link: Value = serde_json::from_str(&link).unwrap();
+        assert_eq!(
+            link[0]["ifalias"],
+            format!("podrun state root {}", roots[winner].display())
+        );
+        let links = node.links();
+        assert!(
+            !links.iter().any(|l| l.starts_with("prn")),
+            "round {round}: temporary bridge left: {links:?}"
+        );
+        let name = ["racer-a", "racer-b"][winner];
+        let mut c = node.podrun_command(&["delete", name, "--now"]);
+        c.envs(env(winner));
+        assert!(c.output().unwrap().status.success());
+    }
+    node.assert_clean();
+}

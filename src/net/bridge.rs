@@ -41,35 +41,7 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
     let mut link = find_link(handle, name).await?;
     if link.is_none() {
         check_cidr_free(handle, cfg).await?;
-        let created = handle
-            .link()
-            .add(LinkBridge::new(name).up().build())
-            .execute()
-            .await
-            .map_err(NlError::from_rtnetlink);
-        match created {
-            // EEXIST: another pod's supervisor won the race; fine.
-            Err(e) if !e.is_errno(libc::EEXIST) => {
-                return Err(NetError::CreateBridge {
-                    name: name.to_string(),
-                    source: e,
-                });
-            }
-            Err(_) => {}
-            // The kernel takes an alias only on a link that exists.
-            Ok(()) => {
-                let mut alias = LinkUnspec::new_with_name(name).build();
-                alias
-                    .attributes
-                    .push(LinkAttribute::IfAlias(cfg.bridge_alias()));
-                set_link(handle, alias)
-                    .await
-                    .map_err(|source| NetError::SetAlias {
-                        dev: name.to_string(),
-                        source,
-                    })?;
-            }
-        }
+        create_owned(handle, cfg).await?;
         link = find_link(handle, name).await?;
     }
     let link = link.ok_or_else(|| NetError::LinkVanished {
@@ -133,6 +105,90 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
             })?;
     }
     Ok(index)
+}
+
+/// Make bridge `cfg.bridge` so that it never shows under that name without this root's alias:
+/// created (down) under a temporary name of this root's, given the alias, then renamed. When
+/// another root made the name first, the rename fails (EEXIST) and the temporary bridge goes;
+/// the caller then finds the other root's alias. A crash before the rename leaves the
+/// temporary bridge, which this root's next creation removes first (it holds the root's
+/// network lock, so no other creation of this root is under way).
+async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetError> {
+    let name = cfg.bridge.as_str();
+    let temporary = temporary_name(cfg);
+    let create_err = |source| NetError::CreateBridge {
+        name: name.to_string(),
+        source,
+    };
+    if let Some(stale) = find_link(handle, &temporary).await? {
+        delete_index(handle, stale.header.index, &temporary).await?;
+    }
+    handle
+        .link()
+        .add(LinkBridge::new(&temporary).build())
+        .execute()
+        .await
+        .map_err(|e| create_err(NlError::from_rtnetlink(e)))?;
+    let index = find_link(handle, &temporary)
+        .await?
+        .ok_or_else(|| NetError::LinkVanished {
+            dev: temporary.clone(),
+        })?
+        .header
+        .index;
+    let named = async {
+        // The kernel takes an alias only on a link that exists.
+        let mut alias = LinkUnspec::new_with_index(index).build();
+        alias
+            .attributes
+            .push(LinkAttribute::IfAlias(cfg.bridge_alias()));
+        set_link(handle, alias)
+            .await
+            .map_err(|source| NetError::SetAlias {
+                dev: temporary.clone(),
+                source,
+            })?;
+        let renamed = set_link(handle, LinkUnspec::new_with_index(index).name(name).build()).await;
+        match renamed {
+            Ok(()) => Ok(true),
+            // Another root's supervisor made the name first: the caller finds its alias.
+            Err(e) if e.is_errno(libc::EEXIST) => Ok(false),
+            Err(e) => Err(create_err(e)),
+        }
+    }
+    .await;
+    if !matches!(named, Ok(true)) {
+        delete_index(handle, index, &temporary).await?;
+    }
+    named.map(|_| ())
+}
+
+/// The name this root's bridge has while it is being made: `prn` and a hash of the root and
+/// the bridge name (an interface name holds 15 bytes).
+fn temporary_name(cfg: &NetworkConfig) -> String {
+    // FNV-1a: stable across builds, so a leftover of an older podrun is found too.
+    let key = format!("{}\0{}", cfg.state_root().display(), cfg.bridge);
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("prn{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+async fn delete_index(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
+    match handle.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let e = NlError::from_rtnetlink(e);
+            if e.is_errno(libc::ENODEV) {
+                Ok(())
+            } else {
+                Err(NetError::DeleteLink {
+                    name: name.to_string(),
+                    source: e,
+                })
+            }
+        }
+    }
 }
 
 /// The state root named in the alias of bridge `link` when it is not `cfg`'s. A bridge without
@@ -255,20 +311,7 @@ pub(crate) async fn delete_if_unused(
     }) {
         return Ok(());
     }
-    match handle.link().del(index).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let e = NlError::from_rtnetlink(e);
-            if e.is_errno(libc::ENODEV) {
-                Ok(())
-            } else {
-                Err(NetError::DeleteLink {
-                    name: name.to_string(),
-                    source: e,
-                })
-            }
-        }
-    }
+    delete_index(handle, index, name).await
 }
 
 /// Read the bridge's state back from the kernel.
@@ -300,4 +343,24 @@ pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<Bridge
         addresses,
         ports,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_name_is_a_valid_interface_name_of_one_root_and_bridge() {
+        let a = NetworkConfig::with_state_root(Path::new("/run/podrun"));
+        let b = NetworkConfig::with_state_root(Path::new("/run/podrun-b"));
+        let name = temporary_name(&a);
+        assert!(name.len() <= 15 && name.starts_with("prn"), "{name}");
+        assert_eq!(name, temporary_name(&a));
+        assert_ne!(name, temporary_name(&b));
+        let other_bridge = NetworkConfig {
+            bridge: "podrun1".into(),
+            ..a.clone()
+        };
+        assert_ne!(name, temporary_name(&other_bridge));
+    }
 }
