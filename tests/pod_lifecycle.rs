@@ -570,6 +570,23 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
         ("PODRUN_BRIDGE", "podrun1"),
         ("PODRUN_POD_CIDR", "10.245.0.0/24"),
     ];
+    // The netns dir is the node's: a pod of the first root's name is refused before anything
+    // is made (its namespace could not be pinned).
+    let sidecar = common::repo_file("pods/sidecar.yaml");
+    let same_name = node.podrun_env(&["apply", "-f", sidecar.to_str().unwrap()], &env);
+    assert_ne!(same_name.code, 0);
+    assert!(
+        same_name
+            .stderr
+            .contains("network namespace /run/netns/sidecar already exists"),
+        "{}",
+        same_name.stderr
+    );
+    assert!(!node.links().contains(&"podrun1".to_owned()));
+    assert!(
+        !other_root.join("pods").exists()
+            || std::fs::read_dir(other_root.join("pods")).unwrap().count() == 0
+    );
     let applied = node.podrun_env(&["apply", "-f", manifest.to_str().unwrap()], &env);
     assert_eq!(applied.code, 0, "{}", applied.stderr);
     assert!(
@@ -663,7 +680,9 @@ fn doctor_ends_only_its_own_roots_supervisors_and_their_whole_tree() {
 
 /// Two state roots making the same bridge at the same moment: one owns it, the other is
 /// refused (the bridge appears under its name only with its owner's alias on it, and the
-/// loser's temporary bridge is gone); never both pods on one bridge with two IPAMs.
+/// loser's temporary bridge is gone); never both pods on one bridge with two IPAMs. Both
+/// roots start empty, so each apply also sweeps the node for leftovers meanwhile: the other
+/// root's pod (its cgroup, made after the sweep's scan) is not one.
 #[test]
 fn two_roots_racing_for_one_bridge_never_share_it() {
     require_root!();
@@ -725,6 +744,11 @@ fn two_roots_racing_for_one_bridge_never_share_it() {
         let mut c = node.podrun_command(&["delete", name, "--now"]);
         c.envs(env(winner));
         assert!(c.output().unwrap().status.success());
+        // Empty roots again: each next apply first sweeps what a lost state would have left,
+        // while the other root's pod is being made (it must find and spare it).
+        for root in &roots {
+            let _ = std::fs::remove_dir_all(root.join("pods"));
+        }
     }
     node.assert_clean();
 }

@@ -52,8 +52,19 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
         }
     }
     for p in &pods {
-        if store.exists(&PodKey::new(&p.namespace, &p.name)) {
+        let key = PodKey::new(&p.namespace, &p.name);
+        if store.exists(&key) {
             return Err(StateError::AlreadyExists(p.name.clone()).into());
+        }
+        // The netns dir is the node's: another state root's pod of that name (or `ip netns
+        // add`) holds the name this pod's namespace would be pinned at.
+        let pin = cfg.netns_dir.join(key.netns_name());
+        if pin.symlink_metadata().is_ok() {
+            return Err(msg(format!(
+                "pod/{}: network namespace {} already exists (another state root's pod, or `ip netns add`): remove it, or give this pod another name or --netns-dir",
+                p.name,
+                pin.display()
+            )));
         }
     }
     let images = pods

@@ -68,12 +68,7 @@ impl Known {
 /// record accounts for, plus records whose supervisor is gone.
 pub fn scan(cfg: &Config) -> Vec<Finding> {
     let own = cfg.store().list();
-    // Pods of other state roots whose supervisors run on this node share the node's bridge,
-    // cgroup parent and netns dir: theirs are not leftovers of ours.
-    let mut records = own.clone();
-    for root in other_live_roots(&cfg.root) {
-        records.extend(crate::state::Store::new(root).list());
-    }
+    let records = with_other_roots(cfg, own.clone());
     let known = Known::from(&records);
     let own_known = Known::from(&own);
     let mut found = Vec::new();
@@ -124,6 +119,15 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
         });
     }
     found
+}
+
+/// `own` and the records of the other state roots whose supervisors run on this node: they
+/// share the node's bridge, cgroup parent and netns dir, and theirs are not leftovers of ours.
+fn with_other_roots(cfg: &Config, mut own: Vec<PodRecord>) -> Vec<PodRecord> {
+    for root in other_live_roots(&cfg.root) {
+        own.extend(crate::state::Store::new(root).list());
+    }
+    own
 }
 
 /// A running `podrun --root ROOT __supervise POD` process.
@@ -338,6 +342,11 @@ pub fn fix(cfg: &Config, findings: &[Finding]) -> FixReport {
         .collect()
 }
 
+/// Every record of this root and of the other roots live on the node, read now.
+fn live_records(cfg: &Config) -> Vec<PodRecord> {
+    with_other_roots(cfg, cfg.store().list())
+}
+
 /// End a supervisor and everything it started (its pause, its containers and what they
 /// forked): killed alone, they would run on unsupervised, reparented to init. Stopped first,
 /// so it restarts nothing while its tree is read.
@@ -360,6 +369,20 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
     match finding {
         Finding::Supervisor { pid, .. } => {
             kill_supervisor_tree(*pid);
+            Ok(())
+        }
+        // Another root's pod may have been applied since the scan (its supervisor runs
+        // before it makes its cgroups, so its records are found now): look once more.
+        Finding::Cgroup { uid, .. } if live_records(cfg).iter().any(|r| &r.plan.uid == uid) => {
+            Ok(())
+        }
+        Finding::CgroupParent { .. }
+            if live_records(cfg).iter().any(|r| {
+                r.cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.parent == cfg.cgroup_parent)
+            }) =>
+        {
             Ok(())
         }
         Finding::Cgroup { uid, .. } => {
