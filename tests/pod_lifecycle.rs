@@ -199,8 +199,12 @@ fn failed_sandbox_recreation_leaves_nothing_and_is_retried() {
     let pod = node.pod_json("sidecar");
     for c in pod["status"]["containerStatuses"].as_array().unwrap() {
         assert_eq!(c["state"]["waiting"]["reason"], "ContainerCreating", "{c}");
+        assert!(c["lastState"]["terminated"].is_object(), "{c}");
         assert_eq!(c["restartCount"], 0, "{c}");
     }
+    // As the kubelet's getPhase: containers waiting after they ran count as stopped, and
+    // with restartPolicy Always the pod stays Running while they wait to start again.
+    assert_eq!(pod["status"]["phase"], "Running");
     let get = node.podrun(&["get", "pods"]).ok().stdout;
     assert!(get.contains("ContainerCreating"), "{get}");
     // A pod waiting for its sandbox is neither a leftover nor a pod that lost its network.

@@ -1,36 +1,42 @@
 //! Pod phase (Kubernetes' PodPhase) and the STATUS word kubectl prints.
 
 use super::Supervisor;
+use crate::spec::RestartPolicy;
 use crate::state::{ContainerState, Phase, PodRecord};
 
-/// Phase from the containers: Pending until every container has started once; Running while
-/// any runs or waits to restart; Succeeded/Failed once all have terminated for good.
+/// Phase from the containers, as the kubelet's `getPhase` computes it: a container waiting
+/// for its first start keeps the pod Pending; one waiting after it ran (its lastState is
+/// terminated: a back-off, or a sandbox being re-made) counts as stopped. Any running:
+/// Running. All stopped: Running while they will restart (Always; OnFailure after a
+/// failure), else Succeeded (all exited 0) or Failed.
 pub fn pod_phase(record: &PodRecord) -> Phase {
-    let sandbox_ready = record.sandbox.as_ref().is_some_and(|s| s.ready);
-    let cs = &record.containers;
     if record.start_time.is_none() {
         return Phase::Pending;
     }
-    let any_active = cs.iter().any(|c| {
-        matches!(
-            c.state,
-            ContainerState::Running { .. } | ContainerState::Waiting { .. }
-        )
-    });
-    if any_active && sandbox_ready {
-        return Phase::Running;
+    let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for c in &record.containers {
+        match (&c.state, &c.last_state) {
+            (ContainerState::Running { .. }, _) => running += 1,
+            (ContainerState::Terminated { exit_code, .. }, _) => {
+                stopped += 1;
+                if *exit_code == 0 {
+                    succeeded += 1;
+                }
+            }
+            (ContainerState::Waiting { .. }, Some(ContainerState::Terminated { .. })) => {
+                stopped += 1
+            }
+            (ContainerState::Waiting { .. }, _) => waiting += 1,
+        }
     }
-    let all_ok = cs
-        .iter()
-        .all(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }));
-    if any_active {
-        // Waiting for a new sandbox.
-        return Phase::Pending;
-    }
-    if all_ok {
-        Phase::Succeeded
-    } else {
-        Phase::Failed
+    match record.plan.restart_policy {
+        _ if waiting > 0 => Phase::Pending,
+        _ if running > 0 => Phase::Running,
+        _ if stopped == 0 => Phase::Pending,
+        RestartPolicy::Always => Phase::Running,
+        _ if stopped == succeeded => Phase::Succeeded,
+        RestartPolicy::Never => Phase::Failed,
+        RestartPolicy::OnFailure => Phase::Running,
     }
 }
 
@@ -130,4 +136,138 @@ pub fn start_summary(r: &PodRecord) -> String {
         let _ = writeln!(out, "container  {} pid {pid}: {argv}", c.name);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ContainerRecord;
+    use chrono::Utc;
+
+    /// A container's state and last state.
+    type States = (ContainerState, Option<ContainerState>);
+
+    fn record(policy: &str, states: &[States]) -> PodRecord {
+        let containers: String = (0..states.len())
+            .map(|i| format!("{{name: c{i}, image: 'debug:1', command: [sh]}},"))
+            .collect();
+        let manifest = format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{restartPolicy: {policy}, containers: [{containers}]}}}}"
+        );
+        let plan = match crate::spec::load_str(&manifest, "test").unwrap().remove(0) {
+            crate::spec::Object::Pod(plan) => plan,
+            other => panic!("{other:?}"),
+        };
+        let root = std::path::Path::new("/run/podrun");
+        PodRecord {
+            plan,
+            network_config: crate::net::NetworkConfig::with_state_root(root),
+            netns_dir: "/run/netns".into(),
+            cgroup: None,
+            node_name: "node".into(),
+            created_at: Utc::now(),
+            start_time: Some(Utc::now()),
+            supervisor: None,
+            phase: Phase::Pending,
+            reason: None,
+            message: None,
+            sandbox: None,
+            containers: states
+                .iter()
+                .enumerate()
+                .map(|(i, (state, last))| ContainerRecord {
+                    name: format!("c{i}"),
+                    image: "debug:1".into(),
+                    id: String::new(),
+                    process: None,
+                    resolved: None,
+                    state: state.clone(),
+                    last_state: last.clone(),
+                    restart_count: 0,
+                    oom_kills_at_start: 0,
+                    backoff_seconds: 0,
+                    image_config: None,
+                    bundle: None,
+                    rootfs: None,
+                })
+                .collect(),
+            events: vec![],
+            deletion: None,
+            volumes: vec![],
+        }
+    }
+
+    fn running() -> ContainerState {
+        ContainerState::Running {
+            started_at: Utc::now(),
+        }
+    }
+    fn waiting(reason: &str) -> ContainerState {
+        ContainerState::Waiting {
+            reason: reason.into(),
+            message: None,
+        }
+    }
+    fn exited(code: i32) -> ContainerState {
+        ContainerState::Terminated {
+            exit_code: code,
+            signal: None,
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            message: None,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn phase_follows_the_kubelets_get_phase() {
+        use Phase::*;
+        let cases: Vec<(&str, Vec<States>, Phase)> = vec![
+            (
+                "Always",
+                vec![(running(), None), (running(), None)],
+                Running,
+            ),
+            // Never started (CreateContainerError and the like): the pod stays Pending.
+            (
+                "Always",
+                vec![(running(), None), (waiting("CreateContainerError"), None)],
+                Pending,
+            ),
+            // Waiting after a run: a back-off, or a sandbox being re-made (its retry included).
+            (
+                "Always",
+                vec![(waiting("CrashLoopBackOff"), Some(exited(1)))],
+                Running,
+            ),
+            (
+                "Always",
+                vec![
+                    (waiting("ContainerCreating"), Some(exited(137))),
+                    (waiting("ContainerCreating"), Some(exited(137))),
+                ],
+                Running,
+            ),
+            (
+                "OnFailure",
+                vec![(waiting("CrashLoopBackOff"), Some(exited(1)))],
+                Running,
+            ),
+            (
+                "OnFailure",
+                vec![(exited(0), None), (exited(0), None)],
+                Succeeded,
+            ),
+            ("Never", vec![(exited(0), None), (exited(1), None)], Failed),
+            ("Never", vec![(exited(0), None), (running(), None)], Running),
+            ("Never", vec![(exited(0), None)], Succeeded),
+        ];
+        for (policy, states, want) in cases {
+            let r = record(policy, &states);
+            assert_eq!(pod_phase(&r), want, "{policy} {states:?}");
+        }
+        let mut not_started = record("Always", &[(waiting("ContainerCreating"), None)]);
+        not_started.start_time = None;
+        assert_eq!(pod_phase(&not_started), Pending);
+    }
 }
