@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use common::Node;
 use serde_json::Value;
 
+/// A pod that idles (one container sleeping an hour).
+const IDLE_POD: &str = "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}";
+
 fn pod_json(node: &Node, name: &str) -> Value {
     node.pod_json(name)
 }
@@ -59,9 +62,7 @@ fn crashing_container_restarts_with_back_off() {
 fn never_policy_ends_failed_and_keeps_logs() {
     require_root!();
     let node = Node::new();
-    let f = node.root.path().join("once.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: once}, spec: {restartPolicy: Never, containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'echo bye; exit 3']}]}}").unwrap();
-    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    node.apply_manifest("once.yaml", "{apiVersion: v1, kind: Pod, metadata: {name: once}, spec: {restartPolicy: Never, containers: [{name: c, image: podrun.local/debug:1, command: [sh, -c, 'echo bye; exit 3']}]}}").ok();
     let r = node.eventually(
         &format!(
             "PODRUN_ROOT={} {} get pod once -o json | grep -q '\"phase\": \"Failed\"'",
@@ -260,15 +261,13 @@ fn killed_supervisor_shows_unknown_and_delete_still_cleans_up() {
 fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
     require_root!();
     let node = Node::new();
-    let f = node.root.path().join("stubborn.yaml");
     let manifest = |name: &str| {
         format!(
             "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{terminationGracePeriodSeconds: 3, containers: [{{name: c, image: podrun.local/debug:1, command: [sh, -c, 'trap \"echo got TERM\" TERM; while true; do sleep 0.1; done']}}]}}}}"
         )
     };
     let timed_delete = |name: &str, extra: &[&str]| {
-        std::fs::write(&f, manifest(name)).unwrap();
-        node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+        node.apply_manifest("stubborn.yaml", &manifest(name)).ok();
         let pid =
             pod_json(&node, name)["status"]["containerStatuses"][0]["state"]["running"].is_object();
         assert!(pid, "{name} not running");
@@ -384,9 +383,7 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     node.podrun(&["delete", "crash", "--now"]).ok();
 
     // A quiet pod (a restarting one would re-create its directory): its record goes away.
-    let f = node.root.path().join("idle.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
-    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    node.apply_manifest("idle.yaml", IDLE_POD).ok();
     let supervisor = node.supervisor_pid("idle");
     let pods = node.root.path().join("pods");
     let aside = node.root.path().join("pods.aside");
@@ -618,9 +615,7 @@ fn a_second_state_root_leaves_the_first_roots_pods_alone() {
 fn doctor_ends_only_its_own_roots_supervisors_and_their_whole_tree() {
     require_root!();
     let node = Node::new();
-    let f = node.root.path().join("idle.yaml");
-    std::fs::write(&f, "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}").unwrap();
-    node.podrun(&["apply", "-f", f.to_str().unwrap()]).ok();
+    node.apply_manifest("idle.yaml", IDLE_POD).ok();
     let supervisor = node.supervisor_pid("idle");
     let started = node.processes();
     assert!(

@@ -12,8 +12,8 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use serde::{Deserialize, Serialize};
 
 use super::netlink::{
-    all_links, find_link, link_admin_up, link_alias, link_controller, link_kind, link_name,
-    link_oper_state, oper_state_name,
+    all_links, delete_link, find_link, link_admin_up, link_alias, link_controller, link_kind,
+    link_name, link_oper_state, oper_state_name,
 };
 use super::{BRIDGE_ALIAS_PREFIX, NetError, NetworkConfig, NlError};
 
@@ -121,7 +121,7 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
         source,
     };
     if let Some(stale) = find_link(handle, &temporary).await? {
-        delete_index(handle, stale.header.index, &temporary).await?;
+        delete_link(handle, stale.header.index, &temporary).await?;
     }
     handle
         .link()
@@ -158,7 +158,7 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
     }
     .await;
     if !matches!(named, Ok(true)) {
-        delete_index(handle, index, &temporary).await?;
+        delete_link(handle, index, &temporary).await?;
     }
     named.map(|_| ())
 }
@@ -166,29 +166,12 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
 /// The name this root's bridge has while it is being made: `prn` and a hash of the root and
 /// the bridge name (an interface name holds 15 bytes).
 fn temporary_name(cfg: &NetworkConfig) -> String {
-    // FNV-1a: stable across builds, so a leftover of an older podrun is found too.
+    // FNV-1a: the same name from every build, so a newer podrun finds an older one's leftover.
     let key = format!("{}\0{}", cfg.state_root().display(), cfg.bridge);
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("prn{:012x}", hash & 0xffff_ffff_ffff)
-}
-
-async fn delete_index(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
-    match handle.link().del(index).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let e = NlError::from_rtnetlink(e);
-            if e.is_errno(libc::ENODEV) {
-                Ok(())
-            } else {
-                Err(NetError::DeleteLink {
-                    name: name.to_string(),
-                    source: e,
-                })
-            }
-        }
-    }
 }
 
 /// The state root named in the alias of bridge `link` when it is not `cfg`'s. A bridge without
@@ -311,7 +294,7 @@ pub(crate) async fn delete_if_unused(
     }) {
         return Ok(());
     }
-    delete_index(handle, index, name).await
+    delete_link(handle, index, name).await
 }
 
 /// Read the bridge's state back from the kernel.

@@ -87,6 +87,24 @@ pub(crate) async fn find_link(
         })
 }
 
+/// Delete link `index` (its name for the error); a link already gone (ENODEV) is fine.
+pub(crate) async fn delete_link(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
+    match handle.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let source = NlError::from_rtnetlink(e);
+            if source.is_errno(libc::ENODEV) {
+                Ok(())
+            } else {
+                Err(NetError::DeleteLink {
+                    name: name.to_string(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
 /// The link with index `index`, or `None`.
 pub(crate) async fn link_by_index(
     handle: &Handle,

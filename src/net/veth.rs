@@ -221,24 +221,16 @@ async fn wait_oper_up(handle: &Handle, index: u32, name: &str) -> Result<(), Net
 
 /// Delete a link by name; a missing link is fine.
 pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<(), NetError> {
-    let del_err = |source| NetError::DeleteLink {
-        name: name.to_string(),
-        source,
-    };
-    let Some(link) = link_by_name(handle, name).await.map_err(del_err)? else {
+    let Some(link) = link_by_name(handle, name)
+        .await
+        .map_err(|source| NetError::DeleteLink {
+            name: name.to_string(),
+            source,
+        })?
+    else {
         return Ok(());
     };
-    match handle.link().del(link.header.index).execute().await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let e = NlError::from_rtnetlink(e);
-            if e.is_errno(libc::ENODEV) {
-                Ok(())
-            } else {
-                Err(del_err(e))
-            }
-        }
-    }
+    netlink::delete_link(handle, link.header.index, name).await
 }
 
 /// Wait up to `grace` for the link to vanish on its own (its network namespace is dying), then

@@ -233,6 +233,13 @@ impl Node {
         )
     }
 
+    /// `podrun apply -f` of `manifest`, written to `<state root>/<file>` first.
+    pub fn apply_manifest(&self, file: &str, manifest: &str) -> Run {
+        let f = self.root.path().join(file);
+        std::fs::write(&f, manifest).expect("write manifest");
+        self.podrun(&["apply", "-f", f.to_str().unwrap()])
+    }
+
     pub fn apply(&self, rel: &str) -> Run {
         self.podrun(&["apply", "-f", repo_file(rel).to_str().unwrap()])
     }
