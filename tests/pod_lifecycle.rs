@@ -718,6 +718,11 @@ fn two_roots_racing_for_one_bridge_never_share_it() {
             .iter()
             .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
             .collect();
+        // Nothing was left to sweep: neither apply may take the other's pod for a leftover.
+        assert!(
+            !stderr.iter().any(|e| e.contains("removed leftover")),
+            "round {round}: {stderr:?}"
+        );
         assert_eq!(won.len(), 1, "round {round}: {stderr:?}");
         let (winner, loser) = (won[0], 1 - won[0]);
         // Refused as the owner's bridge, or (when the owner's address was already up as it

@@ -66,7 +66,21 @@ impl Known {
 
 /// Everything on the node (for this state root, bridge, netns dir and cgroup parent) that no
 /// record accounts for, plus records whose supervisor is gone.
+///
+/// The node is read first, the records after: a pod's record exists, and its supervisor runs
+/// under its own name, before any of its objects is made, so every object seen here belongs
+/// to a record read below (of this root or of another live one) or to none. Read the other
+/// way round, a pod another root makes meanwhile would look like a leftover (seen: an apply
+/// into an empty root swept the pod another root was starting).
 pub fn scan(cfg: &Config) -> Vec<Finding> {
+    let network = cfg.network();
+    let pod_cgroups = cgroups(cfg);
+    let parent = cgroup_parent(cfg);
+    let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
+    let masquerade = net::masquerade_present(&network).unwrap_or(false);
+    let pin_files = netns_pins(&cfg.netns_dir);
+    let allocations = allocations(&network);
+
     let own = cfg.store().list();
     let records = with_other_roots(cfg, own.clone());
     let known = Known::from(&records);
@@ -82,7 +96,10 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
         }
     }
     found.extend(supervisors(cfg, &own_known));
-    let cgroups = cgroups(cfg, &known);
+    let cgroups: Vec<Finding> = pod_cgroups
+        .into_iter()
+        .filter(|f| matches!(f, Finding::Cgroup { uid, .. } if !known.uids.contains(uid)))
+        .collect();
     let orphan_netns: HashSet<u64> = cgroups
         .iter()
         .flat_map(|f| match f {
@@ -97,11 +114,9 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
             .as_ref()
             .is_some_and(|c| c.parent == cfg.cgroup_parent)
     });
-    if !parent_used && let Some(f) = cgroup_parent(cfg) {
+    if !parent_used && let Some(f) = parent {
         found.push(f);
     }
-    let network = cfg.network();
-    let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
     if let Some(b) = &bridge {
         found.extend(
             b.ports
@@ -110,9 +125,13 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
                 .map(|p| Finding::Veth { name: p.clone() }),
         );
     }
-    found.extend(pins(&cfg.netns_dir, &records, &orphan_netns));
-    found.extend(addresses(&network, &known));
-    let masquerade = net::masquerade_present(&network).unwrap_or(false);
+    found.extend(pins(pin_files, &records, &orphan_netns));
+    found.extend(
+        allocations
+            .into_iter()
+            .filter(|(_, owner)| !known.ipam_owners.contains(owner))
+            .map(|(file, _)| Finding::Address { file }),
+    );
     if (bridge.is_some() || masquerade) && !known.bridges.contains(&network.bridge) {
         found.push(Finding::NodeNetwork {
             bridge: network.bridge.clone(),
@@ -125,7 +144,9 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
 /// share the node's bridge, cgroup parent and netns dir, and theirs are not leftovers of ours.
 fn with_other_roots(cfg: &Config, mut own: Vec<PodRecord>) -> Vec<PodRecord> {
     for root in other_live_roots(&cfg.root) {
-        own.extend(crate::state::Store::new(root).list());
+        let theirs = crate::state::Store::new(&root).list();
+        tracing::debug!(root = %root.display(), pods = theirs.len(), "another live state root");
+        own.extend(theirs);
     }
     own
 }
@@ -225,8 +246,9 @@ fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
         .collect()
 }
 
-/// `<parent>/pod<uid>` directories whose uid no record has.
-fn cgroups(cfg: &Config, known: &Known) -> Vec<Finding> {
+/// Every `<parent>/pod<uid>` directory, with its processes (the caller keeps those whose uid
+/// no record has).
+fn cgroups(cfg: &Config) -> Vec<Finding> {
     let Ok(h) = Hierarchy::detect(&cfg.cgroup_root) else {
         return Vec::new();
     };
@@ -238,7 +260,6 @@ fn cgroups(cfg: &Config, known: &Known) -> Vec<Finding> {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(uid) = name.strip_prefix("pod")
                 && e.path().is_dir()
-                && !known.uids.contains(uid)
                 && !uids.iter().any(|u| u == uid)
             {
                 uids.push(uid.to_owned());
@@ -277,22 +298,35 @@ fn procs(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Pins in the netns dir: those holding an orphaned pod's namespace are podrun's; the others
-/// that no record names are reported as unknown.
-fn pins(dir: &Path, records: &[PodRecord], orphan_netns: &HashSet<u64>) -> Vec<Finding> {
-    let recorded: HashSet<PathBuf> = records
-        .iter()
-        .filter_map(|r| r.sandbox.as_ref().map(|s| s.netns_path.clone()))
-        .collect();
+/// The entries of the netns dir, with the inode of the namespace each one holds.
+fn netns_pins(dir: &Path) -> Vec<(PathBuf, u64)> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| !recorded.contains(p))
         .map(|path| {
             let inode = fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
+            (path, inode)
+        })
+        .collect()
+}
+
+/// Pins in the netns dir that no record names: those holding an orphaned pod's namespace are
+/// podrun's; the others are reported as unknown.
+fn pins(
+    pins: Vec<(PathBuf, u64)>,
+    records: &[PodRecord],
+    orphan_netns: &HashSet<u64>,
+) -> Vec<Finding> {
+    let recorded: HashSet<PathBuf> = records
+        .iter()
+        .filter_map(|r| r.sandbox.as_ref().map(|s| s.netns_path.clone()))
+        .collect();
+    pins.into_iter()
+        .filter(|(p, _)| !recorded.contains(p))
+        .map(|(path, inode)| {
             if orphan_netns.contains(&inode) {
                 Finding::Pin { path }
             } else {
@@ -302,8 +336,8 @@ fn pins(dir: &Path, records: &[PodRecord], orphan_netns: &HashSet<u64>) -> Vec<F
         .collect()
 }
 
-/// Allocation files (`<ip>` holding `owner\r\nifname`) whose owner no record has.
-fn addresses(network: &NetworkConfig, known: &Known) -> Vec<Finding> {
+/// Allocation files (`<ip>` holding `owner\r\nifname`) with their owner.
+fn allocations(network: &NetworkConfig) -> Vec<(PathBuf, String)> {
     let Ok(entries) = fs::read_dir(&network.ipam_dir) else {
         return Vec::new();
     };
@@ -316,8 +350,8 @@ fn addresses(network: &NetworkConfig, known: &Known) -> Vec<Finding> {
         })
         .filter_map(|e| {
             let text = fs::read_to_string(e.path()).ok()?;
-            let owner = text.lines().next()?.trim();
-            (!known.ipam_owners.contains(owner)).then(|| Finding::Address { file: e.path() })
+            let owner = text.lines().next()?.trim().to_owned();
+            Some((e.path(), owner))
         })
         .collect()
 }
@@ -371,10 +405,10 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
             kill_supervisor_tree(*pid);
             Ok(())
         }
-        // Another root's pod may have been applied since the scan (its supervisor runs
-        // before it makes its cgroups, so its records are found now): look once more.
+        // A pod applied since the scan (of another root: this one's are locked out) may use
+        // them now: look once more, and leave them to it.
         Finding::Cgroup { uid, .. } if live_records(cfg).iter().any(|r| &r.plan.uid == uid) => {
-            Ok(())
+            Err("a pod record names it now: left".into())
         }
         Finding::CgroupParent { .. }
             if live_records(cfg).iter().any(|r| {
@@ -383,7 +417,7 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
                     .is_some_and(|c| c.parent == cfg.cgroup_parent)
             }) =>
         {
-            Ok(())
+            Err("a pod uses it now: left".into())
         }
         Finding::Cgroup { uid, .. } => {
             let h = Hierarchy::detect(&cfg.cgroup_root).map_err(|e| e.to_string())?;
