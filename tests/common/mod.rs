@@ -445,7 +445,9 @@ impl Drop for Node {
                         );
                     }
                 }
-                for _ in 0..50 {
+                // Killed processes reparented to the host's PID 1 keep the cgroup busy until
+                // it reaps them (seen: a second and more on this VM).
+                for _ in 0..500 {
                     if std::fs::remove_dir(&d).is_ok() || !d.exists() {
                         break;
                     }
