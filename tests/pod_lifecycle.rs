@@ -756,3 +756,43 @@ fn two_roots_racing_for_one_bridge_never_share_it() {
     }
     node.assert_clean();
 }
+
+/// The name podrun gives a root's bridge while it makes it (`prn` and FNV-1a of the state
+/// root, a NUL and the bridge name), as `net::bridge::temporary_name`.
+fn temporary_bridge_name(root: &std::path::Path, bridge: &str) -> String {
+    let key = format!("{}\0{bridge}", root.display());
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("prn{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+/// A bridge left half-made (podrun stopped between creating it under its temporary name and
+/// renaming it): `doctor` lists it, `--fix` removes it, and the next apply that makes the
+/// bridge removes it first by itself.
+#[test]
+fn a_half_made_bridge_is_found_and_removed() {
+    require_root!();
+    let node = Node::new();
+    let name = temporary_bridge_name(node.root.path(), "podrun0");
+    let make = || node.sh(&format!("ip link add {name} type bridge")).ok();
+    make();
+    let report = node.podrun(&["doctor"]);
+    assert_eq!(report.code, 1, "{}", report.stdout);
+    assert!(
+        report
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("network") && l.contains(&format!("bridge {name}: podrun0"))),
+        "{}",
+        report.stdout
+    );
+    node.podrun(&["doctor", "--fix"]).ok();
+    assert!(!node.links().contains(&name), "{:?}", node.links());
+    make();
+    node.apply_manifest("idle.yaml", IDLE_POD).ok();
+    assert!(!node.links().contains(&name), "{:?}", node.links());
+    assert!(node.links().contains(&"podrun0".to_owned()));
+    node.podrun(&["delete", "idle", "--now"]).ok();
+    node.assert_clean();
+}

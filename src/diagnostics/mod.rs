@@ -50,6 +50,8 @@ pub enum Finding {
     Address { file: PathBuf },
     /// The node bridge and masquerade rule, while no record uses them.
     NodeNetwork { bridge: String },
+    /// This root's bridge left under its temporary name (podrun stopped while making it).
+    HalfMadeBridge { name: String, bridge: String },
     /// A record whose supervisor is not running (`podrun delete` cleans it up).
     LostSupervisor { pod: String },
     /// A running pod whose recorded host veth is gone or off the bridge: it has no network.
@@ -79,7 +81,7 @@ impl Finding {
             Finding::Veth { .. } => "veth",
             Finding::Pin { .. } | Finding::UnknownPin { .. } => "netns",
             Finding::Address { .. } => "address",
-            Finding::NodeNetwork { .. } => "network",
+            Finding::NodeNetwork { .. } | Finding::HalfMadeBridge { .. } => "network",
             Finding::LostSupervisor { .. } | Finding::PodNetworkGone { .. } => "pod",
         }
     }
@@ -120,6 +122,10 @@ impl fmt::Display for Finding {
             Finding::NodeNetwork { bridge } => write!(
                 f,
                 "bridge {bridge} and its masquerade rule, while no pod uses them"
+            ),
+            Finding::HalfMadeBridge { name, bridge } => write!(
+                f,
+                "bridge {name}: {bridge} half-made (podrun stopped before naming it)"
             ),
             Finding::LostSupervisor { pod } => write!(
                 f,

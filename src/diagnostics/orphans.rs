@@ -132,6 +132,12 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
             .filter(|(_, owner)| !known.ipam_owners.contains(owner))
             .map(|(file, _)| Finding::Address { file }),
     );
+    if let Some(name) = net::half_made_bridge(&network) {
+        found.push(Finding::HalfMadeBridge {
+            name,
+            bridge: network.bridge.clone(),
+        });
+    }
     if (bridge.is_some() || masquerade) && !known.bridges.contains(&network.bridge) {
         found.push(Finding::NodeNetwork {
             bridge: network.bridge.clone(),
@@ -449,6 +455,9 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
                     _ => Ok(()),
                 },
             }
+        }
+        Finding::HalfMadeBridge { .. } => {
+            net::remove_half_made_bridge(&cfg.network()).map_err(|e| e.to_string())
         }
         Finding::NodeNetwork { .. } => {
             net::teardown_network(&cfg.network(), None).map_err(|e| e.to_string())

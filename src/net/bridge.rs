@@ -165,7 +165,7 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
 
 /// The name this root's bridge has while it is being made: `prn` and a hash of the root and
 /// the bridge name (an interface name holds 15 bytes).
-fn temporary_name(cfg: &NetworkConfig) -> String {
+pub(crate) fn temporary_name(cfg: &NetworkConfig) -> String {
     // FNV-1a: the same name from every build, so a newer podrun finds an older one's leftover.
     let key = format!("{}\0{}", cfg.state_root().display(), cfg.bridge);
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {

@@ -254,6 +254,21 @@ pub fn teardown_network(cfg: &NetworkConfig, leaving_port: Option<&str>) -> Resu
     NetError::from_list(errors)
 }
 
+/// The bridge this root was making when its podrun stopped (a crash between the bridge's
+/// creation under its temporary name and its rename), if there is one.
+pub fn half_made_bridge(cfg: &NetworkConfig) -> Option<String> {
+    let name = bridge::temporary_name(cfg);
+    matches!(inspect_bridge(&name), Ok(Some(_))).then_some(name)
+}
+
+/// Remove [`half_made_bridge`], under the root's network lock (held by whoever makes the
+/// bridge, so one being made right now is left to finish). Idempotent.
+pub fn remove_half_made_bridge(cfg: &NetworkConfig) -> Result<(), NetError> {
+    let _lock = firewall::lock(cfg)?;
+    let name = bridge::temporary_name(cfg);
+    netlink::block_on_host(|handle| async move { veth::delete(&handle, &name).await })?
+}
+
 /// Facts read back from the kernel about a host veth (`None` if it does not exist), including
 /// the bridge it is enslaved to.
 pub fn inspect_host_veth(host_veth: &str) -> Result<Option<VethFacts>, NetError> {

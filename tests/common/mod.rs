@@ -355,7 +355,7 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Assert the node holds nothing of podrun's: no veth/bridge, no pins, no nft table, no
+    /// Assert the node holds nothing of podrun's: no veth/bridge (nor a half-made one), no pins, no nft table, no
     /// process, no state, no allocated address.
     #[track_caller]
     pub fn assert_clean(&self) {
@@ -363,7 +363,7 @@ impl Node {
         assert!(
             links
                 .iter()
-                .all(|l| !l.starts_with("veth") && l != "podrun0"),
+                .all(|l| !l.starts_with("veth") && !l.starts_with("prn") && l != "podrun0"),
             "links left: {links:?}"
         );
         let pins = self.sh("ls /run/netns").ok().stdout;
