@@ -796,3 +796,25 @@ fn a_half_made_bridge_is_found_and_removed() {
     node.podrun(&["delete", "idle", "--now"]).ok();
     node.assert_clean();
 }
+
+/// A pod whose host veth name is taken (here by a dummy link; in life another state root's
+/// pod of the same name) fails to start, and its rollback leaves that link alone: only what
+/// the pod made goes.
+#[test]
+fn a_failed_apply_leaves_a_link_it_did_not_make() {
+    require_root!();
+    let node = Node::new();
+    let taken = podrun::net::host_veth_name("default/idle");
+    node.sh(&format!("ip link add {taken} type veth peer name {taken}p")).ok();
+    let failed = node.apply_manifest("idle.yaml", IDLE_POD);
+    assert_ne!(failed.code, 0);
+    assert!(
+        failed.stderr.contains(&format!("create veth {taken}"))
+            && failed.stderr.contains("File exists"),
+        "{}",
+        failed.stderr
+    );
+    assert!(node.links().contains(&taken), "{:?}", node.links());
+    node.sh(&format!("ip link del {taken}")).ok();
+    node.assert_clean();
+}

@@ -61,7 +61,7 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
         let pin = cfg.netns_dir.join(key.netns_name());
         if pin.symlink_metadata().is_ok() {
             return Err(msg(format!(
-                "pod/{}: network namespace {} already exists (another state root's pod, or `ip netns add`): remove it, or give this pod another name or --netns-dir",
+                "pod/{}: network namespace {} already exists (another state root's pod of that name, or `ip netns add`): remove it, or give this pod another name",
                 p.name,
                 pin.display()
             )));

@@ -198,10 +198,15 @@ pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
 /// with the namespace in its cleanup worker within a few ms, where an explicit RTM_DELLINK keeps
 /// the caller waiting 17-29 ms for RCU (rcu_barrier in netdev_run_todo). Waits up to `grace`
 /// for that, then deletes the veth (something else, such as an `ip netns exec` shell, still
-/// holds the namespace). Idempotent.
-pub fn detach_pod_with_netns(host_veth: &str, grace: std::time::Duration) -> Result<(), NetError> {
+/// holds the namespace). Only the pod's own veth (index `ifindex`, recorded once wired) is
+/// deleted: unwired, the pod made none that outlives its namespace. Idempotent.
+pub fn detach_pod_with_netns(
+    host_veth: &str,
+    ifindex: Option<u32>,
+    grace: std::time::Duration,
+) -> Result<(), NetError> {
     netlink::block_on_host(|handle| async move {
-        veth::wait_gone_or_delete(&handle, host_veth, grace).await
+        veth::wait_gone_or_delete(&handle, host_veth, grace, ifindex).await
     })?
 }
 

@@ -234,17 +234,27 @@ pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<(), NetError> 
 }
 
 /// Wait up to `grace` for the link to vanish on its own (its network namespace is dying), then
-/// delete it. Polls every 250 µs: the kernel's netns cleanup removes the pair within a few ms.
+/// delete it if it is the pod's: the link with index `ifindex`. A link of that name with
+/// another index (or any, when the pod's veth was never made: `ifindex` None) is not this
+/// pod's, such as another state root's pod of the same name, and stays. Polls every 250 µs:
+/// the kernel's netns cleanup removes the pair within a few ms.
 pub(crate) async fn wait_gone_or_delete(
     handle: &Handle,
     name: &str,
     grace: Duration,
+    ifindex: Option<u32>,
 ) -> Result<(), NetError> {
     let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        let found = find_link(handle, name).await?;
-        if found.is_none() {
+    loop {
+        let Some(link) = find_link(handle, name).await? else {
             return Ok(());
+        };
+        if ifindex != Some(link.header.index) {
+            tracing::debug!(veth = name, "not this pod's veth: left");
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            break;
         }
         // Nothing else runs on this single-threaded runtime.
         std::thread::sleep(Duration::from_micros(250));

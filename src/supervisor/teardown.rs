@@ -60,11 +60,14 @@ pub fn remove_sandbox_after(
         procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
     }
     tracing::debug!("pause killed");
-    if let Err(e) = sandbox::unpin_netns(&sandbox.netns_path) {
-        errors.push("unpin netns", e);
+    if pin_is_ours(sandbox) {
+        if let Err(e) = sandbox::unpin_netns(&sandbox.netns_path) {
+            errors.push("unpin netns", e);
+        }
+        tracing::debug!("netns unpinned");
     }
-    tracing::debug!("netns unpinned");
-    match net::detach_pod_with_netns(&sandbox.host_veth, NETNS_VETH_GRACE) {
+    let ifindex = sandbox.network.as_ref().map(|n| n.host_ifindex);
+    match net::detach_pod_with_netns(&sandbox.host_veth, ifindex, NETNS_VETH_GRACE) {
         Ok(()) => tracing::debug!("veth deleted"),
         Err(e) => errors.push("delete veth", e),
     }
@@ -72,6 +75,22 @@ pub fn remove_sandbox_after(
     if let Err(e) = Ipam::new(network).release(&sandbox.id) {
         errors.push("release pod IP", e);
     }
+}
+
+/// Whether the pin at the sandbox's path holds the sandbox's network namespace (the pin of a
+/// pod of the same name in another state root does not). Without recorded namespaces (the
+/// supervisor died before saving them) or without a mounted pin (a half-made one), yes.
+fn pin_is_ours(sandbox: &SandboxRecord) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(ns), Ok(pin)) = (&sandbox.namespaces, std::fs::metadata(&sandbox.netns_path)) else {
+        return true;
+    };
+    let mounted = sandbox
+        .netns_path
+        .parent()
+        .and_then(|dir| std::fs::metadata(dir).ok())
+        .is_some_and(|dir| dir.dev() != pin.dev());
+    !mounted || pin.ino() == ns.net
 }
 
 /// Kill whatever is left in the pod's cgroups, then remove them (the shared parent stays).
