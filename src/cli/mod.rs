@@ -178,15 +178,18 @@ pub fn msg(text: impl Into<String>) -> CliError {
 }
 
 impl GlobalArgs {
+    /// The configuration, its paths made absolute: the supervisor works from `/`, and a state
+    /// root is told apart from another by what it names, not by how it was spelled.
     pub fn config(&self) -> Config {
+        let absolute = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
         Config {
-            root: self.root.clone(),
+            root: absolute(&self.root),
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.trunc(),
-            netns_dir: self.netns_dir.clone(),
-            cgroup_root: self.cgroup_root.clone(),
+            netns_dir: absolute(&self.netns_dir),
+            cgroup_root: absolute(&self.cgroup_root),
             cgroup_parent: self.cgroup_parent.clone(),
-            image_root: self.image_root.clone(),
+            image_root: absolute(&self.image_root),
             node_name: config::hostname(),
         }
     }
