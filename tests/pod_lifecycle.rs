@@ -805,7 +805,8 @@ fn a_failed_apply_leaves_a_link_it_did_not_make() {
     require_root!();
     let node = Node::new();
     let taken = podrun::net::host_veth_name("default/idle");
-    node.sh(&format!("ip link add {taken} type veth peer name {taken}p")).ok();
+    node.sh(&format!("ip link add {taken} type veth peer name {taken}p"))
+        .ok();
     let failed = node.apply_manifest("idle.yaml", IDLE_POD);
     assert_ne!(failed.code, 0);
     assert!(

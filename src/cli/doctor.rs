@@ -122,8 +122,21 @@ fn environment_checks(cfg: &Config) -> Vec<Check> {
 /// Lowering a process's oom_score_adj takes CAP_SYS_RESOURCE. Without it (some sandboxes and
 /// containers running podrun) the pause (-998) and Guaranteed containers (-997) keep 0.
 fn oom_scores() -> Status {
-    match caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE) {
-        Ok(true) => Status::Ok("can lower scores: pause -998, Guaranteed -997, as the kubelet".into()),
+    // The kernel asks for the capability in the initial user namespace.
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let initial = uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    let capable = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    );
+    match capable {
+        Ok(true) if initial => {
+            Status::Ok("can lower scores: pause -998, Guaranteed -997, as the kubelet".into())
+        }
+        Ok(true) => Status::Warn(
+            "in a user namespace: the pause (-998) and Guaranteed containers (-997) keep 0 (lowering needs CAP_SYS_RESOURCE in the initial one); raised scores apply".into(),
+        ),
         _ => Status::Warn(
             "no CAP_SYS_RESOURCE: the pause (-998) and Guaranteed containers (-997) keep 0; raised scores (Burstable, BestEffort) apply".into(),
         ),

@@ -31,7 +31,12 @@ pub use orphans::scan;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
     /// A per-pod supervisor of this state root whose pod has no record.
-    Supervisor { pid: i32, pod: String },
+    Supervisor {
+        pid: i32,
+        /// Its start time (clock ticks since boot), so a recycled pid is never signalled.
+        start: Option<u64>,
+        pod: String,
+    },
     /// A pod cgroup (every hierarchy's directory) no record owns, with its live processes.
     Cgroup {
         uid: String,
@@ -90,7 +95,7 @@ impl Finding {
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Finding::Supervisor { pid, pod } => {
+            Finding::Supervisor { pid, pod, .. } => {
                 write!(f, "supervisor pid {pid} of pod {pod}, which has no record")
             }
             Finding::Cgroup { uid, dirs, pids } => write!(

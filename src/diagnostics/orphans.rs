@@ -247,6 +247,7 @@ fn supervisors(cfg: &Config, known: &Known) -> Vec<Finding> {
         .filter(|s| !known.keys.contains(&s.pod) && s.serves(&cfg.root))
         .map(|s| Finding::Supervisor {
             pid: s.pid,
+            start: procfs::start_time(s.pid),
             pod: s.pod,
         })
         .collect()
@@ -388,18 +389,31 @@ fn live_records(cfg: &Config) -> Vec<PodRecord> {
 }
 
 /// End a supervisor and everything it started (its pause, its containers and what they
-/// forked): killed alone, they would run on unsupervised, reparented to init. Stopped first,
-/// so it restarts nothing while its tree is read.
-fn kill_supervisor_tree(pid: i32) {
-    let Some(start) = procfs::start_time(pid) else {
+/// forked): killed alone, they would run on unsupervised, reparented to init. The whole tree
+/// is stopped first, and read again until no new process appears, so nothing forks away or
+/// is restarted meanwhile; then all of it is killed. `start` (from the scan) keeps a recycled
+/// pid safe.
+fn kill_supervisor_tree(pid: i32, start: Option<u64>) {
+    if start.is_none() || !procfs::is_same_process(pid, start) {
         return;
-    };
-    procfs::signal_if_same(pid, Some(start), Signal::SIGSTOP);
-    let tree: Vec<(i32, Option<u64>)> = procfs::descendants(pid)
-        .into_iter()
-        .map(|p| (p, procfs::start_time(p)))
-        .collect();
-    procfs::signal_if_same(pid, Some(start), Signal::SIGKILL);
+    }
+    procfs::signal_if_same(pid, start, Signal::SIGSTOP);
+    let mut tree: Vec<(i32, Option<u64>)> = Vec::new();
+    for _ in 0..10 {
+        let new: Vec<(i32, Option<u64>)> = procfs::descendants(pid)
+            .into_iter()
+            .filter(|p| !tree.iter().any(|(t, _)| t == p))
+            .map(|p| (p, procfs::start_time(p)))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        for (p, started) in &new {
+            procfs::signal_if_same(*p, *started, Signal::SIGSTOP);
+        }
+        tree.extend(new);
+    }
+    procfs::signal_if_same(pid, start, Signal::SIGKILL);
     for (p, started) in tree {
         procfs::signal_if_same(p, started, Signal::SIGKILL);
     }
@@ -407,8 +421,8 @@ fn kill_supervisor_tree(pid: i32) {
 
 fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
     match finding {
-        Finding::Supervisor { pid, .. } => {
-            kill_supervisor_tree(*pid);
+        Finding::Supervisor { pid, start, .. } => {
+            kill_supervisor_tree(*pid, *start);
             Ok(())
         }
         // A pod applied since the scan (of another root: this one's are locked out) may use
@@ -456,9 +470,11 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
                 },
             }
         }
-        Finding::HalfMadeBridge { .. } => {
-            net::remove_half_made_bridge(&cfg.network()).map_err(|e| e.to_string())
-        }
+        Finding::HalfMadeBridge { .. } => match net::remove_half_made_bridge(&cfg.network()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("it was being made, and is named now: left".into()),
+            Err(e) => Err(e.to_string()),
+        },
         Finding::NodeNetwork { .. } => {
             net::teardown_network(&cfg.network(), None).map_err(|e| e.to_string())
         }

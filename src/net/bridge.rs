@@ -157,8 +157,14 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
         }
     }
     .await;
-    if !matches!(named, Ok(true)) {
-        delete_link(handle, index, &temporary).await?;
+    if !matches!(named, Ok(true))
+        && let Err(e) = delete_link(handle, index, &temporary).await
+    {
+        // The first failure says more; this one is in the log and doctor finds the bridge.
+        tracing::warn!(error = %e, bridge = %temporary, "remove temporary bridge");
+        if named.is_ok() {
+            return Err(e);
+        }
     }
     named.map(|_| ())
 }

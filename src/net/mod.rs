@@ -267,11 +267,15 @@ pub fn half_made_bridge(cfg: &NetworkConfig) -> Option<String> {
 }
 
 /// Remove [`half_made_bridge`], under the root's network lock (held by whoever makes the
-/// bridge, so one being made right now is left to finish). Idempotent.
-pub fn remove_half_made_bridge(cfg: &NetworkConfig) -> Result<(), NetError> {
+/// bridge, so one being made right now is finished first). False when there was none left
+/// to remove (its maker had named it meanwhile).
+pub fn remove_half_made_bridge(cfg: &NetworkConfig) -> Result<bool, NetError> {
     let _lock = firewall::lock(cfg)?;
-    let name = bridge::temporary_name(cfg);
-    netlink::block_on_host(|handle| async move { veth::delete(&handle, &name).await })?
+    let Some(name) = half_made_bridge(cfg) else {
+        return Ok(false);
+    };
+    netlink::block_on_host(|handle| async move { veth::delete(&handle, &name).await })??;
+    Ok(true)
 }
 
 /// Facts read back from the kernel about a host veth (`None` if it does not exist), including
