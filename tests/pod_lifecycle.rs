@@ -735,10 +735,9 @@ fn two_roots_racing_for_one_bridge_never_share_it() {
         );
         let link = node.sh("ip -j link show podrun0").ok().stdout;
         let link: Value = serde_json::from_str(&link).unwrap();
-        assert_eq!(
-            link[0]["ifalias"],
-            format!("podrun state root {}", roots[winner].display())
-        );
+        let alias = link[0]["ifalias"].as_str().unwrap_or_default();
+        let owner = format!("podrun state root {} (id ", roots[winner].display());
+        assert!(alias.starts_with(&owner), "round {round}: {alias}");
         let links = node.links();
         assert!(
             !links.iter().any(|l| l.starts_with("prn")),
@@ -758,9 +757,9 @@ fn two_roots_racing_for_one_bridge_never_share_it() {
 }
 
 /// The name podrun gives a root's bridge while it makes it (`prn` and FNV-1a of the state
-/// root, a NUL and the bridge name), as `net::bridge::temporary_name`.
-fn temporary_bridge_name(root: &std::path::Path, bridge: &str) -> String {
-    let key = format!("{}\0{bridge}", root.display());
+/// root's path, a NUL, its id, a NUL and the bridge name), as `net::bridge::temporary_name`.
+fn temporary_bridge_name(root: &std::path::Path, id: &str, bridge: &str) -> String {
+    let key = format!("{}\0{id}\0{bridge}", root.display());
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -774,7 +773,8 @@ fn temporary_bridge_name(root: &std::path::Path, bridge: &str) -> String {
 fn a_half_made_bridge_is_found_and_removed() {
     require_root!();
     let node = Node::new();
-    let name = temporary_bridge_name(node.root.path(), "podrun0");
+    std::fs::write(node.root.path().join("id"), "0123456789ab\n").unwrap();
+    let name = temporary_bridge_name(node.root.path(), "0123456789ab", "podrun0");
     let make = || node.sh(&format!("ip link add {name} type bridge")).ok();
     make();
     let report = node.podrun(&["doctor"]);
@@ -817,5 +817,45 @@ fn a_failed_apply_leaves_a_link_it_did_not_make() {
     );
     assert!(node.links().contains(&taken), "{:?}", node.links());
     node.sh(&format!("ip link del {taken}")).ok();
+    node.assert_clean();
+}
+
+/// Two state roots at the same path in different mount namespaces that share the node's
+/// network (two containers on the host network, each with `/run/podrun`) are two roots: the
+/// bridge's alias carries the root's id, and the second root's pod is refused on it (else both
+/// IPAMs would hand out the same addresses on one bridge).
+#[test]
+fn a_root_at_the_same_path_in_another_mount_namespace_is_another_root() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    let veth = node.host_veth("sidecar");
+    let root = node.root.path().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("other.yaml");
+    std::fs::write(&manifest, IDLE_POD).unwrap();
+    // A copy of the node's mount namespace with an empty tmpfs at the same root path.
+    let script = format!(
+        "mount -t tmpfs tmpfs {root} && PODRUN_ROOT={root} PODRUN_CGROUP_PARENT={parent} \
+         PODRUN_IMAGE_ROOT={images} {podrun} apply -f {manifest}",
+        parent = node.cgroup_parent,
+        images = common::image_root().display(),
+        podrun = common::PODRUN,
+        manifest = manifest.display(),
+    );
+    let refused = node.sh(&format!(
+        "unshare -m --propagation private sh -c '{script}'"
+    ));
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(&format!(
+            "bridge podrun0 belongs to the pods of state root {root} (id "
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(node.veths(), vec![veth]);
+    node.exec("sidecar", "curl-client", &["true"]).ok();
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }

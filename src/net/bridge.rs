@@ -57,7 +57,10 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
         return Err(NetError::BridgeOfAnotherRoot {
             bridge: name.to_string(),
             owner: owner.to_string(),
-            ours: cfg.state_root().display().to_string(),
+            ours: cfg
+                .bridge_alias()
+                .trim_start_matches(BRIDGE_ALIAS_PREFIX)
+                .to_owned(),
         });
     }
     let index = link.header.index;
@@ -169,23 +172,35 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
     named.map(|_| ())
 }
 
-/// The name this root's bridge has while it is being made: `prn` and a hash of the root and
-/// the bridge name (an interface name holds 15 bytes).
+/// The name this root's bridge has while it is being made: `prn` and a hash of the root (path
+/// and id) and the bridge name (an interface name holds 15 bytes).
 pub(crate) fn temporary_name(cfg: &NetworkConfig) -> String {
     // FNV-1a: the same name from every build, so a newer podrun finds an older one's leftover.
-    let key = format!("{}\0{}", cfg.state_root().display(), cfg.bridge);
+    let id = cfg.root_id().unwrap_or_default();
+    let key = format!("{}\0{id}\0{}", cfg.state_root().display(), cfg.bridge);
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("prn{:012x}", hash & 0xffff_ffff_ffff)
 }
 
-/// The state root named in the alias of bridge `link` when it is not `cfg`'s. A bridge without
-/// podrun's alias (made by hand, or by an older podrun) belongs to whoever uses it.
+/// The state root named in the alias of bridge `link` (`PATH (id ID)`) when it is not `cfg`'s:
+/// another path, or the same path with another id (another mount namespace's root). A bridge
+/// without podrun's alias (made by hand) belongs to whoever uses it; one without an id (an
+/// older podrun's) to the root of its path.
 fn other_roots_bridge<'a>(link: &'a LinkMessage, cfg: &NetworkConfig) -> Option<&'a str> {
-    link_alias(link)
-        .and_then(|a| a.strip_prefix(BRIDGE_ALIAS_PREFIX))
-        .filter(|owner| Path::new(owner) != cfg.state_root())
+    let owner = link_alias(link)?.strip_prefix(BRIDGE_ALIAS_PREFIX)?;
+    let (path, id) = match owner.strip_suffix(')').and_then(|o| o.rsplit_once(" (id ")) {
+        Some((path, id)) => (path, Some(id)),
+        None => (owner, None),
+    };
+    if Path::new(path) != cfg.state_root() {
+        return Some(owner);
+    }
+    match (id, cfg.root_id()) {
+        (Some(theirs), Some(ours)) if theirs != ours => Some(owner),
+        _ => None,
+    }
 }
 
 /// Whether bridge `cfg.bridge` exists and belongs to another state root: then neither it nor
@@ -340,12 +355,17 @@ mod tests {
 
     #[test]
     fn temporary_name_is_a_valid_interface_name_of_one_root_and_bridge() {
-        let a = NetworkConfig::with_state_root(Path::new("/run/podrun"));
-        let b = NetworkConfig::with_state_root(Path::new("/run/podrun-b"));
+        let dir = tempfile::tempdir().unwrap();
+        let a = NetworkConfig::with_state_root(&dir.path().join("a"));
+        let b = NetworkConfig::with_state_root(&dir.path().join("b"));
+        std::fs::create_dir_all(a.state_root()).unwrap();
         let name = temporary_name(&a);
         assert!(name.len() <= 15 && name.starts_with("prn"), "{name}");
         assert_eq!(name, temporary_name(&a));
         assert_ne!(name, temporary_name(&b));
+        // The same path with another id (another mount namespace's root): another name.
+        std::fs::write(a.state_root().join("id"), "0123456789ab\n").unwrap();
+        assert_ne!(name, temporary_name(&a));
         let other_bridge = NetworkConfig {
             bridge: "podrun1".into(),
             ..a.clone()

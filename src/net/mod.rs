@@ -71,9 +71,39 @@ impl NetworkConfig {
     }
 
     /// The alias a bridge podrun creates carries (`ip -d link show` prints it): which state
-    /// root allocates its addresses.
+    /// root allocates its addresses, its path and its id.
     pub fn bridge_alias(&self) -> String {
-        format!("{BRIDGE_ALIAS_PREFIX}{}", self.state_root().display())
+        let root = self.state_root().display();
+        match self.root_id() {
+            Some(id) => format!("{BRIDGE_ALIAS_PREFIX}{root} (id {id})"),
+            None => format!("{BRIDGE_ALIAS_PREFIX}{root}"),
+        }
+    }
+
+    /// The state root's id, kept in `<root>/id` and made on first use: two roots at the same
+    /// path in different mount namespaces (two containers sharing the host's network, each
+    /// with `/run/podrun`) are two roots. None when the root cannot be written.
+    pub fn root_id(&self) -> Option<String> {
+        let file = self.state_root().join("id");
+        let read = || {
+            std::fs::read_to_string(&file)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+        };
+        if let Some(id) = read() {
+            return Some(id);
+        }
+        // Written aside, then linked into place: a reader never sees a half-written id, and
+        // of two roots' first pods making it at once, one id wins.
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let aside = self
+            .state_root()
+            .join(format!("id.{}.tmp", std::process::id()));
+        std::fs::write(&aside, format!("{id}\n")).ok()?;
+        let _ = std::fs::hard_link(&aside, &file);
+        let _ = std::fs::remove_file(&aside);
+        read()
     }
 
     /// The gateway: the first address of the subnet (network + 1), put on the bridge.
@@ -360,7 +390,7 @@ pub enum NetError {
     NotABridge { name: String },
     #[error(
         "bridge {bridge} belongs to the pods of state root {owner} (their addresses are \
-         allocated there): use --root {owner}, or give state root {ours} another --bridge and \
+         allocated there): use that root, or give state root {ours} another --bridge and \
          --pod-cidr (if that root and its pods are gone, `podrun doctor --fix` removes the \
          bridge)"
     )]
@@ -479,10 +509,20 @@ mod tests {
     }
 
     #[test]
-    fn bridge_alias_names_the_state_root() {
-        let n = NetworkConfig::with_state_root(std::path::Path::new("/run/podrun"));
-        assert_eq!(n.state_root(), std::path::Path::new("/run/podrun"));
-        assert_eq!(n.bridge_alias(), "podrun state root /run/podrun");
+    fn bridge_alias_names_the_state_root_and_its_id() {
+        let n = NetworkConfig::with_state_root(std::path::Path::new("/nonexistent/podrun"));
+        assert_eq!(n.state_root(), std::path::Path::new("/nonexistent/podrun"));
+        // No id where the root cannot be written.
+        assert_eq!(n.bridge_alias(), "podrun state root /nonexistent/podrun");
+        let dir = tempfile::tempdir().unwrap();
+        let n = NetworkConfig::with_state_root(dir.path());
+        let id = n.root_id().expect("an id is made");
+        assert_eq!(id.len(), 12);
+        assert_eq!(n.root_id(), Some(id.clone()), "kept");
+        assert_eq!(
+            n.bridge_alias(),
+            format!("podrun state root {} (id {id})", dir.path().display())
+        );
     }
 
     #[test]

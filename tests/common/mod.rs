@@ -283,10 +283,12 @@ impl Node {
     }
 
     /// Processes that live in this node's mount namespace (everything podrun started here),
-    /// and those in the node's cgroups (containers have mount namespaces of their own).
+    /// those in the node's cgroups (containers have mount namespaces of their own), and
+    /// supervisors of the node's state root wherever they run.
     pub fn processes(&self) -> Vec<i32> {
         let mine = self.mnt_inode();
         let holder = self.pid() as i32;
+        let supervising = format!("--root {} __supervise ", self.root.path().display());
         let in_cgroups: Vec<i32> = cgroup_parent_dirs(&self.cgroup_parent)
             .iter()
             .flat_map(|d| cgroup_tree(d))
@@ -309,6 +311,8 @@ impl Node {
                         .map(|m| m.ino())
                         .ok()
                         == Some(mine)
+                    // A supervisor of this node's root in another mount namespace.
+                    || cmdline(*pid).contains(&supervising)
             })
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/stat"))
