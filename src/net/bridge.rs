@@ -128,7 +128,8 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
     }
     handle
         .link()
-        .add(LinkBridge::new(&temporary).build())
+        // Down: older kernels (Debian 12's 6.1) refuse to rename a link that is up (EBUSY).
+        .add(LinkBridge::new(&temporary).down().build())
         .execute()
         .await
         .map_err(|e| create_err(NlError::from_rtnetlink(e)))?;
