@@ -10,6 +10,21 @@ use serde_json::Value;
 /// A pod that idles (one container sleeping an hour).
 const IDLE_POD: &str = "{apiVersion: v1, kind: Pod, metadata: {name: idle}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}]}}";
 
+/// `doctor` fails and lists a `kind` line holding every one of `needles`.
+#[track_caller]
+fn assert_doctor_lists(node: &Node, kind: &str, needles: &[&str]) {
+    let report = node.podrun(&["doctor"]);
+    assert_eq!(report.code, 1, "{}", report.stdout);
+    assert!(
+        report
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(kind) && needles.iter().all(|n| l.contains(n))),
+        "doctor does not list a {kind} with {needles:?}:\n{}",
+        report.stdout
+    );
+}
+
 fn pod_json(node: &Node, name: &str) -> Value {
     node.pod_json(name)
 }
@@ -388,13 +403,8 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
     let pods = node.root.path().join("pods");
     let aside = node.root.path().join("pods.aside");
     std::fs::rename(&pods, &aside).unwrap();
-    let report = node.podrun(&["doctor"]);
-    assert!(
-        report.stdout.lines().any(|l| l.starts_with("process")
-            && l.contains(&format!("supervisor pid {supervisor} of pod default/idle"))),
-        "doctor does not list the supervisor:\n{}",
-        report.stdout
-    );
+    let listed = format!("supervisor pid {supervisor} of pod default/idle");
+    assert_doctor_lists(&node, "process", &[&listed]);
     node.podrun(&["doctor", "--fix"]).ok();
     let stat = std::fs::read_to_string(format!("/proc/{supervisor}/stat")).unwrap_or_default();
     assert!(
@@ -491,16 +501,7 @@ fn doctor_reports_a_pod_whose_veth_is_gone() {
     assert_eq!(node.podrun(&["doctor"]).code, 0);
     let veth = node.host_veth("sidecar");
     node.sh(&format!("ip link del {veth}")).ok();
-    let report = node.podrun(&["doctor"]);
-    assert_eq!(report.code, 1, "{}", report.stdout);
-    assert!(
-        report
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("pod") && l.contains(&veth) && l.contains("is gone")),
-        "doctor does not report the lost veth:\n{}",
-        report.stdout
-    );
+    assert_doctor_lists(&node, "pod", &[&veth, "is gone"]);
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }
@@ -777,16 +778,7 @@ fn a_half_made_bridge_is_found_and_removed() {
     let name = temporary_bridge_name(node.root.path(), "0123456789ab", "podrun0");
     let make = || node.sh(&format!("ip link add {name} type bridge")).ok();
     make();
-    let report = node.podrun(&["doctor"]);
-    assert_eq!(report.code, 1, "{}", report.stdout);
-    assert!(
-        report
-            .stdout
-            .lines()
-            .any(|l| l.starts_with("network") && l.contains(&format!("bridge {name}: podrun0"))),
-        "{}",
-        report.stdout
-    );
+    assert_doctor_lists(&node, "network", &[&format!("bridge {name}: podrun0")]);
     node.podrun(&["doctor", "--fix"]).ok();
     assert!(!node.links().contains(&name), "{:?}", node.links());
     make();
