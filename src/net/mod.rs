@@ -80,30 +80,9 @@ impl NetworkConfig {
         }
     }
 
-    /// The state root's id, kept in `<root>/id` and made on first use: two roots at the same
-    /// path in different mount namespaces (two containers sharing the host's network, each
-    /// with `/run/podrun`) are two roots. None when the root cannot be written.
+    /// The id of the state root whose pods use this network ([`crate::state::root_id`]).
     pub fn root_id(&self) -> Option<String> {
-        let file = self.state_root().join("id");
-        let read = || {
-            std::fs::read_to_string(&file)
-                .ok()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-        };
-        if let Some(id) = read() {
-            return Some(id);
-        }
-        // Written aside, then linked into place: a reader never sees a half-written id, and
-        // of two roots' first pods making it at once, one id wins.
-        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let aside = self
-            .state_root()
-            .join(format!("id.{}.tmp", std::process::id()));
-        std::fs::write(&aside, format!("{id}\n")).ok()?;
-        let _ = std::fs::hard_link(&aside, &file);
-        let _ = std::fs::remove_file(&aside);
-        read()
+        crate::state::root_id(self.state_root())
     }
 
     /// The gateway: the first address of the subnet (network + 1), put on the bridge.
@@ -220,7 +199,9 @@ pub fn attach_pod(
 
 /// Delete the host veth (its peer goes with it). Idempotent: a missing link is Ok.
 pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
-    netlink::block_on_host(|handle| async move { veth::delete(&handle, host_veth).await })?
+    netlink::block_on_host(
+        |handle| async move { netlink::delete_link_named(&handle, host_veth).await },
+    )?
 }
 
 /// Remove the host veth of a pod whose network namespace has just lost its last reference (the
@@ -304,7 +285,9 @@ pub fn remove_half_made_bridge(cfg: &NetworkConfig) -> Result<bool, NetError> {
     let Some(name) = half_made_bridge(cfg) else {
         return Ok(false);
     };
-    netlink::block_on_host(|handle| async move { veth::delete(&handle, &name).await })??;
+    netlink::block_on_host(
+        |handle| async move { netlink::delete_link_named(&handle, &name).await },
+    )??;
     Ok(true)
 }
 

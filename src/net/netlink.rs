@@ -105,6 +105,20 @@ pub(crate) async fn delete_link(handle: &Handle, index: u32, name: &str) -> Resu
     }
 }
 
+/// Delete the link called `name`; a missing link is fine.
+pub(crate) async fn delete_link_named(handle: &Handle, name: &str) -> Result<(), NetError> {
+    let found = link_by_name(handle, name)
+        .await
+        .map_err(|source| NetError::DeleteLink {
+            name: name.to_string(),
+            source,
+        })?;
+    match found {
+        Some(link) => delete_link(handle, link.header.index, name).await,
+        None => Ok(()),
+    }
+}
+
 /// The link with index `index`, or `None`.
 pub(crate) async fn link_by_index(
     handle: &Handle,

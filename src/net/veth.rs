@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::firewall::NetworkLock;
 use super::netlink::{
-    self, find_link, link_admin_up, link_by_index, link_by_name, link_controller, link_kind,
-    link_mac, link_name, link_oper_state, link_peer_index, oper_state_name,
+    self, find_link, link_admin_up, link_by_index, link_controller, link_kind, link_mac, link_name,
+    link_oper_state, link_peer_index, oper_state_name,
 };
 use super::{
     BridgeFacts, NetError, NetworkConfig, NlError, POD_IFNAME, PodNetwork, bridge, sysctl,
@@ -85,7 +85,7 @@ pub(crate) fn attach(
         }
         .await;
         if wired.is_err() {
-            let _ = delete(&handle, host_veth).await;
+            let _ = netlink::delete_link_named(&handle, host_veth).await;
         }
         wired
     })?
@@ -219,20 +219,6 @@ async fn wait_oper_up(handle: &Handle, index: u32, name: &str) -> Result<(), Net
     })
 }
 
-/// Delete a link by name; a missing link is fine.
-pub(crate) async fn delete(handle: &Handle, name: &str) -> Result<(), NetError> {
-    let Some(link) = link_by_name(handle, name)
-        .await
-        .map_err(|source| NetError::DeleteLink {
-            name: name.to_string(),
-            source,
-        })?
-    else {
-        return Ok(());
-    };
-    netlink::delete_link(handle, link.header.index, name).await
-}
-
 /// Wait up to `grace` for the link to vanish on its own (its network namespace is dying), then
 /// delete it if it is the pod's: the link with index `ifindex`. A link of that name with
 /// another index (or any, when the pod's veth was never made: `ifindex` None) is not this
@@ -260,7 +246,7 @@ pub(crate) async fn wait_gone_or_delete(
         std::thread::sleep(Duration::from_micros(250));
     }
     tracing::debug!(veth = name, "netns still alive, deleting the veth");
-    delete(handle, name).await
+    netlink::delete_link_named(handle, name).await
 }
 
 pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<VethFacts>, NetError> {

@@ -6,6 +6,7 @@
 //! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout)
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
+//! <root>/id                               the root's id (see [`root_id`])
 //! ```
 //! A pod name is reserved by `mkdir` of its directory, which is atomic, so two concurrent applies
 //! of the same name cannot both succeed.
@@ -44,6 +45,30 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateE
         path,
         source,
     }
+}
+
+/// The id of state root `root`, kept in `<root>/id` and made on first use: two roots at the
+/// same path in different mount namespaces (two containers sharing the host's network, each
+/// with `/run/podrun`) are two roots. None when the root cannot be written.
+pub fn root_id(root: &Path) -> Option<String> {
+    let file = root.join("id");
+    let read = || {
+        fs::read_to_string(&file)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(id) = read() {
+        return Some(id);
+    }
+    // Written aside, then linked into place: a reader never sees a half-written id, and of two
+    // first pods making it at once, one id wins.
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let aside = root.join(format!("id.{}.tmp", std::process::id()));
+    fs::write(&aside, format!("{id}\n")).ok()?;
+    let _ = fs::hard_link(&aside, &file);
+    let _ = fs::remove_file(&aside);
+    read()
 }
 
 #[derive(Debug, Clone)]
