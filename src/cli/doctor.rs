@@ -121,10 +121,16 @@ fn environment_checks(cfg: &Config) -> Vec<Check> {
 
 /// Lowering a process's oom_score_adj takes CAP_SYS_RESOURCE. Without it (some sandboxes and
 /// containers running podrun) the pause (-998) and Guaranteed containers (-997) keep 0.
+/// Whether `uid_map` (the text of /proc/self/uid_map) is the initial user namespace's: every
+/// uid mapped to itself.
+fn is_initial_user_namespace(uid_map: &str) -> bool {
+    uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+}
+
 fn oom_scores() -> Status {
     // The kernel asks for the capability in the initial user namespace.
     let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    let initial = uid_map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    let initial = is_initial_user_namespace(&uid_map);
     let capable = caps::has_cap(
         None,
         caps::CapSet::Effective,
@@ -220,5 +226,21 @@ fn images(cfg: &Config) -> std::result::Result<String, String> {
             list.len()
         )),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_identity_uid_map_is_the_initial_user_namespace() {
+        assert!(is_initial_user_namespace(
+            "         0          0 4294967295\n"
+        ));
+        assert!(!is_initial_user_namespace(
+            "         0     100000      65536\n"
+        ));
+        assert!(!is_initial_user_namespace(""));
     }
 }

@@ -12,7 +12,7 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 use serde::{Deserialize, Serialize};
 
 use super::netlink::{
-    all_links, delete_link, find_link, link_admin_up, link_alias, link_controller, link_kind,
+    self, all_links, delete_link, find_link, link_admin_up, link_alias, link_controller, link_kind,
     link_name, link_oper_state, oper_state_name,
 };
 use super::{BRIDGE_ALIAS_PREFIX, NetError, NetworkConfig, NlError};
@@ -133,13 +133,16 @@ async fn create_owned(handle: &Handle, cfg: &NetworkConfig) -> Result<(), NetErr
         .execute()
         .await
         .map_err(|e| create_err(NlError::from_rtnetlink(e)))?;
-    let index = find_link(handle, &temporary)
-        .await?
-        .ok_or_else(|| NetError::LinkVanished {
-            dev: temporary.clone(),
-        })?
-        .header
-        .index;
+    let index = match find_link(handle, &temporary).await {
+        Ok(Some(link)) => link.header.index,
+        found => {
+            // Not left behind for doctor: removed by name at once, if it is there.
+            let _ = netlink::delete_link_named(handle, &temporary).await;
+            return Err(found.err().unwrap_or(NetError::LinkVanished {
+                dev: temporary.clone(),
+            }));
+        }
+    };
     let named = async {
         // The kernel takes an alias only on a link that exists.
         let mut alias = LinkUnspec::new_with_index(index).build();
