@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Node;
 use serde_json::Value;
@@ -534,5 +534,94 @@ fn failure_midway_rolls_back_everything() {
         r.stderr
     );
     // The bridge may stay only if another pod used it; here nothing else exists.
+    node.assert_clean();
+}
+
+/// The node's network (bridge, masquerade rule) is made ahead, while the pause makes the
+/// pod's namespaces: an apply that fails before the pod is wired (here the pause cannot
+/// start) removes it again on a node where nothing else uses it.
+#[test]
+fn failure_before_wiring_removes_the_node_network_made_ahead() {
+    require_root!();
+    let node = Node::new();
+    let manifest = common::repo_file("pods/sidecar.yaml");
+    let missing = node.root.path().join("no-such-pause");
+    let r = node.podrun_env(
+        &["apply", "-f", manifest.to_str().unwrap()],
+        &[("PODRUN_PAUSE", missing.to_str().unwrap())],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("no-such-pause"), "{}", r.stderr);
+    node.assert_clean();
+}
+
+/// Traffic from a pod to an address off the pod network leaves the node from the node's own
+/// address (the masquerade rule, written over nfnetlink). A network namespace of the test's
+/// own stands for the outside: it has no route back to the pod CIDR, and its server answers
+/// with the client address it sees.
+#[test]
+fn pod_traffic_leaving_the_node_is_masqueraded() {
+    require_root!();
+    let node = Node::new();
+    node.apply("pods/sidecar.yaml").ok();
+    node.sh(
+        "ip netns add outside && ip link add out0 type veth peer name eth0 netns outside \
+         && ip addr add 192.0.2.1/24 dev out0 && ip link set out0 up \
+         && ip netns exec outside ip addr add 192.0.2.2/24 dev eth0 \
+         && ip netns exec outside ip link set eth0 up",
+    )
+    .ok();
+    let server = node.root.path().join("client-address.py");
+    std::fs::write(
+        &server,
+        "import http.server as h\n\
+         class H(h.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       body = self.client_address[0].encode()\n\
+         \x20       self.send_response(200)\n\
+         \x20       self.send_header('Content-Length', str(len(body)))\n\
+         \x20       self.end_headers()\n\
+         \x20       self.wfile.write(body)\n\
+         h.HTTPServer(('192.0.2.2', 8080), H).serve_forever()\n",
+    )
+    .unwrap();
+    // Bounded by `timeout` too, should the test fail before it is killed below.
+    let pid = node
+        .sh(&format!(
+            "ip netns exec outside timeout 60 /usr/bin/python3 {} >/dev/null 2>&1 & echo $!",
+            server.display()
+        ))
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = node.podrun(&["exec", "sidecar", "-c", "curl-client", "--", "true"]);
+    while Instant::now() < deadline {
+        seen = node.podrun(&[
+            "exec",
+            "sidecar",
+            "-c",
+            "curl-client",
+            "--",
+            "curl",
+            "-s",
+            "--max-time",
+            "1",
+            "http://192.0.2.2:8080/",
+        ]);
+        if seen.code == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    node.sh(&format!("kill {pid}; ip netns del outside")).ok();
+    assert_eq!(seen.code, 0, "{}{}", seen.stdout, seen.stderr);
+    assert_eq!(
+        seen.stdout.trim(),
+        "192.0.2.1",
+        "the outside saw the pod's own address"
+    );
+    node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }

@@ -1,27 +1,18 @@
-//! Masquerade for pod traffic leaving the node, in nftables (libnftables-json(5), via `nft -j`).
+//! Masquerade for pod traffic leaving the node, in nftables, over nfnetlink (no `nft` process).
 //!
 //! podrun owns `table inet podrun` and nothing else. Chain `postrouting` (nat, hook postrouting,
 //! priority srcnat) holds one rule per network:
 //! `ip saddr <cidr> oifname != "<bridge>" masquerade comment "podrun network <bridge> <cidr>"`.
 //! The comment identifies the rule on removal (list the table, delete by handle, delete the table
 //! once it has no rules). Changes are serialised by the caller holding [`lock`]
-//! (`<ipam_dir>/../firewall.lock`), which also covers bridge creation/deletion.
-//! The table is read over nfnetlink (`super::nfnetlink`, ~0.1 ms); `nft` (a few ms to start)
-//! only runs to change it, so an attach that finds the rule in place runs no process at all.
+//! (`<ipam_dir>/../firewall.lock`), which also covers bridge creation/deletion. Each change is
+//! one nfnetlink batch (`super::nfnetlink::commit`): the kernel applies it whole or not at all.
 
-use std::borrow::Cow;
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use super::nfnetlink::{self, RuleInfo};
-
-use nftables::batch::Batch;
-use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix};
-use nftables::schema::{Chain, NfListObject, Rule, Table};
-use nftables::stmt::{Match, Operator, Statement};
-use nftables::types::{NfChainType, NfFamily, NfHook};
+use super::nfnetlink::{self, Change, RuleInfo};
+use super::nft_rule;
 
 use super::{NetError, NetworkConfig};
 
@@ -29,6 +20,8 @@ pub(crate) const TABLE: &str = "podrun";
 pub(crate) const CHAIN: &str = "postrouting";
 /// `srcnat` priority.
 const SRCNAT_PRIORITY: i32 = 100;
+/// NF_INET_POST_ROUTING.
+const HOOK_POSTROUTING: u32 = 4;
 
 /// The comment that names a network's masquerade rule.
 pub(crate) fn rule_comment(cfg: &NetworkConfig) -> String {
@@ -43,24 +36,25 @@ pub(crate) fn ensure_masquerade(
     if masquerade_present(cfg)? {
         return Ok(());
     }
-    let mut batch = Batch::new();
-    // `add` of an existing table/chain is a no-op in nft.
-    batch.add(NfListObject::Table(Table {
-        family: NfFamily::INet,
-        name: TABLE.into(),
-        handle: None,
-    }));
-    batch.add(NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: TABLE.into(),
-        name: CHAIN.into(),
-        _type: Some(NfChainType::NAT),
-        hook: Some(NfHook::Postrouting),
-        prio: Some(SRCNAT_PRIORITY),
-        ..Chain::default()
-    }));
-    batch.add(NfListObject::Rule(masquerade_rule(cfg)));
-    apply(batch, "add masquerade rule")
+    let comment = rule_comment(cfg);
+    // Adding a table or chain that exists (with the same hook) is not an error.
+    let changes = [
+        Change::AddTable { table: TABLE },
+        Change::AddBaseChain {
+            table: TABLE,
+            chain: CHAIN,
+            kind: "nat",
+            hook: HOOK_POSTROUTING,
+            priority: SRCNAT_PRIORITY,
+        },
+        Change::AddRule {
+            table: TABLE,
+            chain: CHAIN,
+            expressions: nft_rule::masquerade_from(cfg.cidr, &cfg.bridge),
+            comment: &comment,
+        },
+    ];
+    commit(&changes, "add masquerade rule")
 }
 
 /// Remove the network's masquerade rule, and the table when no rule is left. Idempotent. The
@@ -77,64 +71,28 @@ pub(crate) fn remove_masquerade(
     if ours.is_empty() && total > 0 {
         return Ok(());
     }
-    let mut batch = Batch::new();
-    if ours.len() == total {
+    let changes: Vec<Change<'_>> = if ours.len() == total {
         // Nothing else lives in the table: drop it whole (rules and chains go with it).
-        batch.delete(NfListObject::Table(Table {
-            family: NfFamily::INet,
-            name: TABLE.into(),
-            handle: None,
-        }));
+        vec![Change::DeleteTable { table: TABLE }]
     } else {
-        for handle in ours {
-            batch.delete(NfListObject::Rule(Rule {
-                family: NfFamily::INet,
-                table: TABLE.into(),
-                chain: CHAIN.into(),
-                expr: Cow::Owned(Vec::new()),
-                handle: u32::try_from(handle).ok(),
-                index: None,
-                comment: None,
-            }));
-        }
-    }
-    apply(batch, "remove masquerade rule")
+        ours.into_iter()
+            .map(|handle| Change::DeleteRule {
+                table: TABLE,
+                chain: CHAIN,
+                handle,
+            })
+            .collect()
+    };
+    commit(&changes, "remove masquerade rule")
+}
+
+/// How many rules podrun's table holds (`None`: no table).
+pub(crate) fn table_rules() -> Result<Option<usize>, NetError> {
+    Ok(list_table()?.map(|rules| rules.len()))
 }
 
 pub(crate) fn masquerade_present(cfg: &NetworkConfig) -> Result<bool, NetError> {
     Ok(list_table()?.is_some_and(|rules| !matching_handles(&rules, &rule_comment(cfg)).is_empty()))
-}
-
-fn masquerade_rule(cfg: &NetworkConfig) -> Rule<'static> {
-    let saddr = Statement::Match(Match {
-        left: Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-            PayloadField {
-                protocol: "ip".into(),
-                field: "saddr".into(),
-            },
-        ))),
-        right: Expression::Named(NamedExpression::Prefix(Prefix {
-            addr: Box::new(Expression::String(cfg.cidr.network().to_string().into())),
-            len: u32::from(cfg.cidr.prefix_len()),
-        })),
-        op: Operator::EQ,
-    });
-    let not_bridge = Statement::Match(Match {
-        left: Expression::Named(NamedExpression::Meta(Meta {
-            key: MetaKey::Oifname,
-        })),
-        right: Expression::String(cfg.bridge.clone().into()),
-        op: Operator::NEQ,
-    });
-    Rule {
-        family: NfFamily::INet,
-        table: TABLE.into(),
-        chain: CHAIN.into(),
-        expr: Cow::Owned(vec![saddr, not_bridge, Statement::Masquerade(None)]),
-        handle: None,
-        index: None,
-        comment: Some(rule_comment(cfg).into()),
-    }
 }
 
 /// Exclusive flock on `<ipam_dir>/../firewall.lock`, released on drop. Held while podrun's nft
@@ -203,34 +161,12 @@ fn matching_handles(rules: &[RuleInfo], comment: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Apply a batch with one `nft -j -f -`.
-fn apply(batch: Batch<'_>, step: &str) -> Result<(), NetError> {
-    let err = |detail: String| NetError::Firewall {
+/// Apply `changes` in one nfnetlink batch; `step` names it in the error.
+fn commit(changes: &[Change<'_>], step: &str) -> Result<(), NetError> {
+    nfnetlink::commit(changes).map_err(|e| NetError::Firewall {
         step: step.to_string(),
-        detail,
-    };
-    let payload =
-        serde_json::to_string(&batch.to_nftables()).map_err(|e| err(format!("encode: {e}")))?;
-    let mut child = Command::new("nft")
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| err(format!("run nft: {e}")))?;
-    let written = child
-        .stdin
-        .take()
-        .expect("stdin piped")
-        .write_all(payload.as_bytes());
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("wait for nft: {e}")))?;
-    written.map_err(|e| err(format!("write to nft: {e}")))?;
-    if !out.status.success() {
-        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
-    }
-    Ok(())
+        detail: format!("nfnetlink: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -243,18 +179,6 @@ mod tests {
             cidr: "10.244.0.0/24".parse().unwrap(),
             ipam_dir: "/tmp/x/networks/podrun0".into(),
         }
-    }
-
-    #[test]
-    fn rule_json_shape() {
-        let json = serde_json::to_value(masquerade_rule(&cfg())).unwrap();
-        assert_eq!(json["comment"], "podrun network podrun0 10.244.0.0/24");
-        let expr = json["expr"].as_array().unwrap();
-        assert_eq!(expr[0]["match"]["right"]["prefix"]["addr"], "10.244.0.0");
-        assert_eq!(expr[0]["match"]["right"]["prefix"]["len"], 24);
-        assert_eq!(expr[1]["match"]["op"], "!=");
-        assert_eq!(expr[1]["match"]["right"], "podrun0");
-        assert!(expr[2].get("masquerade").is_some());
     }
 
     #[test]

@@ -259,9 +259,12 @@ impl Supervisor {
             let binary = binary.clone();
             move |source| StartError::Sandbox(sandbox::SandboxError::StartPause { binary, source })
         };
+        let warmup = net::NodeWarmup::start(&network);
         let thread = std::thread::Builder::new()
             .name("sandbox".into())
             .spawn(move || {
+                // Joined on every way out of this thread (its drop), before the rollback.
+                let warmup = warmup;
                 let placement = match &cgroup {
                     Some(pod) => Some(super::cgroups::placement_in(
                         pod,
@@ -303,6 +306,7 @@ impl Supervisor {
                 sandbox::pin_netns(pid, &netns_path)?;
                 tracing::debug!(pid, "netns pinned");
                 let ip = address_rx.recv().map_err(|_| StartError::PauseDied)?;
+                warmup.finish();
                 use std::os::fd::AsFd;
                 Ok(net::attach_pod(&network, netns.as_fd(), &host_veth, ip)?)
             })
