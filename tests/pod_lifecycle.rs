@@ -859,3 +859,51 @@ fn a_root_at_the_same_path_in_another_mount_namespace_is_another_root() {
     node.podrun(&["delete", "sidecar", "--now"]).ok();
     node.assert_clean();
 }
+
+/// Relative paths in the configuration (`PODRUN_ROOT=state` from the state root's parent) are
+/// made absolute: the supervisor, which runs from `/`, is told the root's full path, and the
+/// pod is found and removed from any other working directory.
+#[test]
+fn a_relative_state_root_is_made_absolute() {
+    require_root!();
+    let node = Node::new();
+    let root = node.root.path();
+    let manifest = root.join("idle.yaml");
+    std::fs::write(&manifest, IDLE_POD).unwrap();
+    let name = root.file_name().unwrap().to_str().unwrap();
+    // The manifest path is relative too: read from the working directory.
+    let relative_manifest = format!("{name}/idle.yaml");
+    // As Node::podrun_command, from the root's parent (entering a mount namespace resets the
+    // working directory, hence nsenter's --wd).
+    let mut apply = std::process::Command::new("nsenter");
+    apply
+        .arg("-t")
+        .arg(node.pid().to_string())
+        .args(["-n", "-m"])
+        .arg(format!("--wd={}", root.parent().unwrap().display()))
+        .args(["--", common::PODRUN, "apply", "-f", &relative_manifest])
+        .env("PODRUN_ROOT", name)
+        .env("PODRUN_POD_CIDR", &node.cidr)
+        .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
+        .env("PODRUN_IMAGE_ROOT", common::image_root());
+    let out = apply.output().expect("run podrun");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let supervisor = node.supervisor_pid("idle");
+    let title = common::cmdline(supervisor);
+    assert!(
+        title.contains(&format!("--root {} __supervise", root.display())),
+        "supervisor shows as {title:?}"
+    );
+    let info = node.inspect("idle");
+    let text = info.to_string();
+    assert!(
+        !text.contains("\"pods/"),
+        "relative paths in inspect: {text}"
+    );
+    node.podrun(&["delete", "idle", "--now"]).ok();
+    node.assert_clean();
+}

@@ -171,16 +171,21 @@ fn cgroups(cfg: &Config) -> std::result::Result<String, String> {
     })
 }
 
-/// nf_tables as podrun uses it (over nfnetlink), and the `nft` program users look with.
+/// nf_tables as podrun uses it: over nfnetlink, and the `nft` program (rule removal).
 fn nft() -> std::result::Result<String, String> {
     let table = match crate::net::nft_table_rules() {
         Ok(None) => "no table inet podrun yet".to_string(),
         Ok(Some(n)) => format!("table inet podrun: {n} rule(s)"),
         Err(e) => return Err(format!("{e} (is the nf_tables kernel module available?)")),
     };
+    // podrun adds its rule over nfnetlink but removes it with `nft` (see net::firewall).
     let tool = match std::process::Command::new("nft").arg("--version").output() {
         Ok(out) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        Err(_) => "nft not installed (podrun does not need it; install nftables to look)".into(),
+        Err(e) => {
+            return Err(format!(
+                "nft not runnable ({e}); install the nftables package"
+            ));
+        }
     };
     Ok(format!("nf_tables over nfnetlink, {table}; {tool}"))
 }

@@ -1,6 +1,7 @@
-//! podrun's nftables table, read and changed straight over nfnetlink: a table lookup and a rule
-//! dump take ~0.1 ms, a change (one batch, one transaction) about as little, where starting
-//! `nft` took several milliseconds of CPU each time (libnftables, its cache, JSON).
+//! podrun's nftables table, read and added to straight over nfnetlink: a table lookup and a rule
+//! dump take ~0.1 ms, an addition (one batch, one transaction) about as little, where starting
+//! `nft` takes several milliseconds of CPU (libnftables, its cache). Removal stays with `nft`
+//! (see `super::firewall`).
 //!
 //! Changes are a batch between `NFNL_MSG_BATCH_BEGIN` and `NFNL_MSG_BATCH_END`, each message
 //! asking for an ack; the kernel applies all of them or none. Rules are built from the same
@@ -21,11 +22,9 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
-const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
-const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_INET: u8 = 1;
 
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -96,14 +95,14 @@ pub(crate) fn list_inet_rules(table: &str) -> io::Result<Option<Vec<RuleInfo>>> 
     Ok(Some(rules))
 }
 
-/// One change to an `inet` table, for [`commit`].
+/// One addition to an `inet` table, for [`commit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Change<'a> {
+pub(crate) enum Addition<'a> {
     /// `add table inet <table>` (no error when it exists).
-    AddTable { table: &'a str },
+    Table { table: &'a str },
     /// `add chain inet <table> <chain> { type <kind> hook <hook number> priority <priority>; }`
     /// (no error when it exists with that hook).
-    AddBaseChain {
+    BaseChain {
         table: &'a str,
         chain: &'a str,
         kind: &'a str,
@@ -111,28 +110,21 @@ pub(crate) enum Change<'a> {
         priority: i32,
     },
     /// Append a rule: its expressions (`super::nft_rule`) and comment.
-    AddRule {
+    Rule {
         table: &'a str,
         chain: &'a str,
         expressions: Vec<Vec<u8>>,
         comment: &'a str,
     },
-    DeleteRule {
-        table: &'a str,
-        chain: &'a str,
-        handle: u64,
-    },
-    /// `delete table inet <table>`, with its chains and rules.
-    DeleteTable { table: &'a str },
 }
 
-impl Change<'_> {
+impl Addition<'_> {
     /// The message type, flags and attributes of this change.
     fn message(&self) -> (u16, u16, Vec<u8>) {
         let create = NLM_F_CREATE;
         match self {
-            Change::AddTable { table } => (NFT_MSG_NEWTABLE, create, name(NFTA_TABLE_NAME, table)),
-            Change::AddBaseChain {
+            Addition::Table { table } => (NFT_MSG_NEWTABLE, create, name(NFTA_TABLE_NAME, table)),
+            Addition::BaseChain {
                 table,
                 chain,
                 kind,
@@ -152,7 +144,7 @@ impl Change<'_> {
                 ];
                 (NFT_MSG_NEWCHAIN, create, attrs.concat())
             }
-            Change::AddRule {
+            Addition::Rule {
                 table,
                 chain,
                 expressions,
@@ -166,26 +158,13 @@ impl Change<'_> {
                 ];
                 (NFT_MSG_NEWRULE, create | NLM_F_APPEND, attrs.concat())
             }
-            Change::DeleteRule {
-                table,
-                chain,
-                handle,
-            } => {
-                let attrs = [
-                    name(NFTA_RULE_TABLE, table),
-                    name(NFTA_RULE_CHAIN, chain),
-                    attribute(NFTA_RULE_HANDLE, &handle.to_be_bytes()),
-                ];
-                (NFT_MSG_DELRULE, 0, attrs.concat())
-            }
-            Change::DeleteTable { table } => (NFT_MSG_DELTABLE, 0, name(NFTA_TABLE_NAME, table)),
         }
     }
 }
 
 /// Apply `changes` in one nfnetlink batch (one transaction: all of them or none) and wait for
 /// the kernel's answer to each; the first error is returned.
-pub(crate) fn commit(changes: &[Change<'_>]) -> io::Result<()> {
+pub(crate) fn commit(changes: &[Addition<'_>]) -> io::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -233,7 +212,7 @@ fn error_code(payload: &[u8]) -> i32 {
 }
 
 /// The datagram for `changes`: batch begin, one message per change (sequence 1, 2, ...), end.
-fn batch(changes: &[Change<'_>]) -> Vec<u8> {
+fn batch(changes: &[Addition<'_>]) -> Vec<u8> {
     let last = changes.len() as u32 + 1;
     let mut out = batch_marker(NFNL_MSG_BATCH_BEGIN, 0);
     for (seq, change) in (1..).zip(changes) {
@@ -425,11 +404,13 @@ mod tests {
     #[test]
     fn a_batch_is_framed_and_every_change_asks_for_an_ack() {
         let changes = [
-            Change::AddTable { table: "podrun" },
-            Change::DeleteRule {
+            Addition::Table { table: "podrun" },
+            Addition::BaseChain {
                 table: "podrun",
                 chain: "postrouting",
-                handle: 7,
+                kind: "nat",
+                hook: 4,
+                priority: 100,
             },
         ];
         let data = batch(&changes);
@@ -440,14 +421,14 @@ mod tests {
             vec![
                 (NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0),
                 (sub | NFT_MSG_NEWTABLE, ack | NLM_F_CREATE, 1),
-                (sub | NFT_MSG_DELRULE, ack, 2),
+                (sub | NFT_MSG_NEWCHAIN, ack | NLM_F_CREATE, 2),
                 (NFNL_MSG_BATCH_END, NLM_F_REQUEST, 3),
             ]
         );
         // The batch markers name the nftables subsystem, big-endian, as their resource id.
         assert_eq!(&data[HEADER_LEN + 2..HEADER_LEN + 4], &[0, 10]);
-        // The rule handle is a big-endian u64.
-        assert!(data.windows(8).any(|w| w == 7u64.to_be_bytes()));
+        // Hook number and priority are big-endian.
+        assert!(data.windows(4).any(|w| w == 100i32.to_be_bytes()));
         assert_eq!(comment_udata("ab"), vec![0, 3, b'a', b'b', 0]);
     }
 
