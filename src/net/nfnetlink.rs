@@ -181,26 +181,38 @@ fn read_acks(socket: &Socket, count: usize) -> io::Result<()> {
     let mut acked = 0;
     while acked < count {
         let (buf, _) = socket.recv_from_full()?;
-        let mut rest = &buf[..];
-        while rest.len() >= HEADER_LEN {
-            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-            let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
-            if len < HEADER_LEN || len > rest.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "truncated netlink message",
-                ));
-            }
+        for message in messages(&buf) {
+            let (kind, payload) = message?;
             if kind == NLMSG_ERROR {
-                match error_code(&rest[HEADER_LEN..len]) {
+                match error_code(payload) {
                     0 => acked += 1,
                     code => return Err(io::Error::from_raw_os_error(-code)),
                 }
             }
-            rest = &rest[align(len).min(rest.len())..];
         }
     }
     Ok(())
+}
+
+/// The messages of one datagram: type and payload (after the header) of each.
+fn messages(mut rest: &[u8]) -> impl Iterator<Item = io::Result<(u16, &[u8])>> {
+    std::iter::from_fn(move || {
+        if rest.len() < HEADER_LEN {
+            return None;
+        }
+        let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+        let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
+        if len < HEADER_LEN || len > rest.len() {
+            rest = &[];
+            return Some(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "truncated netlink message",
+            )));
+        }
+        let payload = &rest[HEADER_LEN..len];
+        rest = &rest[align(len).min(rest.len())..];
+        Some(Ok((kind, payload)))
+    })
 }
 
 /// The (negative errno, or 0) code of an NLMSG_ERROR payload.
@@ -270,17 +282,8 @@ fn read_replies(
 ) -> io::Result<()> {
     loop {
         let (buf, _) = socket.recv_from_full()?;
-        let mut rest = &buf[..];
-        while rest.len() >= HEADER_LEN {
-            let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-            let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
-            if len < HEADER_LEN || len > rest.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "truncated netlink message",
-                ));
-            }
-            let payload = &rest[HEADER_LEN..len];
+        for message in messages(&buf) {
+            let (kind, payload) = message?;
             if kind == NLMSG_ERROR {
                 let code = error_code(payload);
                 if code != 0 {
@@ -291,7 +294,6 @@ fn read_replies(
             if let Flow::Done = each(kind, payload)? {
                 return Ok(());
             }
-            rest = &rest[align(len).min(rest.len())..];
         }
     }
 }
