@@ -907,3 +907,27 @@ fn a_relative_state_root_is_made_absolute() {
     node.podrun(&["delete", "idle", "--now"]).ok();
     node.assert_clean();
 }
+
+/// A pod's delete unpins only a netns pin that holds its own network namespace: when the pin
+/// at its path has come to hold another namespace (another state root's pod of that name made
+/// it after this one's pin went, or `ip netns add`), that pin stays.
+#[test]
+fn delete_leaves_a_pin_that_holds_another_namespace() {
+    require_root!();
+    let node = Node::new();
+    node.apply_manifest("idle.yaml", IDLE_POD).ok();
+    node.sh("umount /run/netns/idle && rm /run/netns/idle && ip netns add idle")
+        .ok();
+    let foreign = node.sh("stat -L -c %i /run/netns/idle").ok().stdout;
+    node.podrun(&["delete", "idle", "--now"]).ok();
+    let left = node.sh("stat -L -c %i /run/netns/idle && ip netns exec idle true");
+    // Removed whatever the outcome (the node's own /run/netns goes with it anyway).
+    let _ = node.sh("ip netns del idle");
+    assert_eq!(
+        left.code, 0,
+        "the other namespace's pin was removed: {}",
+        left.stderr
+    );
+    assert_eq!(left.stdout.lines().next(), foreign.lines().next());
+    node.assert_clean();
+}
