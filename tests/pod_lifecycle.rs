@@ -873,19 +873,9 @@ fn a_relative_state_root_is_made_absolute() {
     let name = root.file_name().unwrap().to_str().unwrap();
     // The manifest path is relative too: read from the working directory.
     let relative_manifest = format!("{name}/idle.yaml");
-    // As Node::podrun_command, from the root's parent (entering a mount namespace resets the
-    // working directory, hence nsenter's --wd).
-    let mut apply = std::process::Command::new("nsenter");
-    apply
-        .arg("-t")
-        .arg(node.pid().to_string())
-        .args(["-n", "-m"])
-        .arg(format!("--wd={}", root.parent().unwrap().display()))
-        .args(["--", common::PODRUN, "apply", "-f", &relative_manifest])
-        .env("PODRUN_ROOT", name)
-        .env("PODRUN_POD_CIDR", &node.cidr)
-        .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
-        .env("PODRUN_IMAGE_ROOT", common::image_root());
+    let mut apply =
+        node.podrun_command_in(root.parent().unwrap(), &["apply", "-f", &relative_manifest]);
+    apply.env("PODRUN_ROOT", name);
     let out = apply.output().expect("run podrun");
     assert!(
         out.status.success(),
@@ -898,11 +888,17 @@ fn a_relative_state_root_is_made_absolute() {
         title.contains(&format!("--root {} __supervise", root.display())),
         "supervisor shows as {title:?}"
     );
+    // The record's paths are the root's full ones: the netns pin, the container's log and
+    // its overlay directories (the init mounts with them, from `/`).
     let info = node.inspect("idle");
-    let text = info.to_string();
+    let log = info["containers"][0]["logPath"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(log.starts_with(&root.display().to_string()), "{info}");
+    let bundle = std::fs::read_to_string(root.join("pods/default_idle/c/config.json")).unwrap();
     assert!(
-        !text.contains("\"pods/"),
-        "relative paths in inspect: {text}"
+        bundle.contains(&format!("{}/pods/default_idle/c/upper", root.display())),
+        "{bundle}"
     );
     node.podrun(&["delete", "idle", "--now"]).ok();
     node.assert_clean();

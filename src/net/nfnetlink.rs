@@ -64,9 +64,7 @@ pub(crate) struct RuleInfo {
 
 /// Every rule of table `inet <table>`, or `None` when the table does not exist.
 pub(crate) fn list_inet_rules(table: &str) -> io::Result<Option<Vec<RuleInfo>>> {
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    let socket = connect()?;
     let name_attr = attribute(NFTA_TABLE_NAME, &nul_terminated(table));
     socket.send(&request(NFT_MSG_GETTABLE, NLM_F_REQUEST, 1, &name_attr), 0)?;
     // The table's NEWTABLE message, or an NLMSG_ERROR (ENOENT when there is no such table).
@@ -168,9 +166,7 @@ pub(crate) fn commit(changes: &[Addition<'_>]) -> io::Result<()> {
     if changes.is_empty() {
         return Ok(());
     }
-    let mut socket = Socket::new(NETLINK_NETFILTER)?;
-    socket.bind_auto()?;
-    socket.connect(&SocketAddr::new(0, 0))?;
+    let socket = connect()?;
     socket.send(&batch(changes), 0)?;
     read_acks(&socket, changes.len())
 }
@@ -268,6 +264,20 @@ fn name(kind: u16, value: &str) -> Vec<u8> {
 pub(super) fn nested(kind: u16, inner: &[u8]) -> Vec<u8> {
     attribute(kind | NLA_F_NESTED, inner)
 }
+
+/// A netfilter netlink socket bound to the kernel. Replies are waited for at most
+/// [`REPLY_TIMEOUT`] (the kernel answers at once; this bounds a wait under the network lock).
+fn connect() -> io::Result<Socket> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as _, 0);
+    setsockopt(&socket, ReceiveTimeout, &timeout)?;
+    Ok(socket)
+}
+
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 enum Flow {
     More,

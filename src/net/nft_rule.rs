@@ -145,7 +145,8 @@ fn expression(name: &str, attrs: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// The value bytes of every `NFTA_DATA_VALUE` in `expr`, in order (a shallow scan).
+    /// The name of each expression (its `NFTA_EXPR_NAME`, right after the list element's
+    /// header).
     fn names(exprs: &[Vec<u8>]) -> Vec<String> {
         exprs
             .iter()

@@ -178,10 +178,18 @@ impl Node {
     }
 
     fn enter(&self) -> Command {
+        self.enter_in(Path::new("/"))
+    }
+
+    /// nsenter into the node, working in `dir` (entering the node's mount namespace resets
+    /// the working directory: `--wd` sets it again).
+    fn enter_in(&self, dir: &Path) -> Command {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.pid().to_string())
-            .args(["-n", "-m", "--"]);
+            .args(["-n", "-m"])
+            .arg(format!("--wd={}", dir.display()))
+            .arg("--");
         c
     }
 
@@ -192,7 +200,12 @@ impl Node {
 
     /// `podrun <args>` on this node, not started yet (for concurrent runs).
     pub fn podrun_command(&self, args: &[&str]) -> Command {
-        let mut c = self.enter();
+        self.podrun_command_in(Path::new("/"), args)
+    }
+
+    /// As [`Node::podrun_command`], run from directory `dir`.
+    pub fn podrun_command_in(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = self.enter_in(dir);
         c.arg(PODRUN)
             .env("PODRUN_ROOT", self.root.path())
             .env("PODRUN_POD_CIDR", &self.cidr)
