@@ -108,6 +108,40 @@ pub fn signal_if_same(pid: i32, start: Option<u64>, signal: Signal) {
     }
 }
 
+/// Why SIGTERM would not reach a process, as `/proc/<pid>/status` shows it right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigtermBlind {
+    /// It ignores SIGTERM (`SigIgn`).
+    Ignores,
+    /// It is PID 1 of a PID namespace of its own and has no SIGTERM handler (`SigCgt`): the
+    /// kernel drops a signal sent to such an init from outside with the default action (what
+    /// a container's first process is in Kubernetes too).
+    InitWithoutHandler,
+}
+
+/// Whether a SIGTERM sent to `pid` now would be lost (see [`SigtermBlind`]); `None` when it
+/// would be delivered, or the process is gone.
+pub fn sigterm_blind(pid: i32) -> Option<SigtermBlind> {
+    sigterm_blind_in(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+fn sigterm_blind_in(status: &str) -> Option<SigtermBlind> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+    };
+    let term = 1u64 << (libc::SIGTERM - 1);
+    let mask = |name| u64::from_str_radix(field(name)?, 16).ok();
+    if mask("SigIgn")? & term != 0 {
+        return Some(SigtermBlind::Ignores);
+    }
+    let ns_pids: Vec<&str> = field("NSpid")?.split_whitespace().collect();
+    let init_of_own_ns = ns_pids.len() > 1 && ns_pids.last() == Some(&"1");
+    (init_of_own_ns && mask("SigCgt")? & term == 0).then_some(SigtermBlind::InitWithoutHandler)
+}
+
 /// Boot time in seconds since the epoch and the clock tick rate, to turn start times into dates.
 pub fn clock_ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -120,6 +154,29 @@ pub fn clock_ticks_per_second() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(ns_pid: &str, ign: &str, cgt: &str) -> String {
+        format!("Name:\tpython3\nNSpid:\t{ns_pid}\nSigIgn:\t{ign}\nSigCgt:\t{cgt}\n")
+    }
+
+    #[test]
+    fn sigterm_is_lost_on_an_init_without_handler_or_when_ignored() {
+        use SigtermBlind::*;
+        let (none, term) = ("0000000000000000", "0000000000004000");
+        let blind = |ns, ign, cgt| sigterm_blind_in(&status(ns, ign, cgt));
+        assert_eq!(blind("15996\t1", none, none), Some(InitWithoutHandler));
+        assert_eq!(blind("15996\t1", none, term), None, "a handler receives it");
+        assert_eq!(
+            blind("15996\t7", none, none),
+            None,
+            "not an init: the default kills"
+        );
+        assert_eq!(blind("15996", none, none), None, "the host's namespace");
+        assert_eq!(blind("15996\t1", term, none), Some(Ignores));
+        assert_eq!(blind("15996", term, none), Some(Ignores));
+        // This test process: not an init, no SIGTERM handler.
+        assert_eq!(sigterm_blind(std::process::id() as i32), None);
+    }
 
     #[test]
     fn own_stat_fields_are_read_after_the_command_name() {

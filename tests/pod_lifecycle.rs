@@ -289,7 +289,9 @@ fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
         let mut args = vec!["delete", name];
         args.extend_from_slice(extra);
         let t = Instant::now();
-        node.podrun(&args).ok();
+        let run = node.podrun(&args).ok();
+        // It has a handler: the signal arrives, and delete has nothing to explain.
+        assert!(!run.stderr.contains("SIGTERM"), "{}", run.stderr);
         t.elapsed()
     };
     let full = timed_delete("stubborn", &[]);
@@ -301,6 +303,36 @@ fn delete_waits_the_grace_period_for_a_container_ignoring_sigterm() {
     assert!(
         short >= Duration::from_millis(900) && short < Duration::from_millis(2900),
         "--grace-period=1: delete took {short:?}, expected about 1 s"
+    );
+    node.assert_clean();
+}
+
+/// A container whose first process has no SIGTERM handler is PID 1 of its PID namespace: the
+/// kernel drops the signal, and delete waits the whole grace period, as in Kubernetes. Delete
+/// says so (on stderr, naming the container), so that the wait is not a mystery.
+#[test]
+fn delete_explains_a_sigterm_the_kernel_drops() {
+    require_root!();
+    let node = Node::new();
+    node.apply_manifest(
+        "deaf.yaml",
+        "{apiVersion: v1, kind: Pod, metadata: {name: deaf}, spec: {terminationGracePeriodSeconds: 2, containers: [{name: sleeper, image: podrun.local/debug:1, command: [sleep, '1000']}]}}",
+    )
+    .ok();
+    let t = Instant::now();
+    let run = node.podrun(&["delete", "deaf"]).ok();
+    let took = t.elapsed();
+    assert!(
+        run.stderr.contains("container \"sleeper\" of pod \"deaf\" is PID 1 of its PID namespace with no SIGTERM handler")
+            && run.stderr.contains("grace period ends (2s)"),
+        "{}",
+        run.stderr
+    );
+    assert!(took >= Duration::from_millis(1900), "delete took {took:?}");
+    assert!(
+        run.stdout.contains("pod \"deaf\" deleted"),
+        "{}",
+        run.stdout
     );
     node.assert_clean();
 }

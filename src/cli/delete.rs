@@ -165,8 +165,38 @@ fn request_stop(
     if !sup.is_alive() || crate::sys::pidfd_send_signal(&pidfd, libc::SIGTERM).is_err() {
         return Ok(Wait::Gone);
     }
+    warn_of_lost_sigterm(&record, grace);
     let deadline = Instant::now() + Duration::from_secs(grace.max(0) as u64 + 30);
     Ok(Wait::Supervisor { pidfd, deadline })
+}
+
+/// Say why a delete is about to wait out the grace period: a container that will not get the
+/// SIGTERM (PID 1 of its PID namespace without a handler, often because it has not installed
+/// it yet right after apply; or one ignoring it) is killed only when the period ends, as in
+/// Kubernetes, where nothing tells the user why `kubectl delete` hangs.
+fn warn_of_lost_sigterm(record: &crate::state::PodRecord, grace: i64) {
+    use crate::procfs::{SigtermBlind, sigterm_blind};
+    if grace <= 1 {
+        return;
+    }
+    for c in &record.containers {
+        let Some(p) = c.process.filter(|p| p.is_alive()) else {
+            continue;
+        };
+        let why = match sigterm_blind(p.pid) {
+            None => continue,
+            Some(SigtermBlind::Ignores) => "ignores SIGTERM",
+            Some(SigtermBlind::InitWithoutHandler) => {
+                "is PID 1 of its PID namespace with no \
+                SIGTERM handler (yet), so the kernel drops the signal"
+            }
+        };
+        eprintln!(
+            "podrun: container \"{}\" of pod \"{}\" {why}; it is killed when the grace \
+             period ends ({grace}s). --now or --grace-period=0 stops it at once.",
+            c.name, record.plan.name
+        );
+    }
 }
 
 fn finish(cfg: &Config, key: &PodKey, wait: Wait) -> Result<()> {
