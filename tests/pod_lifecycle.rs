@@ -337,6 +337,61 @@ fn delete_explains_a_sigterm_the_kernel_drops() {
     node.assert_clean();
 }
 
+/// A supervisor killed in the middle of an apply (here while its containers' init stages, a
+/// stand-in that never reports, run): apply fails and says how the supervisor ended, and what
+/// it had made (pause, netns pin, veth, address, cgroups, the inits) is removed from its record.
+#[test]
+fn apply_removes_what_a_supervisor_killed_midway_had_made() {
+    require_root!();
+    let node = Node::new();
+    let init = node.root.path().join("stuck-init");
+    let started = node.root.path().join("init-started");
+    std::fs::write(
+        &init,
+        // /proc is still the node's: its `self` is this shell there, field 4 the supervisor.
+        format!(
+            "#!/bin/sh\nread -r stat < /proc/self/stat\necho \"$stat\" > {}.tmp\nmv {0}.tmp {0}\nexec sleep 60\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let manifest = common::repo_file("pods/sidecar.yaml");
+    let apply = node
+        .podrun_command(&["apply", "-f", manifest.to_str().unwrap()])
+        .env("PODRUN_INIT", &init)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.exists(), "the stand-in init never ran");
+    let stat = std::fs::read_to_string(&started).unwrap();
+    let supervisor: i32 = stat.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(
+        common::cmdline(supervisor).contains("__supervise default/sidecar"),
+        "{stat}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = apply.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "supervisor was killed by SIGKILL before the pod started; what it had made was removed"
+        ),
+        "{stderr}"
+    );
+    node.assert_clean();
+}
+
 /// Issue 4: after a reboot-like loss of the state root (supervisor gone, records gone, kernel
 /// objects still there), `doctor` lists the leftovers, `doctor --fix` removes them, and the
 /// next `apply` into the empty root sweeps them by itself.

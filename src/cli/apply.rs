@@ -250,12 +250,15 @@ fn start_supervisors(
                             Ok(summary)
                         }
                         other => {
-                            let _ = nix::sys::wait::waitpid(started.pid, None);
-                            let _ = store.remove(&k);
-                            Err(other
-                                .strip_prefix("error: ")
-                                .unwrap_or("supervisor exited without reporting")
-                                .to_owned())
+                            let status = nix::sys::wait::waitpid(started.pid, None);
+                            match other.strip_prefix("error: ") {
+                                // It rolled back what it had made.
+                                Some(reported) => {
+                                    let _ = store.remove(&k);
+                                    Err(reported.to_owned())
+                                }
+                                None => Err(remove_after_crash(&store, &k, status)),
+                            }
                         }
                     }
                 }
@@ -263,6 +266,33 @@ fn start_supervisors(
             (k, result)
         })
         .collect()
+}
+
+/// The supervisor ended without a report (it crashed or was killed midway): remove, from the
+/// record (every object is in it before it is made), whatever it had made, as `delete` does for
+/// a pod whose supervisor is gone. Returns apply's error for the pod.
+fn remove_after_crash(
+    store: &crate::state::Store,
+    key: &PodKey,
+    status: nix::Result<nix::sys::wait::WaitStatus>,
+) -> String {
+    use nix::sys::wait::WaitStatus;
+    let how = match status {
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("was killed by {signal}"),
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        _ => "ended".to_owned(),
+    };
+    let cleanup = match store.load(key) {
+        Ok(record) => crate::supervisor::teardown::remove_pod_from_record(store, &record)
+            .err()
+            .map(|e| format!("; removing what it had made failed: {e}")),
+        Err(_) => store.remove(key).err().map(|e| format!("; {e}")),
+    };
+    tracing::debug!(pod = %key, how, "supervisor ended without a report, removed from its record");
+    match cleanup {
+        None => format!("supervisor {how} before the pod started; what it had made was removed"),
+        Some(failed) => format!("supervisor {how} before the pod started{failed}"),
+    }
 }
 
 fn print_created(headers: &[(String, usize)], keys: &[PodKey], summaries: &[String]) {
