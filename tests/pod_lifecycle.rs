@@ -369,6 +369,13 @@ fn apply_removes_what_a_supervisor_killed_midway_had_made() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(started.exists(), "the stand-in init never ran");
+    // The supervisor waits for the init's report once the sandbox is wired: there is a pod to
+    // leak when it dies.
+    let wired = node.eventually("test -e /run/netns/sidecar", Duration::from_secs(10));
+    assert_eq!(wired.code, 0, "the sandbox was never pinned");
+    assert_eq!(node.veths().len(), 1, "{:?}", node.veths());
+    assert_eq!(node.ipam_files().len(), 1, "{:?}", node.ipam_files());
+    assert!(node.processes().len() >= 3, "pause and two inits");
     let stat = std::fs::read_to_string(&started).unwrap();
     let supervisor: i32 = stat.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(

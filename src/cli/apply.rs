@@ -257,7 +257,7 @@ fn start_supervisors(
                                     let _ = store.remove(&k);
                                     Err(reported.to_owned())
                                 }
-                                None => Err(remove_after_crash(&store, &k, status)),
+                                None => Err(remove_after_crash(cfg, &k, status)),
                             }
                         }
                     }
@@ -268,11 +268,11 @@ fn start_supervisors(
         .collect()
 }
 
-/// The supervisor ended without a report (it crashed or was killed midway): remove, from the
-/// record (every object is in it before it is made), whatever it had made, as `delete` does for
-/// a pod whose supervisor is gone. Returns apply's error for the pod.
+/// The supervisor ended without a report (it crashed or was killed midway): remove what it
+/// had made, as `delete` does for a pod whose supervisor is gone (from the record, where every
+/// object is before it is made). Returns apply's error for the pod.
 fn remove_after_crash(
-    store: &crate::state::Store,
+    cfg: &Config,
     key: &PodKey,
     status: nix::Result<nix::sys::wait::WaitStatus>,
 ) -> String {
@@ -282,16 +282,11 @@ fn remove_after_crash(
         Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
         _ => "ended".to_owned(),
     };
-    let cleanup = match store.load(key) {
-        Ok(record) => crate::supervisor::teardown::remove_pod_from_record(store, &record)
-            .err()
-            .map(|e| format!("; removing what it had made failed: {e}")),
-        Err(_) => store.remove(key).err().map(|e| format!("; {e}")),
-    };
-    tracing::debug!(pod = %key, how, "supervisor ended without a report, removed from its record");
-    match cleanup {
-        None => format!("supervisor {how} before the pod started; what it had made was removed"),
-        Some(failed) => format!("supervisor {how} before the pod started{failed}"),
+    match super::delete::delete_pod(cfg, key, Some(0), true) {
+        Ok(()) => format!("supervisor {how} before the pod started; what it had made was removed"),
+        Err(e) => format!(
+            "supervisor {how} before the pod started; removing what it had made failed: {e}"
+        ),
     }
 }
 
