@@ -23,18 +23,13 @@ recipe_inputs() {
 }
 
 recipe_build() {
-    local r=$1 applet
+    local r=$1
     stage_layout "$r"
-    # Real programs first: busybox's own ip and sh must not shadow them.
-    add_binary "$r" "$(readlink -f "$(PATH=/usr/bin:/bin command -v dash)")" /usr/bin/dash
-    ln -s dash "$r/usr/bin/sh"
+    # Real programs first: busybox's own ip must not shadow them.
     add_binary "$r" "$(readlink -f "$(PATH=/usr/bin:/bin command -v curl)")" /usr/bin/curl
     add_binary "$r" "$(readlink -f "$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v ip)")" /usr/bin/ip
     add_binary "$r" "$(readlink -f "$(PATH=/usr/sbin:/usr/bin:/sbin:/bin command -v ss)")" /usr/bin/ss
-    add_binary "$r" "$(readlink -f "$(PATH=/usr/bin:/bin command -v busybox)")" /usr/bin/busybox
-    for applet in $("$r/usr/bin/busybox" --list); do
-        [ -e "$r/usr/bin/$applet" ] || [ -L "$r/usr/bin/$applet" ] || ln -s busybox "$r/usr/bin/$applet"
-    done
+    add_shell_and_tools "$r"
     write_etc "$r" "podrun debug image 1 (busybox, curl, iproute2)" podrun-debug
     finish "$r"
 }

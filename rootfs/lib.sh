@@ -52,6 +52,20 @@ add_binary() {
     done
 }
 
+# add_shell_and_tools ROOT: dash as /bin/sh and busybox for the tools a slim image has (ls, cat,
+# cp, mkdir, rm, sed, grep, ps, sleep, env, ...). Not busybox's sh: Debian's static busybox shell
+# runs its own applets before PATH (its `ip` would shadow iproute2's). Real programs added before
+# this call keep their names; busybox fills in the rest.
+add_shell_and_tools() {
+    local r=$1 applet
+    add_binary "$r" "$(readlink -f "$(PATH=/usr/bin:/bin command -v dash)")" /usr/bin/dash
+    ln -s dash "$r/usr/bin/sh"
+    add_binary "$r" "$(readlink -f "$(PATH=/usr/bin:/bin command -v busybox)")" /usr/bin/busybox
+    for applet in $("$r/usr/bin/busybox" --list); do
+        [ -e "$r/usr/bin/$applet" ] || [ -L "$r/usr/bin/$applet" ] || ln -s busybox "$r/usr/bin/$applet"
+    done
+}
+
 # write_etc ROOT PRETTY_NAME ID: users, groups, name service, hosts and an os-release marker.
 write_etc() {
     local r=$1
@@ -81,11 +95,15 @@ finish() {
 }
 
 # in_chroot ROOT CMD...: run CMD in the image without podrun, in private mount, PID and network
-# namespaces with /proc mounted (gone with the namespaces when CMD exits) and lo up.
+# namespaces with /proc and a /dev holding only null mounted (gone with the namespaces when CMD
+# exits) and lo up.
 in_chroot() {
     local r=$1
     shift
     # shellcheck disable=SC2016 # expanded by the inner sh
     unshare --mount --pid --net --fork --mount-proc="$r/proc" \
-        sh -c 'ip link set lo up 2>/dev/null; exec chroot "$0" "$@"' "$r" "$@"
+        sh -c 'ip link set lo up 2>/dev/null
+            mount -t tmpfs -o mode=0755,size=64k podrun-check "$0/dev" &&
+                touch "$0/dev/null" && mount --bind /dev/null "$0/dev/null" || exit 1
+            exec chroot "$0" "$@"' "$r" "$@"
 }
