@@ -51,6 +51,33 @@ pub fn image_root() -> PathBuf {
     .clone()
 }
 
+/// podrun's example images built by their recipes (`rootfs/build.sh`: the offline stand-ins
+/// `podrun.local/debug:1` and `podrun.local/python:3.11-slim` as the README's demo builds them),
+/// once per target dir (the script skips an image whose recipe and host files are unchanged), as
+/// an image root for `PODRUN_IMAGE_ROOT`.
+pub fn recipe_image_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("podrun-recipe-images");
+        std::fs::create_dir_all(&root).unwrap();
+        let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
+        lock.lock().unwrap();
+        let out = Command::new(repo_file("rootfs/build.sh"))
+            .env("PODRUN", PODRUN)
+            .env("PODRUN_IMAGE_ROOT", &root)
+            .output()
+            .expect("run rootfs/build.sh");
+        assert!(
+            out.status.success(),
+            "rootfs/build.sh failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root
+    })
+    .clone()
+}
+
 /// Root tests skip (with a message) when not run as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -102,6 +129,7 @@ pub fn cgroup_tree(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+#[derive(Debug)]
 pub struct Run {
     pub code: i32,
     pub stdout: String,
