@@ -67,6 +67,7 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
             )));
         }
     }
+    check_images(cfg, &pods)?;
     let images = pods
         .iter()
         .map(|p| prepare(cfg, p))
@@ -98,13 +99,41 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     Ok(0)
 }
 
+/// Every missing or invalid image of every pod, all named in one error (a Deployment's pods
+/// share its template: its problems are named once, by the Deployment and the template's path).
+fn check_images(cfg: &Config, pods: &[PodPlan]) -> Result<()> {
+    let store = cfg.images();
+    let mut problems: Vec<String> = Vec::new();
+    for plan in pods {
+        let deployment = plan.owner.as_ref().and_then(|o| o.deployment.as_deref());
+        for e in crate::image::image_problems(&store, plan) {
+            let line = match deployment {
+                Some(d) => format!("deployment.apps/{d}: spec.template.{e}"),
+                None => format!("pod/{}: {e}", plan.name),
+            };
+            if !problems.contains(&line) {
+                problems.push(line);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(msg(problems.join("\n")))
+    }
+}
+
 /// Everything about a pod that can be checked before anything is created: each container's
 /// image (resolved), the command it would run, runAsNonRoot against the image user, hostPath
 /// types. Returns the images, in container order.
 fn prepare(cfg: &Config, plan: &PodPlan) -> Result<Vec<ContainerImage>> {
     let pod_id = format!("{}_{}({})", plan.name, plan.namespace, plan.uid);
     let fail = |text: String| msg(format!("pod/{}: {text}", plan.name));
-    crate::image::check_images(&cfg.images(), plan)?;
+    let capacity = crate::resources::NodeCapacity::read()
+        .map_err(|e| fail(format!("read the node's capacity: {e}")))?;
+    if let Some(problem) = crate::resources::admission_problem(plan, capacity) {
+        return Err(fail(format!("rejected by the node: {problem}")));
+    }
     let mut images = Vec::new();
     for c in &plan.containers {
         let image = image::resolve_image(&cfg.image_root, &c.image)

@@ -8,7 +8,6 @@ use super::{Result, load_pod, table};
 use crate::config::Config;
 use crate::spec::EnvSource;
 use crate::state::{ContainerState, PodRecord};
-use crate::supervisor::pod_status_word;
 
 pub fn describe(cfg: &Config, namespace: &str, name: &str) -> Result<i32> {
     let r = load_pod(cfg, namespace, name)?;
@@ -48,7 +47,26 @@ pub fn render(r: &PodRecord) -> String {
     }
     map_lines(&mut o, "Labels:", &p.labels);
     map_lines(&mut o, "Annotations:", &p.annotations);
-    let _ = writeln!(o, "{:<18}{}", "Status:", pod_status_word(r));
+    // kubectl shows the phase here (the STATUS column's word is `get`'s), or Terminating.
+    match &r.deletion {
+        Some(d) => {
+            let _ = writeln!(
+                o,
+                "{:<18}Terminating (lasts {})",
+                "Status:",
+                super::table::age(d.requested_at)
+            );
+            let _ = writeln!(o, "Termination Grace Period:  {}s", d.grace_period_seconds);
+        }
+        None => {
+            let _ = writeln!(o, "{:<18}{}", "Status:", r.phase);
+        }
+    }
+    if crate::supervisor::supervisor_lost(r) {
+        let _ = writeln!(o, "{:<18}SupervisorLost", "Reason:");
+        let message = crate::supervisor::SUPERVISOR_LOST_MESSAGE;
+        let _ = writeln!(o, "{:<18}{message}", "Message:");
+    }
     let ip = r.pod_ip().map(|i| i.to_string()).unwrap_or_default();
     let _ = writeln!(o, "{:<18}{}", "IP:", ip);
     let _ = writeln!(o, "IPs:");

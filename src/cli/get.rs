@@ -88,7 +88,11 @@ fn document(pods: &[&PodRecord], single: bool) -> Value {
 
 fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
     if pods.is_empty() {
-        eprintln!("No resources found in {namespace} namespace.");
+        if all_ns {
+            eprintln!("No resources found");
+        } else {
+            eprintln!("No resources found in {namespace} namespace.");
+        }
         return;
     }
     let mut header: Vec<&str> = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];

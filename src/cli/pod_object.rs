@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::cgroup;
-use crate::state::{ContainerRecord, PodRecord};
+use crate::state::{ContainerRecord, ContainerState, PodRecord};
 use crate::supervisor::pod_status_word;
 
 pub fn pod_object(r: &PodRecord) -> Value {
@@ -41,13 +41,7 @@ fn status(r: &PodRecord) -> Value {
     let mut status = json!({
         "phase": r.phase.to_string(),
         "hostIP": r.network_config.gateway().to_string(),
-        "conditions": [
-            {"type": "PodReadyToStartContainers", "status": sandbox_ready},
-            {"type": "Initialized", "status": "True"},
-            {"type": "Ready", "status": ready},
-            {"type": "ContainersReady", "status": ready},
-            {"type": "PodScheduled", "status": "True"},
-        ],
+        "conditions": conditions(r, sandbox_ready, ready),
         "containerStatuses": r.containers.iter().map(container_status).collect::<Vec<_>>(),
         "qosClass": qos(r).to_string(),
     });
@@ -61,22 +55,61 @@ fn status(r: &PodRecord) -> Value {
     let word = pod_status_word(r);
     if word == "Unknown" {
         status["reason"] = json!("SupervisorLost");
-        status["message"] = json!(
-            "the pod's podrun supervisor is not running; `podrun delete` still removes everything"
-        );
+        status["message"] = json!(crate::supervisor::SUPERVISOR_LOST_MESSAGE);
     }
     status
 }
 
+/// The pod's conditions with the time each last changed, as far as the record shows it: the
+/// pod was scheduled and initialized when podrun took it, the sandbox became ready when it was
+/// made, and the containers became ready when the last of them started (or stopped being ready
+/// when the last one ended).
+fn conditions(r: &PodRecord, sandbox_ready: &str, ready: &str) -> Value {
+    let stamp = |t: chrono::DateTime<chrono::Utc>| {
+        json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let taken = r.created_at;
+    let started = r.start_time.unwrap_or(taken);
+    let sandbox_changed = r.sandbox.as_ref().map_or(started, |s| s.created_at);
+    let ready_changed = if ready == "True" {
+        r.containers
+            .iter()
+            .filter_map(|c| match c.state {
+                ContainerState::Running { started_at } => Some(started_at),
+                _ => None,
+            })
+            .max()
+    } else {
+        r.containers
+            .iter()
+            .flat_map(|c| [Some(&c.state), c.last_state.as_ref()])
+            .flatten()
+            .filter_map(|s| match s {
+                ContainerState::Terminated { finished_at, .. } => Some(*finished_at),
+                _ => None,
+            })
+            .max()
+    }
+    .unwrap_or(started);
+    let condition = |kind: &str, status: &str, at| json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": stamp(at)});
+    json!([
+        condition("PodReadyToStartContainers", sandbox_ready, sandbox_changed),
+        condition("Initialized", "True", started),
+        condition("Ready", ready, ready_changed),
+        condition("ContainersReady", ready, ready_changed),
+        condition("PodScheduled", "True", taken),
+    ])
+}
+
 fn is_ready(c: &ContainerRecord) -> bool {
-    matches!(c.state, crate::state::ContainerState::Running { .. })
+    matches!(c.state, ContainerState::Running { .. })
 }
 
 fn container_status(c: &ContainerRecord) -> Value {
     let mut v = json!({
         "name": c.name,
         "image": c.image,
-        "imageID": "",
+        "imageID": c.image_config.as_ref().map(|i| i.image_id.as_str()).unwrap_or(""),
         "containerID": format!("podrun://{}", c.id),
         "ready": is_ready(c),
         "started": is_ready(c),

@@ -17,6 +17,10 @@ pub struct ContainerImage {
     pub reference: String,
     /// The unpacked root filesystem: the read-only lower layer of the container's overlay.
     pub rootfs: PathBuf,
+    /// The image as `containerStatuses[].imageID` names it: `<repository>@sha256:<image ID>`
+    /// (an imported image has no registry manifest, so its digest is its config's).
+    #[serde(default)]
+    pub image_id: String,
     /// OCI image config `Env` (`NAME=value`).
     #[serde(default)]
     pub env: Vec<String>,
@@ -47,8 +51,21 @@ pub fn resolve_image(image_root: &Path, reference: &str) -> Result<ContainerImag
             message: e.to_string(),
         })?;
     let config = image.config.config().clone().unwrap_or_default();
+    let repository = image
+        .names
+        .iter()
+        .filter_map(|n| crate::image::Reference::parse(n).ok())
+        .map(|r| r.repository())
+        .next()
+        .or_else(|| {
+            crate::image::Reference::parse(reference)
+                .ok()
+                .map(|r| r.repository())
+        })
+        .unwrap_or_default();
     Ok(ContainerImage {
         reference: reference.to_owned(),
+        image_id: format!("{repository}@sha256:{}", image.id),
         rootfs: image.rootfs,
         env: config.env().clone().unwrap_or_default(),
         entrypoint: config.entrypoint().clone().unwrap_or_default(),
@@ -247,6 +264,7 @@ mod tests {
     fn image(user: &str) -> ContainerImage {
         ContainerImage {
             reference: "x".into(),
+            image_id: String::new(),
             rootfs: "/nonexistent".into(),
             env: vec!["PATH=/image/bin".into(), "LANG=C.UTF-8".into()],
             entrypoint: vec!["/entry".into()],
@@ -347,6 +365,7 @@ mod user_tests {
         .unwrap();
         let mut image = ContainerImage {
             reference: "x".into(),
+            image_id: String::new(),
             rootfs: dir.path().to_owned(),
             env: vec![],
             entrypoint: vec![],

@@ -21,7 +21,17 @@ pub fn resolve_images(store: &ImageStore, plan: &PodPlan) -> Result<Vec<Image>> 
         .collect()
 }
 
-/// [`resolve_images`] for its error only.
-pub fn check_images(store: &ImageStore, plan: &PodPlan) -> Result<()> {
-    resolve_images(store, plan).map(|_| ())
+/// Every container image of `plan` that is missing or invalid, each as the error
+/// [`resolve_images`] gives for it (so a manifest with several missing images names them all).
+pub fn image_problems(store: &ImageStore, plan: &PodPlan) -> Vec<ImageError> {
+    plan.containers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            store.resolve(&c.image).err().map(|e| ImageError::Field {
+                path: format!("spec.containers[{i}].image"),
+                source: Box::new(e),
+            })
+        })
+        .collect()
 }

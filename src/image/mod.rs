@@ -9,7 +9,7 @@
 //! `rootfs` is the overlay's lower directory, never to be written), and [`apply_image`] (or
 //! [`effective_command`], [`image_env`], [`working_dir`], [`user`] with [`resolve_user`])
 //! turns the container's command, args, env and workingDir into what runs, with Kubernetes'
-//! rules. [`check_images`] checks a pod's images before anything is created.
+//! rules. [`image_problems`] checks a pod's images before anything is created.
 
 mod check;
 mod config;
@@ -24,7 +24,7 @@ mod user;
 #[cfg(test)]
 mod store_tests;
 
-pub use check::{check_images, resolve_images};
+pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
 pub use error::{ImageError, Result};
 pub use oci_spec::image::ImageConfiguration;

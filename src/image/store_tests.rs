@@ -548,7 +548,7 @@ fn bad_input_creates_nothing() {
 }
 
 #[test]
-fn check_images_names_the_container() {
+fn image_problems_name_every_container() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("src");
     fs::create_dir(&src).unwrap();
@@ -574,20 +574,21 @@ fn check_images_names_the_container() {
             other => panic!("{other:?}"),
         }
     };
-    check_images(&store, &plan(&["podrun.local/debug:1", "debug:1"])).unwrap();
+    assert!(image_problems(&store, &plan(&["podrun.local/debug:1", "debug:1"])).is_empty());
     let resolved = resolve_images(&store, &plan(&["debug:1"])).unwrap();
     assert_eq!(resolved[0].names, ["podrun.local/debug:1"]);
-    let err = check_images(&store, &plan(&["debug:1", "foo"]))
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        err,
+    let problems: Vec<String> = image_problems(&store, &plan(&["bar", "debug:1", "foo"]))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let missing = |i: usize, name: &str| {
         format!(
-            "spec.containers[1].image: image \"foo:latest\" not found in the podrun image store \
-             ({}); import it with: podrun image import DIR foo:latest",
+            "spec.containers[{i}].image: image \"{name}:latest\" not found in the podrun image \
+             store ({}); import it with: podrun image import DIR {name}:latest",
             store.root().display()
         )
-    );
+    };
+    assert_eq!(problems, [missing(0, "bar"), missing(2, "foo")]);
 }
 
 #[test]

@@ -31,6 +31,15 @@ const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist 
 const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or \
     '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  \
     or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+/// The API server's cap on an object's annotations, keys and values together
+/// (`TotalAnnotationSizeLimitB`).
+const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+/// podrun's limit on the containers of one pod: its supervisor starts them all at once, with a
+/// few descriptors and a process each (checked with 250 under a 1024 soft RLIMIT_NOFILE).
+pub const MAX_CONTAINERS_PER_POD: usize = 250;
+/// The largest CFS quota the kernel takes (`max_cfs_runtime`, 2^44-1 us), at the kubelet's
+/// period of 100000 us, in whole cores: `limits.cpu` above it ends in EINVAL at the cgroup write.
+const MAX_CPU_LIMIT_MILLIS: i64 = ((1 << 44) - 1) / 100 / 1000 * 1000;
 const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
 const PROTOCOLS: [&str; 3] = ["SCTP", "TCP", "UDP"];
 
@@ -136,6 +145,25 @@ fn check_object_meta(meta: &ObjectMeta, problems: &mut Vec<String>) {
         check_label("metadata.namespace", namespace, problems);
     }
     check_labels(meta.labels.as_ref(), "metadata.labels", problems);
+    check_annotations(meta.annotations.as_ref(), "metadata.annotations", problems);
+}
+
+/// The annotations' total size (keys and values), as the API server caps it.
+fn check_annotations(
+    annotations: Option<&BTreeMap<String, String>>,
+    path: &str,
+    problems: &mut Vec<String>,
+) {
+    let size: usize = annotations
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if size > TOTAL_ANNOTATION_SIZE_LIMIT {
+        problems.push(format!(
+            "{path}: Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+        ));
+    }
 }
 
 /// All problems of a Pod.
@@ -167,6 +195,14 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
         .metadata
         .as_ref()
         .and_then(|m| m.labels.as_ref());
+    check_annotations(
+        spec.template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref()),
+        "spec.template.metadata.annotations",
+        &mut problems,
+    );
     check_labels(
         template_labels,
         "spec.template.metadata.labels",
@@ -216,6 +252,13 @@ fn go_map(map: &BTreeMap<String, String>) -> String {
 fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut Vec<String>) {
     if spec.containers.is_empty() {
         problems.push(required(&format!("{path}.containers")));
+    }
+    if spec.containers.len() > MAX_CONTAINERS_PER_POD {
+        problems.push(format!(
+            "{path}.containers: Too many: {}: must have at most {MAX_CONTAINERS_PER_POD} items \
+             (podrun's limit for one pod: its supervisor starts every container at once)",
+            spec.containers.len()
+        ));
     }
     let mut names = HashSet::new();
     let mut ports = PortRegistry::default();
@@ -402,6 +445,8 @@ fn check_volume_mounts(
         }
         if m.mount_path.is_empty() {
             problems.push(required(&format!("{mpath}.mountPath")));
+        } else if let Some(why) = proc_mount_problem(&m.mount_path) {
+            problems.push(invalid(&format!("{mpath}.mountPath"), &m.mount_path, why));
         } else if !paths.insert(m.mount_path.clone()) {
             problems.push(invalid(
                 &format!("{mpath}.mountPath"),
@@ -424,6 +469,20 @@ fn check_volume_mounts(
                 ));
             }
         }
+    }
+}
+
+/// A volume at or inside `/proc` would hide or replace the container's procfs: runc refuses
+/// such mounts when it creates the container; podrun refuses them at validation, in runc's words.
+fn proc_mount_problem(mount_path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = mount_path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    match parts.as_slice() {
+        ["proc"] => Some("cannot be mounted because it is not of type proc (runc refuses it)"),
+        ["proc", ..] => Some("cannot be mounted because it is inside /proc (runc refuses it)"),
+        _ => None,
     }
 }
 
@@ -609,6 +668,16 @@ fn check_resources(
         let limit_path = format!("{path}.limits.{name}");
         let request = checked_quantity(get(&resources.requests), &request_path, false, problems);
         let limit = checked_quantity(get(&resources.limits), &limit_path, true, problems);
+        if let (Kind::Cpu, Some(limit)) = (kind, &limit)
+            && limit.milli_value() > MAX_CPU_LIMIT_MILLIS
+        {
+            let text = get(&resources.limits).map(|q| q.0).unwrap_or_default();
+            let why = format!(
+                "must be less than or equal to {} (the largest CFS quota the kernel accepts)",
+                kind.format(MAX_CPU_LIMIT_MILLIS)
+            );
+            problems.push(invalid(&limit_path, &text, &why));
+        }
         if let (Some(request), Some(limit)) = (request, limit) {
             let (wanted, cap) = (kind.amount(&request), kind.amount(&limit));
             if wanted > cap {

@@ -38,7 +38,7 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
     let all = 0..record.containers.len();
     containers::plan_bundles(&pod_dir, record, all);
 }
-pub use status::{pod_phase, pod_status_word};
+pub use status::{SUPERVISOR_LOST_MESSAGE, pod_phase, pod_status_word, supervisor_lost};
 
 /// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period
 /// (tests use a short one).
@@ -63,6 +63,19 @@ pub struct Supervisor {
     init_program: crate::config::InitProgram,
 }
 
+/// A supervisor holds a few descriptors per container while it starts them all at once (the
+/// init's channel, its log, cgroup files), so its soft RLIMIT_NOFILE is raised to the hard
+/// limit, as containerd runs with `LimitNOFILE=infinity` (a login shell's 1024 would fail a pod
+/// of ~200 containers with EMFILE); the containers inherit it, as containerd's do.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
 /// Entry point of `podrun __supervise`, and of a supervisor forked by `apply` (which passes
 /// the record it just saved: `known`). `ready` gets one line: `ok` or `error: <message>`.
 pub fn run(
@@ -73,6 +86,7 @@ pub fn run(
     ready: Option<OwnedFd>,
 ) -> i32 {
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    raise_open_files_limit();
     let record = match known.map(Ok).unwrap_or_else(|| store.load(&key)) {
         Ok(r) => r,
         Err(e) => {

@@ -75,6 +75,10 @@ pub fn pod_status_word(record: &PodRecord) -> String {
 }
 
 /// True when the record says the pod is live but its supervisor process is gone.
+/// The pod's `status.message` while its supervisor is lost (`status.reason` SupervisorLost).
+pub const SUPERVISOR_LOST_MESSAGE: &str =
+    "the pod's podrun supervisor is not running; `podrun delete` still removes everything";
+
 pub fn supervisor_lost(record: &PodRecord) -> bool {
     record.supervisor.is_some_and(|s| !s.is_alive())
 }
