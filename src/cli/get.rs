@@ -22,6 +22,9 @@ pub struct GetArgs {
     /// Pods of every namespace.
     #[arg(short = 'A', long = "all-namespaces")]
     pub all_namespaces: bool,
+    /// Leave out the header line of the table.
+    #[arg(long = "no-headers")]
+    pub no_headers: bool,
 }
 
 pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
@@ -53,8 +56,8 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
     }
     let single = names.len() == 1;
     match args.output.as_deref() {
-        None => print_table(&pods, false, args.all_namespaces, namespace),
-        Some("wide") => print_table(&pods, true, args.all_namespaces, namespace),
+        None => print_table(&pods, false, args, namespace),
+        Some("wide") => print_table(&pods, true, args, namespace),
         Some("name") => pods.iter().for_each(|r| println!("pod/{}", r.plan.name)),
         Some("json") => println!(
             "{}",
@@ -86,7 +89,8 @@ fn document(pods: &[&PodRecord], single: bool) -> Value {
     })
 }
 
-fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
+fn print_table(pods: &[&PodRecord], wide: bool, args: &GetArgs, namespace: &str) {
+    let all_ns = args.all_namespaces;
     if pods.is_empty() {
         if all_ns {
             eprintln!("No resources found");
@@ -130,6 +134,9 @@ fn print_table(pods: &[&PodRecord], wide: bool, all_ns: bool, namespace: &str) {
             row.push("<none>".into());
         }
         rows.push(row);
+    }
+    if args.no_headers {
+        rows.remove(0);
     }
     table::print(&rows);
 }

@@ -114,11 +114,28 @@ fn container_status(c: &ContainerRecord) -> Value {
         "ready": is_ready(c),
         "started": is_ready(c),
         "restartCount": c.restart_count,
-        "state": c.state,
-        "lastState": c.last_state.as_ref().map(|s| serde_json::to_value(s).unwrap_or_default()).unwrap_or(json!({})),
+        "state": api_state(&c.state),
+        "lastState": c.last_state.as_ref().map(api_state).unwrap_or(json!({})),
     });
     if let Some(p) = c.process {
         v["pid"] = json!(p.pid);
+    }
+    v
+}
+
+/// A container state as the API shows it: its times to the second (metav1.Time), as the
+/// record keeps them finer (back-off counts from the exact finish).
+fn api_state(state: &ContainerState) -> Value {
+    let mut v = serde_json::to_value(state).unwrap_or_default();
+    for inner in v.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+        for key in ["startedAt", "finishedAt"] {
+            let at = inner[key]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            if let Some(at) = at {
+                inner[key] = json!(at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+        }
     }
     v
 }
