@@ -35,21 +35,13 @@ pub struct ContainerImage {
     pub user: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("image \"{reference}\": {message}")]
-    Store { reference: String, message: String },
-}
-
 /// Find `reference` in the image store at `image_root` (short name, full name or ID prefix) and
 /// take what a container needs from it: the rootfs and the OCI image config.
-pub fn resolve_image(image_root: &Path, reference: &str) -> Result<ContainerImage, ImageError> {
-    let image = crate::image::ImageStore::open(image_root)
-        .resolve(reference)
-        .map_err(|e| ImageError::Store {
-            reference: reference.to_owned(),
-            message: e.to_string(),
-        })?;
+pub fn resolve_image(
+    image_root: &Path,
+    reference: &str,
+) -> Result<ContainerImage, crate::image::ImageError> {
+    let image = crate::image::ImageStore::open(image_root).resolve(reference)?;
     let config = image.config.config().clone().unwrap_or_default();
     let repository = image
         .names
@@ -75,31 +67,42 @@ pub fn resolve_image(image_root: &Path, reference: &str) -> Result<ContainerImag
     })
 }
 
-/// The process to run: the kubelet's rules for command/args against the image's Entrypoint/Cmd
-/// (`command` replaces Entrypoint and drops Cmd; `args` alone replaces Cmd), the image env
-/// under the container env, and the working directory.
+/// The process to run (Kubernetes "Define a Command and Arguments", as containerd's CRI plugin
+/// computes it):
+///
+/// | `command` | `args` | runs |
+/// |---|---|---|
+/// | unset | unset | image Entrypoint + image Cmd |
+/// | set | unset | `command` (image Entrypoint and Cmd ignored) |
+/// | unset | set | image Entrypoint + `args` |
+/// | set | set | `command` + `args` |
+///
+/// "Set" means non-empty, as in the kubelet, and an Entrypoint of `[""]` counts as none (as in
+/// containerd). `resolved` has the container's own argv (`$(VAR)` already expanded: Kubernetes
+/// expands `command` and `args`, never the image's values), env and workingDir. The env is a
+/// default PATH and HOSTNAME, then the image's `Env`, then the container's, a later entry
+/// replacing an earlier one in place; the working directory is the container's, else the
+/// image's.
 pub fn merge_process(
     plan: &ContainerPlan,
     resolved: &ResolvedProcess,
     image: &ContainerImage,
     hostname: &str,
 ) -> ResolvedProcess {
+    let entrypoint: &[String] = match image.entrypoint.as_slice() {
+        [only] if only.is_empty() => &[],
+        e => e,
+    };
     let argv = if !plan.command.is_empty() {
         resolved.argv.clone()
     } else if !plan.args.is_empty() {
-        image
-            .entrypoint
+        entrypoint
             .iter()
+            .chain(resolved.argv.iter())
             .cloned()
-            .chain(resolved.argv.iter().cloned())
             .collect()
     } else {
-        image
-            .entrypoint
-            .iter()
-            .chain(image.cmd.iter())
-            .cloned()
-            .collect()
+        entrypoint.iter().chain(image.cmd.iter()).cloned().collect()
     };
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), super::DEFAULT_PATH.into()),
@@ -300,6 +303,23 @@ mod tests {
         assert_eq!(argv(&[], &["debug"]), ["/entry", "debug"]);
         assert_eq!(argv(&["sh"], &[]), ["sh"]);
         assert_eq!(argv(&["sh"], &["-c", "x"]), ["sh", "-c", "x"]);
+        let with = |entrypoint: &[&str], cmd: &[&str], command: &[&str], args: &[&str]| {
+            let mut i = image("");
+            i.entrypoint = entrypoint.iter().map(|s| s.to_string()).collect();
+            i.cmd = cmd.iter().map(|s| s.to_string()).collect();
+            let resolved = ResolvedProcess {
+                argv: command.iter().chain(args).map(|s| s.to_string()).collect(),
+                env: vec![],
+                working_dir: None,
+            };
+            merge_process(&plan(command, args), &resolved, &i, "h").argv
+        };
+        // An Entrypoint of [""] resets it (containerd), so Cmd or args run alone.
+        assert_eq!(with(&[""], &["sh"], &[], &[]), ["sh"]);
+        assert_eq!(with(&[""], &["sh"], &[], &["-c", "x"]), ["-c", "x"]);
+        // Cmd only: args replace it; nothing at all leaves nothing (apply refuses that).
+        assert_eq!(with(&[], &["python3"], &[], &["-V"]), ["-V"]);
+        assert!(with(&[], &[], &[], &[]).is_empty());
     }
 
     #[test]

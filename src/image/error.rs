@@ -46,15 +46,6 @@ pub enum ImageError {
     #[error("invalid --change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
 
-    #[error("image user {user:?}: {reason}")]
-    User { user: String, reason: String },
-
-    #[error(
-        "no command specified: the container sets neither command nor args and the image has no \
-         Entrypoint or Cmd"
-    )]
-    NoCommand,
-
     #[error("{context}: {source}")]
     Io {
         context: String,
