@@ -4,10 +4,10 @@
 # sandbox (new pause, new namespaces, new veth and maybe a new IP) and start the containers
 # again with their restart counts + 1. Shown with podrun and with plain Linux tools.
 #
-#   sudo pods/sandbox-death.sh          (after scripts/sidecar-demo.sh, or with podrun built)
+#   pods/sandbox-death.sh (as root)       (after scripts/sidecar-demo.sh, or with podrun built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "run as root (sudo $0)"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "run as root (from a user account: sudo $0)"; exit 1; }
 if ! command -v podrun >/dev/null; then
     for p in target/release target/debug; do [ -x "$p/podrun" ] && PATH="$PWD/$p:$PATH" && break; done
 fi

@@ -5,7 +5,7 @@
 # podrun's side and from plain Linux tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "$(id -u)" = 0 ] || { echo "run as root (sudo $0)"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "run as root (from a user account: sudo $0)"; exit 1; }
 source scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --bins
