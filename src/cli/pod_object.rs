@@ -133,7 +133,10 @@ fn api_state(state: &ContainerState) -> Value {
                 .as_str()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             if let Some(at) = at {
-                inner[key] = json!(at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                inner[key] = json!(
+                    at.to_utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
             }
         }
     }

@@ -10,20 +10,24 @@
 //! it and the container's command, args, env, workingDir and user into what runs, with
 //! Kubernetes' rules. [`image_problems`] checks a pod's images before anything is created.
 
+mod auth;
 mod check;
 mod config;
 mod copy;
 mod error;
 mod reference;
+mod registries;
 mod store;
 mod unpack;
 
 #[cfg(test)]
 mod store_tests;
 
+pub use auth::{AuthConfig, AuthError, Credentials, default_auth_files};
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
 pub use error::{ImageError, Result};
 pub use oci_spec::image::ImageConfiguration;
 pub use reference::Reference;
+pub use registries::{DEFAULT_REGISTRIES_CONF, Endpoint, Registries, RegistriesError};
 pub use store::{DEFAULT_IMAGE_ROOT, Image, ImageStore, Removed};
