@@ -279,6 +279,7 @@ impl Supervisor {
         )
         .map_err(setup_err)?;
         let restart = self.record.containers[i].restart_count;
+        self.store.prune_container_logs(&key, &spec.name, restart);
         let log_path = self.store.container_log(&key, &spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
 
