@@ -39,7 +39,12 @@ fn entries_under(dir: &Path) -> usize {
 
 /// The `<restart>.log` files of container `c` of pod `pod`.
 fn log_files(node: &Node, pod: &str, c: &str) -> Vec<String> {
-    let dir = node.root.path().join("pods").join(format!("default_{pod}")).join(c);
+    let dir = node
+        .root
+        .path()
+        .join("pods")
+        .join(format!("default_{pod}"))
+        .join(c);
     let mut logs: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -131,7 +136,9 @@ fn a_start_error_is_restarted_with_back_off() {
     );
     assert!(
         reasons.contains("CrashLoopBackOff")
-            && reasons.iter().all(|r| r == "CrashLoopBackOff" || r == "RunContainerError"),
+            && reasons
+                .iter()
+                .all(|r| r == "CrashLoopBackOff" || r == "RunContainerError"),
         "waiting reasons seen: {reasons:?}"
     );
     assert!(
@@ -220,11 +227,12 @@ fn a_restart_loop_keeps_two_logs_and_bounded_state() {
     )
     .unwrap();
     let events = record["events"].as_array().unwrap();
-    let backoffs: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["reason"] == "BackOff")
-        .collect();
-    assert_eq!(backoffs.len(), 2, "one BackOff event per container: {events:#?}");
+    let backoffs: Vec<&Value> = events.iter().filter(|e| e["reason"] == "BackOff").collect();
+    assert_eq!(
+        backoffs.len(),
+        2,
+        "one BackOff event per container: {events:#?}"
+    );
     assert!(
         backoffs.iter().all(|e| e["count"].as_u64() >= Some(2)),
         "{events:#?}"
@@ -294,6 +302,82 @@ fn delete_after_the_supervisor_is_lost_sends_sigterm_and_waits_the_grace_period(
         "{}",
         run.stderr
     );
-    assert!(run.stdout.contains("pod \"orphan\" deleted"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("pod \"orphan\" deleted"),
+        "{}",
+        run.stdout
+    );
+    node.assert_clean();
+}
+
+/// The pause dies while a container is in back-off: the new sandbox does not start it before
+/// its back-off has passed (the kubelet consults the back-off for every start, the sandbox's
+/// re-creation included), while its sibling restarts in the new sandbox at once.
+#[test]
+fn a_new_sandbox_keeps_a_container_in_back_off() {
+    require_root!();
+    let node = Node::new();
+    let f = node.root.path().join("flappy.yaml");
+    std::fs::write(
+        &f,
+        "{apiVersion: v1, kind: Pod, metadata: {name: flappy}, spec: {containers: [\
+         {name: crash, image: podrun.local/debug:1, command: [sh, -c, 'echo run; exit 1']}, \
+         {name: steady, image: podrun.local/debug:1, command: [sh, -c, \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]}]}}",
+    )
+    .unwrap();
+    node.podrun_env(
+        &["apply", "-f", f.to_str().unwrap()],
+        &[("PODRUN_BACKOFF_BASE_MS", "4000")],
+    )
+    .ok();
+    // First exit: restarted at once; second: 4 s of back-off.
+    let pod = wait_for(&node, "flappy", Duration::from_secs(10), |v| {
+        let c = status_of(v, "crash");
+        c["restartCount"] == 1 && c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    });
+    let crash = status_of(&pod, "crash");
+    assert_eq!(
+        crash["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{pod:#}"
+    );
+    let pause = node.inspect("flappy")["sandbox"]["pause"]["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pause),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = node.inspect("flappy");
+    while Instant::now() < deadline {
+        after = node.inspect("flappy");
+        let steady = &after["containers"][1];
+        if after["sandbox"]["attempt"] == 1 && steady["alive"] == true {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(after["sandbox"]["attempt"], 1, "{after:#}");
+    let pod = node.pod_json("flappy");
+    assert_eq!(status_of(&pod, "steady")["restartCount"], 1, "{pod:#}");
+    let crash = status_of(&pod, "crash");
+    assert_eq!(
+        crash["restartCount"], 1,
+        "started in the new sandbox during its back-off: {pod:#}"
+    );
+    assert_eq!(
+        crash["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{pod:#}"
+    );
+    // Once the back-off has passed, it runs again.
+    let pod = wait_for(&node, "flappy", Duration::from_secs(10), |v| {
+        status_of(v, "crash")["restartCount"].as_u64() >= Some(2)
+    });
+    assert!(
+        status_of(&pod, "crash")["restartCount"].as_u64() >= Some(2),
+        "{pod:#}"
+    );
+    node.podrun(&["delete", "flappy", "--now"]).ok();
     node.assert_clean();
 }
