@@ -456,6 +456,23 @@ impl Supervisor {
         )
     }
 
+    /// The kubelet's rule for container `i`, whose run the sandbox change just ended: judged by
+    /// the run before that one (its lastState), or started at once without one.
+    pub(super) fn restart_decision_after_kill(&self, i: usize) -> Decision {
+        let c = &self.record.containers[i];
+        let before = c
+            .last_state
+            .as_ref()
+            .filter(|s| matches!(s, ContainerState::Terminated { .. }));
+        backoff::decide(
+            self.record.plan.restart_policy,
+            before,
+            c.backoff_seconds,
+            Utc::now(),
+            self.backoff_base,
+        )
+    }
+
     /// Container `i` is not running and its sandbox is: start it now, or once its back-off
     /// has passed, or leave it stopped, as [`Supervisor::restart_decision`] says.
     fn restart_or_back_off(&mut self, i: usize) {

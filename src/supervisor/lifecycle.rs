@@ -560,6 +560,14 @@ impl Supervisor {
             "Pod sandbox changed, it will be killed and re-created.".into(),
         );
         self.pending_restarts.clear();
+        let running: Vec<usize> = (0..self.record.containers.len())
+            .filter(|&i| {
+                matches!(
+                    self.record.containers[i].state,
+                    ContainerState::Running { .. }
+                )
+            })
+            .collect();
         self.stop_containers(Duration::from_secs(2));
         let errors = self.stop_sandbox();
         if !errors.0.is_empty() {
@@ -571,15 +579,17 @@ impl Supervisor {
             self.save();
             return;
         }
-        self.recreate_sandbox();
+        self.recreate_sandbox(&running);
     }
 
     /// Make a new sandbox and start in it every container that restarts, as the kubelet does:
-    /// each through the back-off ([`Supervisor::restart_decision`]), so a container still in
-    /// back-off (or whose run the sandbox change ended within its back-off) starts in the new
-    /// sandbox once it has passed. A failure leaves nothing of the attempt behind and is
-    /// retried after the back-off period.
-    fn recreate_sandbox(&mut self) {
+    /// each through the back-off ([`Supervisor::restart_decision`]), so a container that was in
+    /// back-off starts in the new sandbox once it has passed. The containers the sandbox change
+    /// killed (`killed`, running until then) are judged by their run before, as the kubelet's
+    /// sync judges them by the pod status it started with, where they still ran: without one
+    /// they start at once. A failure leaves nothing of the attempt behind and is retried after
+    /// the back-off period (then every container is judged by its last run).
+    fn recreate_sandbox(&mut self, killed: &[usize]) {
         self.sandbox_retry = None;
         let attempt = self
             .record
@@ -589,7 +599,12 @@ impl Supervisor {
             .unwrap_or(1);
         let (mut now, mut later) = (Vec::new(), Vec::new());
         for i in 0..self.record.containers.len() {
-            match self.restart_decision(i) {
+            let decision = if killed.contains(&i) {
+                self.restart_decision_after_kill(i)
+            } else {
+                self.restart_decision(i)
+            };
+            match decision {
                 Decision::Stay => {}
                 Decision::Start { next } => now.push((i, next)),
                 Decision::BackOff { delay, remaining } => later.push((i, delay, remaining)),
@@ -694,7 +709,7 @@ impl Supervisor {
         if self.stopping || self.sandbox_retry.is_none_or(|t| t > Instant::now()) {
             return;
         }
-        self.recreate_sandbox();
+        self.recreate_sandbox(&[]);
     }
 
     /// Send SIGTERM to every running container's process group, wait up to `grace`, then
