@@ -3,7 +3,8 @@
 //! ```text
 //! <root>/pods/<ns>_<name>/pod.json        the PodRecord (written atomically: tmp + rename)
 //! <root>/pods/<ns>_<name>/supervisor.log  the per-pod supervisor's own log
-//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout)
+//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout;
+//!                                                     the current and the previous run only)
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])

@@ -116,7 +116,9 @@ pub struct ContainerRecord {
     /// `oom_kill` count of the container's cgroup when this run started (to tell an OOM kill).
     #[serde(default)]
     pub oom_kills_at_start: u64,
-    /// Restart back-off: the delay that applies to the next crash, in seconds (0 = none yet).
+    /// The kubelet's back-off entry: the delay a start after a run waits since that run ended,
+    /// in units of the 10 s base (0 = none yet; see `supervisor::backoff`). The name is kept
+    /// for records already written.
     #[serde(default)]
     pub backoff_seconds: u64,
     /// The image as resolved at apply (root filesystem and image config).
