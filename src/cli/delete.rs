@@ -1,6 +1,7 @@
 //! `podrun delete NAME... | -f FILE | --all`: ask each pod's supervisor to stop (SIGTERM after
-//! writing the grace period), wait for it, and fall back to tearing down from the record when
-//! the supervisor is gone (crashed or killed).
+//! writing the grace period), wait for it, and fall back to stopping and tearing down from the
+//! record when the supervisor is gone (crashed or killed): SIGTERM to the containers, the grace
+//! period, SIGKILL, then everything the record names, as the supervisor would.
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -137,7 +138,9 @@ enum Wait {
         pidfd: std::os::fd::OwnedFd,
         deadline: Instant,
     },
-    Gone,
+    /// No supervisor (killed, crashed): delete stops the containers itself (SIGTERM sent;
+    /// SIGKILL once they have not exited by the end of the grace period).
+    Gone(teardown::GracefulStop),
 }
 
 fn request_stop(
@@ -155,17 +158,23 @@ fn request_stop(
             requested_at: Utc::now(),
         },
     )?;
+    warn_of_lost_sigterm(&record, grace);
+    // Without a supervisor, what it would do first: SIGTERM to the containers (the wait and
+    // the SIGKILL follow in `finish`, for every pod deleted at once).
+    let gone = || {
+        let grace = Duration::from_secs(grace.max(0) as u64);
+        Wait::Gone(teardown::GracefulStop::begin(&record, grace))
+    };
     let Some(sup) = record.supervisor.filter(|s| s.is_alive()) else {
-        return Ok(Wait::Gone);
+        return Ok(gone());
     };
     let Ok(pidfd) = crate::sys::pidfd_open(sup.pid) else {
-        return Ok(Wait::Gone);
+        return Ok(gone());
     };
     // Re-check identity now that the pidfd pins the process.
     if !sup.is_alive() || crate::sys::pidfd_send_signal(&pidfd, libc::SIGTERM).is_err() {
-        return Ok(Wait::Gone);
+        return Ok(gone());
     }
-    warn_of_lost_sigterm(&record, grace);
     let deadline = Instant::now() + Duration::from_secs(grace.max(0) as u64 + 30);
     Ok(Wait::Supervisor { pidfd, deadline })
 }
@@ -200,16 +209,19 @@ fn warn_of_lost_sigterm(record: &crate::state::PodRecord, grace: i64) {
 }
 
 fn finish(cfg: &Config, key: &PodKey, wait: Wait) -> Result<()> {
-    if let Wait::Supervisor { pidfd, deadline } = wait {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(&mut fds, timeout);
-        // Still there after the grace period and a margin: stop waiting for it.
-        let _ = crate::sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
-    }
     let store = cfg.store();
+    match wait {
+        Wait::Gone(stop) => stop.finish(),
+        Wait::Supervisor { pidfd, deadline } => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, timeout);
+            // Still there after the grace period and a margin: stop waiting for it.
+            let _ = crate::sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        }
+    }
     // The supervisor removes the state as its last act; whatever is still recorded is removed
     // here, from the record (supervisor killed, crashed, or timed out).
     match store.load(key) {

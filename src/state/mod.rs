@@ -3,7 +3,8 @@
 //! ```text
 //! <root>/pods/<ns>_<name>/pod.json        the PodRecord (written atomically: tmp + rename)
 //! <root>/pods/<ns>_<name>/supervisor.log  the per-pod supervisor's own log
-//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout)
+//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout;
+//!                                                     the current and the previous run only)
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])
@@ -71,6 +72,20 @@ pub fn root_id(root: &Path) -> Option<String> {
     read()
 }
 
+/// Of the file names in a container's directory, the `<restart>.log` files of runs before the
+/// previous one of run `current`.
+pub fn stale_logs<'a>(names: impl IntoIterator<Item = &'a str>, current: u32) -> Vec<&'a str> {
+    let keep_from = current.saturating_sub(1);
+    names
+        .into_iter()
+        .filter(|n| {
+            n.strip_suffix(".log")
+                .and_then(|run| run.parse::<u32>().ok())
+                .is_some_and(|run| run < keep_from)
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
@@ -109,6 +124,23 @@ impl Store {
         self.pod_dir(key)
             .join(container)
             .join(format!("{restart}.log"))
+    }
+
+    /// Before run `current` of a container starts: remove the logs of its runs before the
+    /// previous one. As the kubelet, podrun keeps the current and the previous run's log (what
+    /// `logs` and `logs -p` show), so a container in a restart loop keeps two files.
+    pub fn prune_container_logs(&self, key: &PodKey, container: &str, current: u32) {
+        let dir = self.pod_dir(key).join(container);
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        let names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in stale_logs(names.iter().map(String::as_str), current) {
+            let _ = fs::remove_file(dir.join(name));
+        }
     }
 
     /// Serialise decisions that look at all pods (e.g. "is this the last pod on the bridge?").
@@ -215,5 +247,47 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove", &dir)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_retention_keeps_the_current_and_the_previous_run() {
+        let names = [
+            "0.log",
+            "1.log",
+            "2.log",
+            "3.log",
+            "config.json",
+            "upper",
+            "x.log",
+            "10.log",
+        ];
+        let mut stale = stale_logs(names, 3);
+        stale.sort();
+        assert_eq!(stale, ["0.log", "1.log"]);
+        assert_eq!(stale_logs(names, 11).len(), 4);
+        assert!(stale_logs(names, 1).is_empty());
+        assert!(stale_logs(names, 0).is_empty());
+        // Pruned before each run's log is opened: two files at any time.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let key = PodKey::new("default", "p");
+        for run in 0..5 {
+            store.prune_container_logs(&key, "c", run);
+            let path = store.container_log(&key, "c", run);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, "").unwrap();
+        }
+        let mut left: Vec<String> = fs::read_dir(store.pod_dir(&key).join("c"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["3.log", "4.log"]);
     }
 }

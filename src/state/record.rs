@@ -116,7 +116,9 @@ pub struct ContainerRecord {
     /// `oom_kill` count of the container's cgroup when this run started (to tell an OOM kill).
     #[serde(default)]
     pub oom_kills_at_start: u64,
-    /// Restart back-off: the delay that applies to the next crash, in seconds (0 = none yet).
+    /// The kubelet's back-off entry: the delay a start after a run waits since that run ended,
+    /// in units of the 10 s base (0 = none yet; see `supervisor::backoff`). The name is kept
+    /// for records already written.
     #[serde(default)]
     pub backoff_seconds: u64,
     /// The image as resolved at apply (root filesystem and image config).
@@ -245,24 +247,85 @@ impl PodRecord {
             .map(|n| n.ip)
     }
 
-    /// Record an event, folding a repeat of the last one into its count as Kubernetes does.
+    /// Record an event, folding a repeat of an earlier one (same type, reason and message)
+    /// into its count as the kubelet's event recorder does (its correlator keys events by
+    /// those, wherever they came in between): a restart loop's Created, Started, Failed and
+    /// BackOff stay one event each. The folded event moves last, where kubectl's order by
+    /// last timestamp shows it.
     pub fn event(&mut self, kind: &str, reason: &str, message: String) {
-        let now = Utc::now();
-        if let Some(last) = self.events.last_mut()
-            && last.reason == reason
-            && last.message == message
-        {
-            last.count += 1;
-            last.last_timestamp = now;
-            return;
+        record_event(&mut self.events, kind, reason, message, Utc::now());
+    }
+}
+
+/// [`PodRecord::event`] on a list of events, at `now`.
+fn record_event(
+    events: &mut Vec<Event>,
+    kind: &str,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) {
+    let same = |e: &Event| e.kind == kind && e.reason == reason && e.message == message;
+    if let Some(at) = events.iter().rposition(same) {
+        let mut e = events.remove(at);
+        e.count += 1;
+        e.last_timestamp = now;
+        events.push(e);
+        return;
+    }
+    events.push(Event {
+        kind: kind.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        first_timestamp: now,
+        last_timestamp: now,
+        count: 1,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_events_are_counted_not_repeated() {
+        let t0 = Utc::now();
+        let mut events = Vec::new();
+        let mut at = t0;
+        for _ in 0..3 {
+            for (kind, reason, message) in [
+                ("Warning", "Failed", "Error: gone"),
+                (
+                    "Warning",
+                    "BackOff",
+                    "Back-off restarting failed container c in pod p",
+                ),
+            ] {
+                at += chrono::Duration::seconds(1);
+                record_event(&mut events, kind, reason, message.into(), at);
+            }
         }
-        self.events.push(Event {
-            kind: kind.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            first_timestamp: now,
-            last_timestamp: now,
-            count: 1,
-        });
+        record_event(
+            &mut events,
+            "Normal",
+            "Killing",
+            "Stopping container c".into(),
+            at,
+        );
+        let seen: Vec<(&str, u32)> = events
+            .iter()
+            .map(|e| (e.reason.as_str(), e.count))
+            .collect();
+        assert_eq!(seen, [("Failed", 3), ("BackOff", 3), ("Killing", 1)]);
+        assert_eq!(events[0].first_timestamp, t0 + chrono::Duration::seconds(1));
+        assert_eq!(events[0].last_timestamp, t0 + chrono::Duration::seconds(5));
+        // The same reason with another message is another event; a repeat moves last.
+        record_event(&mut events, "Warning", "Failed", "Error: other".into(), at);
+        record_event(&mut events, "Warning", "Failed", "Error: gone".into(), at);
+        let seen: Vec<(&str, u32)> = events
+            .iter()
+            .map(|e| (e.message.as_str(), e.count))
+            .collect();
+        assert_eq!(seen[2..], [("Error: other", 1), ("Error: gone", 4)]);
     }
 }

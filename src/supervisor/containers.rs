@@ -1,6 +1,7 @@
-//! Container runs inside the supervisor: start, exit, restart policy and the kubelet's
-//! CrashLoopBackOff (first crash restarts at once, then the delay doubles from 10 s up to 300 s,
-//! and resets after a run that lasted 10 minutes).
+//! Container runs inside the supervisor: start, exit, a start that failed, and restarts by the
+//! kubelet's rule ([`super::backoff`]: the restart policy, then the CrashLoopBackOff; first
+//! restart at once, then the delay doubles from 10 s up to 300 s, and resets after a run that
+//! lasted 10 minutes), for every way a run ends.
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +9,13 @@ use chrono::Utc;
 use nix::sys::signal::Signal;
 
 use super::Supervisor;
+use super::backoff::{self, Decision};
 use super::lifecycle::StartError;
 use std::os::fd::AsFd;
 
 use crate::container::{self, image, oci, oci::RootfsLayout};
 use crate::procfs;
-use crate::spec::{PodFacts, RestartPolicy};
+use crate::spec::PodFacts;
 use crate::state::{ContainerState, ProcessId};
 
 /// A container run whose bundle directories, log and cgroup are ready; its config.json (which
@@ -125,10 +127,6 @@ impl LaunchContext<'_> {
         })?)
     }
 }
-
-/// Kubelet constants, in units of the (configurable) 10 s base: cap 300 s, reset after 600 s.
-const MAX_BACKOFF_FACTOR: u32 = 30;
-const RESET_AFTER_FACTOR: u32 = 60;
 
 impl Supervisor {
     /// Start (or restart) container `i` in the current, wired sandbox.
@@ -281,6 +279,7 @@ impl Supervisor {
         )
         .map_err(setup_err)?;
         let restart = self.record.containers[i].restart_count;
+        self.store.prune_container_logs(&key, &spec.name, restart);
         let log_path = self.store.container_log(&key, &spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
 
@@ -354,10 +353,14 @@ impl Supervisor {
         Ok(())
     }
 
-    /// A restart that could not even exec: shown as kubelet shows RunContainerError.
+    /// A start that failed (the command is gone, a mount failed, ...): recorded as containerd
+    /// and the kubelet show it, a run that ended at once with `StartError` (exit code 128, the
+    /// error as its message) and a `Failed` event; the container waits with
+    /// `RunContainerError` until the next sync, when the back-off decides (CrashLoopBackOff).
     pub(super) fn container_start_failed(&mut self, i: usize, err: StartError) {
         let now = Utc::now();
         let msg = err.to_string();
+        tracing::warn!(container = %self.record.containers[i].name, error = %msg, "start failed");
         self.record
             .event("Warning", "Failed", format!("Error: {msg}"));
         let c = &mut self.record.containers[i];
@@ -366,11 +369,19 @@ impl Supervisor {
             exit_code: 128,
             signal: None,
             reason: "StartError".into(),
-            message: Some(msg),
+            message: Some(msg.clone()),
             started_at: now,
             finished_at: now,
         };
-        self.schedule_restart(i, Duration::ZERO);
+        if backoff::policy_restarts(self.record.plan.restart_policy, 128) {
+            let c = &mut self.record.containers[i];
+            c.last_state = Some(c.state.clone());
+            c.state = ContainerState::Waiting {
+                reason: "RunContainerError".into(),
+                message: Some(msg),
+            };
+            self.schedule_restart(i, self.backoff_base / SYNC_AFTER_ERROR_DIVISOR);
+        }
     }
 
     /// Record the end of a container's main process (and kill what it left in its group).
@@ -428,74 +439,96 @@ impl Supervisor {
         let Some(i) = self.mark_exited(pid, code, signal) else {
             return; // an orphan a container left behind, reaped as subreaper
         };
-        if self.should_restart(i) {
-            let delay = self.next_backoff(i);
-            self.schedule_restart(i, delay);
-        }
+        self.restart_or_back_off(i);
         self.update_phase();
         self.save();
     }
 
-    /// Kubelet's ShouldContainerBeRestarted for an exited container.
-    pub(super) fn should_restart(&self, i: usize) -> bool {
+    /// The kubelet's rule ([`backoff::decide`]) for container `i`, which is not running, now.
+    pub(super) fn restart_decision(&self, i: usize) -> Decision {
         let c = &self.record.containers[i];
-        match self.record.plan.restart_policy {
-            RestartPolicy::Always => true,
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => match &c.state {
-                ContainerState::Terminated { exit_code, .. } => *exit_code != 0,
-                _ => true,
-            },
+        backoff::decide(
+            self.record.plan.restart_policy,
+            last_run(c),
+            c.backoff_seconds,
+            Utc::now(),
+            self.backoff_base,
+        )
+    }
+
+    /// The kubelet's rule for container `i`, whose run the sandbox change just ended: judged by
+    /// the run before that one (its lastState), or started at once without one.
+    pub(super) fn restart_decision_after_kill(&self, i: usize) -> Decision {
+        let c = &self.record.containers[i];
+        let before = c
+            .last_state
+            .as_ref()
+            .filter(|s| matches!(s, ContainerState::Terminated { .. }));
+        backoff::decide(
+            self.record.plan.restart_policy,
+            before,
+            c.backoff_seconds,
+            Utc::now(),
+            self.backoff_base,
+        )
+    }
+
+    /// Container `i` is not running and its sandbox is: start it now, or once its back-off
+    /// has passed, or leave it stopped, as [`Supervisor::restart_decision`] says.
+    fn restart_or_back_off(&mut self, i: usize) {
+        match self.restart_decision(i) {
+            Decision::Stay => {}
+            Decision::BackOff { delay, remaining } => self.back_off(i, delay, remaining),
+            Decision::Start { next } => {
+                self.begin_restart(i, next);
+                if let Err(e) = self.start_container(i) {
+                    self.container_start_failed(i, e);
+                }
+            }
         }
     }
 
-    /// The delay before restarting container `i` after this exit, and the next one's.
-    fn next_backoff(&mut self, i: usize) -> Duration {
-        let base = self.backoff_base;
+    /// A new run of container `i` is about to start after a run that ended: its back-off entry
+    /// becomes `next`, the last run becomes its lastState, and its restart count goes up.
+    pub(super) fn begin_restart(&mut self, i: usize, next: u64) {
         let c = &mut self.record.containers[i];
-        let ran = match &c.state {
-            ContainerState::Terminated {
-                started_at,
-                finished_at,
-                ..
-            } => (*finished_at - *started_at).to_std().unwrap_or_default(),
-            _ => Duration::ZERO,
-        };
-        if ran >= base * RESET_AFTER_FACTOR {
-            c.backoff_seconds = 0;
+        c.backoff_seconds = next;
+        if let ContainerState::Terminated { .. } = c.state {
+            c.last_state = Some(c.state.clone());
         }
-        let factor = c.backoff_seconds as u32; // in units of `base`: 0, 1, 2, 4, ... 30
-        c.backoff_seconds = if factor == 0 {
-            1
-        } else {
-            (factor * 2).min(MAX_BACKOFF_FACTOR)
-        } as u64;
-        base * factor
+        c.restart_count += 1;
     }
 
+    /// Container `i` is in back-off: shown as CrashLoopBackOff (with the kubelet's message and
+    /// a BackOff event), and tried again in `remaining`.
+    pub(super) fn back_off(&mut self, i: usize, delay: Duration, remaining: Duration) {
+        self.schedule_restart(i, remaining);
+        let name = self.record.containers[i].name.clone();
+        let pod = self.record.plan.name.clone();
+        let c = &mut self.record.containers[i];
+        if let ContainerState::Terminated { .. } = c.state {
+            c.last_state = Some(c.state.clone());
+        }
+        c.state = ContainerState::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: Some(format!(
+                "back-off {}s restarting failed container={name} pod={pod}_{}({})",
+                delay.as_secs(),
+                self.record.plan.namespace,
+                self.record.plan.uid
+            )),
+        };
+        self.record.event(
+            "Warning",
+            "BackOff",
+            format!("Back-off restarting failed container {name} in pod {pod}"),
+        );
+    }
+
+    /// Try container `i` again (the back-off decides) at `delay` from now.
     fn schedule_restart(&mut self, i: usize, delay: Duration) {
         self.pending_restarts.retain(|(j, _)| *j != i);
         self.pending_restarts.push((i, Instant::now() + delay));
-        if !delay.is_zero() {
-            let name = self.record.containers[i].name.clone();
-            let pod = self.record.plan.name.clone();
-            let c = &mut self.record.containers[i];
-            c.last_state = Some(c.state.clone());
-            c.state = ContainerState::Waiting {
-                reason: "CrashLoopBackOff".into(),
-                message: Some(format!(
-                    "back-off {}s restarting failed container={name} pod={pod}_{}({})",
-                    delay.as_secs(),
-                    self.record.plan.namespace,
-                    self.record.plan.uid
-                )),
-            };
-            self.record.event(
-                "Warning",
-                "BackOff",
-                format!("Back-off restarting failed container {name} in pod {pod}"),
-            );
-        }
     }
 
     pub(super) fn run_due_restarts(&mut self) {
@@ -506,19 +539,32 @@ impl Supervisor {
             .filter(|(_, t)| *t <= now)
             .map(|(i, _)| *i)
             .collect();
+        if due.is_empty() {
+            return;
+        }
         self.pending_restarts.retain(|(_, t)| *t > now);
         for i in due {
-            let c = &mut self.record.containers[i];
-            if let ContainerState::Terminated { .. } = c.state {
-                c.last_state = Some(c.state.clone());
-            }
-            c.restart_count += 1;
-            if let Err(e) = self.start_container(i) {
-                self.container_start_failed(i, e);
-            }
+            self.restart_or_back_off(i);
         }
         self.update_phase();
         self.save();
+    }
+}
+
+/// A start error shows `RunContainerError` until the kubelet's next sync of the pod, which
+/// its PLEG relist (every 1 s, a tenth of the 10 s back-off base) triggers; that sync finds the
+/// container in back-off.
+const SYNC_AFTER_ERROR_DIVISOR: u32 = 10;
+
+/// The container's last run (a `Terminated` state): its state, or the lastState of a
+/// container waiting after it (a back-off, a start error, a sandbox being re-made).
+fn last_run(c: &crate::state::ContainerRecord) -> Option<&ContainerState> {
+    match (&c.state, &c.last_state) {
+        (ContainerState::Terminated { .. }, _) => Some(&c.state),
+        (ContainerState::Waiting { .. }, Some(last @ ContainerState::Terminated { .. })) => {
+            Some(last)
+        }
+        _ => None,
     }
 }
 

@@ -9,6 +9,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::Supervisor;
+use super::backoff::Decision;
 use super::teardown::{self, TeardownErrors};
 use crate::container;
 use crate::net::{self, ipam::Ipam};
@@ -559,6 +560,14 @@ impl Supervisor {
             "Pod sandbox changed, it will be killed and re-created.".into(),
         );
         self.pending_restarts.clear();
+        let running: Vec<usize> = (0..self.record.containers.len())
+            .filter(|&i| {
+                matches!(
+                    self.record.containers[i].state,
+                    ContainerState::Running { .. }
+                )
+            })
+            .collect();
         self.stop_containers(Duration::from_secs(2));
         let errors = self.stop_sandbox();
         if !errors.0.is_empty() {
@@ -570,12 +579,17 @@ impl Supervisor {
             self.save();
             return;
         }
-        self.recreate_sandbox();
+        self.recreate_sandbox(&running);
     }
 
-    /// Make a new sandbox and start in it every container that restarts. A failure leaves
-    /// nothing of the attempt behind and is retried after the back-off period.
-    fn recreate_sandbox(&mut self) {
+    /// Make a new sandbox and start in it every container that restarts, as the kubelet does:
+    /// each through the back-off ([`Supervisor::restart_decision`]), so a container that was in
+    /// back-off starts in the new sandbox once it has passed. The containers the sandbox change
+    /// killed (`killed`, running until then) are judged by their run before, as the kubelet's
+    /// sync judges them by the pod status it started with, where they still ran: without one
+    /// they start at once. A failure leaves nothing of the attempt behind and is retried after
+    /// the back-off period (then every container is judged by its last run).
+    fn recreate_sandbox(&mut self, killed: &[usize]) {
         self.sandbox_retry = None;
         let attempt = self
             .record
@@ -583,20 +597,44 @@ impl Supervisor {
             .as_ref()
             .map(|s| s.attempt + 1)
             .unwrap_or(1);
-        let restarting: Vec<usize> = (0..self.record.containers.len())
-            .filter(|&i| self.should_restart(i))
-            .collect();
-        for &i in &restarting {
-            let c = &mut self.record.containers[i];
-            if let ContainerState::Terminated { .. } = c.state {
-                c.last_state = Some(c.state.clone());
+        let (mut now, mut later) = (Vec::new(), Vec::new());
+        for i in 0..self.record.containers.len() {
+            let decision = if killed.contains(&i) {
+                self.restart_decision_after_kill(i)
+            } else {
+                self.restart_decision(i)
+            };
+            match decision {
+                Decision::Stay => {}
+                Decision::Start { next } => now.push((i, next)),
+                Decision::BackOff { delay, remaining } => later.push((i, delay, remaining)),
             }
-            c.restart_count += 1;
         }
+        let starting: Vec<usize> = now.iter().map(|(i, _)| *i).collect();
+        let waiting: Vec<usize> = starting
+            .iter()
+            .copied()
+            .chain(later.iter().map(|(i, _, _)| *i))
+            .collect();
+        // The kubelet consults the back-off only once the sandbox exists: the entries change
+        // with this attempt's success, the restart counts are taken back on its failure.
+        let entries: Vec<u64> = now
+            .iter()
+            .map(|(i, _)| self.record.containers[*i].backoff_seconds)
+            .collect();
+        for &(i, next) in &now {
+            self.begin_restart(i, next);
+        }
+        let failed = |sup: &mut Self, e: StartError| {
+            for (&(i, _), entry) in now.iter().zip(&entries) {
+                sup.record.containers[i].backoff_seconds = *entry;
+            }
+            sup.sandbox_failed(e, &waiting, &starting)
+        };
         let (launched_inits, wiring) =
-            match self.create_sandbox_and_launch(attempt, &restarting, |_| Ok(())) {
+            match self.create_sandbox_and_launch(attempt, &starting, |_| Ok(())) {
                 Ok(l) => l,
-                Err(e) => return self.sandbox_failed(e, &restarting),
+                Err(e) => return failed(self, e),
             };
         let mut launched = Vec::new();
         for (i, result) in launched_inits {
@@ -608,7 +646,7 @@ impl Supervisor {
         if let Err(e) = self.finish_wiring(wiring) {
             // The launched inits see their gates close and end.
             drop(launched);
-            return self.sandbox_failed(e, &restarting);
+            return failed(self, e);
         }
         for (_, init) in &mut launched {
             init.open_gate();
@@ -618,6 +656,9 @@ impl Supervisor {
                 self.container_start_failed(i, e);
             }
         }
+        for (i, delay, remaining) in later {
+            self.back_off(i, delay, remaining);
+        }
         self.update_phase();
         self.save();
     }
@@ -626,7 +667,9 @@ impl Supervisor {
     /// event, the containers waiting in ContainerCreating), and, as containerd does for a
     /// RunPodSandbox that failed, nothing of the attempt stays: its processes, pause, netns pin,
     /// veth and address are removed at once. The next attempt comes after the back-off period.
-    fn sandbox_failed(&mut self, e: StartError, waiting: &[usize]) {
+    /// `waiting` are the containers the sandbox was for, `counted` those whose restart count
+    /// it had raised.
+    fn sandbox_failed(&mut self, e: StartError, waiting: &[usize], counted: &[usize]) {
         tracing::error!(error = %e, "sandbox re-creation failed");
         self.record.event(
             "Warning",
@@ -639,9 +682,15 @@ impl Supervisor {
         if !errors.0.is_empty() {
             tracing::error!(errors = %errors, "failed sandbox teardown");
         }
-        for &i in waiting {
+        for &i in counted {
             let c = &mut self.record.containers[i];
             c.restart_count = c.restart_count.saturating_sub(1);
+        }
+        for &i in waiting {
+            let c = &mut self.record.containers[i];
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
             c.process = None;
             c.state = ContainerState::Waiting {
                 reason: "ContainerCreating".into(),
@@ -660,7 +709,7 @@ impl Supervisor {
         if self.stopping || self.sandbox_retry.is_none_or(|t| t > Instant::now()) {
             return;
         }
-        self.recreate_sandbox();
+        self.recreate_sandbox(&[]);
     }
 
     /// Send SIGTERM to every running container's process group, wait up to `grace`, then

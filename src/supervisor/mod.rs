@@ -7,6 +7,7 @@
 //! containers is safe. It is a child subreaper, so whatever a container forks and orphans comes
 //! back to it and can be reaped and killed.
 
+mod backoff;
 mod cgroups;
 mod containers;
 mod lifecycle;

@@ -26,6 +26,77 @@ impl TeardownErrors {
     }
 }
 
+/// The graceful stop a supervisor makes, done from the record for a pod whose supervisor is
+/// gone: [`GracefulStop::begin`] sends SIGTERM to every recorded container process that is
+/// still the one podrun started (held by a pidfd, so a recycled pid is never signalled) and to
+/// its process group; [`GracefulStop::finish`] waits until they have exited or the grace
+/// period is over, then SIGKILLs what is left (as the supervisor does, and the kubelet).
+pub struct GracefulStop {
+    /// Pidfds of the signalled processes, with their pids (their process groups).
+    held: Vec<(std::os::fd::OwnedFd, i32)>,
+    deadline: std::time::Instant,
+}
+
+impl GracefulStop {
+    pub fn begin(record: &PodRecord, grace: Duration) -> Self {
+        let mut held = Vec::new();
+        for c in &record.containers {
+            let Some(p) = c.process else { continue };
+            let Ok(pidfd) = crate::sys::pidfd_open(p.pid) else {
+                continue;
+            };
+            // Checked once the pidfd pins the process: it is the container's, and so is the
+            // group it leads.
+            if !p.is_alive() {
+                continue;
+            }
+            let _ = crate::sys::pidfd_send_signal(&pidfd, libc::SIGTERM);
+            procfs::signal_group(p.pid, Signal::SIGTERM);
+            held.push((pidfd, p.pid));
+        }
+        Self {
+            held,
+            deadline: std::time::Instant::now() + grace,
+        }
+    }
+
+    pub fn finish(mut self) {
+        use std::os::fd::AsFd;
+
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        loop {
+            // A pidfd turns readable once its process has exited.
+            let mut fds: Vec<PollFd> = self
+                .held
+                .iter()
+                .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+                .collect();
+            let left = self
+                .deadline
+                .saturating_duration_since(std::time::Instant::now());
+            if fds.is_empty() || left.is_zero() {
+                break;
+            }
+            let timeout = PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            if poll(&mut fds, timeout).is_err() {
+                break;
+            }
+            let exited: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            let mut exited = exited.into_iter();
+            self.held.retain(|_| !exited.next().unwrap_or(false));
+        }
+        for (pidfd, pid) in &self.held {
+            let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
+            procfs::signal_group(*pid, Signal::SIGKILL);
+        }
+    }
+}
+
 /// SIGKILL every container process group recorded and wait (bounded) until they are gone.
 pub fn kill_containers(record: &PodRecord) {
     for c in &record.containers {
