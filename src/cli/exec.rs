@@ -44,6 +44,9 @@ const EXEC_NAMESPACES: [(&str, CloneFlags); 6] = [
 ];
 
 pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
+    // Whatever the caller left open (a shell's `exec 7</etc`) must not reach the container:
+    // every descriptor but 0-2 closes at the exec (podrun's own are opened close-on-exec).
+    crate::sys::close_inherited_fds();
     let name = args.pod.strip_prefix("pod/").unwrap_or(&args.pod);
     let r = load_pod(cfg, namespace, name)?;
     let container = super::logs::pick_container(&r, args.container.as_deref())?;

@@ -163,6 +163,9 @@ fn run(
     if let Some(gate) = gate {
         wait_at_gate(gate)?;
     }
+    // Nothing but 0-2 goes into the container (the sync pipe closes with the exec: that is the
+    // supervisor's sign that it worked), as runc's close_range before its exec.
+    crate::sys::close_inherited_fds();
     let err = Command::new(&program)
         .arg0(&args[0])
         .args(&args[1..])

@@ -89,8 +89,9 @@ pub fn before_exec(cmd: &mut Command, setup: ChildSetup) {
 }
 
 /// Mark every descriptor above stderr close-on-exec (as runc does before exec), so nothing the
-/// supervisor or whoever started it holds leaks into a container. Async-signal-safe.
-fn close_inherited_fds() {
+/// supervisor, the caller of `podrun exec` or whoever started a process holds leaks into a
+/// container. Async-signal-safe.
+pub fn close_inherited_fds() {
     // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags; no memory is touched.
     unsafe {
         libc::syscall(
