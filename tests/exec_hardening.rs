@@ -109,3 +109,115 @@ fn exec_passes_no_descriptor_of_the_caller_into_the_container() {
     node.podrun(&["delete", "fds", "--now"]).ok();
     node.assert_clean();
 }
+
+/// Drives `cmd` on a pty of its own, as a person at a terminal would: the outer terminal
+/// starts at 30x100, `steps` are (text to type, text to wait for in what follows; `RESIZE` first
+/// resizes the outer terminal to 40x120). Prints the whole output, then `EXIT <code>`.
+const TERMINAL_DRIVER: &str = r#"
+import fcntl, json, os, select, struct, subprocess, sys, termios, time
+cmd, env, steps = json.loads(sys.argv[1])
+master, slave = os.openpty()
+def size(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+size(slave, 30, 100)
+p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env,
+                     start_new_session=True, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+os.close(slave)
+out = b""
+def read_until(text, since=0, timeout=10):
+    global out
+    end = time.time() + timeout
+    while text.encode() not in out[since:] and time.time() < end:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                out += os.read(master, 65536)
+            except OSError:
+                return
+for typed, expect in steps:
+    if typed.startswith("RESIZE"):
+        size(master, 40, 120)
+        typed = typed[len("RESIZE"):]
+    mark = len(out)
+    os.write(master, typed.encode())
+    read_until(expect, mark)
+try:
+    code = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill(); code = "timeout"
+read_until("\0", timeout=0.3)
+sys.stdout.write(out.decode(errors="replace"))
+print(f"\nEXIT {code}")
+"#;
+
+fn at_terminal(node: &Node, args: &[&str], steps: &[(&str, &str)]) -> (String, String) {
+    let cmd = node.podrun_command(args);
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            env.insert(k.to_string_lossy().into(), v.to_string_lossy().into());
+        }
+    }
+    let input = serde_json::json!([argv, env, steps]).to_string();
+    let out = Command::new("python3")
+        .args(["-c", TERMINAL_DRIVER, &input])
+        .output()
+        .expect("run python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = text.rsplit("EXIT ").next().unwrap_or("").trim().to_owned();
+    (text, code)
+}
+
+#[test]
+fn exec_with_a_terminal_gives_the_process_a_pty_of_its_own() {
+    require_root!();
+    let node = Node::new();
+    sleeper(&node, "tty");
+    let (out, code) = at_terminal(
+        &node,
+        &["exec", "-it", "tty", "-c", "c", "--", "sh", "-i"],
+        &[
+            ("tty\n", "/dev/pts/"),
+            ("stty size\n", "30 100"),
+            ("RESIZEstty size\n", "40 120"),
+            ("sleep 100 &\n", "# "),
+            ("jobs\n", "Running"),
+            ("kill %1\n", "# "),
+            ("exit 7\n", "\0"),
+        ],
+    );
+    assert_eq!(code, "7", "the shell's exit code comes back: {out}");
+    assert!(
+        out.contains("/dev/pts/0"),
+        "tty names the container's pty: {out}"
+    );
+    assert!(!out.contains("not a tty"), "{out}");
+    assert!(out.contains("30 100"), "the window size is passed: {out}");
+    assert!(out.contains("40 120"), "a resize is passed on: {out}");
+    assert!(out.contains("Running"), "job control works: {out}");
+    assert!(
+        !out.contains("job control turned off") && !out.contains("Cannot set tty process group"),
+        "{out}"
+    );
+
+    // Without a terminal on stdin, -t says so (kubectl's words) and runs without one.
+    let r = node.podrun(&["exec", "-t", "tty", "-c", "c", "--", "tty"]);
+    assert!(
+        r.stderr
+            .contains("Unable to use a TTY - input is not a terminal or the right kind of file"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout.trim(), "not a tty");
+    // Without -i the process's stdin is /dev/null.
+    let r = node
+        .exec("tty", "c", &["sh", "-c", "readlink /proc/self/fd/0"])
+        .ok();
+    assert_eq!(r.stdout.trim(), "/dev/null");
+    node.podrun(&["delete", "tty", "--now"]).ok();
+    node.assert_clean();
+}

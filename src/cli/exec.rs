@@ -21,10 +21,11 @@ pub struct ExecArgs {
     /// Container (default: the first).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
-    /// Accepted for kubectl compatibility (stdin is always passed through).
+    /// Pass stdin to the process (without it the process reads /dev/null, as kubectl's).
     #[arg(short = 'i', long)]
     pub stdin: bool,
-    /// Accepted for kubectl compatibility (the terminal is passed through as it is).
+    /// Give the process a terminal of its own (a pty in the container), the caller's
+    /// terminal in raw mode; needs stdin to be a terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
     /// The command and its arguments, after `--`.
@@ -47,6 +48,13 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     // Whatever the caller left open (a shell's `exec 7</etc`) must not reach the container:
     // every descriptor but 0-2 closes at the exec (podrun's own are opened close-on-exec).
     crate::sys::close_inherited_fds();
+    let tty = args.tty && {
+        let usable = super::terminal::stdin_is_terminal();
+        if !usable {
+            eprintln!("{}", super::terminal::NOT_A_TERMINAL);
+        }
+        usable
+    };
     let name = args.pod.strip_prefix("pod/").unwrap_or(&args.pod);
     let r = load_pod(cfg, namespace, name)?;
     let container = super::logs::pick_container(&r, args.container.as_deref())?;
@@ -87,7 +95,20 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     if std::env::set_current_dir(&cwd).is_err() {
         let _ = std::env::set_current_dir("/");
     }
-    let env = crate::container::init::environment(&oci_process);
+    // The pty comes from the container's /dev/ptmx (its own devpts), before the user changes.
+    let pty = if tty {
+        Some(super::terminal::open_pty().map_err(|e| {
+            msg(format!(
+                "OCI runtime exec failed: open a terminal in the container: {e}"
+            ))
+        })?)
+    } else {
+        None
+    };
+    let mut env = crate::container::init::environment(&oci_process);
+    if tty && !env.iter().any(|(k, _)| k == "TERM") {
+        env.push(("TERM".into(), "xterm".into())); // as containerd's CRI exec with a tty
+    }
     let env_list: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let program = crate::container::init::exec_program(&args.command[0], &env_list)
         .map_err(|e| msg(format!("OCI runtime exec failed: exec failed: {e}")))?;
@@ -99,12 +120,31 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
         cmd.arg0(&args.command[0]);
     }
     cmd.args(&args.command[1..]).env_clear().envs(env);
-    let status = cmd.status().map_err(|e| {
+    if let Some((_, slave)) = &pty {
+        let [stdin, stdout, stderr] = super::terminal::slave_stdio(slave)
+            .map_err(|e| msg(format!("OCI runtime exec failed: terminal: {e}")))?;
+        cmd.stdin(stdin).stdout(stdout).stderr(stderr);
+        crate::sys::tty::controlling_terminal_before_exec(&mut cmd);
+    } else if !args.stdin {
+        cmd.stdin(std::process::Stdio::null());
+    }
+    let mut child = cmd.spawn().map_err(|e| {
         msg(format!(
             "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": {e}",
             args.command[0]
         ))
     })?;
+    // The Command holds copies of the slave: once it and ours are closed, the master reads
+    // EIO when the process's side is gone.
+    drop(cmd);
+    if let Some((master, slave)) = pty {
+        drop(slave);
+        super::terminal::relay(master, args.stdin)
+            .map_err(|e| msg(format!("exec: terminal: {e}")))?;
+    }
+    let status = child
+        .wait()
+        .map_err(|e| msg(format!("exec: wait for the process: {e}")))?;
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()

@@ -12,6 +12,7 @@ mod logs;
 pub mod pod_object;
 mod start_supervisor;
 mod table;
+mod terminal;
 mod top;
 
 use std::path::PathBuf;

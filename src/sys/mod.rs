@@ -5,6 +5,8 @@
 //! other threads (tokio, the std runtime). Only async-signal-safe work is allowed there: raw
 //! system calls on values prepared before the fork, no allocation, no locks.
 
+pub mod tty;
+
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
