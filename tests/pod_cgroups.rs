@@ -241,3 +241,84 @@ fn cpu_burner_is_capped_at_200m_and_throttled() {
     node.podrun(&["delete", "cpu-burner", "--now"]).ok();
     node.assert_clean();
 }
+
+/// Issue 17, defect 3: containerd's default device rules (v1 devices controller here, a BPF
+/// device filter on v2): a container may mknod and use null, zero, full, random, urandom, tty,
+/// console, ptmx and pts, and no other device, even one a hostPath hands it; privileged gets all.
+#[test]
+fn containers_get_containerds_default_devices_and_privileged_gets_all() {
+    require_root!();
+    let node = Node::new();
+    // A device node of the host's /dev/net/tun (c 10 200: opening it needs no capability, and
+    // containerd's rules leave it out) in a directory the test owns.
+    let dev_dir = node.root.path().join("devs");
+    std::fs::create_dir(&dev_dir).unwrap();
+    nix::sys::stat::mknod(
+        &dev_dir.join("tun"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(10, 200),
+    )
+    .unwrap();
+    let pod = |name: &str, privileged: bool| {
+        format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: {name}}}, spec: {{terminationGracePeriodSeconds: 1, \
+             volumes: [{{name: d, hostPath: {{path: '{}'}}}}], containers: [{{name: c, image: podrun.local/debug:1, \
+             command: [sleep, '600'], securityContext: {{privileged: {privileged}}}, volumeMounts: [{{name: d, mountPath: /hostdev}}]}}]}}}}",
+            dev_dir.display()
+        )
+    };
+    node.apply_manifest("plain.yaml", &pod("plain", false)).ok();
+    node.apply_manifest("priv.yaml", &pod("priv", true)).ok();
+    let sh = |pod: &str, script: &str| node.exec(pod, "c", &["sh", "-c", script]);
+
+    // Allowed: the default devices, opened and made.
+    let r = sh(
+        "plain",
+        "head -c 4 /dev/urandom | wc -c && echo x > /dev/null && head -c 1 /dev/zero | wc -c \
+         && mknod /tmp/null2 c 1 3 && echo x > /tmp/null2 && echo made-null",
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("made-null"), "{}", r.stdout);
+    // Refused: another device, by the kernel's device cgroup (EPERM, not a mount's EACCES).
+    let r = sh("plain", "head -c 0 /hostdev/tun");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    let r = sh("plain", "mknod /tmp/sda b 8 0");
+    assert_ne!(r.code, 0, "mknod of a block device must be refused");
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    let r = sh("plain", "mknod /tmp/mem c 1 1");
+    assert!(r.stderr.contains("Operation not permitted"), "{}", r.stderr);
+    // Privileged: every device (opening tun, reading nothing; the block node is never opened).
+    let r = sh(
+        "priv",
+        "head -c 0 /hostdev/tun && mknod /tmp/sda b 8 0 && echo ok",
+    );
+    assert_eq!(r.stdout.trim(), "ok", "{}", r.stderr);
+
+    // The kernel's view.
+    let (plain, privileged) = (uid(&node, "plain"), uid(&node, "priv"));
+    if v2() {
+        use std::os::fd::AsFd;
+        let attached = |uid: &str| {
+            let dir = std::fs::File::open(cgroup_dir(&node, uid, "c", "")).unwrap();
+            podrun::sys::bpf::device_programs_attached(dir.as_fd()).unwrap()
+        };
+        assert_eq!(
+            attached(&plain),
+            1,
+            "one device filter on the container's cgroup"
+        );
+        assert_eq!(attached(&privileged), 0, "none for a privileged container");
+    } else {
+        let list = |uid: &str, child: &str| {
+            read(cgroup_dir(&node, uid, child, "devices").join("devices.list"))
+        };
+        let want = podrun::cgroup::DeviceAccess::Default.v1_list().join("\n");
+        assert_eq!(list(&plain, "c"), want);
+        assert_eq!(list(&plain, "pause"), want);
+        assert_eq!(list(&privileged, "c"), "a *:* rwm");
+    }
+    node.podrun(&["delete", "--all", "--now"]).ok();
+    node.assert_clean();
+}

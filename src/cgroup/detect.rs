@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use super::{CgroupError, Hierarchy, Mode, read_file};
 
 /// The v1 controllers podrun uses; `cpu` and `memory` are required.
-const V1_CONTROLLERS: [(&str, bool); 4] = [
+const V1_CONTROLLERS: [(&str, bool); 5] = [
     ("cpu", true),
     ("cpuacct", false),
+    ("devices", false),
     ("memory", true),
     ("pids", false),
 ];

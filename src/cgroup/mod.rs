@@ -33,6 +33,7 @@
 //! the host has the other layout.
 
 mod detect;
+mod devices;
 pub mod formula;
 mod qos;
 mod stats;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use detect::{MountInfo, V1Mount, parse_mountinfo};
+pub use devices::{DEFAULT_RULES, DeviceAccess, DeviceKind, DeviceRule};
 pub use qos::{BEST_EFFORT_OOM_SCORE_ADJ, GUARANTEED_OOM_SCORE_ADJ};
 pub use stats::parse_flat_keyed;
 
@@ -484,6 +486,19 @@ impl PodCgroup {
 }
 
 impl ChildCgroup {
+    /// Restricts the devices the cgroup's processes may open or create (call it before any
+    /// process joins): v1 through the devices controller, v2 with a device filter program.
+    pub fn restrict_devices(&self, access: DeviceAccess) -> Result<(), CgroupError> {
+        match self.mode {
+            Mode::V1 => self
+                .dirs
+                .iter()
+                .filter(|d| d.has("devices"))
+                .try_for_each(|d| access.apply_v1(&d.path)),
+            Mode::V2 => access.apply_v2(&self.dirs[0].path),
+        }
+    }
+
     /// Moves `pid` into this cgroup (every v1 hierarchy on v1).
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in &self.dirs {

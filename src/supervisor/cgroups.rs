@@ -6,7 +6,16 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::Supervisor;
 use super::lifecycle::StartError;
-use crate::cgroup::{self, Hierarchy, Limits, PodCgroup};
+use crate::cgroup::{self, DeviceAccess, Hierarchy, Limits, PodCgroup};
+
+/// containerd's default device rules, or every device for a privileged container.
+pub(super) fn device_access(privileged: bool) -> DeviceAccess {
+    if privileged {
+        DeviceAccess::All
+    } else {
+        DeviceAccess::Default
+    }
+}
 use crate::resources::{container_resources, pod_resources};
 use crate::state::PodRecord;
 
@@ -26,8 +35,11 @@ pub(super) fn placement_in(
     pod: &PodCgroup,
     name: &str,
     limits: &Limits,
+    devices: DeviceAccess,
 ) -> Result<Placement, StartError> {
     let child = pod.create_child(name, limits)?;
+    // Before anything joins: no window in which the process could open a host device.
+    child.restrict_devices(devices)?;
     let fds = child.self_placement_fds()?;
     Ok(Placement { fds })
 }
@@ -83,11 +95,12 @@ impl Supervisor {
         &self,
         name: &str,
         limits: &Limits,
+        devices: DeviceAccess,
     ) -> Result<Option<Placement>, StartError> {
         let Some(pod) = &self.cgroup else {
             return Ok(None);
         };
-        Ok(Some(placement_in(pod, name, limits)?))
+        Ok(Some(placement_in(pod, name, limits, devices)?))
     }
 
     pub(super) fn container_placement(&self, i: usize) -> Result<Option<Placement>, StartError> {
@@ -95,6 +108,7 @@ impl Supervisor {
         self.placement(
             &spec.name,
             &cgroup::container_limits(&container_resources(&spec.resources)),
+            device_access(spec.security.privileged),
         )
     }
 

@@ -271,6 +271,7 @@ impl Supervisor {
                         pod,
                         "pause",
                         &crate::cgroup::Limits::best_effort(),
+                        crate::cgroup::DeviceAccess::Default,
                     )?),
                     None => None,
                 };

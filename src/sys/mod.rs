@@ -5,6 +5,7 @@
 //! other threads (tokio, the std runtime). Only async-signal-safe work is allowed there: raw
 //! system calls on values prepared before the fork, no allocation, no locks.
 
+pub mod bpf;
 pub mod tty;
 
 use std::io;

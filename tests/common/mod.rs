@@ -107,7 +107,7 @@ pub fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
     if root.join("cgroup.controllers").exists() {
         return vec![root.join(parent)];
     }
-    ["cpu", "cpuacct", "memory", "pids"]
+    ["cpu", "cpuacct", "devices", "memory", "pids"]
         .iter()
         .map(|c| root.join(c).join(parent))
         .collect()
