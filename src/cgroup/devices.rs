@@ -79,11 +79,46 @@ impl DeviceRule {
 }
 
 impl DeviceAccess {
+    /// containerd's default rules, or every device for a `privileged` container.
+    pub fn for_container(privileged: bool) -> DeviceAccess {
+        if privileged {
+            DeviceAccess::All
+        } else {
+            DeviceAccess::Default
+        }
+    }
+
     /// What `devices.list` of a v1 cgroup with these rules shows.
     pub fn v1_list(self) -> Vec<String> {
         match self {
             DeviceAccess::All => vec!["a *:* rwm".to_owned()],
             DeviceAccess::Default => DEFAULT_RULES.iter().map(DeviceRule::v1_line).collect(),
+        }
+    }
+
+    /// The rules as the OCI runtime spec writes them (`linux.resources.devices`), as
+    /// containerd's spec for runc has them.
+    pub fn oci_rules(self) -> serde_json::Value {
+        match self {
+            DeviceAccess::All => serde_json::json!([{"allow": true, "access": "rwm"}]),
+            DeviceAccess::Default => {
+                let mut rules = vec![serde_json::json!({"allow": false, "access": "rwm"})];
+                rules.extend(DEFAULT_RULES.iter().map(|r| {
+                    let mut rule = serde_json::json!({
+                        "allow": true,
+                        "type": match r.kind { DeviceKind::Char => "c", DeviceKind::Block => "b" },
+                        "access": r.access,
+                    });
+                    if let Some(major) = r.major {
+                        rule["major"] = major.into();
+                    }
+                    if let Some(minor) = r.minor {
+                        rule["minor"] = minor.into();
+                    }
+                    rule
+                }));
+                serde_json::Value::Array(rules)
+            }
         }
     }
 

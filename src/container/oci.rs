@@ -323,6 +323,9 @@ pub fn build(input: &SpecInput) -> Spec {
     if let Some(path) = &input.cgroups_path {
         linux["cgroupsPath"] = json!(path);
     }
+    // What the supervisor writes into the container's cgroup before it starts (the same rules).
+    let access = crate::cgroup::DeviceAccess::for_container(sc.privileged);
+    linux["resources"] = json!({"devices": access.oci_rules()});
     let env: Vec<String> = input
         .process
         .env

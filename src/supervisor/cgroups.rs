@@ -8,14 +8,6 @@ use super::Supervisor;
 use super::lifecycle::StartError;
 use crate::cgroup::{self, DeviceAccess, Hierarchy, Limits, PodCgroup};
 
-/// containerd's default device rules, or every device for a privileged container.
-pub(super) fn device_access(privileged: bool) -> DeviceAccess {
-    if privileged {
-        DeviceAccess::All
-    } else {
-        DeviceAccess::Default
-    }
-}
 use crate::resources::{container_resources, pod_resources};
 use crate::state::PodRecord;
 
@@ -108,7 +100,7 @@ impl Supervisor {
         self.placement(
             &spec.name,
             &cgroup::container_limits(&container_resources(&spec.resources)),
-            device_access(spec.security.privileged),
+            DeviceAccess::for_container(spec.security.privileged),
         )
     }
 
