@@ -8,6 +8,38 @@ use std::os::unix::fs::MetadataExt;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+/// Wait once until one of the processes whose pidfds `held` has exits (a pidfd turns
+/// readable the moment its process exits: no polling interval) or `deadline` passes, and drop
+/// the exited ones from `held`. False when there is nothing left to wait for or poll failed.
+pub fn wait_for_exits<T>(
+    held: &mut Vec<T>,
+    pidfd: impl for<'a> Fn(&'a T) -> std::os::fd::BorrowedFd<'a>,
+    deadline: std::time::Instant,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if held.is_empty() || left.is_zero() {
+        return false;
+    }
+    let mut fds: Vec<PollFd> = held
+        .iter()
+        .map(|h| PollFd::new(pidfd(h), PollFlags::POLLIN))
+        .collect();
+    let timeout = PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::MAX);
+    if poll(&mut fds, timeout).is_err() {
+        return false;
+    }
+    let exited: Vec<bool> = fds
+        .iter()
+        .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+        .collect();
+    drop(fds);
+    let mut exited = exited.into_iter();
+    held.retain(|_| !exited.next().unwrap_or(false));
+    true
+}
+
 /// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
 pub fn start_time(pid: i32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()

@@ -499,7 +499,6 @@ impl Supervisor {
 
     /// Wait (reaping) until none of `pids` is alive, or `timeout`.
     pub(super) fn wait_for(&mut self, pids: &[i32], timeout: Duration) {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         use std::os::fd::AsFd;
         let deadline = Instant::now() + timeout;
         // A pidfd turns readable the moment its process exits: no polling interval to wait out.
@@ -518,20 +517,7 @@ impl Supervisor {
                 std::thread::sleep(left.min(Duration::from_millis(2)));
                 continue;
             }
-            let mut fds: Vec<PollFd> = watched
-                .iter()
-                .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let wait = PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let _ = poll(&mut fds, wait);
-            let fired: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            let mut fired = fired.into_iter();
-            watched.retain(|_| !fired.next().unwrap_or(false));
+            procfs::wait_for_exits(&mut watched, |fd| fd.as_fd(), deadline);
         }
     }
 

@@ -62,34 +62,7 @@ impl GracefulStop {
 
     pub fn finish(mut self) {
         use std::os::fd::AsFd;
-
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        loop {
-            // A pidfd turns readable once its process has exited.
-            let mut fds: Vec<PollFd> = self
-                .held
-                .iter()
-                .map(|(fd, _)| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-                .collect();
-            let left = self
-                .deadline
-                .saturating_duration_since(std::time::Instant::now());
-            if fds.is_empty() || left.is_zero() {
-                break;
-            }
-            let timeout = PollTimeout::try_from(left.as_millis().clamp(1, i32::MAX as u128) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            if poll(&mut fds, timeout).is_err() {
-                break;
-            }
-            let exited: Vec<bool> = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            drop(fds);
-            let mut exited = exited.into_iter();
-            self.held.retain(|_| !exited.next().unwrap_or(false));
-        }
+        while procfs::wait_for_exits(&mut self.held, |(fd, _)| fd.as_fd(), self.deadline) {}
         for (pidfd, pid) in &self.held {
             let _ = crate::sys::pidfd_send_signal(pidfd, libc::SIGKILL);
             procfs::signal_group(*pid, Signal::SIGKILL);
