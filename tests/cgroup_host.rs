@@ -28,7 +28,7 @@ fn v1_pod_lifecycle() {
 
     let want = format!("/{}/podu1/web", parent.name);
     let cg = proc_cgroup(pid);
-    for ctrl in ["cpu", "cpuacct", "memory", "pids"] {
+    for ctrl in ["cpu", "cpuacct", "devices", "memory", "pids"] {
         assert!(
             cg.lines()
                 .any(|l| l.split(':').nth(1) == Some(ctrl) && l.ends_with(&format!(":{want}"))),
@@ -64,7 +64,7 @@ fn v1_pod_lifecycle() {
     assert!(child.pids().unwrap().is_empty());
 
     let paths = pod.paths();
-    assert_eq!(paths.len(), 4 * 3, "{paths:?}");
+    assert_eq!(paths.len(), 5 * 3, "{paths:?}"); // cpu, cpuacct, devices, memory, pids
     pod.remove().unwrap();
     for p in &paths {
         assert!(!p.exists(), "{} left behind", p.display());
