@@ -68,8 +68,13 @@ fn fifty_pods_three_times_leave_nothing_and_leak_nothing() {
     let witness = dir.join("witness.yaml");
     std::fs::write(&churn, churn_manifest()).unwrap();
     std::fs::write(&witness, WITNESS).unwrap();
-    node.podrun(&["apply", "-f", witness.to_str().unwrap()])
-        .ok();
+    // Every sandbox re-creation goes through the kubelet's back-off (0, then base, 2x base, ...
+    // after the last run ended): a short base keeps each round's restart within its wait.
+    node.podrun_env(
+        &["apply", "-f", witness.to_str().unwrap()],
+        &[("PODRUN_BACKOFF_BASE_MS", "100")],
+    )
+    .ok();
     let supervisor = node.supervisor_pid("witness");
     let baseline_links = node.links().len();
     let baseline_mounts = mount_count(&node);
