@@ -989,9 +989,13 @@ fn a_relative_state_root_is_made_absolute() {
         .as_str()
         .unwrap_or_default();
     assert!(log.starts_with(&root.display().to_string()), "{info}");
-    let bundle = std::fs::read_to_string(root.join("pods/default_idle/c/config.json")).unwrap();
+    let bundle =
+        std::fs::read_to_string(root.join("pods/default_idle/containers/c/config.json")).unwrap();
     assert!(
-        bundle.contains(&format!("{}/pods/default_idle/c/upper", root.display())),
+        bundle.contains(&format!(
+            "{}/pods/default_idle/containers/c/upper",
+            root.display()
+        )),
         "{bundle}"
     );
     node.podrun(&["delete", "idle", "--now"]).ok();

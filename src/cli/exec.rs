@@ -66,7 +66,7 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     };
     let process = c.process.filter(|p| p.is_alive()).ok_or_else(not_found)?;
     let bundle = c.bundle.as_ref().ok_or_else(not_found)?;
-    let config = bundle.join("config.json");
+    let config = crate::state::bundle_config(bundle);
     let spec = Spec::load(&config).map_err(|e| msg(format!("read {}: {e}", config.display())))?;
     let oci_process = spec
         .process()

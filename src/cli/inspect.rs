@@ -67,9 +67,9 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
                 "oomScoreAdj": alive.and_then(|p| std::fs::read_to_string(format!("/proc/{}/oom_score_adj", p.pid)).ok()).map(|v| v.trim().to_owned()),
                 "state": c.state,
                 "process": c.resolved,
-                "logPath": store.container_log(&key, &c.name, c.restart_count),
+                "logPath": store.paths(&key).container_log(&c.name, c.restart_count),
                 "bundle": c.bundle,
-                "ociConfig": c.bundle.as_ref().map(|b| b.join("config.json")),
+                "ociConfig": c.bundle.as_deref().map(crate::state::bundle_config),
                 "imageRootfs": c.image_config.as_ref().map(|i| json!({"reference": i.reference, "rootfs": i.rootfs})),
                 // The merged view exists only inside the container's mount namespace.
                 "rootfs": c.rootfs,
@@ -93,7 +93,7 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
         "uid": r.plan.uid,
         "status": pod_status_word(r),
         "phase": r.phase,
-        "supervisor": r.supervisor.map(|s| json!({"pid": s.pid, "alive": s.is_alive(), "log": store.supervisor_log(&key)})),
+        "supervisor": r.supervisor.map(|s| json!({"pid": s.pid, "alive": s.is_alive(), "log": store.paths(&key).supervisor_log()})),
         "sandbox": sandbox,
         "node": {
             "bridge": r.network_config.bridge,
@@ -107,14 +107,14 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
         "volumes": r.volumes,
         "shareProcessNamespace": r.plan.share_process_namespace,
         "podFiles": {
-            "hosts": store.pod_dir(&key).join("etc-hosts"),
-            "hostname": store.pod_dir(&key).join("hostname"),
-            "resolvConf": store.pod_dir(&key).join("resolv.conf"),
+            "hosts": store.paths(&key).etc_hosts(),
+            "hostname": store.paths(&key).etc_hostname(),
+            "resolvConf": store.paths(&key).resolv_conf(),
         },
         "containers": containers,
         "state": {
             "dir": store.pod_dir(&key),
-            "record": store.record_path(&key),
+            "record": store.paths(&key).record(),
         },
     })
 }

@@ -68,7 +68,7 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
         c.restart_count
     };
     let key = PodKey::new(namespace, name);
-    let path = cfg.store().container_log(&key, &container, run);
+    let path = cfg.store().paths(&key).container_log(&container, run);
     let mut file =
         std::fs::File::open(&path).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
     let mut text = Vec::new();

@@ -37,7 +37,8 @@ pub fn start(cfg: &Config, store: &Store, record: &PodRecord) -> Result<StartedS
     };
     let (rd, wr) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| io("pipe")(e.into()))?;
-    let log = File::create(store.supervisor_log(key)).map_err(io("create supervisor log"))?;
+    let log =
+        File::create(store.paths(key).supervisor_log()).map_err(io("create supervisor log"))?;
     let exe = config::podrun_binary();
     let args = supervise_args(cfg, key);
     // Anything buffered now would be written again by the child.

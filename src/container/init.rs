@@ -89,7 +89,7 @@ fn run(
     pod_ns: Option<OwnedFd>,
     gate: Option<OwnedFd>,
 ) -> Result<std::convert::Infallible> {
-    let config = bundle.join("config.json");
+    let config = crate::state::bundle_config(bundle);
     let spec = ctx(Spec::load(&config), || format!("read {}", config.display()))?;
     let root = spec
         .root()
@@ -361,12 +361,6 @@ fn v1_hierarchy(info: &str, path: &Path) -> Option<(String, String)> {
     })
 }
 
-/// Where a pod tmpfs volume lives as a plain directory on kernels that cannot clone detached
-/// mounts (the supervisor creates it; it goes with the pod's state directory).
-pub fn pod_tmpfs_fallback_dir(pod_dir: &Path, name: &str) -> PathBuf {
-    pod_dir.join("volumes").join(".tmpfs").join(name)
-}
-
 /// A path for the classic overlay options: `\`, `:` and `,` escaped with a backslash.
 fn escape_overlay_path(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -534,8 +528,9 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
             // Older kernels cannot clone a detached mount: use the pod's directory for
             // it instead (the supervisor made it and said so in a Warning event).
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let pod_dir = bundle.parent().unwrap_or(bundle);
-                let dir = pod_tmpfs_fallback_dir(pod_dir, name);
+                let dir = crate::state::PodPaths::of_bundle(bundle)
+                    .ok_or_else(|| format!("bundle {} is not a pod's", bundle.display()))?
+                    .tmpfs_fallback(name);
                 rbind(&dir, &target, || {
                     format!("bind {} for pod volume {name}", dir.display())
                 })?;

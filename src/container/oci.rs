@@ -99,8 +99,8 @@ pub struct SpecInput<'a> {
     pub gid: u32,
     pub additional_gids: Vec<u32>,
     pub rootfs: &'a RootfsLayout,
-    /// `<pod dir>`: holds `etc-hosts`, `hostname`, `resolv.conf`.
-    pub pod_dir: &'a Path,
+    /// The pod's state: its /etc files.
+    pub pod_paths: &'a crate::state::PodPaths,
     pub pause_pid: i32,
     /// `<parent>/pod<uid>/<container>`, when the pod has cgroups.
     pub cgroups_path: Option<String>,
@@ -247,17 +247,13 @@ pub fn build(input: &SpecInput) -> Spec {
     let ro = sc.read_only_root_filesystem;
     if !own("/etc/hosts") {
         // The kubelet mounts its hosts file read-write, even with a read-only root.
-        mounts.push(bind("/etc/hosts", &input.pod_dir.join("etc-hosts"), false));
+        mounts.push(bind("/etc/hosts", &input.pod_paths.etc_hosts(), false));
     }
     if !own("/etc/hostname") {
-        mounts.push(bind("/etc/hostname", &input.pod_dir.join("hostname"), ro));
+        mounts.push(bind("/etc/hostname", &input.pod_paths.etc_hostname(), ro));
     }
     if !own("/etc/resolv.conf") {
-        mounts.push(bind(
-            "/etc/resolv.conf",
-            &input.pod_dir.join("resolv.conf"),
-            ro,
-        ));
+        mounts.push(bind("/etc/resolv.conf", &input.pod_paths.resolv_conf(), ro));
     }
     for v in input.volumes {
         mounts.push(match &v.source {
@@ -409,7 +405,7 @@ mod tests {
             gid: 1000,
             additional_gids: vec![],
             rootfs: &rootfs,
-            pod_dir: Path::new("/run/podrun/pods/default_p"),
+            pod_paths: &crate::state::PodPaths::new("/run/podrun/pods/default_p"),
             pause_pid: 42,
             cgroups_path: Some("podrun/podX/c".into()),
             oom_score_adj: 1000,

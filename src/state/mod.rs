@@ -1,10 +1,7 @@
 //! On-disk state under the podrun root (default `/run/podrun`):
 //!
 //! ```text
-//! <root>/pods/<ns>_<name>/pod.json        the PodRecord (written atomically: tmp + rename)
-//! <root>/pods/<ns>_<name>/supervisor.log  the per-pod supervisor's own log
-//! <root>/pods/<ns>_<name>/<container>/<restart>.log   container stdout+stderr (kubelet layout;
-//!                                                     the current and the previous run only)
+//! <root>/pods/<ns>_<name>/                one pod's state: every file in [`PodPaths`]
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])
@@ -12,12 +9,14 @@
 //! A pod name is reserved by `mkdir` of its directory, which is atomic, so two concurrent applies
 //! of the same name cannot both succeed.
 
+mod paths;
 mod record;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub use paths::{PodPaths, bundle_config};
 pub use record::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -111,26 +110,16 @@ impl Store {
         self.pods_dir().join(key.dir_name())
     }
 
-    pub fn record_path(&self, key: &PodKey) -> PathBuf {
-        self.pod_dir(key).join("pod.json")
-    }
-
-    pub fn supervisor_log(&self, key: &PodKey) -> PathBuf {
-        self.pod_dir(key).join("supervisor.log")
-    }
-
-    /// Log of one run of a container: `<pod dir>/<container>/<restart count>.log`.
-    pub fn container_log(&self, key: &PodKey, container: &str, restart: u32) -> PathBuf {
-        self.pod_dir(key)
-            .join(container)
-            .join(format!("{restart}.log"))
+    /// Every file of pod `key`'s state.
+    pub fn paths(&self, key: &PodKey) -> PodPaths {
+        PodPaths::new(self.pod_dir(key))
     }
 
     /// Before run `current` of a container starts: remove the logs of its runs before the
     /// previous one. As the kubelet, podrun keeps the current and the previous run's log (what
     /// `logs` and `logs -p` show), so a container in a restart loop keeps two files.
     pub fn prune_container_logs(&self, key: &PodKey, container: &str, current: u32) {
-        let dir = self.pod_dir(key).join(container);
+        let dir = self.paths(key).bundle(container);
         let Ok(entries) = fs::read_dir(&dir) else {
             return;
         };
@@ -178,7 +167,7 @@ impl Store {
     }
 
     pub fn load(&self, key: &PodKey) -> Result<PodRecord, StateError> {
-        let path = self.record_path(key);
+        let path = self.paths(key).record();
         let text = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -191,7 +180,7 @@ impl Store {
 
     /// Atomic replace: readers see the old or the new record, never half of one.
     pub fn save(&self, record: &PodRecord) -> Result<(), StateError> {
-        let path = self.record_path(&record.key());
+        let path = self.paths(&record.key()).record();
         let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec_pretty(record).expect("a PodRecord always serialises");
         // Owner-only: the plan holds values of the pod's Secrets.
@@ -215,7 +204,7 @@ impl Store {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| fs::read(e.path().join("pod.json")).ok())
+            .filter_map(|e| fs::read(PodPaths::new(e.path()).record()).ok())
             .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
             .collect();
         out.sort_by_key(|r: &PodRecord| r.key());
@@ -229,13 +218,13 @@ impl Store {
         key: &PodKey,
         request: &DeletionRequest,
     ) -> Result<(), StateError> {
-        let path = self.pod_dir(key).join("deletion.json");
+        let path = self.paths(key).deletion_request();
         let data = serde_json::to_vec(request).expect("a DeletionRequest always serialises");
         fs::write(&path, data).map_err(io_err("write", &path))
     }
 
     pub fn deletion_request(&self, key: &PodKey) -> Option<DeletionRequest> {
-        let bytes = fs::read(self.pod_dir(key).join("deletion.json")).ok()?;
+        let bytes = fs::read(self.paths(key).deletion_request()).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -278,11 +267,11 @@ mod tests {
         let key = PodKey::new("default", "p");
         for run in 0..5 {
             store.prune_container_logs(&key, "c", run);
-            let path = store.container_log(&key, "c", run);
+            let path = store.paths(&key).container_log("c", run);
             fs::create_dir_all(path.parent().unwrap()).unwrap();
             fs::write(&path, "").unwrap();
         }
-        let mut left: Vec<String> = fs::read_dir(store.pod_dir(&key).join("c"))
+        let mut left: Vec<String> = fs::read_dir(store.paths(&key).bundle("c"))
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())

@@ -47,7 +47,7 @@ pub(super) type Prepared = (usize, Result<PreparedContainer, StartError>);
 /// What every container's init needs from the supervisor once the pause runs.
 struct LaunchContext<'a> {
     plan: &'a crate::spec::PodPlan,
-    pod_dir: &'a std::path::Path,
+    pod: &'a crate::state::PodPaths,
     pod_cgroup: Option<&'a std::path::Path>,
     pause_pid: i32,
     /// The pod's namespaces, once the pause made them (else they come through the
@@ -77,7 +77,7 @@ impl LaunchContext<'_> {
             gid: p.gid,
             additional_gids: p.additional_gids.clone(),
             rootfs: &p.layout,
-            pod_dir: self.pod_dir,
+            pod_paths: self.pod,
             pause_pid: self.pause_pid,
             cgroups_path: self
                 .pod_cgroup
@@ -86,7 +86,7 @@ impl LaunchContext<'_> {
             volumes: &p.mounts,
             capabilities: &p.capabilities,
         });
-        let config = p.bundle.join("config.json");
+        let config = crate::state::bundle_config(&p.bundle);
         oci_spec
             .save(&config)
             .map_err(|e| setup_err(format!("write {}: {e}", config.display())))?;
@@ -138,8 +138,8 @@ impl Supervisor {
     /// Write the bundle and overlay directories of containers `which` into the record, saved
     /// once, before any of them is made (launching each would save the record again).
     pub(super) fn record_bundles(&mut self, which: impl IntoIterator<Item = usize>) {
-        let pod_dir = self.store.pod_dir(&self.record.key());
-        if plan_bundles(&pod_dir, &mut self.record, which) {
+        let pod = self.store.paths(&self.record.key());
+        if plan_bundles(&pod, &mut self.record, which) {
             self.save();
         }
     }
@@ -183,12 +183,12 @@ impl Supervisor {
                 .map(|(i, _)| (i, Err(StartError::PauseDied)))
                 .collect();
         };
-        let pod_dir = self.store.pod_dir(&self.record.key());
+        let pod = self.store.paths(&self.record.key());
         let pod_volumes = self.pod_volume_fds();
         let pod_cgroup = self.cgroup.as_ref().map(|c| c.path());
         let context = LaunchContext {
             plan: &self.record.plan,
-            pod_dir: &pod_dir,
+            pod: &pod,
             pod_cgroup: pod_cgroup.as_deref(),
             pause_pid,
             ns: self.ns.as_ref(),
@@ -280,11 +280,11 @@ impl Supervisor {
         .map_err(setup_err)?;
         let restart = self.record.containers[i].restart_count;
         self.store.prune_container_logs(&key, &spec.name, restart);
-        let log_path = self.store.container_log(&key, &spec.name, restart);
+        let pod = self.store.paths(&key);
+        let log_path = pod.container_log(&spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
 
-        let pod_dir = self.store.pod_dir(&key);
-        let (bundle, layout) = bundle_of(&pod_dir, &name, &image.rootfs);
+        let (bundle, layout) = bundle_of(&pod, &name, &image.rootfs);
         // Recorded before they are made; usually already, by [`Supervisor::record_bundles`].
         let c = &mut self.record.containers[i];
         if c.rootfs.as_ref() != Some(&layout) {
@@ -568,11 +568,10 @@ fn last_run(c: &crate::state::ContainerRecord) -> Option<&ContainerState> {
     }
 }
 
-/// Container `name`'s bundle directory (`<pod dir>/<name>`, holding config.json) and overlay.
 /// Set the bundle and overlay directories of containers `which` in `record`; true if any
 /// changed.
 pub(super) fn plan_bundles(
-    pod_dir: &std::path::Path,
+    pod: &crate::state::PodPaths,
     record: &mut crate::state::PodRecord,
     which: impl IntoIterator<Item = usize>,
 ) -> bool {
@@ -582,7 +581,7 @@ pub(super) fn plan_bundles(
         let Some(image) = &c.image_config else {
             continue;
         };
-        let (bundle, layout) = bundle_of(pod_dir, &c.name, &image.rootfs);
+        let (bundle, layout) = bundle_of(pod, &c.name, &image.rootfs);
         if c.rootfs.as_ref() != Some(&layout) {
             c.bundle = Some(bundle);
             c.rootfs = Some(layout);
@@ -592,12 +591,13 @@ pub(super) fn plan_bundles(
     changed
 }
 
+/// Container `name`'s bundle directory (config.json, logs) and overlay.
 fn bundle_of(
-    pod_dir: &std::path::Path,
+    pod: &crate::state::PodPaths,
     name: &str,
     image_rootfs: &std::path::Path,
 ) -> (std::path::PathBuf, RootfsLayout) {
-    let bundle = pod_dir.join(name);
+    let bundle = pod.bundle(name);
     let layout = RootfsLayout::new(&bundle, image_rootfs);
     (bundle, layout)
 }

@@ -232,7 +232,7 @@ impl Supervisor {
         &self,
         inits: Vec<container::NamespaceSender>,
     ) -> Result<SandboxStart, StartError> {
-        let log_path = self.store.pod_dir(&self.record.key()).join("pause.log");
+        let log_path = self.store.paths(&self.record.key()).pause_log();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

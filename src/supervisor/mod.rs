@@ -35,9 +35,9 @@ pub use lifecycle::planned_sandbox;
 /// names of what it will create) and every container's bundle.
 pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
     record.sandbox = Some(planned_sandbox(record, 0));
-    let pod_dir = store.pod_dir(&record.key());
+    let pod = store.paths(&record.key());
     let all = 0..record.containers.len();
-    containers::plan_bundles(&pod_dir, record, all);
+    containers::plan_bundles(&pod, record, all);
 }
 pub use status::{SUPERVISOR_LOST_MESSAGE, pod_phase, pod_status_word, supervisor_lost};
 

@@ -15,10 +15,7 @@ use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
 
 impl Supervisor {
     fn volume_dir(&self, name: &str) -> PathBuf {
-        self.store
-            .pod_dir(&self.record.key())
-            .join("volumes")
-            .join(name)
+        self.store.paths(&self.record.key()).volume(name)
     }
 
     /// Make every volume of the pod, and the pod's /dev/shm.
@@ -41,7 +38,7 @@ impl Supervisor {
         self.pod_volumes.push((SHM_VOLUME.to_owned(), shm));
         // Only root may walk into the pod's volumes on the node (Secret files live there);
         // containers get each volume by a bind mount of its own directory.
-        let volumes_dir = self.store.pod_dir(&self.record.key()).join("volumes");
+        let volumes_dir = self.store.paths(&self.record.key()).volumes_dir();
         {
             use std::os::unix::fs::DirBuilderExt;
             let _ = std::fs::DirBuilder::new().mode(0o700).create(&volumes_dir);
@@ -123,7 +120,7 @@ impl Supervisor {
     /// them (for /dev/shm and every `medium: Memory` emptyDir) and say so once.
     fn tmpfs_fallback(&mut self) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        let pod_dir = self.store.pod_dir(&self.record.key());
+        let pod = self.store.paths(&self.record.key());
         let names: Vec<String> = std::iter::once(SHM_VOLUME.to_owned())
             .chain(
                 self.record
@@ -135,7 +132,7 @@ impl Supervisor {
             )
             .collect();
         for name in &names {
-            let dir = crate::container::init::pod_tmpfs_fallback_dir(&pod_dir, name);
+            let dir = pod.tmpfs_fallback(name);
             std::fs::create_dir_all(&dir)?;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
         }
@@ -150,7 +147,7 @@ impl Supervisor {
                 "TmpfsFallback",
                 format!(
                     "this kernel cannot clone detached mounts (newer kernels can): /dev/shm and medium: Memory emptyDir volumes are directories under {} (shared by the pod's containers; sizeLimit not enforced)",
-                    pod_dir.join("volumes/.tmpfs").display()
+                    pod.tmpfs_fallback_dir().display()
                 ),
             );
         }
@@ -216,15 +213,16 @@ impl Supervisor {
     /// creation (hosts names the sandbox's IP). True when the node's resolvers stand in for
     /// the cluster DNS podrun does not have (the kubelet's MissingClusterDNS).
     pub(super) fn write_pod_files(&self) -> Result<bool, std::io::Error> {
-        let dir = self.store.pod_dir(&self.record.key());
+        let pod = self.store.paths(&self.record.key());
+        std::fs::create_dir_all(pod.etc_dir())?;
         let plan = &self.record.plan;
         let ip = self.record.sandbox_ip().map(|ip| ip.to_string());
         let hosts = podfiles::hosts(ip.as_deref(), &plan.hostname, &plan.host_aliases);
-        write_in_place(&dir.join("etc-hosts"), &hosts)?;
-        write_in_place(&dir.join("hostname"), &podfiles::hostname(&plan.hostname))?;
+        write_in_place(&pod.etc_hosts(), &hosts)?;
+        write_in_place(&pod.etc_hostname(), &podfiles::hostname(&plan.hostname))?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let (resolv, fallback) = podfiles::resolv_conf(&plan.dns, &host);
-        write_in_place(&dir.join("resolv.conf"), &resolv)?;
+        write_in_place(&pod.resolv_conf(), &resolv)?;
         Ok(fallback)
     }
 }
