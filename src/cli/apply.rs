@@ -204,7 +204,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 last_state: None,
                 restart_count: 0,
                 oom_kills_at_start: 0,
-                backoff_seconds: 0,
+                backoff_factor: 0,
                 image_config: Some(image.clone()),
                 bundle: None,
                 rootfs: None,

@@ -117,14 +117,14 @@ pub struct ContainerRecord {
     #[serde(default)]
     pub oom_kills_at_start: u64,
     /// The kubelet's back-off entry: the delay a start after a run waits since that run ended,
-    /// in units of the 10 s base (0 = none yet; see `supervisor::backoff`). The name is kept
-    /// for records already written.
-    #[serde(default)]
-    pub backoff_seconds: u64,
+    /// in units of the 10 s base (0 = none yet; see `supervisor::backoff`): a factor, not
+    /// seconds (records written as `backoff_seconds` still read).
+    #[serde(default, alias = "backoff_seconds")]
+    pub backoff_factor: u64,
     /// The image as resolved at apply (root filesystem and image config).
     #[serde(default)]
     pub image_config: Option<crate::container::image::ContainerImage>,
-    /// `<pod dir>/<container>`: the OCI bundle (`config.json`), recorded before it is written.
+    /// `<pod dir>/containers/<container>` ([`super::PodPaths::bundle`]): the OCI bundle (`config.json`), recorded before it is written.
     #[serde(default)]
     pub bundle: Option<std::path::PathBuf>,
     /// The overlay of the current run (upper/work dirs recorded before they are created).

@@ -1,16 +1,13 @@
-//! Container runs inside the supervisor: start, exit, a start that failed, and restarts by the
-//! kubelet's rule ([`super::backoff`]: the restart policy, then the CrashLoopBackOff; first
-//! restart at once, then the delay doubles from 10 s up to 300 s, and resets after a run that
-//! lasted 10 minutes), for every way a run ends.
-
-use std::time::{Duration, Instant};
+//! Container runs inside the supervisor, the kernel side: prepare (bundle, overlay, log,
+//! cgroup), launch the init stage, release it at its start gate, and read how a run ended.
+//! When to start and restart is [`super::policy`]'s.
 
 use chrono::Utc;
 use nix::sys::signal::Signal;
 
 use super::Supervisor;
-use super::backoff::{self, Decision};
 use super::lifecycle::StartError;
+use super::policy::{self, Exit};
 use std::os::fd::AsFd;
 
 use crate::container::{self, image, oci, oci::RootfsLayout};
@@ -353,218 +350,39 @@ impl Supervisor {
         Ok(())
     }
 
-    /// A start that failed (the command is gone, a mount failed, ...): recorded as containerd
-    /// and the kubelet show it, a run that ended at once with `StartError` (exit code 128, the
-    /// error as its message) and a `Failed` event; the container waits with
-    /// `RunContainerError` until the next sync, when the back-off decides (CrashLoopBackOff).
-    pub(super) fn container_start_failed(&mut self, i: usize, err: StartError) {
-        let now = Utc::now();
-        let msg = err.to_string();
-        tracing::warn!(container = %self.record.containers[i].name, error = %msg, "start failed");
-        self.record
-            .event("Warning", "Failed", format!("Error: {msg}"));
-        let c = &mut self.record.containers[i];
-        c.process = None;
-        c.state = ContainerState::Terminated {
-            exit_code: 128,
-            signal: None,
-            reason: "StartError".into(),
-            message: Some(msg.clone()),
-            started_at: now,
-            finished_at: now,
-        };
-        if backoff::policy_restarts(self.record.plan.restart_policy, 128) {
-            let c = &mut self.record.containers[i];
-            c.last_state = Some(c.state.clone());
-            c.state = ContainerState::Waiting {
-                reason: "RunContainerError".into(),
-                message: Some(msg),
-            };
-            self.schedule_restart(i, self.backoff_base / SYNC_AFTER_ERROR_DIVISOR);
-        }
-    }
-
-    /// Record the end of a container's main process (and kill what it left in its group).
-    pub(super) fn mark_exited(
-        &mut self,
+    /// How container process `pid` ended, once it exited with `code` (and `signal`): its
+    /// index, and whether the OOM killer ended it; what it left in its group is killed.
+    /// None for a process that is no container's (an orphan reaped as subreaper).
+    pub(super) fn exit_of(
+        &self,
         pid: i32,
         code: i32,
         signal: Option<i32>,
-    ) -> Option<usize> {
+    ) -> Option<(usize, Exit)> {
         let i = self
             .record
             .containers
             .iter()
             .position(|c| c.process.map(|p| p.pid) == Some(pid))?;
         procfs::signal_group(pid, Signal::SIGKILL);
-        let name = self.record.containers[i].name.clone();
-        let oom_killed = signal == Some(libc::SIGKILL)
-            && self.oom_kills(&name) > self.record.containers[i].oom_kills_at_start;
-        let c = &mut self.record.containers[i];
-        let started_at = match &c.state {
-            ContainerState::Running { started_at } => *started_at,
-            _ => Utc::now(),
-        };
-        let reason = match code {
-            _ if oom_killed => "OOMKilled",
-            0 => "Completed",
-            _ => "Error",
-        };
-        c.state = ContainerState::Terminated {
-            exit_code: code,
-            signal,
-            reason: reason.into(),
-            message: None,
-            started_at,
-            finished_at: Utc::now(),
-        };
-        c.process = None;
-        if oom_killed {
-            let limit = self.record.plan.containers[i]
-                .resources
-                .limits
-                .memory_bytes
-                .map(|b| format!(" (memory limit {b} bytes)"))
-                .unwrap_or_default();
-            self.record.event(
-                "Warning",
-                "OOMKilled",
-                format!("Container {name} was killed by the kernel OOM killer{limit}"),
-            );
-        }
-        Some(i)
-    }
-
-    pub(super) fn on_container_exit(&mut self, pid: i32, code: i32, signal: Option<i32>) {
-        let Some(i) = self.mark_exited(pid, code, signal) else {
-            return; // an orphan a container left behind, reaped as subreaper
-        };
-        self.restart_or_back_off(i);
-        self.update_phase();
-        self.save();
-    }
-
-    /// The kubelet's rule ([`backoff::decide`]) for container `i`, which is not running, now.
-    pub(super) fn restart_decision(&self, i: usize) -> Decision {
         let c = &self.record.containers[i];
-        backoff::decide(
-            self.record.plan.restart_policy,
-            last_run(c),
-            c.backoff_seconds,
-            Utc::now(),
-            self.backoff_base,
-        )
+        let oom_killed =
+            signal == Some(libc::SIGKILL) && self.oom_kills(&c.name) > c.oom_kills_at_start;
+        Some((
+            i,
+            Exit {
+                code,
+                signal,
+                oom_killed,
+            },
+        ))
     }
 
-    /// The kubelet's rule for container `i`, whose run the sandbox change just ended: judged by
-    /// the run before that one (its lastState), or started at once without one.
-    pub(super) fn restart_decision_after_kill(&self, i: usize) -> Decision {
-        let c = &self.record.containers[i];
-        let before = c
-            .last_state
-            .as_ref()
-            .filter(|s| matches!(s, ContainerState::Terminated { .. }));
-        backoff::decide(
-            self.record.plan.restart_policy,
-            before,
-            c.backoff_seconds,
-            Utc::now(),
-            self.backoff_base,
-        )
-    }
-
-    /// Container `i` is not running and its sandbox is: start it now, or once its back-off
-    /// has passed, or leave it stopped, as [`Supervisor::restart_decision`] says.
-    fn restart_or_back_off(&mut self, i: usize) {
-        match self.restart_decision(i) {
-            Decision::Stay => {}
-            Decision::BackOff { delay, remaining } => self.back_off(i, delay, remaining),
-            Decision::Start { next } => {
-                self.begin_restart(i, next);
-                if let Err(e) = self.start_container(i) {
-                    self.container_start_failed(i, e);
-                }
-            }
+    /// Record the end of a container's process without a decision (while stopping).
+    pub(super) fn mark_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
+        if let Some((i, exit)) = self.exit_of(pid, code, signal) {
+            policy::record_exit(&mut self.record, i, exit, Utc::now());
         }
-    }
-
-    /// A new run of container `i` is about to start after a run that ended: its back-off entry
-    /// becomes `next`, the last run becomes its lastState, and its restart count goes up.
-    pub(super) fn begin_restart(&mut self, i: usize, next: u64) {
-        let c = &mut self.record.containers[i];
-        c.backoff_seconds = next;
-        if let ContainerState::Terminated { .. } = c.state {
-            c.last_state = Some(c.state.clone());
-        }
-        c.restart_count += 1;
-    }
-
-    /// Container `i` is in back-off: shown as CrashLoopBackOff (with the kubelet's message and
-    /// a BackOff event), and tried again in `remaining`.
-    pub(super) fn back_off(&mut self, i: usize, delay: Duration, remaining: Duration) {
-        self.schedule_restart(i, remaining);
-        let name = self.record.containers[i].name.clone();
-        let pod = self.record.plan.name.clone();
-        let c = &mut self.record.containers[i];
-        if let ContainerState::Terminated { .. } = c.state {
-            c.last_state = Some(c.state.clone());
-        }
-        c.state = ContainerState::Waiting {
-            reason: "CrashLoopBackOff".into(),
-            message: Some(format!(
-                "back-off {}s restarting failed container={name} pod={pod}_{}({})",
-                delay.as_secs(),
-                self.record.plan.namespace,
-                self.record.plan.uid
-            )),
-        };
-        self.record.event(
-            "Warning",
-            "BackOff",
-            format!("Back-off restarting failed container {name} in pod {pod}"),
-        );
-    }
-
-    /// Try container `i` again (the back-off decides) at `delay` from now.
-    fn schedule_restart(&mut self, i: usize, delay: Duration) {
-        self.pending_restarts.retain(|(j, _)| *j != i);
-        self.pending_restarts.push((i, Instant::now() + delay));
-    }
-
-    pub(super) fn run_due_restarts(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> = self
-            .pending_restarts
-            .iter()
-            .filter(|(_, t)| *t <= now)
-            .map(|(i, _)| *i)
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        self.pending_restarts.retain(|(_, t)| *t > now);
-        for i in due {
-            self.restart_or_back_off(i);
-        }
-        self.update_phase();
-        self.save();
-    }
-}
-
-/// A start error shows `RunContainerError` until the kubelet's next sync of the pod, which
-/// its PLEG relist (every 1 s, a tenth of the 10 s back-off base) triggers; that sync finds the
-/// container in back-off.
-const SYNC_AFTER_ERROR_DIVISOR: u32 = 10;
-
-/// The container's last run (a `Terminated` state): its state, or the lastState of a
-/// container waiting after it (a back-off, a start error, a sandbox being re-made).
-fn last_run(c: &crate::state::ContainerRecord) -> Option<&ContainerState> {
-    match (&c.state, &c.last_state) {
-        (ContainerState::Terminated { .. }, _) => Some(&c.state),
-        (ContainerState::Waiting { .. }, Some(last @ ContainerState::Terminated { .. })) => {
-            Some(last)
-        }
-        _ => None,
     }
 }
 

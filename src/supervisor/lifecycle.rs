@@ -1,5 +1,6 @@
-//! Sandbox lifecycle inside the supervisor: create (pause, pin, IP, veth), stop, react to the
-//! pause dying (kubelet's SandboxChanged), roll back a failed start, and the final delete.
+//! Sandbox lifecycle inside the supervisor, the kernel side: create (pause, pin, IP, veth) and
+//! launch containers in it, stop it, reap, stop containers, roll back a failed first start, and
+//! the final delete. When each happens is [`super::policy`]'s.
 
 use std::time::{Duration, Instant};
 
@@ -9,14 +10,13 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::Supervisor;
-use super::backoff::Decision;
+use super::policy::Event;
 use super::teardown::{self, TeardownErrors};
 use crate::container;
 use crate::net::{self, ipam::Ipam};
 use crate::procfs;
 use crate::sandbox::{self, NamespaceFds, SandboxError};
-use crate::spec::RestartPolicy;
-use crate::state::{ContainerState, ProcessId, SandboxRecord};
+use crate::state::{ProcessId, SandboxRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -138,7 +138,7 @@ impl Supervisor {
             self.release_container(i, init)?;
         }
         self.record.start_time.get_or_insert_with(Utc::now);
-        self.update_phase();
+        self.settle();
         self.save();
         Ok(())
     }
@@ -419,20 +419,12 @@ impl Supervisor {
         }
     }
 
-    /// `delete`: graceful stop of every container, then the sandbox, then the state.
-    pub(super) fn stop_and_remove(&mut self) {
-        self.stopping = true;
-        self.pending_restarts.clear();
-        self.record.deletion = self.store.deletion_request(&self.record.key());
+    /// [`Action::Remove`](super::policy::Action), for `delete`: graceful stop of every
+    /// container, then the sandbox, then the state.
+    pub(super) fn remove(&mut self, grace: Duration) {
         self.save();
-        let grace = self
-            .record
-            .deletion
-            .as_ref()
-            .map(|d| d.grace_period_seconds)
-            .unwrap_or(self.record.plan.termination_grace_period_seconds);
-        tracing::debug!(grace, "delete requested");
-        self.stop_containers(Duration::from_secs(grace.max(0) as u64));
+        tracing::debug!(grace = grace.as_secs(), "delete requested");
+        self.stop_containers(grace);
         tracing::debug!("containers stopped");
         // Held to the end: no apply can start a pod on the network while it is taken down.
         let lock = self.store.lock();
@@ -478,8 +470,8 @@ impl Supervisor {
                 }
                 _ => continue,
             };
-            if self.stopping {
-                let _ = self.mark_exited(pid, code, signal);
+            if self.machine.stopping() {
+                self.mark_exited(pid, code, signal);
                 continue;
             }
             let live_pause = self
@@ -490,9 +482,10 @@ impl Supervisor {
                 .and_then(|s| s.pause)
                 .map(|p| p.pid);
             if Some(pid) == live_pause {
-                self.on_sandbox_death();
-            } else {
-                self.on_container_exit(pid, code, signal);
+                tracing::warn!(pod = %self.record.key(), "pause exited: sandbox changed");
+                self.dispatch(Event::PauseDied);
+            } else if let Some((container, exit)) = self.exit_of(pid, code, signal) {
+                self.dispatch(Event::Exited { container, exit });
             }
         }
     }
@@ -525,11 +518,9 @@ impl Supervisor {
     fn reap_quietly(&mut self) {
         while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             match s {
-                WaitStatus::Exited(pid, code) => {
-                    self.mark_exited(pid.as_raw(), code, None);
-                }
+                WaitStatus::Exited(pid, code) => self.mark_exited(pid.as_raw(), code, None),
                 WaitStatus::Signaled(pid, sig, _) => {
-                    self.mark_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32));
+                    self.mark_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32))
                 }
                 WaitStatus::StillAlive => return,
                 _ => {}
@@ -537,166 +528,48 @@ impl Supervisor {
         }
     }
 
-    /// The pause died: as the kubelet, kill every container, tear the old sandbox down, and
-    /// (unless restartPolicy is Never) make a new sandbox and start the containers in it.
-    fn on_sandbox_death(&mut self) {
-        tracing::warn!(pod = %self.record.key(), "pause exited: sandbox changed");
-        self.record.event(
-            "Normal",
-            "SandboxChanged",
-            "Pod sandbox changed, it will be killed and re-created.".into(),
-        );
-        self.pending_restarts.clear();
-        let running: Vec<usize> = (0..self.record.containers.len())
-            .filter(|&i| {
-                matches!(
-                    self.record.containers[i].state,
-                    ContainerState::Running { .. }
-                )
-            })
-            .collect();
-        self.stop_containers(Duration::from_secs(2));
-        let errors = self.stop_sandbox();
-        if !errors.0.is_empty() {
-            tracing::error!(errors = %errors, "old sandbox teardown");
-        }
-        self.save();
-        if self.record.plan.restart_policy == RestartPolicy::Never {
-            self.update_phase();
-            self.save();
-            return;
-        }
-        self.recreate_sandbox(&running);
-    }
-
-    /// Make a new sandbox and start in it every container that restarts, as the kubelet does:
-    /// each through the back-off ([`Supervisor::restart_decision`]), so a container that was in
-    /// back-off starts in the new sandbox once it has passed. The containers the sandbox change
-    /// killed (`killed`, running until then) are judged by their run before, as the kubelet's
-    /// sync judges them by the pod status it started with, where they still ran: without one
-    /// they start at once. A failure leaves nothing of the attempt behind and is retried after
-    /// the back-off period (then every container is judged by its last run).
-    fn recreate_sandbox(&mut self, killed: &[usize]) {
-        self.sandbox_retry = None;
-        let attempt = self
-            .record
-            .sandbox
-            .as_ref()
-            .map(|s| s.attempt + 1)
-            .unwrap_or(1);
-        let (mut now, mut later) = (Vec::new(), Vec::new());
-        for i in 0..self.record.containers.len() {
-            let decision = if killed.contains(&i) {
-                self.restart_decision_after_kill(i)
-            } else {
-                self.restart_decision(i)
-            };
-            match decision {
-                Decision::Stay => {}
-                Decision::Start { next } => now.push((i, next)),
-                Decision::BackOff { delay, remaining } => later.push((i, delay, remaining)),
-            }
-        }
-        let starting: Vec<usize> = now.iter().map(|(i, _)| *i).collect();
-        let waiting: Vec<usize> = starting
-            .iter()
-            .copied()
-            .chain(later.iter().map(|(i, _, _)| *i))
-            .collect();
-        // The kubelet consults the back-off only once the sandbox exists: the entries change
-        // with this attempt's success, the restart counts are taken back on its failure.
-        let entries: Vec<u64> = now
-            .iter()
-            .map(|(i, _)| self.record.containers[*i].backoff_seconds)
-            .collect();
-        for &(i, next) in &now {
-            self.begin_restart(i, next);
-        }
-        let failed = |sup: &mut Self, e: StartError| {
-            for (&(i, _), entry) in now.iter().zip(&entries) {
-                sup.record.containers[i].backoff_seconds = *entry;
-            }
-            sup.sandbox_failed(e, &waiting, &starting)
+    /// [`Action::CreateSandbox`](super::policy::Action): make sandbox `attempt` and start
+    /// containers `start` in it; the answers for the policy (a `StartFailed` per container that
+    /// could not start, then `SandboxCreated` or `SandboxFailed`).
+    pub(super) fn create_sandbox(&mut self, attempt: u32, start: &[usize]) -> Vec<Event> {
+        let mut answers = Vec::new();
+        let failed = |answers: &mut Vec<Event>, e: StartError| {
+            tracing::error!(error = %e, "sandbox creation failed");
+            answers.push(Event::SandboxFailed {
+                message: e.to_string(),
+            });
         };
         let (launched_inits, wiring) =
-            match self.create_sandbox_and_launch(attempt, &starting, |_| Ok(())) {
+            match self.create_sandbox_and_launch(attempt, start, |_| Ok(())) {
                 Ok(l) => l,
-                Err(e) => return failed(self, e),
+                Err(e) => {
+                    failed(&mut answers, e);
+                    return answers;
+                }
             };
         let mut launched = Vec::new();
         for (i, result) in launched_inits {
             match result {
                 Ok(init) => launched.push((i, init)),
-                Err(e) => self.container_start_failed(i, e),
+                Err(e) => answers.push(start_failed(&self.record, i, e)),
             }
         }
         if let Err(e) = self.finish_wiring(wiring) {
             // The launched inits see their gates close and end.
             drop(launched);
-            return failed(self, e);
+            failed(&mut answers, e);
+            return answers;
         }
         for (_, init) in &mut launched {
             init.open_gate();
         }
         for (i, init) in launched {
             if let Err(e) = self.release_container(i, init) {
-                self.container_start_failed(i, e);
+                answers.push(start_failed(&self.record, i, e));
             }
         }
-        for (i, delay, remaining) in later {
-            self.back_off(i, delay, remaining);
-        }
-        self.update_phase();
-        self.save();
-    }
-
-    /// A replacement sandbox could not be made: shown as the kubelet shows it (a Warning
-    /// event, the containers waiting in ContainerCreating), and, as containerd does for a
-    /// RunPodSandbox that failed, nothing of the attempt stays: its processes, pause, netns pin,
-    /// veth and address are removed at once. The next attempt comes after the back-off period.
-    /// `waiting` are the containers the sandbox was for, `counted` those whose restart count
-    /// it had raised.
-    fn sandbox_failed(&mut self, e: StartError, waiting: &[usize], counted: &[usize]) {
-        tracing::error!(error = %e, "sandbox re-creation failed");
-        self.record.event(
-            "Warning",
-            "FailedCreatePodSandBox",
-            format!("Failed to create pod sandbox: {e}"),
-        );
-        self.pending_restarts.clear();
-        self.kill_all_containers();
-        let errors = self.stop_sandbox();
-        if !errors.0.is_empty() {
-            tracing::error!(errors = %errors, "failed sandbox teardown");
-        }
-        for &i in counted {
-            let c = &mut self.record.containers[i];
-            c.restart_count = c.restart_count.saturating_sub(1);
-        }
-        for &i in waiting {
-            let c = &mut self.record.containers[i];
-            if let ContainerState::Terminated { .. } = c.state {
-                c.last_state = Some(c.state.clone());
-            }
-            c.process = None;
-            c.state = ContainerState::Waiting {
-                reason: "ContainerCreating".into(),
-                message: None,
-            };
-        }
-        if !waiting.is_empty() {
-            self.sandbox_retry = Some(Instant::now() + self.backoff_base);
-        }
-        self.update_phase();
-        self.save();
-    }
-
-    /// Try again to make the sandbox once its retry is due (and the pod is not being deleted).
-    pub(super) fn run_due_sandbox_retry(&mut self) {
-        if self.stopping || self.sandbox_retry.is_none_or(|t| t > Instant::now()) {
-            return;
-        }
-        self.recreate_sandbox(&[]);
+        answers.push(Event::SandboxCreated);
+        answers
     }
 
     /// Send SIGTERM to every running container's process group, wait up to `grace`, then
@@ -770,4 +643,14 @@ impl Supervisor {
 /// A fresh CRI-style 64-hex id.
 pub(super) fn new_id() -> String {
     random_id()
+}
+
+/// The policy's event for a start of container `i` that failed with `e`.
+pub(super) fn start_failed(record: &crate::state::PodRecord, i: usize, e: StartError) -> Event {
+    let message = e.to_string();
+    tracing::warn!(container = %record.containers[i].name, error = %message, "start failed");
+    Event::StartFailed {
+        container: i,
+        message,
+    }
 }

@@ -3,14 +3,19 @@
 //! pod's restartPolicy, re-creates the sandbox when the pause dies, and tears everything down
 //! when `delete` asks (SIGTERM after writing the deletion request into the record).
 //!
-//! It is single-threaded (rtnetlink's runtime lives only inside `net` calls), so forking the
-//! containers is safe. It is a child subreaper, so whatever a container forks and orphans comes
-//! back to it and can be reaped and killed.
+//! Two halves: [`policy`] is the kubelet's rules as a state machine over the record (events
+//! in, kernel actions out, unit-tested without root); the rest carries the actions out
+//! ([`lifecycle`]: sandbox, reaping, stopping; [`containers`]: a container's run). One loop
+//! ([`Supervisor::event_loop`]) waits on a signal pipe (SIGCHLD, SIGTERM) and the policy's
+//! next timer. Threads are short-lived: the sandbox's (pause, netns pin, wiring), joined
+//! before any container runs, and one per init fork at launch (scoped). It is a child subreaper, so
+//! whatever a container forks and orphans comes back to it and can be reaped and killed.
 
 mod backoff;
 mod cgroups;
 mod containers;
 mod lifecycle;
+mod policy;
 mod status;
 pub mod teardown;
 mod volumes;
@@ -20,6 +25,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use policy::{Action, Event, Machine};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
@@ -51,13 +58,8 @@ pub struct Supervisor {
     pause_binary: PathBuf,
     ns: Option<NamespaceFds>,
     cgroup: Option<crate::cgroup::PodCgroup>,
-    /// Containers waiting for their back-off to expire: (index, when).
-    pending_restarts: Vec<(usize, Instant)>,
-    /// When to try again to make a sandbox after a failed re-creation (the kubelet's pod
-    /// worker retries a failed RunPodSandbox after its 10 s back-off period).
-    sandbox_retry: Option<Instant>,
-    backoff_base: Duration,
-    stopping: bool,
+    /// The kubelet's policy: timers, a sandbox being made, stopping.
+    machine: Machine,
     /// Pod-level tmpfs mounts (memory emptyDirs, /dev/shm), detached: never on the host.
     pod_volumes: Vec<(String, OwnedFd)>,
     /// The init stage exec'd for every container.
@@ -105,10 +107,7 @@ pub fn run(
         pause_binary,
         ns: None,
         cgroup: None,
-        pending_restarts: Vec::new(),
-        sandbox_retry: None,
-        backoff_base: Duration::from_millis(backoff_ms),
-        stopping: false,
+        machine: Machine::new(Duration::from_millis(backoff_ms)),
         pod_volumes: Vec::new(),
         init_program: crate::config::init_program(),
     };
@@ -176,26 +175,80 @@ impl Supervisor {
 
     fn event_loop(&mut self, wake: &UnixStream, term: &std::sync::atomic::AtomicBool) {
         loop {
-            if term.load(std::sync::atomic::Ordering::SeqCst) && !self.stopping {
-                self.stop_and_remove();
+            if term.load(std::sync::atomic::Ordering::SeqCst) && !self.machine.stopping() {
+                self.record.deletion = self.store.deletion_request(&self.record.key());
+                self.dispatch(Event::StopRequested);
                 return;
             }
             self.reap_children();
-            self.run_due_sandbox_retry();
-            self.run_due_restarts();
+            if self.machine.due(Instant::now()) {
+                self.dispatch(Event::Tick);
+            }
             let timeout = self
+                .machine
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
             wait_readable(wake, timeout);
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.pending_restarts
-            .iter()
-            .map(|(_, t)| *t)
-            .chain(self.sandbox_retry)
-            .min()
+    /// Hand `event` to the policy and carry out its actions, and the events they answer with,
+    /// in order; then settle the phase and save the record once.
+    fn dispatch(&mut self, event: Event) {
+        let mut events = std::collections::VecDeque::from([event]);
+        while let Some(event) = events.pop_front() {
+            tracing::debug!(?event, "policy event");
+            let actions = self
+                .machine
+                .handle(&mut self.record, event, policy::Now::current());
+            for action in actions {
+                events.extend(self.perform(action));
+            }
+        }
+        if self.machine.stopping() {
+            return; // the record went with the pod
+        }
+        self.settle();
+        self.save();
+    }
+
+    /// Recompute the phase; stop the sandbox of a pod that has finished.
+    fn settle(&mut self) {
+        if let Some(action) = self.machine.settle(&mut self.record) {
+            self.perform(action);
+        }
+    }
+
+    /// Carry out one action of the policy; the events it answers with.
+    fn perform(&mut self, action: Action) -> Vec<Event> {
+        tracing::debug!(?action, "policy action");
+        match action {
+            Action::Start(i) => match self.start_container(i) {
+                Ok(()) => vec![],
+                Err(e) => vec![lifecycle::start_failed(&self.record, i, e)],
+            },
+            Action::StopContainers { grace } => {
+                self.stop_containers(grace);
+                vec![]
+            }
+            Action::KillContainers => {
+                self.kill_all_containers();
+                vec![]
+            }
+            Action::StopSandbox => {
+                let errors = self.stop_sandbox();
+                if !errors.0.is_empty() {
+                    tracing::error!(errors = %errors, "sandbox teardown");
+                }
+                vec![]
+            }
+            Action::CreateSandbox { attempt, start } => self.create_sandbox(attempt, &start),
+            Action::Remove { grace } => {
+                self.remove(grace);
+                vec![]
+            }
+            Action::Then(event) => vec![event],
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! Pod phase (Kubernetes' PodPhase) and the STATUS word kubectl prints.
 
-use super::Supervisor;
 use crate::spec::RestartPolicy;
 use crate::state::{ContainerState, Phase, PodRecord};
 
@@ -83,24 +82,6 @@ pub fn supervisor_lost(record: &PodRecord) -> bool {
     record.supervisor.is_some_and(|s| !s.is_alive())
 }
 
-impl Supervisor {
-    /// Recompute the phase; once nothing runs and nothing will restart, stop the sandbox as the
-    /// kubelet does (the pod keeps its record and logs until deleted).
-    pub(super) fn update_phase(&mut self) {
-        let phase = pod_phase(&self.record);
-        self.record.phase = phase;
-        let finished =
-            matches!(phase, Phase::Succeeded | Phase::Failed) && self.pending_restarts.is_empty();
-        if finished && self.record.sandbox.as_ref().is_some_and(|s| s.ready) && !self.stopping {
-            let errors = self.stop_sandbox();
-            if !errors.0.is_empty() {
-                tracing::error!(errors = %errors, "stop finished pod's sandbox");
-            }
-            self.record.phase = phase;
-        }
-    }
-}
-
 /// What apply prints for a started pod (kubectl's `pod/NAME created` is printed before it):
 /// the sandbox, the network and each container, one line each.
 pub fn start_summary(r: &PodRecord) -> String {
@@ -143,15 +124,16 @@ pub fn start_summary(r: &PodRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::state::ContainerRecord;
     use chrono::Utc;
 
     /// A container's state and last state.
-    type States = (ContainerState, Option<ContainerState>);
+    pub(in crate::supervisor) type States = (ContainerState, Option<ContainerState>);
 
-    fn record(policy: &str, states: &[States]) -> PodRecord {
+    /// A started pod record of containers `c0`, `c1` ... in `states`, under `policy`.
+    pub(in crate::supervisor) fn record(policy: &str, states: &[States]) -> PodRecord {
         let containers: String = (0..states.len())
             .map(|i| format!("{{name: c{i}, image: 'debug:1', command: [sh]}},"))
             .collect();
@@ -189,7 +171,7 @@ mod tests {
                     last_state: last.clone(),
                     restart_count: 0,
                     oom_kills_at_start: 0,
-                    backoff_seconds: 0,
+                    backoff_factor: 0,
                     image_config: None,
                     bundle: None,
                     rootfs: None,

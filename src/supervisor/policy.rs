@@ -1,0 +1,526 @@
+//! The kubelet's policy for one pod, as a state machine with no kernel in it: events come in
+//! (a container exited or failed to start, the pause died, the sandbox was made or failed, a
+//! timer, a stop request), [`Machine::handle`] changes the record as the kubelet changes its pod
+//! status (states, restart counts, back-off entries, events) and returns the kernel work to do
+//! ([`Action`]s), which the supervisor carries out and answers with further events. Unit tests
+//! drive it with no root and no processes.
+//!
+//! The rules, from the kubelet (`pkg/kubelet/kuberuntime/kuberuntime_manager.go`
+//! `computePodActions`, `pkg/kubelet/container/helpers.go` `ShouldContainerBeRestarted`,
+//! `pkg/kubelet/kubelet.go` back-off constants):
+//! - a container that ended restarts by the restart policy, through the CrashLoopBackOff
+//!   ([`super::backoff::decide`]); only that container, in the same sandbox;
+//! - a start that failed is a run that ended with `StartError`; it waits as
+//!   `RunContainerError` until the next sync (a PLEG relist later), where the back-off decides;
+//! - when the pause dies: `SandboxChanged`, every running container is stopped (grace period
+//!   at least 2 s), the sandbox is torn down, and unless the policy is Never a new sandbox
+//!   (attempt + 1) is made for every container that will start, each through its back-off;
+//! - a sandbox that could not be made is removed at once, shown as `FailedCreatePodSandBox`
+//!   with the containers `ContainerCreating`, and tried again after the back-off period;
+//! - once nothing runs and nothing will restart, the sandbox is stopped (Succeeded / Failed);
+//! - a stop request stops everything with the request's grace period (else the pod's
+//!   `terminationGracePeriodSeconds`); from then on exits are only recorded.
+//!
+//! Designed to grow: init containers, sidecars, probes and hooks are more events (a probe
+//! failed, an init container completed) and more actions (run a hook, start the next init).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::backoff::{self, Decision};
+use crate::spec::RestartPolicy;
+use crate::state::{ContainerRecord, ContainerState, Phase, PodRecord};
+
+/// The kubelet's floor for the grace period of a kill (`minimumGracePeriodInSeconds`), used
+/// when a sandbox change stops the containers.
+pub const SANDBOX_CHANGE_GRACE: Duration = Duration::from_secs(2);
+
+/// A start error shows `RunContainerError` until the kubelet's next sync of the pod, which
+/// its PLEG relist (every 1 s, a tenth of the 10 s back-off base) triggers; that sync finds the
+/// container in back-off.
+const SYNC_AFTER_ERROR_DIVISOR: u32 = 10;
+
+/// The time, on both clocks: the wall clock for the record, the monotonic one for timers.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub wall: DateTime<Utc>,
+    pub mono: Instant,
+}
+
+impl Now {
+    pub fn current() -> Self {
+        Self {
+            wall: Utc::now(),
+            mono: Instant::now(),
+        }
+    }
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, or 128 + the signal.
+    pub code: i32,
+    pub signal: Option<i32>,
+    /// Killed by the kernel's OOM killer (its cgroup's oom_kill count went up).
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Container `container`'s process ended.
+    Exited { container: usize, exit: Exit },
+    /// Container `container` could not be started.
+    StartFailed { container: usize, message: String },
+    /// The pause exited while its sandbox was ready.
+    PauseDied,
+    /// The old sandbox is gone; `killed` are the containers its change stopped.
+    SandboxDown { killed: Vec<usize> },
+    /// The sandbox of [`Action::CreateSandbox`] is ready and its containers were started.
+    SandboxCreated,
+    /// The sandbox of [`Action::CreateSandbox`] could not be made.
+    SandboxFailed { message: String },
+    /// What the failed sandbox had made is removed.
+    SandboxCleared,
+    /// Time passed: due timers fire.
+    Tick,
+    /// `delete` asked (the request, if any, is in the record's `deletion`).
+    StopRequested,
+}
+
+/// Kernel work for the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Start container `.0` in the current sandbox (answer with `StartFailed` if it fails).
+    Start(usize),
+    /// SIGTERM every running container, wait up to `grace`, SIGKILL what is left.
+    StopContainers { grace: Duration },
+    /// SIGKILL every container process at once.
+    KillContainers,
+    /// Kill the pause, remove the netns pin, veth and address.
+    StopSandbox,
+    /// Make sandbox `attempt` and start containers `start` in it (answer with `StartFailed`
+    /// per container that fails, then `SandboxCreated` or `SandboxFailed`).
+    CreateSandbox { attempt: u32, start: Vec<usize> },
+    /// Stop every container with `grace`, remove the sandbox, the cgroups and the state.
+    Remove { grace: Duration },
+    /// Handle this event once the actions before it are done.
+    Then(Event),
+}
+
+/// A sandbox being made: what to undo if it fails, what to do once it is ready.
+#[derive(Debug, Clone, PartialEq)]
+struct Attempt {
+    /// Every container the sandbox is for.
+    waiting: Vec<usize>,
+    /// Those it starts, with their back-off entries before the start.
+    starting: Vec<(usize, u64)>,
+    /// Those in back-off: shown as CrashLoopBackOff once the sandbox is ready.
+    later: Vec<(usize, Duration, Duration)>,
+}
+
+/// The policy's own state beside the record: timers, a sandbox being made, stopping.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    base: Duration,
+    /// Containers to look at again (a back-off expires, a sync after a start error): when.
+    timers: Vec<(usize, Instant)>,
+    /// When to try again to make the sandbox.
+    sandbox_retry: Option<Instant>,
+    attempt: Option<Attempt>,
+    stopping: bool,
+}
+
+impl Machine {
+    /// A machine whose back-off base (the kubelet's 10 s) is `base`.
+    pub fn new(base: Duration) -> Self {
+        Self {
+            base,
+            timers: Vec::new(),
+            sandbox_retry: None,
+            attempt: None,
+            stopping: false,
+        }
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// The next timer, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers
+            .iter()
+            .map(|(_, t)| *t)
+            .chain(self.sandbox_retry)
+            .min()
+    }
+
+    /// True when a timer is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        !self.stopping && self.next_deadline().is_some_and(|t| t <= now)
+    }
+
+    /// Handle `event`: change `record`, return the kernel work in order.
+    pub fn handle(&mut self, record: &mut PodRecord, event: Event, now: Now) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::Exited { container, exit } => {
+                record_exit(record, container, exit, now.wall);
+                if !self.stopping {
+                    self.restart_or_back_off(record, container, now, &mut actions);
+                }
+            }
+            Event::StartFailed { container, message } => {
+                self.start_failed(record, container, message, now)
+            }
+            Event::PauseDied if !self.stopping => {
+                record.event(
+                    "Normal",
+                    "SandboxChanged",
+                    "Pod sandbox changed, it will be killed and re-created.".into(),
+                );
+                self.timers.clear();
+                let killed = (0..record.containers.len())
+                    .filter(|&i| is_running(&record.containers[i]))
+                    .collect();
+                actions.extend([
+                    Action::StopContainers {
+                        grace: SANDBOX_CHANGE_GRACE,
+                    },
+                    Action::StopSandbox,
+                    Action::Then(Event::SandboxDown { killed }),
+                ]);
+            }
+            Event::SandboxDown { killed } if !self.stopping => {
+                if record.plan.restart_policy != RestartPolicy::Never {
+                    self.plan_sandbox(record, &killed, now, &mut actions);
+                }
+            }
+            Event::SandboxCreated => {
+                if let Some(attempt) = self.attempt.take() {
+                    for (i, delay, remaining) in attempt.later {
+                        self.back_off(record, i, delay, remaining, now);
+                    }
+                }
+            }
+            Event::SandboxFailed { message } => {
+                record.event(
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {message}"),
+                );
+                self.timers.clear();
+                // The kubelet consults the back-off only once the sandbox exists: the entries
+                // are taken back with the attempt.
+                if let Some(attempt) = &self.attempt {
+                    for &(i, entry) in &attempt.starting {
+                        record.containers[i].backoff_factor = entry;
+                    }
+                }
+                actions.extend([
+                    Action::KillContainers,
+                    Action::StopSandbox,
+                    Action::Then(Event::SandboxCleared),
+                ]);
+            }
+            Event::SandboxCleared => {
+                if let Some(attempt) = self.attempt.take() {
+                    self.sandbox_cleared(record, attempt, now);
+                }
+            }
+            Event::Tick if !self.stopping => {
+                if self.sandbox_retry.is_some_and(|t| t <= now.mono) {
+                    // The containers' timers wait for the next tick (the sandbox first).
+                    self.plan_sandbox(record, &[], now, &mut actions);
+                } else {
+                    let due: Vec<usize> = self
+                        .timers
+                        .iter()
+                        .filter(|(_, t)| *t <= now.mono)
+                        .map(|(i, _)| *i)
+                        .collect();
+                    self.timers.retain(|(_, t)| *t > now.mono);
+                    for i in due {
+                        self.restart_or_back_off(record, i, now, &mut actions);
+                    }
+                }
+            }
+            Event::StopRequested if !self.stopping => {
+                self.stopping = true;
+                self.timers.clear();
+                self.sandbox_retry = None;
+                let seconds = record
+                    .deletion
+                    .as_ref()
+                    .map(|d| d.grace_period_seconds)
+                    .unwrap_or(record.plan.termination_grace_period_seconds);
+                actions.push(Action::Remove {
+                    grace: Duration::from_secs(seconds.max(0) as u64),
+                });
+            }
+            Event::PauseDied | Event::SandboxDown { .. } | Event::Tick | Event::StopRequested => {}
+        }
+        actions
+    }
+
+    /// After the actions of an event are done: the phase; once nothing runs and nothing will
+    /// restart, the sandbox is stopped (the pod keeps its record and logs until deleted).
+    pub fn settle(&mut self, record: &mut PodRecord) -> Option<Action> {
+        let phase = super::status::pod_phase(record);
+        record.phase = phase;
+        let finished = matches!(phase, Phase::Succeeded | Phase::Failed)
+            && self.timers.is_empty()
+            && self.attempt.is_none();
+        let ready = record.sandbox.as_ref().is_some_and(|s| s.ready);
+        (finished && ready && !self.stopping).then_some(Action::StopSandbox)
+    }
+
+    /// The kubelet's rule for container `i`, which is not running, in a ready sandbox: start it
+    /// now, or once its back-off has passed, or leave it stopped.
+    fn restart_or_back_off(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) {
+        match self.decision(record, i, last_run(&record.containers[i]), now) {
+            Decision::Stay => {}
+            Decision::BackOff { delay, remaining } => {
+                self.back_off(record, i, delay, remaining, now)
+            }
+            Decision::Start { next } => {
+                begin_restart(&mut record.containers[i], next);
+                actions.push(Action::Start(i));
+            }
+        }
+    }
+
+    fn decision(
+        &self,
+        record: &PodRecord,
+        i: usize,
+        last: Option<&ContainerState>,
+        now: Now,
+    ) -> Decision {
+        backoff::decide(
+            record.plan.restart_policy,
+            last,
+            record.containers[i].backoff_factor,
+            now.wall,
+            self.base,
+        )
+    }
+
+    /// Plan a new sandbox for every container that will start. The containers the sandbox
+    /// change stopped (`killed`, running until then) are judged by their run before, as the
+    /// kubelet's sync judges them by the pod status it started with, where they still ran:
+    /// without one they start at once. No container to start: no sandbox.
+    fn plan_sandbox(
+        &mut self,
+        record: &mut PodRecord,
+        killed: &[usize],
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) {
+        self.sandbox_retry = None;
+        let attempt = record.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(1);
+        let (mut starting, mut later) = (Vec::new(), Vec::new());
+        for i in 0..record.containers.len() {
+            let c = &record.containers[i];
+            let last = if killed.contains(&i) {
+                c.last_state
+                    .as_ref()
+                    .filter(|s| matches!(s, ContainerState::Terminated { .. }))
+            } else {
+                last_run(c)
+            };
+            match self.decision(record, i, last, now) {
+                Decision::Stay => {}
+                Decision::Start { next } => starting.push((i, next)),
+                Decision::BackOff { delay, remaining } => later.push((i, delay, remaining)),
+            }
+        }
+        if starting.is_empty() && later.is_empty() {
+            return;
+        }
+        let waiting = starting
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(later.iter().map(|(i, _, _)| *i))
+            .collect();
+        let start: Vec<usize> = starting.iter().map(|(i, _)| *i).collect();
+        let mut before = Vec::new();
+        for (i, next) in starting {
+            let c = &mut record.containers[i];
+            before.push((i, c.backoff_factor));
+            begin_restart(c, next);
+        }
+        self.attempt = Some(Attempt {
+            waiting,
+            starting: before,
+            later,
+        });
+        actions.push(Action::CreateSandbox { attempt, start });
+    }
+
+    /// The failed sandbox is gone: its containers wait in ContainerCreating with their restart
+    /// counts taken back, and the next attempt comes after the back-off period.
+    fn sandbox_cleared(&mut self, record: &mut PodRecord, attempt: Attempt, now: Now) {
+        for (i, _) in &attempt.starting {
+            let c = &mut record.containers[*i];
+            c.restart_count = c.restart_count.saturating_sub(1);
+        }
+        for &i in &attempt.waiting {
+            let c = &mut record.containers[i];
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
+            c.process = None;
+            c.state = ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            };
+        }
+        if !attempt.waiting.is_empty() {
+            self.sandbox_retry = Some(now.mono + self.base);
+        }
+    }
+
+    /// A start that failed (the command is gone, a mount failed, ...): recorded as containerd
+    /// and the kubelet show it, a run that ended at once with `StartError` (exit code 128, the
+    /// error as its message) and a `Failed` event; the container waits with
+    /// `RunContainerError` until the next sync, when the back-off decides (CrashLoopBackOff).
+    fn start_failed(&mut self, record: &mut PodRecord, i: usize, message: String, now: Now) {
+        record.event("Warning", "Failed", format!("Error: {message}"));
+        let policy = record.plan.restart_policy;
+        let c = &mut record.containers[i];
+        c.process = None;
+        c.state = ContainerState::Terminated {
+            exit_code: 128,
+            signal: None,
+            reason: "StartError".into(),
+            message: Some(message.clone()),
+            started_at: now.wall,
+            finished_at: now.wall,
+        };
+        if backoff::policy_restarts(policy, 128) {
+            c.last_state = Some(c.state.clone());
+            c.state = ContainerState::Waiting {
+                reason: "RunContainerError".into(),
+                message: Some(message),
+            };
+            self.schedule(i, now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR);
+        }
+    }
+
+    /// Container `i` is in back-off: shown as CrashLoopBackOff (with the kubelet's message and
+    /// a BackOff event), and looked at again in `remaining`.
+    fn back_off(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        delay: Duration,
+        remaining: Duration,
+        now: Now,
+    ) {
+        self.schedule(i, now.mono + remaining);
+        let plan = &record.plan;
+        let name = record.containers[i].name.clone();
+        let message = format!(
+            "back-off {}s restarting failed container={name} pod={}_{}({})",
+            delay.as_secs(),
+            plan.name,
+            plan.namespace,
+            plan.uid
+        );
+        let event = format!(
+            "Back-off restarting failed container {name} in pod {}",
+            plan.name
+        );
+        let c = &mut record.containers[i];
+        if let ContainerState::Terminated { .. } = c.state {
+            c.last_state = Some(c.state.clone());
+        }
+        c.state = ContainerState::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: Some(message),
+        };
+        record.event("Warning", "BackOff", event);
+    }
+
+    fn schedule(&mut self, i: usize, at: Instant) {
+        self.timers.retain(|(j, _)| *j != i);
+        self.timers.push((i, at));
+    }
+}
+
+/// Record the end of container `i`'s run (and an OOMKilled event for a kill by the OOM
+/// killer); no decision. Used while stopping too.
+pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<Utc>) {
+    let limit = record.plan.containers[i]
+        .resources
+        .limits
+        .memory_bytes
+        .map(|b| format!(" (memory limit {b} bytes)"))
+        .unwrap_or_default();
+    let c = &mut record.containers[i];
+    let started_at = match &c.state {
+        ContainerState::Running { started_at } => *started_at,
+        _ => now,
+    };
+    let reason = match exit.code {
+        _ if exit.oom_killed => "OOMKilled",
+        0 => "Completed",
+        _ => "Error",
+    };
+    c.state = ContainerState::Terminated {
+        exit_code: exit.code,
+        signal: exit.signal,
+        reason: reason.into(),
+        message: None,
+        started_at,
+        finished_at: now,
+    };
+    c.process = None;
+    if exit.oom_killed {
+        let name = c.name.clone();
+        record.event(
+            "Warning",
+            "OOMKilled",
+            format!("Container {name} was killed by the kernel OOM killer{limit}"),
+        );
+    }
+}
+
+/// A new run of a container is about to start after a run that ended: its back-off entry
+/// becomes `next`, the last run becomes its lastState, and its restart count goes up.
+fn begin_restart(c: &mut ContainerRecord, next: u64) {
+    c.backoff_factor = next;
+    if let ContainerState::Terminated { .. } = c.state {
+        c.last_state = Some(c.state.clone());
+    }
+    c.restart_count += 1;
+}
+
+fn is_running(c: &ContainerRecord) -> bool {
+    matches!(c.state, ContainerState::Running { .. })
+}
+
+/// The container's last run (a `Terminated` state): its state, or the lastState of a
+/// container waiting after it (a back-off, a start error, a sandbox being re-made).
+fn last_run(c: &ContainerRecord) -> Option<&ContainerState> {
+    match (&c.state, &c.last_state) {
+        (ContainerState::Terminated { .. }, _) => Some(&c.state),
+        (ContainerState::Waiting { .. }, Some(last @ ContainerState::Terminated { .. })) => {
+            Some(last)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

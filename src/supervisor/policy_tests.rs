@@ -1,0 +1,591 @@
+//! The kubelet's rules (section 2 of the pod semantics: sandbox death, container death,
+//! restarts, back-off), one test or more each, driving [`Machine`] as the supervisor does: the
+//! test plays the kernel side, carrying out the actions it gets back.
+
+use std::time::Duration;
+
+use super::*;
+use crate::state::DeletionRequest;
+use crate::supervisor::status::tests::{States, record};
+
+const BASE: Duration = Duration::from_secs(10);
+
+fn running(at: DateTime<Utc>) -> ContainerState {
+    ContainerState::Running { started_at: at }
+}
+
+/// A pod under `policy` whose containers are in `states`, in a ready sandbox (attempt 0).
+fn pod(policy: &str, states: &[States]) -> PodRecord {
+    let mut r = record(policy, states);
+    let mut sandbox = super::super::lifecycle::planned_sandbox(&r, 0);
+    sandbox.ready = true;
+    r.sandbox = Some(sandbox);
+    r
+}
+
+fn all_running(policy: &str, n: usize, now: Now) -> PodRecord {
+    let states: Vec<States> = (0..n).map(|_| (running(now.wall), None)).collect();
+    pod(policy, &states)
+}
+
+fn later(now: Now, d: Duration) -> Now {
+    Now {
+        wall: now.wall + chrono::Duration::from_std(d).unwrap(),
+        mono: now.mono + d,
+    }
+}
+
+fn code(code: i32) -> Exit {
+    Exit {
+        code,
+        signal: None,
+        oom_killed: false,
+    }
+}
+
+fn killed() -> Exit {
+    Exit {
+        code: 137,
+        signal: Some(9),
+        oom_killed: false,
+    }
+}
+
+/// The kernel side of [`Action::Start`]: the container runs from `now`.
+fn start(r: &mut PodRecord, i: usize, now: Now) {
+    r.containers[i].state = running(now.wall);
+}
+
+fn reason(r: &PodRecord, i: usize) -> String {
+    match &r.containers[i].state {
+        ContainerState::Waiting { reason, .. } | ContainerState::Terminated { reason, .. } => {
+            reason.clone()
+        }
+        ContainerState::Running { .. } => "Running".into(),
+    }
+}
+
+fn has_event(r: &PodRecord, kind: &str, reason: &str, message: &str) -> bool {
+    r.events
+        .iter()
+        .any(|e| e.kind == kind && e.reason == reason && e.message == message)
+}
+
+// 2.3: an app container exits while the sandbox is alive.
+
+#[test]
+fn always_restarts_only_the_container_that_ended() {
+    let now = Now::current();
+    let mut r = all_running("Always", 2, now);
+    let mut m = Machine::new(BASE);
+    let exited = Event::Exited {
+        container: 0,
+        exit: code(0),
+    };
+    assert_eq!(m.handle(&mut r, exited, now), [Action::Start(0)]);
+    let c0 = &r.containers[0];
+    assert_eq!(c0.restart_count, 1);
+    assert_eq!(
+        c0.backoff_factor, 1,
+        "the first restart makes the 10 s entry"
+    );
+    assert!(matches!(
+        &c0.last_state,
+        Some(ContainerState::Terminated { exit_code: 0, reason, .. }) if reason == "Completed"
+    ));
+    assert_eq!(r.containers[1].restart_count, 0);
+    assert_eq!(reason(&r, 1), "Running", "the sibling is untouched");
+    assert_eq!(m.settle(&mut r), None, "the sandbox stays");
+}
+
+#[test]
+fn on_failure_restarts_failures_only_and_never_restarts_nothing() {
+    let now = Now::current();
+    let exit = |policy: &str, exit: Exit| {
+        let mut r = all_running(policy, 1, now);
+        let mut m = Machine::new(BASE);
+        let actions = m.handle(&mut r, Event::Exited { container: 0, exit }, now);
+        let settle = m.settle(&mut r);
+        (actions, r.phase, settle)
+    };
+    let stop = Some(Action::StopSandbox);
+    assert_eq!(
+        exit("OnFailure", code(0)),
+        (vec![], Phase::Succeeded, stop.clone())
+    );
+    assert_eq!(
+        exit("OnFailure", code(1)),
+        (vec![Action::Start(0)], Phase::Running, None)
+    );
+    assert_eq!(
+        exit("Never", code(1)),
+        (vec![], Phase::Failed, stop.clone())
+    );
+    assert_eq!(exit("Never", code(0)), (vec![], Phase::Succeeded, stop));
+    assert_eq!(
+        exit("Always", code(0)),
+        (vec![Action::Start(0)], Phase::Running, None)
+    );
+}
+
+#[test]
+fn nothing_running_and_nothing_to_restart_stops_the_sandbox_once() {
+    let now = Now::current();
+    let mut r = all_running("Never", 2, now);
+    let mut m = Machine::new(BASE);
+    m.handle(
+        &mut r,
+        Event::Exited {
+            container: 0,
+            exit: code(0),
+        },
+        now,
+    );
+    assert_eq!(m.settle(&mut r), None, "one still runs");
+    assert_eq!(r.phase, Phase::Running);
+    m.handle(
+        &mut r,
+        Event::Exited {
+            container: 1,
+            exit: code(2),
+        },
+        now,
+    );
+    assert_eq!(m.settle(&mut r), Some(Action::StopSandbox));
+    assert_eq!(r.phase, Phase::Failed);
+    r.sandbox.as_mut().unwrap().ready = false;
+    assert_eq!(m.settle(&mut r), None);
+}
+
+#[test]
+fn an_oom_kill_is_recorded_as_oom_killed() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    let mut m = Machine::new(BASE);
+    let exit = Exit {
+        code: 137,
+        signal: Some(9),
+        oom_killed: true,
+    };
+    assert_eq!(
+        m.handle(&mut r, Event::Exited { container: 0, exit }, now),
+        [Action::Start(0)]
+    );
+    assert!(matches!(
+        &r.containers[0].last_state,
+        Some(ContainerState::Terminated { reason, exit_code: 137, .. }) if reason == "OOMKilled"
+    ));
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e.reason == "OOMKilled" && e.kind == "Warning")
+    );
+}
+
+// 2.4: CrashLoopBackOff.
+
+/// A container that ends `ran` after each start, under `policy`: the waits between its runs,
+/// driven through exits, the CrashLoopBackOff and the timer ticks.
+fn crash_loop(policy: &str, runs: usize, exit: Exit, ran: Duration) -> Vec<u64> {
+    let mut now = Now::current();
+    let mut r = all_running(policy, 1, now);
+    let mut m = Machine::new(BASE);
+    let mut waits = Vec::new();
+    for _ in 0..runs {
+        now = later(now, ran);
+        let ended_at = now;
+        let mut actions = m.handle(&mut r, Event::Exited { container: 0, exit }, now);
+        while actions.is_empty() {
+            let Some(deadline) = m.next_deadline() else {
+                return waits; // the policy keeps it stopped
+            };
+            assert_eq!(reason(&r, 0), "CrashLoopBackOff");
+            // Not a moment early.
+            let early = later(now, deadline - now.mono - Duration::from_millis(1));
+            assert_eq!(m.handle(&mut r, Event::Tick, early), []);
+            now = later(now, deadline - now.mono);
+            actions = m.handle(&mut r, Event::Tick, now);
+        }
+        assert_eq!(actions, [Action::Start(0)]);
+        waits.push((now.wall - ended_at.wall).num_seconds() as u64);
+        start(&mut r, 0, now);
+    }
+    waits
+}
+
+#[test]
+fn crash_loop_back_off_doubles_from_10s_to_300s() {
+    let crash = crash_loop("Always", 9, code(1), Duration::from_secs(1));
+    assert_eq!(crash, [0, 10, 20, 40, 80, 160, 300, 300, 300]);
+    let completes = crash_loop("Always", 4, code(0), Duration::ZERO);
+    assert_eq!(completes, [0, 10, 20, 40], "Always backs off exits 0 too");
+    assert!(crash_loop("Never", 3, code(1), Duration::ZERO).is_empty());
+}
+
+#[test]
+fn a_run_of_over_ten_minutes_resets_the_back_off() {
+    let long = crash_loop("OnFailure", 4, code(1), Duration::from_secs(601));
+    assert_eq!(long, [0, 0, 0, 0]);
+    let short = crash_loop("OnFailure", 4, code(1), Duration::from_secs(599));
+    assert_eq!(short, [0, 10, 20, 40]);
+}
+
+#[test]
+fn back_off_is_shown_with_the_kubelets_words() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    r.containers[0].backoff_factor = 2;
+    let mut m = Machine::new(BASE);
+    let exited = Event::Exited {
+        container: 0,
+        exit: code(1),
+    };
+    assert_eq!(m.handle(&mut r, exited, now), []);
+    let (pod, uid) = (r.plan.name.clone(), r.plan.uid.clone());
+    match &r.containers[0].state {
+        ContainerState::Waiting { reason, message } => {
+            assert_eq!(reason, "CrashLoopBackOff");
+            assert_eq!(
+                message.as_deref(),
+                Some(
+                    format!("back-off 20s restarting failed container=c0 pod={pod}_default({uid})")
+                        .as_str()
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(has_event(
+        &r,
+        "Warning",
+        "BackOff",
+        &format!("Back-off restarting failed container c0 in pod {pod}")
+    ));
+    assert_eq!(m.next_deadline(), Some(now.mono + Duration::from_secs(20)));
+    assert_eq!(
+        m.settle(&mut r),
+        None,
+        "a pod in back-off keeps its sandbox"
+    );
+    assert_eq!(r.phase, Phase::Running);
+}
+
+#[test]
+fn a_start_error_waits_as_run_container_error_then_backs_off() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    let mut m = Machine::new(BASE);
+    let failed = Event::StartFailed {
+        container: 0,
+        message: "exec: \"x\": not found".into(),
+    };
+    assert_eq!(m.handle(&mut r, failed.clone(), now), []);
+    assert_eq!(reason(&r, 0), "RunContainerError");
+    assert!(matches!(
+        &r.containers[0].last_state,
+        Some(ContainerState::Terminated { exit_code: 128, reason, .. }) if reason == "StartError"
+    ));
+    assert!(has_event(
+        &r,
+        "Warning",
+        "Failed",
+        "Error: exec: \"x\": not found"
+    ));
+    // The next sync (a PLEG relist, a tenth of the base later) starts it: no entry yet.
+    assert_eq!(m.next_deadline(), Some(now.mono + BASE / 10));
+    let sync = later(now, BASE / 10);
+    assert_eq!(m.handle(&mut r, Event::Tick, sync), [Action::Start(0)]);
+    assert_eq!(r.containers[0].restart_count, 1);
+    // It fails again: now the back-off holds it (CrashLoopBackOff, 10 s).
+    assert_eq!(m.handle(&mut r, failed, sync), []);
+    let sync = later(sync, BASE / 10);
+    assert_eq!(m.handle(&mut r, Event::Tick, sync), []);
+    assert_eq!(reason(&r, 0), "CrashLoopBackOff");
+    assert_eq!(m.next_deadline(), Some(sync.mono + BASE - BASE / 10));
+}
+
+#[test]
+fn a_start_error_under_never_ends_the_pod() {
+    let now = Now::current();
+    let mut r = all_running("Never", 1, now);
+    let mut m = Machine::new(BASE);
+    let failed = Event::StartFailed {
+        container: 0,
+        message: "no such file".into(),
+    };
+    assert_eq!(m.handle(&mut r, failed, now), []);
+    assert_eq!(reason(&r, 0), "StartError");
+    assert_eq!(m.next_deadline(), None);
+    assert_eq!(m.settle(&mut r), Some(Action::StopSandbox));
+    assert_eq!(r.phase, Phase::Failed);
+}
+
+// 2.1 and 2.2: the pause dies.
+
+/// The kernel side of a sandbox change's stop: every running container killed, the sandbox
+/// torn down.
+fn kill_and_tear_down(r: &mut PodRecord, now: Now) {
+    for i in 0..r.containers.len() {
+        if is_running(&r.containers[i]) {
+            record_exit(r, i, killed(), now.wall);
+        }
+    }
+    r.sandbox.as_mut().unwrap().ready = false;
+}
+
+/// The kernel side of [`Action::CreateSandbox`] that succeeds.
+fn create(r: &mut PodRecord, attempt: u32, start: &[usize], now: Now) {
+    r.sandbox = Some(super::super::lifecycle::planned_sandbox(r, attempt));
+    r.sandbox.as_mut().unwrap().ready = true;
+    for &i in start {
+        self::start(r, i, now);
+    }
+}
+
+#[test]
+fn pause_death_stops_every_container_and_makes_a_new_sandbox() {
+    let now = Now::current();
+    let mut r = all_running("Always", 2, now);
+    r.containers[1].restart_count = 3;
+    let mut m = Machine::new(BASE);
+    let actions = m.handle(&mut r, Event::PauseDied, now);
+    assert_eq!(
+        actions,
+        [
+            Action::StopContainers {
+                grace: Duration::from_secs(2)
+            },
+            Action::StopSandbox,
+            Action::Then(Event::SandboxDown { killed: vec![0, 1] }),
+        ]
+    );
+    assert!(has_event(
+        &r,
+        "Normal",
+        "SandboxChanged",
+        "Pod sandbox changed, it will be killed and re-created."
+    ));
+    kill_and_tear_down(&mut r, now);
+    let down = Event::SandboxDown { killed: vec![0, 1] };
+    assert_eq!(
+        m.handle(&mut r, down, now),
+        [Action::CreateSandbox {
+            attempt: 1,
+            start: vec![0, 1]
+        }]
+    );
+    // Every container's RESTARTS goes +1; the killed run is its lastState.
+    assert_eq!(r.containers[0].restart_count, 1);
+    assert_eq!(r.containers[1].restart_count, 4);
+    assert!(matches!(
+        r.containers[0].last_state,
+        Some(ContainerState::Terminated { exit_code: 137, .. })
+    ));
+    create(&mut r, 1, &[0, 1], now);
+    assert_eq!(m.handle(&mut r, Event::SandboxCreated, now), []);
+    assert_eq!(m.settle(&mut r), None);
+    assert_eq!(r.phase, Phase::Running);
+}
+
+#[test]
+fn pause_death_under_never_only_kills_the_pod() {
+    let now = Now::current();
+    let mut r = all_running("Never", 1, now);
+    let mut m = Machine::new(BASE);
+    assert_eq!(m.handle(&mut r, Event::PauseDied, now).len(), 3);
+    kill_and_tear_down(&mut r, now);
+    let down = Event::SandboxDown { killed: vec![0] };
+    assert_eq!(m.handle(&mut r, down, now), []);
+    assert_eq!(m.settle(&mut r), None, "the sandbox is gone already");
+    assert_eq!(r.phase, Phase::Failed);
+}
+
+#[test]
+fn a_new_sandbox_skips_containers_that_succeeded_under_on_failure() {
+    let now = Now::current();
+    let done = ContainerState::Terminated {
+        exit_code: 0,
+        signal: None,
+        reason: "Completed".into(),
+        message: None,
+        started_at: now.wall,
+        finished_at: now.wall,
+    };
+    let mut r = pod("OnFailure", &[(done, None), (running(now.wall), None)]);
+    let mut m = Machine::new(BASE);
+    m.handle(&mut r, Event::PauseDied, now);
+    kill_and_tear_down(&mut r, now);
+    let down = Event::SandboxDown { killed: vec![1] };
+    assert_eq!(
+        m.handle(&mut r, down, now),
+        [Action::CreateSandbox {
+            attempt: 1,
+            start: vec![1]
+        }]
+    );
+    assert_eq!(r.containers[0].restart_count, 0);
+    // With no container to start, no sandbox is made.
+    let mut r = pod("OnFailure", &[(r.containers[0].state.clone(), None)]);
+    r.sandbox.as_mut().unwrap().ready = false;
+    let down = Event::SandboxDown { killed: vec![] };
+    assert_eq!(Machine::new(BASE).handle(&mut r, down, now), []);
+}
+
+#[test]
+fn a_container_in_back_off_waits_it_out_in_the_new_sandbox() {
+    let now = Now::current();
+    let ended = ContainerState::Terminated {
+        exit_code: 1,
+        signal: None,
+        reason: "Error".into(),
+        message: None,
+        started_at: now.wall - chrono::Duration::seconds(6),
+        finished_at: now.wall - chrono::Duration::seconds(5),
+    };
+    let backing_off = ContainerState::Waiting {
+        reason: "CrashLoopBackOff".into(),
+        message: None,
+    };
+    let mut r = pod(
+        "Always",
+        &[(running(now.wall), None), (backing_off, Some(ended))],
+    );
+    r.containers[1].backoff_factor = 2;
+    let mut m = Machine::new(BASE);
+    m.handle(&mut r, Event::PauseDied, now);
+    kill_and_tear_down(&mut r, now);
+    let down = Event::SandboxDown { killed: vec![0] };
+    assert_eq!(
+        m.handle(&mut r, down, now),
+        [Action::CreateSandbox {
+            attempt: 1,
+            start: vec![0]
+        }]
+    );
+    create(&mut r, 1, &[0], now);
+    assert_eq!(m.handle(&mut r, Event::SandboxCreated, now), []);
+    assert_eq!(reason(&r, 1), "CrashLoopBackOff");
+    // 20 s after its run ended, 5 s ago.
+    assert_eq!(m.next_deadline(), Some(now.mono + Duration::from_secs(15)));
+    let due = later(now, Duration::from_secs(15));
+    assert_eq!(m.handle(&mut r, Event::Tick, due), [Action::Start(1)]);
+}
+
+#[test]
+fn a_failed_re_creation_leaves_nothing_and_is_retried_every_back_off_period() {
+    let now = Now::current();
+    let mut r = all_running("Always", 2, now);
+    let mut m = Machine::new(BASE);
+    m.handle(&mut r, Event::PauseDied, now);
+    kill_and_tear_down(&mut r, now);
+    let mut actions = m.handle(&mut r, Event::SandboxDown { killed: vec![0, 1] }, now);
+    let mut t = now;
+    for attempt in 1..4 {
+        assert_eq!(
+            actions,
+            [Action::CreateSandbox {
+                attempt,
+                start: vec![0, 1]
+            }],
+            "attempt {attempt}"
+        );
+        assert_eq!(
+            r.containers[0].restart_count, 1,
+            "counted while it is tried"
+        );
+        r.sandbox = Some(super::super::lifecycle::planned_sandbox(&r, attempt));
+        let failed = Event::SandboxFailed {
+            message: "no free address".into(),
+        };
+        assert_eq!(
+            m.handle(&mut r, failed, t),
+            [
+                Action::KillContainers,
+                Action::StopSandbox,
+                Action::Then(Event::SandboxCleared)
+            ]
+        );
+        assert_eq!(m.handle(&mut r, Event::SandboxCleared, t), []);
+        assert!(has_event(
+            &r,
+            "Warning",
+            "FailedCreatePodSandBox",
+            "Failed to create pod sandbox: no free address"
+        ));
+        for i in 0..2 {
+            assert_eq!(reason(&r, i), "ContainerCreating");
+            assert_eq!(r.containers[i].restart_count, 0, "taken back");
+            assert_eq!(r.containers[i].backoff_factor, 0, "taken back");
+        }
+        assert_eq!(m.settle(&mut r), None);
+        assert_eq!(r.phase, Phase::Running, "waiting after a run");
+        assert_eq!(m.next_deadline(), Some(t.mono + BASE));
+        assert_eq!(m.handle(&mut r, Event::Tick, later(t, BASE / 2)), []);
+        t = later(t, BASE);
+        actions = m.handle(&mut r, Event::Tick, t);
+    }
+}
+
+// Stop (delete).
+
+#[test]
+fn a_stop_uses_the_requested_grace_period_and_then_only_records() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    let mut m = Machine::new(BASE);
+    // A container in back-off: the stop cancels its restart.
+    m.handle(
+        &mut r,
+        Event::Exited {
+            container: 0,
+            exit: code(1),
+        },
+        now,
+    );
+    start(&mut r, 0, now);
+    m.handle(
+        &mut r,
+        Event::Exited {
+            container: 0,
+            exit: code(1),
+        },
+        now,
+    );
+    assert!(m.next_deadline().is_some());
+    r.deletion = Some(DeletionRequest {
+        grace_period_seconds: 5,
+        requested_at: now.wall,
+    });
+    assert_eq!(
+        m.handle(&mut r, Event::StopRequested, now),
+        [Action::Remove {
+            grace: Duration::from_secs(5)
+        }]
+    );
+    assert!(m.stopping());
+    assert_eq!(m.next_deadline(), None);
+    assert!(!m.due(later(now, Duration::from_secs(600)).mono));
+    for event in [Event::Tick, Event::PauseDied, Event::StopRequested] {
+        assert_eq!(m.handle(&mut r, event, now), []);
+    }
+    // Without a request: the pod's terminationGracePeriodSeconds.
+    let mut r = all_running("Always", 1, now);
+    r.plan.termination_grace_period_seconds = 7;
+    let mut m = Machine::new(BASE);
+    assert_eq!(
+        m.handle(&mut r, Event::StopRequested, now),
+        [Action::Remove {
+            grace: Duration::from_secs(7)
+        }]
+    );
+    let exited = Event::Exited {
+        container: 0,
+        exit: killed(),
+    };
+    assert_eq!(
+        m.handle(&mut r, exited, now),
+        [],
+        "no restart while stopping"
+    );
+    assert_eq!(reason(&r, 0), "Error");
+}
