@@ -2,8 +2,8 @@
 //!
 //! One module per kernel concern: `spec` (manifests), `sandbox` (pause + namespaces), `net`
 //! (bridge, veth, IPAM, nftables), `cgroup`, `container` (fork/setns/exec), `supervisor` (the
-//! per-pod shim), `state` (on-disk records), `image` (the image store), `cli` (the kubectl-shaped
-//! verbs). `sys` is the only module allowed to use `unsafe`.
+//! per-pod shim), `state` (on-disk records), `image` (the image store), `pod` (the lifecycle as a library:
+//! apply, delete, status, what every front end calls), `cli` (the kubectl-shaped verbs). `sys` is the only module allowed to use `unsafe`.
 #![deny(unsafe_code)]
 
 pub mod cgroup;
@@ -13,6 +13,7 @@ pub mod container;
 pub mod diagnostics;
 pub mod image;
 pub mod net;
+pub mod pod;
 pub mod procfs;
 pub mod resources;
 pub mod sandbox;

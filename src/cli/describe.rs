@@ -62,9 +62,9 @@ pub fn render(r: &PodRecord) -> String {
             let _ = writeln!(o, "{:<18}{}", "Status:", r.phase);
         }
     }
-    if crate::supervisor::supervisor_lost(r) {
+    if crate::pod::supervisor_lost(r) {
         let _ = writeln!(o, "{:<18}SupervisorLost", "Reason:");
-        let message = crate::supervisor::SUPERVISOR_LOST_MESSAGE;
+        let message = crate::pod::SUPERVISOR_LOST_MESSAGE;
         let _ = writeln!(o, "{:<18}{message}", "Message:");
     }
     let ip = r.pod_ip().map(|i| i.to_string()).unwrap_or_default();

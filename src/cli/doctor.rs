@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::{Result, table};
 use crate::config::Config;
-use crate::diagnostics::{self, Finding};
+use crate::diagnostics;
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -69,23 +69,6 @@ pub fn doctor(cfg: &Config, args: &DoctorArgs) -> Result<i32> {
     }
     table::print(&rows);
     Ok(i32::from(failed))
-}
-
-/// Run on the first `apply` into an empty state root: remove what a lost state left behind.
-/// Prints one line per object removed (stderr), so the user sees what happened.
-pub fn sweep_after_lost_state(cfg: &Config) {
-    let store = cfg.store();
-    let Ok(_lock) = store.lock() else { return };
-    let findings: Vec<Finding> = diagnostics::scan(cfg)
-        .into_iter()
-        .filter(Finding::fixable)
-        .collect();
-    for (f, result) in diagnostics::fix(cfg, &findings) {
-        match result {
-            Ok(()) => eprintln!("podrun: removed leftover {}: {f}", f.kind()),
-            Err(e) => eprintln!("podrun: could not remove leftover {}: {f}: {e}", f.kind()),
-        }
-    }
 }
 
 /// A check's outcome: `warn` is something pods run without, but not as on a real node.

@@ -79,7 +79,7 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
         let f = std::fs::File::open(&path).map_err(|e| msg(format!("open {path}: {e}")))?;
         fds.push((f, flag));
     }
-    let cgroup_fds = crate::supervisor::pod_cgroup(&r)
+    let cgroup_fds = crate::pod::pod_cgroup(&r)
         .and_then(|p| p.ok())
         .and_then(|p| p.child(&container).ok())
         .and_then(|child| child.self_placement_fds().ok())

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use super::pod_object::pod_object;
 use super::{Result, msg, table};
 use crate::config::Config;
+use crate::pod::pod_status_word;
 use crate::state::{ContainerState, PodRecord};
-use crate::supervisor::pod_status_word;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {

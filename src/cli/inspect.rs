@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 
 use super::{Result, load_pod};
 use crate::config::Config;
+use crate::pod::pod_status_word;
 use crate::procfs;
 use crate::state::PodRecord;
-use crate::supervisor::pod_status_word;
 
 pub fn inspect(cfg: &Config, namespace: &str, name: &str) -> Result<i32> {
     let r = load_pod(cfg, namespace, name)?;
@@ -77,7 +77,7 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
             })
         })
         .collect();
-    let cgroups = crate::supervisor::pod_cgroup(r).map(|pod| match pod {
+    let cgroups = crate::pod::pod_cgroup(r).map(|pod| match pod {
         Err(e) => json!({"error": e.to_string()}),
         Ok(pod) => json!({
             "mode": pod.mode(),

@@ -10,7 +10,6 @@ mod image;
 mod inspect;
 mod logs;
 pub mod pod_object;
-mod start_supervisor;
 mod table;
 mod terminal;
 mod top;
@@ -163,6 +162,8 @@ pub enum CliError {
     Net(#[from] crate::net::NetError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    #[error(transparent)]
+    Pod(#[from] crate::pod::PodError),
     #[error("{0}")]
     Msg(String),
     #[error("{context}: {source}")]
@@ -247,15 +248,5 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn supervise(cfg: &Config, key: &str) -> i32 {
     let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-    let ready = std::env::var("PODRUN_READY_FD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .and_then(crate::sys::inherited_fd);
-    crate::supervisor::run(
-        cfg.store(),
-        PodKey::new(namespace, name),
-        None,
-        config::pause_binary(),
-        ready,
-    )
+    crate::pod::supervise(cfg, PodKey::new(namespace, name))
 }

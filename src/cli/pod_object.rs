@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::cgroup;
+use crate::pod::pod_status_word;
 use crate::state::{ContainerRecord, ContainerState, PodRecord};
-use crate::supervisor::pod_status_word;
 
 pub fn pod_object(r: &PodRecord) -> Value {
     let mut obj = r.plan.manifest.clone();
@@ -55,7 +55,7 @@ fn status(r: &PodRecord) -> Value {
     let word = pod_status_word(r);
     if word == "Unknown" {
         status["reason"] = json!("SupervisorLost");
-        status["message"] = json!(crate::supervisor::SUPERVISOR_LOST_MESSAGE);
+        status["message"] = json!(crate::pod::SUPERVISOR_LOST_MESSAGE);
     }
     status
 }

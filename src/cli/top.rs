@@ -32,7 +32,7 @@ struct Sample {
 fn sample(pods: &[PodRecord]) -> Vec<Sample> {
     let mut out = Vec::new();
     for r in pods {
-        let Some(Ok(pod)) = crate::supervisor::pod_cgroup(r) else {
+        let Some(Ok(pod)) = crate::pod::pod_cgroup(r) else {
             continue;
         };
         for c in &r.containers {

@@ -151,3 +151,20 @@ impl fmt::Display for Finding {
 pub type FixReport = Vec<(Finding, Result<(), String>)>;
 
 pub use orphans::fix;
+
+/// Run on the first `apply` into an empty state root: remove what a lost state left behind.
+/// One line per object removed (or not), so the user sees what happened.
+pub fn sweep_after_lost_state(cfg: &crate::config::Config) -> Vec<String> {
+    let store = cfg.store();
+    let Ok(_lock) = store.lock() else {
+        return Vec::new();
+    };
+    let findings: Vec<Finding> = scan(cfg).into_iter().filter(Finding::fixable).collect();
+    fix(cfg, &findings)
+        .into_iter()
+        .map(|(f, result)| match result {
+            Ok(()) => format!("removed leftover {}: {f}", f.kind()),
+            Err(e) => format!("could not remove leftover {}: {f}: {e}", f.kind()),
+        })
+        .collect()
+}

@@ -1,5 +1,6 @@
-//! Start one pod's supervisor for `apply`, detached (its own session, stdout/stderr in
-//! `<pod dir>/supervisor.log`), with a pipe on which it reports `ok` or `error: ...`.
+//! Start one pod's supervisor for `apply`, detached (its own session, stdout/stderr in its
+//! `supervisor.log`, [`crate::state::PodPaths`]), with a pipe on which it reports `ok` or
+//! `error: ...`.
 //!
 //! The supervisor is forked from the CLI itself: a second exec of the podrun binary (loading,
 //! relocating, parsing the command line again) cost ~2 ms of each apply. The child renames
@@ -15,9 +16,12 @@ use std::process::{Command, Stdio};
 
 use nix::unistd::Pid;
 
-use super::{CliError, Result};
+use super::{PodError, Result};
 use crate::config::{self, Config};
 use crate::state::{PodKey, PodRecord, Store};
+
+/// The environment variable naming the report pipe's descriptor of an exec'd supervisor.
+pub const READY_FD_ENV: &str = "PODRUN_READY_FD";
 
 /// A started supervisor: its pid (a child of the CLI until the CLI exits) and the read end of
 /// its report pipe.
@@ -30,7 +34,7 @@ pub struct StartedSupervisor {
 pub fn start(cfg: &Config, store: &Store, record: &PodRecord) -> Result<StartedSupervisor> {
     let key = &record.key();
     let io = |context: &'static str| {
-        move |source| CliError::Io {
+        move |source| PodError::Io {
             context: context.to_owned(),
             source,
         }
@@ -91,7 +95,7 @@ fn supervise_command(
 ) -> Command {
     let mut cmd = Command::new(exe);
     cmd.args(args)
-        .env("PODRUN_READY_FD", ready.as_raw_fd().to_string());
+        .env(READY_FD_ENV, ready.as_raw_fd().to_string());
     cmd
 }
 

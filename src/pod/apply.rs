@@ -1,0 +1,331 @@
+//! Apply: validate everything first, reserve the pod names, start one supervisor per pod,
+//! wait until each reports its sandbox ready and containers started. If any pod fails, every
+//! pod this apply created is removed again.
+
+use std::io::BufRead;
+
+use chrono::Utc;
+
+use super::{Result, failed as msg, supervisor_start as start_supervisor};
+use crate::config::Config;
+use crate::container::image::{self, ContainerImage};
+use crate::spec::{Object, PodPlan, VolumeSource};
+use crate::state::{
+    CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
+};
+
+/// What apply made of one object: kubectl's line (`pod/NAME created`) and each of its pods
+/// with what it started (sandbox, network, containers: a line each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub line: String,
+    pub pods: Vec<(PodKey, String)>,
+}
+
+/// Create the pods of `objects`; all of them, or none. `note` hears what apply did on the
+/// side (leftovers of a lost state root it removed).
+pub fn apply(
+    cfg: &Config,
+    objects: Vec<Object>,
+    note: &mut dyn FnMut(String),
+) -> Result<Vec<Created>> {
+    cfg.network().validate()?;
+    let store = cfg.store();
+    // An empty state root (first use, or state lost with /run): remove what a lost state left.
+    if !store.pods_dir().exists() {
+        for line in crate::diagnostics::sweep_after_lost_state(cfg) {
+            note(line);
+        }
+    }
+    let mut pods: Vec<PodPlan> = Vec::new();
+    let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
+    for obj in objects {
+        match obj {
+            Object::Pod(p) => {
+                headers.push((format!("pod/{} created", p.name), 1));
+                pods.push(p);
+            }
+            Object::Deployment(d) => {
+                if !super::owned_by_deployment(&store, &d.namespace, &d.name).is_empty() {
+                    return Err(msg(format!(
+                        "deployments.apps \"{}\" already exists",
+                        d.name
+                    )));
+                }
+                let plans = d.pod_plans();
+                headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
+                pods.extend(plans);
+            }
+        }
+    }
+    for p in &pods {
+        let key = PodKey::new(&p.namespace, &p.name);
+        if store.exists(&key) {
+            return Err(StateError::AlreadyExists(p.name.clone()).into());
+        }
+        // The netns dir is the node's: another state root's pod of that name (or `ip netns
+        // add`) holds the name this pod's namespace would be pinned at.
+        let pin = cfg.netns_dir.join(key.netns_name());
+        if pin.symlink_metadata().is_ok() {
+            return Err(msg(format!(
+                "pod/{}: network namespace {} already exists (another state root's pod of that name, or `ip netns add`): remove it, or give this pod another name",
+                p.name,
+                pin.display()
+            )));
+        }
+    }
+    check_images(cfg, &pods)?;
+    let images = pods
+        .iter()
+        .map(|p| prepare(cfg, p))
+        .collect::<Result<Vec<_>>>()?;
+    tracing::debug!("images resolved");
+    let reserved = reserve(cfg, &store, &pods, &images)?;
+    tracing::debug!("names reserved");
+    let started: Vec<(PodKey, std::result::Result<String, String>)> =
+        start_supervisors(cfg, &reserved);
+    let reserved: Vec<PodKey> = reserved.iter().map(PodRecord::key).collect();
+    let failures: Vec<String> = started
+        .iter()
+        .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name)))
+        .collect();
+    if !failures.is_empty() {
+        for (key, r) in &started {
+            if r.is_ok() {
+                let _ = super::delete_pod(cfg, key, Some(0));
+            }
+        }
+        return Err(msg(failures.join("\n")));
+    }
+    tracing::debug!("pods started");
+    let mut started = reserved
+        .into_iter()
+        .zip(started.into_iter().map(|(_, r)| r.unwrap_or_default()));
+    Ok(headers
+        .into_iter()
+        .map(|(line, n)| Created {
+            line,
+            pods: started.by_ref().take(n).collect(),
+        })
+        .collect())
+}
+
+/// Every missing or invalid image of every pod, all named in one error (a Deployment's pods
+/// share its template: its problems are named once, by the Deployment and the template's path).
+fn check_images(cfg: &Config, pods: &[PodPlan]) -> Result<()> {
+    let store = cfg.images();
+    let mut problems: Vec<String> = Vec::new();
+    for plan in pods {
+        let deployment = plan.owner.as_ref().and_then(|o| o.deployment.as_deref());
+        for e in crate::image::image_problems(&store, plan) {
+            let line = match deployment {
+                Some(d) => format!("deployment.apps/{d}: spec.template.{e}"),
+                None => format!("pod/{}: {e}", plan.name),
+            };
+            if !problems.contains(&line) {
+                problems.push(line);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(msg(problems.join("\n")))
+    }
+}
+
+/// Everything about a pod that can be checked before anything is created: each container's
+/// image (resolved), the command it would run, runAsNonRoot against the image user, hostPath
+/// types. Returns the images, in container order.
+fn prepare(cfg: &Config, plan: &PodPlan) -> Result<Vec<ContainerImage>> {
+    let pod_id = format!("{}_{}({})", plan.name, plan.namespace, plan.uid);
+    let fail = |text: String| msg(format!("pod/{}: {text}", plan.name));
+    let capacity = crate::resources::NodeCapacity::read()
+        .map_err(|e| fail(format!("read the node's capacity: {e}")))?;
+    if let Some(problem) = crate::resources::admission_problem(plan, capacity) {
+        return Err(fail(format!("rejected by the node: {problem}")));
+    }
+    let mut images = Vec::new();
+    for c in &plan.containers {
+        let image = image::resolve_image(&cfg.image_root, &c.image)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        if c.command.is_empty() && image.entrypoint.is_empty() && image.cmd.is_empty() {
+            return Err(fail(format!("container {}: no command specified", c.name)));
+        }
+        image::verify_run_as_non_root(c, &image, &pod_id)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        image::resolve_user(&image, c.security.run_as_user, c.security.run_as_group)
+            .map_err(|e| fail(format!("container {}: {e}", c.name)))?;
+        images.push(image);
+    }
+    for c in &plan.containers {
+        for m in c.volume_mounts.iter().filter(|m| m.sub_path.is_some()) {
+            let memory = plan.volumes.iter().any(|v| {
+                v.name == m.name && matches!(v.source, VolumeSource::EmptyDir { memory: true, .. })
+            });
+            if memory {
+                return Err(fail(format!(
+                    "container {}: volume {}: subPath of a medium: Memory emptyDir is not supported by podrun yet",
+                    c.name, m.name
+                )));
+            }
+        }
+    }
+    for v in &plan.volumes {
+        if let VolumeSource::HostPath { path, kind } = &v.source {
+            crate::container::volumes::check_host_path(path, kind, false)
+                .map_err(|e| fail(format!("volume {}: {e}", v.name)))?;
+        }
+    }
+    Ok(images)
+}
+
+fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRecord {
+    PodRecord {
+        plan: plan.clone(),
+        network_config: cfg.network(),
+        netns_dir: cfg.netns_dir.clone(),
+        cgroup: Some(CgroupRecord {
+            root: cfg.cgroup_root.clone(),
+            parent: cfg.cgroup_parent.clone(),
+            mode: None,
+        }),
+        node_name: cfg.node_name.clone(),
+        created_at: Utc::now(),
+        start_time: None,
+        supervisor: None,
+        phase: Phase::Pending,
+        reason: None,
+        message: None,
+        sandbox: None,
+        containers: plan
+            .containers
+            .iter()
+            .zip(images)
+            .map(|(c, image)| ContainerRecord {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                id: String::new(),
+                process: None,
+                resolved: None,
+                state: ContainerState::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                },
+                last_state: None,
+                restart_count: 0,
+                oom_kills_at_start: 0,
+                backoff_factor: 0,
+                image_config: Some(image.clone()),
+                bundle: None,
+                rootfs: None,
+            })
+            .collect(),
+        events: Vec::new(),
+        deletion: None,
+        volumes: Vec::new(),
+    }
+}
+
+/// Reserve every pod name (mkdir) under the root lock; undo them all if one is taken.
+/// Returns the records as saved.
+fn reserve(
+    cfg: &Config,
+    store: &Store,
+    pods: &[PodPlan],
+    images: &[Vec<ContainerImage>],
+) -> Result<Vec<PodRecord>> {
+    let _lock = store.lock()?;
+    let mut done: Vec<PodRecord> = Vec::new();
+    for (p, images) in pods.iter().zip(images) {
+        let mut record = new_record(cfg, p, images);
+        crate::supervisor::plan_first_start(store, &mut record);
+        record.event(
+            "Normal",
+            "Scheduled",
+            format!(
+                "Successfully assigned {}/{} to {}",
+                p.namespace, p.name, cfg.node_name
+            ),
+        );
+        if let Err(e) = store.create(&record) {
+            for r in &done {
+                let _ = store.remove(&r.key());
+            }
+            return Err(e.into());
+        }
+        done.push(record);
+    }
+    Ok(done)
+}
+
+/// Start every supervisor at once, then collect their reports: what each started (the
+/// summary apply prints), or why it failed.
+fn start_supervisors(
+    cfg: &Config,
+    records: &[PodRecord],
+) -> Vec<(PodKey, std::result::Result<String, String>)> {
+    let store = cfg.store();
+    let spawned: Vec<_> = records
+        .iter()
+        .map(|r| (r.key(), start_supervisor::start(cfg, &store, r)))
+        .collect();
+    tracing::debug!("supervisors spawned");
+    spawned
+        .into_iter()
+        .map(|(k, s)| {
+            let result = match s {
+                Err(e) => {
+                    let _ = store.remove(&k);
+                    Err(e.to_string())
+                }
+                Ok(started) => {
+                    let mut reader = std::io::BufReader::new(started.ready);
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    match line.trim() {
+                        "ok" => {
+                            let mut summary = String::new();
+                            let _ = std::io::Read::read_to_string(&mut reader, &mut summary);
+                            Ok(summary)
+                        }
+                        other => {
+                            let status = nix::sys::wait::waitpid(started.pid, None);
+                            match other.strip_prefix("error: ") {
+                                // It rolled back what it had made.
+                                Some(reported) => {
+                                    let _ = store.remove(&k);
+                                    Err(reported.to_owned())
+                                }
+                                None => Err(remove_after_crash(cfg, &k, status)),
+                            }
+                        }
+                    }
+                }
+            };
+            (k, result)
+        })
+        .collect()
+}
+
+/// The supervisor ended without a report (it crashed or was killed midway): remove what it
+/// had made, as `delete` does for a pod whose supervisor is gone (from the record, where every
+/// object is before it is made). Returns apply's error for the pod.
+fn remove_after_crash(
+    cfg: &Config,
+    key: &PodKey,
+    status: nix::Result<nix::sys::wait::WaitStatus>,
+) -> String {
+    use nix::sys::wait::WaitStatus;
+    let how = match status {
+        Ok(WaitStatus::Signaled(_, signal, _)) => format!("was killed by {signal}"),
+        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
+        _ => "ended".to_owned(),
+    };
+    match super::delete_pod(cfg, key, Some(0)) {
+        Ok(()) => format!("supervisor {how} before the pod started; what it had made was removed"),
+        Err(e) => format!(
+            "supervisor {how} before the pod started; removing what it had made failed: {e}"
+        ),
+    }
+}

@@ -1,0 +1,55 @@
+//! The pod lifecycle as a library: what the verbs do, for any front end (the CLI today, a
+//! controller or an API server next). [`apply`] validates objects, reserves their names and
+//! starts one supervisor per pod, rolling back everything on any failure; [`delete`] asks
+//! supervisors to stop and tears down from the record what a lost supervisor left; the
+//! status words and the pod cgroups are read from here too. Front ends parse and print only.
+//!
+//! Below it: `supervisor` (the per-pod process that owns a pod's kernel objects), `state` (the
+//! records, [`crate::state::PodPaths`]), `diagnostics` (leftovers without a record).
+
+pub mod apply;
+pub mod delete;
+mod supervisor_start;
+
+pub use crate::supervisor::{
+    SUPERVISOR_LOST_MESSAGE, pod_cgroup, pod_status_word, supervisor_lost,
+};
+pub use apply::{Created, apply};
+pub use delete::{delete_pod, owned_by_deployment};
+
+/// Why a pod operation failed; every message names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    /// Refused or failed, with the API server's or the runtime's words.
+    #[error("{0}")]
+    Failed(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, PodError>;
+
+fn failed(text: impl Into<String>) -> PodError {
+    PodError::Failed(text.into())
+}
+
+/// The supervisor of pod `key` in this process (`podrun __supervise`): runs until the pod is
+/// deleted; its exit code.
+pub fn supervise(cfg: &crate::config::Config, key: crate::state::PodKey) -> i32 {
+    let ready = std::env::var(supervisor_start::READY_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .and_then(crate::sys::inherited_fd);
+    crate::supervisor::run(cfg.store(), key, None, crate::config::pause_binary(), ready)
+}
