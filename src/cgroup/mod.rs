@@ -697,6 +697,8 @@ fn read_pids(dir: &Path) -> Result<Vec<i32>, CgroupError> {
 }
 
 const KILL_ROUNDS: u32 = 100;
+/// Rounds (of [`RETRY_SLEEP`]) to wait for killed processes to be reaped: 20 s.
+const ZOMBIE_ROUNDS: u32 = 1000;
 
 /// SIGKILL every pid in `cgroup.procs` of each directory and its descendants until all are empty.
 fn kill_loop(dirs: &[Dir]) -> Result<(), CgroupError> {
@@ -708,7 +710,9 @@ fn kill_loop(dirs: &[Dir]) -> Result<(), CgroupError> {
         collect_tree(&d.path, &mut all)?;
     }
     let mut remaining = Vec::new();
-    for _ in 0..KILL_ROUNDS {
+    let mut rounds = 0;
+    let mut zombie_rounds = 0;
+    loop {
         remaining.clear();
         for dir in &all {
             for pid in read_pids(dir)? {
@@ -727,6 +731,19 @@ fn kill_loop(dirs: &[Dir]) -> Result<(), CgroupError> {
         }
         if remaining.is_empty() {
             return Ok(());
+        }
+        // Dead but not yet reaped (their reaper, the node's init when the supervisor is gone,
+        // may be slow under load): a v1 cgroup lists them until then. Worth a longer wait.
+        if remaining
+            .iter()
+            .all(|&p| crate::procfs::state(p).is_none_or(|s| s == 'Z'))
+        {
+            zombie_rounds += 1;
+        } else {
+            rounds += 1;
+        }
+        if rounds >= KILL_ROUNDS || zombie_rounds >= ZOMBIE_ROUNDS {
+            break;
         }
         std::thread::sleep(RETRY_SLEEP);
     }
