@@ -11,22 +11,22 @@
 //!    /dev/shm), the pod's /etc files and the volumes, masks and read-only-binds the kernel
 //!    paths containerd hides;
 //! 4. receives the pod's UTS, IPC and network namespaces as descriptors (SCM_RIGHTS on the
-//!    socket from `PODRUN_INIT_NS_FD`) and joins them, then mounts what belongs to them:
+//!    namespace socket, [`super::channel`]) and joins them, then mounts what belongs to them:
 //!    /dev/mqueue (IPC) and /sys (network), read-only, with its cgroup mounts and masks;
 //! 5. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
 //! 6. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs;
-//! 7. waits at its start gate (fd from `PODRUN_INIT_GATE_FD`) until the supervisor has wired
+//! 7. waits at its start gate ([`super::channel`]) until the supervisor has wired
 //!    the pod network and writes one byte, then execs the container's process. The gate closing
 //!    without that byte (the supervisor died or gave up) ends the init instead.
 //!
-//! Any failure is written to the sync pipe (fd from `PODRUN_INIT_SYNC_FD`) before exiting, so
+//! Any failure is written to the sync pipe ([`super::channel::InitFailure`]) before exiting, so
 //! the supervisor can fail the start with the reason; a successful exec closes the pipe
-//! (CLOEXEC) and the supervisor reads EOF. Pod-level tmpfs mounts arrive as descriptors listed
-//! in `PODRUN_INIT_FDS` (`name=fd,...`).
+//! (CLOEXEC) and the supervisor reads EOF. Pod-level tmpfs mounts arrive as descriptors named in
+//! the environment, numbered by [`super::channel::InitFds`].
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -40,13 +40,6 @@ use oci_spec::runtime::{Mount, Process, Spec};
 
 use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME_OPTION};
 
-pub const SYNC_FD_ENV: &str = "PODRUN_INIT_SYNC_FD";
-pub const FDS_ENV: &str = "PODRUN_INIT_FDS";
-pub const GATE_FD_ENV: &str = "PODRUN_INIT_GATE_FD";
-pub const NS_FD_ENV: &str = "PODRUN_INIT_NS_FD";
-/// The byte that opens the start gate.
-pub const GATE_OPEN: u8 = b'1';
-
 type Result<T> = std::result::Result<T, String>;
 
 fn ctx<T, E: std::fmt::Display>(
@@ -58,25 +51,19 @@ fn ctx<T, E: std::fmt::Display>(
 
 /// Entry point of `podrun __init`. Only returns on failure (the exit status).
 pub fn main(bundle: &Path) -> i32 {
-    let fd_env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
-    let sync = fd_env(SYNC_FD_ENV).and_then(crate::sys::inherited_fd);
-    let gate = fd_env(GATE_FD_ENV).and_then(crate::sys::inherited_fd);
-    let pod_ns = fd_env(NS_FD_ENV).and_then(crate::sys::inherited_fd);
-    let mut fds: HashMap<String, OwnedFd> = HashMap::new();
-    for pair in std::env::var(FDS_ENV).unwrap_or_default().split(',') {
-        if let Some((name, fd)) = pair.split_once('=')
-            && let Some(fd) = fd.parse().ok().and_then(crate::sys::inherited_fd)
-        {
-            fds.insert(name.to_owned(), fd);
-        }
-    }
-    let err = match run(bundle, &fds, pod_ns, gate) {
+    let inherited = super::channel::InheritedFds::from_env();
+    let err = match run(
+        bundle,
+        &inherited.volumes,
+        inherited.namespaces,
+        inherited.gate,
+    ) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    match sync {
+    match inherited.sync {
         Some(fd) => {
-            let _ = fs::File::from(fd).write_all(err.as_bytes());
+            let _ = super::channel::InitFailure(err).send(fd);
         }
         None => eprintln!("podrun init: {err}"),
     }
@@ -207,12 +194,7 @@ fn join_pod_namespaces(channel: &OwnedFd) -> Result<()> {
 
 /// Block until the supervisor opens the gate; a gate closed without opening ends the init.
 fn wait_at_gate(gate: OwnedFd) -> Result<()> {
-    let mut byte = [0u8; 1];
-    match std::io::Read::read(&mut fs::File::from(gate), &mut byte) {
-        Ok(1) if byte[0] == GATE_OPEN => Ok(()),
-        Ok(_) => Err("start gate closed before the container was started".into()),
-        Err(e) => Err(format!("start gate: {e}")),
-    }
+    super::channel::wait_at_gate(gate).map_err(|e| e.to_string())
 }
 
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {

@@ -6,6 +6,7 @@
 //! process.
 
 pub mod caps;
+pub mod channel;
 pub mod image;
 pub mod init;
 pub mod oci;
@@ -13,7 +14,7 @@ pub mod podfiles;
 pub mod volumes;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -176,7 +177,7 @@ impl LaunchedInit {
     pub fn open_gate(&mut self) {
         // An init that already failed has closed its end: its reason is on the sync pipe.
         if let Some(mut gate) = self.gate.take() {
-            let _ = gate.write_all(&[init::GATE_OPEN]);
+            channel::open_gate(&mut gate);
         }
     }
 
@@ -191,9 +192,7 @@ impl LaunchedInit {
             mut sync,
             ..
         } = self;
-        let mut message = String::new();
-        let _ = sync.read_to_string(&mut message);
-        if !message.is_empty() {
+        if let Err(channel::InitFailure(message)) = channel::InitFailure::receive(&mut sync) {
             let _ = child.wait();
             return Err(ContainerError::Init { container, message });
         }
@@ -226,20 +225,17 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         }
         PodNamespaces::Later(fd) => (None, None, fd.as_raw_fd()),
     };
-    let mut pass = vec![sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_fd];
-    let mut listed = Vec::new();
-    for (name, fd) in start.pod_volumes {
-        listed.push(format!("{name}={}", 3 + pass.len()));
-        pass.push(fd.as_raw_fd());
-    }
+    let volumes: Vec<(&str, RawFd)> = start
+        .pod_volumes
+        .iter()
+        .map(|(name, fd)| (name.as_str(), fd.as_raw_fd()))
+        .collect();
+    let fds = channel::InitFds::new(sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_fd, &volumes);
     let mut cmd = Command::new(&start.init.path);
     cmd.args(&start.init.args)
         .arg(start.bundle)
         .env_clear()
-        .env(init::SYNC_FD_ENV, "3")
-        .env(init::GATE_FD_ENV, "4")
-        .env(init::NS_FD_ENV, "5")
-        .env(init::FDS_ENV, listed.join(","))
+        .envs(fds.env)
         .stdin(Stdio::null())
         .stdout(start.log.try_clone().map_err(|e| io_err("log", e))?)
         .stderr(start.log);
@@ -247,7 +243,7 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         cgroup_procs: start.placement.cgroup_procs,
         oom_score_adj: Some(start.placement.oom_score_adj),
         new_process_group: true,
-        pass_fds: pass,
+        pass_fds: fds.pass,
         ..Default::default()
     };
     crate::sys::before_exec(&mut cmd, setup);

@@ -2,8 +2,6 @@
 //! wait until each reports its sandbox ready and containers started. If any pod fails, every
 //! pod this apply created is removed again.
 
-use std::io::BufRead;
-
 use chrono::Utc;
 
 use super::{Result, failed as msg, supervisor_start as start_supervisor};
@@ -13,6 +11,7 @@ use crate::spec::{Object, PodPlan, VolumeSource};
 use crate::state::{
     CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
 };
+use crate::supervisor::report::StartReport;
 
 /// What apply made of one object: kubectl's line (`pod/NAME created`) and each of its pods
 /// with what it started (sandbox, network, containers: a line each).
@@ -279,29 +278,19 @@ fn start_supervisors(
                     let _ = store.remove(&k);
                     Err(e.to_string())
                 }
-                Ok(started) => {
-                    let mut reader = std::io::BufReader::new(started.ready);
-                    let mut line = String::new();
-                    let _ = reader.read_line(&mut line);
-                    match line.trim() {
-                        "ok" => {
-                            let mut summary = String::new();
-                            let _ = std::io::Read::read_to_string(&mut reader, &mut summary);
-                            Ok(summary)
-                        }
-                        other => {
-                            let status = nix::sys::wait::waitpid(started.pid, None);
-                            match other.strip_prefix("error: ") {
-                                // It rolled back what it had made.
-                                Some(reported) => {
-                                    let _ = store.remove(&k);
-                                    Err(reported.to_owned())
-                                }
-                                None => Err(remove_after_crash(cfg, &k, status)),
-                            }
-                        }
+                Ok(started) => match StartReport::receive(started.ready) {
+                    Some(StartReport::Started(summary)) => Ok(summary),
+                    // It rolled back what it had made.
+                    Some(StartReport::Failed(why)) => {
+                        let _ = nix::sys::wait::waitpid(started.pid, None);
+                        let _ = store.remove(&k);
+                        Err(why)
                     }
-                }
+                    None => {
+                        let status = nix::sys::wait::waitpid(started.pid, None);
+                        Err(remove_after_crash(cfg, &k, status))
+                    }
+                },
             };
             (k, result)
         })

@@ -1,6 +1,6 @@
 //! Start one pod's supervisor for `apply`, detached (its own session, stdout/stderr in its
 //! `supervisor.log`, [`crate::state::PodPaths`]), with a pipe on which it reports `ok` or
-//! `error: ...`.
+//! why not ([`StartReport`]).
 //!
 //! The supervisor is forked from the CLI itself: a second exec of the podrun binary (loading,
 //! relocating, parsing the command line again) cost ~2 ms of each apply. The child renames
@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 use super::{PodError, Result};
 use crate::config::{self, Config};
 use crate::state::{PodKey, PodRecord, Store};
+use crate::supervisor::report::StartReport;
 
 /// The environment variable naming the report pipe's descriptor of an exec'd supervisor.
 pub const READY_FD_ENV: &str = "PODRUN_READY_FD";
@@ -133,9 +134,6 @@ fn become_supervisor(
 }
 
 fn report_and_exit(ready: OwnedFd, message: &str) -> ! {
-    let _ = std::io::Write::write_all(
-        &mut File::from(ready),
-        format!("error: {message}\n").as_bytes(),
-    );
+    StartReport::Failed(message.to_owned()).send(ready);
     std::process::exit(1)
 }

@@ -16,11 +16,12 @@ mod cgroups;
 mod containers;
 mod lifecycle;
 mod policy;
+pub mod report;
 mod status;
 pub mod teardown;
 mod volumes;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -80,7 +81,7 @@ fn raise_open_files_limit() {
 }
 
 /// Entry point of `podrun __supervise`, and of a supervisor forked by `apply` (which passes
-/// the record it just saved: `known`). `ready` gets one line: `ok` or `error: <message>`.
+/// the record it just saved: `known`). `ready` gets the [`report::StartReport`].
 pub fn run(
     store: Store,
     key: PodKey,
@@ -154,15 +155,14 @@ fn ignore_hangup_and_pipe() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Tell apply how the start went: `ok` and the summary it prints, or `error: <message>`.
+/// Tell apply how the start went ([`report::StartReport`]).
 fn report(ready: Option<OwnedFd>, result: Result<String, String>) {
     if let Some(fd) = ready {
-        let mut f = std::fs::File::from(fd);
-        let line = match result {
-            Ok(summary) => format!("ok\n{summary}"),
-            Err(e) => format!("error: {}\n", e.replace('\n', " ")),
-        };
-        let _ = f.write_all(line.as_bytes());
+        match result {
+            Ok(summary) => report::StartReport::Started(summary),
+            Err(why) => report::StartReport::Failed(why),
+        }
+        .send(fd);
     }
 }
 
