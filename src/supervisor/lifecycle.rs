@@ -408,17 +408,6 @@ impl Supervisor {
         errors
     }
 
-    /// A failed start: remove everything created so far, including the pod's state.
-    pub(super) fn rollback(&mut self) {
-        self.kill_all_containers();
-        let mut errors = self.stop_sandbox();
-        teardown::remove_cgroups(&self.record, &mut errors);
-        teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
-        if !errors.0.is_empty() {
-            tracing::error!(errors = %errors, "rollback left errors");
-        }
-    }
-
     /// [`Action::Remove`](super::policy::Action), for `delete`: graceful stop of every
     /// container, then the sandbox, then the state.
     pub(super) fn remove(&mut self, grace: Duration) {

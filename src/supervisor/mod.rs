@@ -27,7 +27,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use policy::{Action, Event, Machine};
+use policy::{Action, Event, Kernel as _, Machine};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
@@ -136,7 +136,7 @@ pub fn run(
     if let Err(e) = sup.start_pod() {
         let msg = e.to_string();
         tracing::error!(pod = %key, error = %msg, "start failed, rolling back");
-        sup.rollback();
+        policy::dispatch(&mut sup, Event::FirstStartFailed);
         report(ready, Err(msg));
         return 1;
     }
@@ -192,24 +192,11 @@ impl Supervisor {
         }
     }
 
-    /// Hand `event` to the policy and carry out its actions, and the events they answer with,
-    /// in order; then settle the phase and save the record once.
+    /// [`policy::dispatch`] `event`, and save the record once.
     fn dispatch(&mut self, event: Event) {
-        let mut events = std::collections::VecDeque::from([event]);
-        while let Some(event) = events.pop_front() {
-            tracing::debug!(?event, "policy event");
-            let actions = self
-                .machine
-                .handle(&mut self.record, event, policy::Now::current());
-            for action in actions {
-                events.extend(self.perform(action));
-            }
+        if policy::dispatch(self, event) {
+            self.save();
         }
-        if self.machine.stopping() {
-            return; // the record went with the pod
-        }
-        self.settle();
-        self.save();
     }
 
     /// Recompute the phase; stop the sandbox of a pod that has finished.
@@ -218,10 +205,15 @@ impl Supervisor {
             self.perform(action);
         }
     }
+}
+
+impl policy::Kernel for Supervisor {
+    fn state(&mut self) -> (&mut Machine, &mut PodRecord) {
+        (&mut self.machine, &mut self.record)
+    }
 
     /// Carry out one action of the policy; the events it answers with.
     fn perform(&mut self, action: Action) -> Vec<Event> {
-        tracing::debug!(?action, "policy action");
         match action {
             Action::Start(i) => match self.start_container(i) {
                 Ok(()) => vec![],
@@ -236,10 +228,7 @@ impl Supervisor {
                 vec![]
             }
             Action::StopSandbox => {
-                let errors = self.stop_sandbox();
-                if !errors.0.is_empty() {
-                    tracing::error!(errors = %errors, "sandbox teardown");
-                }
+                log_errors(&self.stop_sandbox(), "sandbox teardown");
                 vec![]
             }
             Action::CreateSandbox { attempt, start } => self.create_sandbox(attempt, &start),
@@ -247,8 +236,26 @@ impl Supervisor {
                 self.remove(grace);
                 vec![]
             }
+            Action::RemoveCgroups => {
+                let mut errors = teardown::TeardownErrors::default();
+                teardown::remove_cgroups(&self.record, &mut errors);
+                log_errors(&errors, "remove cgroups");
+                vec![]
+            }
+            Action::RemoveState => {
+                let mut errors = teardown::TeardownErrors::default();
+                teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
+                log_errors(&errors, "remove state");
+                vec![]
+            }
             Action::Then(event) => vec![event],
         }
+    }
+}
+
+fn log_errors(errors: &teardown::TeardownErrors, what: &str) {
+    if !errors.0.is_empty() {
+        tracing::error!(errors = %errors, "{what} left errors");
     }
 }
 

@@ -87,6 +87,8 @@ pub enum Event {
     Tick,
     /// `delete` asked (the request, if any, is in the record's `deletion`).
     StopRequested,
+    /// The pod's first start failed midway: apply fails, nothing of the pod may stay.
+    FirstStartFailed,
 }
 
 /// Kernel work for the supervisor.
@@ -105,6 +107,10 @@ pub enum Action {
     CreateSandbox { attempt: u32, start: Vec<usize> },
     /// Stop every container with `grace`, remove the sandbox, the cgroups and the state.
     Remove { grace: Duration },
+    /// Remove the pod's cgroups (its processes are gone).
+    RemoveCgroups,
+    /// Remove the pod's state directory, and the node network if no other pod uses it.
+    RemoveState,
     /// Handle this event once the actions before it are done.
     Then(Event),
 }
@@ -259,6 +265,19 @@ impl Machine {
                 actions.push(Action::Remove {
                     grace: Duration::from_secs(seconds.max(0) as u64),
                 });
+            }
+            Event::FirstStartFailed => {
+                // The rollback, in the order that leaves nothing: processes first (they hold
+                // the cgroups), then the sandbox (pause, netns pin, veth, address), the
+                // cgroups, and last the record that named it all.
+                self.stopping = true;
+                self.timers.clear();
+                actions.extend([
+                    Action::KillContainers,
+                    Action::StopSandbox,
+                    Action::RemoveCgroups,
+                    Action::RemoveState,
+                ]);
             }
             Event::PauseDied | Event::SandboxDown { .. } | Event::Tick | Event::StopRequested => {}
         }
@@ -455,6 +474,42 @@ impl Machine {
         self.timers.retain(|(j, _)| *j != i);
         self.timers.push((i, at));
     }
+}
+
+/// The kernel side of the policy: whatever carries its actions out (the supervisor; a
+/// recording fake in tests), holding the machine and the record they share.
+pub trait Kernel {
+    /// The policy's state and the record it changes.
+    fn state(&mut self) -> (&mut Machine, &mut PodRecord);
+    /// Carry out `action`; the events it answers with.
+    fn perform(&mut self, action: Action) -> Vec<Event>;
+    fn now(&self) -> Now {
+        Now::current()
+    }
+}
+
+/// Hand `event` to the policy and carry out its actions, and the events they answer with, in
+/// order; then settle the phase (stopping a finished pod's sandbox). False once the pod is
+/// being removed (its record goes with it: nothing to save).
+pub fn dispatch(kernel: &mut impl Kernel, event: Event) -> bool {
+    let mut events = std::collections::VecDeque::from([event]);
+    while let Some(event) = events.pop_front() {
+        tracing::debug!(?event, "policy event");
+        let now = kernel.now();
+        let (machine, record) = kernel.state();
+        for action in machine.handle(record, event, now) {
+            tracing::debug!(?action, "policy action");
+            events.extend(kernel.perform(action));
+        }
+    }
+    let (machine, record) = kernel.state();
+    if machine.stopping() {
+        return false;
+    }
+    if let Some(action) = machine.settle(record) {
+        kernel.perform(action);
+    }
+    true
 }
 
 /// Record the end of container `i`'s run (and an OOMKilled event for a kill by the OOM

@@ -589,3 +589,144 @@ fn a_stop_uses_the_requested_grace_period_and_then_only_records() {
     );
     assert_eq!(reason(&r, 0), "Error");
 }
+
+// The kernel side through the trait: a recording fake that answers as the supervisor would.
+
+struct FakeKernel {
+    machine: Machine,
+    record: PodRecord,
+    now: Now,
+    performed: Vec<Action>,
+    /// Sandbox creations to fail, before one succeeds.
+    failing_creations: usize,
+}
+
+impl FakeKernel {
+    fn new(record: PodRecord, now: Now) -> Self {
+        Self {
+            machine: Machine::new(BASE),
+            record,
+            now,
+            performed: Vec::new(),
+            failing_creations: 0,
+        }
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn state(&mut self) -> (&mut Machine, &mut PodRecord) {
+        (&mut self.machine, &mut self.record)
+    }
+
+    fn perform(&mut self, action: Action) -> Vec<Event> {
+        self.performed.push(action.clone());
+        let now = self.now;
+        let r = &mut self.record;
+        match action {
+            Action::Start(i) => start(r, i, now),
+            Action::StopContainers { .. } | Action::KillContainers => {
+                for i in 0..r.containers.len() {
+                    if is_running(&r.containers[i]) {
+                        record_exit(r, i, killed(), now.wall);
+                    }
+                }
+            }
+            Action::StopSandbox => r.sandbox.as_mut().unwrap().ready = false,
+            Action::CreateSandbox { attempt, start } => {
+                if self.failing_creations > 0 {
+                    self.failing_creations -= 1;
+                    r.sandbox = Some(super::super::lifecycle::planned_sandbox(r, attempt));
+                    return vec![Event::SandboxFailed {
+                        message: "no free address".into(),
+                    }];
+                }
+                create(r, attempt, &start, now);
+                return vec![Event::SandboxCreated];
+            }
+            Action::Then(event) => return vec![event],
+            Action::Remove { .. } | Action::RemoveCgroups | Action::RemoveState => {}
+        }
+        vec![]
+    }
+
+    fn now(&self) -> Now {
+        self.now
+    }
+}
+
+#[test]
+fn a_first_start_that_fails_midway_is_rolled_back_processes_first_record_last() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(all_running("Always", 2, now), now);
+    assert!(
+        !dispatch(&mut k, Event::FirstStartFailed),
+        "nothing to save"
+    );
+    assert_eq!(
+        k.performed,
+        [
+            Action::KillContainers,
+            Action::StopSandbox,
+            Action::RemoveCgroups,
+            Action::RemoveState
+        ]
+    );
+}
+
+#[test]
+fn a_pause_death_runs_the_kernel_work_in_the_kubelets_order() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(all_running("Always", 2, now), now);
+    k.failing_creations = 1;
+    assert!(dispatch(&mut k, Event::PauseDied));
+    assert_eq!(
+        k.performed,
+        [
+            Action::StopContainers {
+                grace: SANDBOX_CHANGE_GRACE
+            },
+            Action::StopSandbox,
+            Action::Then(Event::SandboxDown { killed: vec![0, 1] }),
+            Action::CreateSandbox {
+                attempt: 1,
+                start: vec![0, 1]
+            },
+            Action::KillContainers,
+            Action::StopSandbox,
+            Action::Then(Event::SandboxCleared),
+        ]
+    );
+    assert_eq!(reason(&k.record, 0), "ContainerCreating");
+    // Retried after the back-off period, in a new attempt.
+    k.performed.clear();
+    k.now = later(now, BASE);
+    assert!(k.machine.due(k.now.mono));
+    assert!(dispatch(&mut k, Event::Tick));
+    assert_eq!(
+        k.performed,
+        [Action::CreateSandbox {
+            attempt: 2,
+            start: vec![0, 1]
+        }]
+    );
+    assert!((0..2).all(|i| reason(&k.record, i) == "Running"));
+    assert!(k.record.containers.iter().all(|c| c.restart_count == 1));
+    assert_eq!(k.record.phase, Phase::Running);
+}
+
+#[test]
+fn a_finished_pod_has_its_sandbox_stopped_after_the_exit_is_handled() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(all_running("Never", 1, now), now);
+    let exited = Event::Exited {
+        container: 0,
+        exit: code(0),
+    };
+    assert!(dispatch(&mut k, exited));
+    assert_eq!(k.performed, [Action::StopSandbox]);
+    assert_eq!(k.record.phase, Phase::Succeeded);
+    // A stop afterwards removes what is left, and nothing is saved after it.
+    k.performed.clear();
+    assert!(!dispatch(&mut k, Event::StopRequested));
+    assert!(matches!(k.performed[..], [Action::Remove { .. }]));
+}
