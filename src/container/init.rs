@@ -40,13 +40,43 @@ use oci_spec::runtime::{Mount, Process, Spec};
 
 use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME_OPTION};
 
-type Result<T> = std::result::Result<T, String>;
+/// Why the init stage could not start the container; its text goes to the supervisor on the
+/// sync pipe ([`super::channel::InitFailure`]), and from there into the container's status.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A step failed: what it did (naming the path, mount or id), and the system's answer.
+    #[error("{what}: {cause}")]
+    Step { what: String, cause: String },
+    /// The start gate closed unopened, or could not be read.
+    #[error(transparent)]
+    Gate(#[from] super::channel::GateError),
+    /// The bundle or the process asks for what cannot be done (the message names it).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for InitError {
+    fn from(message: String) -> Self {
+        Self::Refused(message)
+    }
+}
+
+impl From<&str> for InitError {
+    fn from(message: &str) -> Self {
+        Self::Refused(message.to_owned())
+    }
+}
+
+type Result<T> = std::result::Result<T, InitError>;
 
 fn ctx<T, E: std::fmt::Display>(
     r: std::result::Result<T, E>,
     what: impl FnOnce() -> String,
 ) -> Result<T> {
-    r.map_err(|e| format!("{}: {e}", what()))
+    r.map_err(|e| InitError::Step {
+        what: what(),
+        cause: e.to_string(),
+    })
 }
 
 /// Entry point of `podrun __init`. Only returns on failure (the exit status).
@@ -63,7 +93,7 @@ pub fn main(bundle: &Path) -> i32 {
     };
     match inherited.sync {
         Some(fd) => {
-            let _ = super::channel::InitFailure(err).send(fd);
+            let _ = super::channel::InitFailure(err.to_string()).send(fd);
         }
         None => eprintln!("podrun init: {err}"),
     }
@@ -162,7 +192,8 @@ fn run(
     Err(format!(
         "unable to start container process: exec: \"{}\": {err}",
         args[0]
-    ))
+    )
+    .into())
 }
 
 /// Container paths whose mounts belong to the pod's namespaces: /sys shows the network
@@ -194,7 +225,7 @@ fn join_pod_namespaces(channel: &OwnedFd) -> Result<()> {
 
 /// Block until the supervisor opens the gate; a gate closed without opening ends the init.
 fn wait_at_gate(gate: OwnedFd) -> Result<()> {
-    super::channel::wait_at_gate(gate).map_err(|e| e.to_string())
+    Ok(super::channel::wait_at_gate(gate)?)
 }
 
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {
@@ -202,7 +233,7 @@ fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {
         .as_ref()
         .and_then(|a| a.get(key))
         .map(String::as_str)
-        .ok_or_else(|| format!("config.json lacks annotation {key}"))
+        .ok_or_else(|| format!("config.json lacks annotation {key}").into())
 }
 
 fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
@@ -517,7 +548,7 @@ fn mount_one(root: &Path, m: &Mount, fds: &HashMap<String, OwnedFd>, bundle: &Pa
                     format!("bind {} for pod volume {name}", dir.display())
                 })?;
             }
-            Err(e) => return Err(format!("clone pod volume {name}: {e}")),
+            Err(e) => return Err(format!("clone pod volume {name}: {e}").into()),
         }
         if flags.contains(MsFlags::MS_RDONLY) {
             remount_ro(&target, flags & !MsFlags::MS_RDONLY)?;
@@ -741,11 +772,13 @@ pub fn lookup_path(argv0: &str, env: &[String]) -> Result<PathBuf> {
             Ok(_) if executable(&p) => Ok(p),
             Ok(_) => Err(format!(
                 "unable to start container process: exec: \"{argv0}\": permission denied"
-            )),
+            )
+            .into()),
             Err(e) => Err(format!(
                 "unable to start container process: exec: \"{argv0}\": stat {argv0}: {}",
                 lower_io(&e)
-            )),
+            )
+            .into()),
         };
     }
     let path = env_value(env, "PATH").unwrap_or(super::DEFAULT_PATH);
@@ -756,6 +789,7 @@ pub fn lookup_path(argv0: &str, env: &[String]) -> Result<PathBuf> {
             format!(
                 "unable to start container process: exec: \"{argv0}\": executable file not found in $PATH"
             )
+            .into()
         })
 }
 
@@ -909,11 +943,11 @@ mod tests {
     fn path_lookup_errors_like_runc() {
         let env = vec!["PATH=/nonexistent-dir".to_string()];
         assert_eq!(
-            lookup_path("sleepx", &env).unwrap_err(),
+            lookup_path("sleepx", &env).unwrap_err().to_string(),
             "unable to start container process: exec: \"sleepx\": executable file not found in $PATH"
         );
         assert_eq!(
-            lookup_path("/nonexistent/binary", &env).unwrap_err(),
+            lookup_path("/nonexistent/binary", &env).unwrap_err().to_string(),
             "unable to start container process: exec: \"/nonexistent/binary\": stat /nonexistent/binary: no such file or directory"
         );
     }
