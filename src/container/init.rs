@@ -947,7 +947,9 @@ mod tests {
             "unable to start container process: exec: \"sleepx\": executable file not found in $PATH"
         );
         assert_eq!(
-            lookup_path("/nonexistent/binary", &env).unwrap_err().to_string(),
+            lookup_path("/nonexistent/binary", &env)
+                .unwrap_err()
+                .to_string(),
             "unable to start container process: exec: \"/nonexistent/binary\": stat /nonexistent/binary: no such file or directory"
         );
     }

@@ -52,7 +52,11 @@ pub enum Finding {
     /// A netns pin podrun cannot tell is its own (not removed).
     UnknownPin { path: PathBuf },
     /// An address marked allocated for an owner no record has.
-    Address { file: PathBuf },
+    Address {
+        ip: std::net::Ipv4Addr,
+        /// The sandbox id the allocation names (gone with its pod).
+        owner: String,
+    },
     /// The node bridge and masquerade rule, while no record uses them.
     NodeNetwork { bridge: String },
     /// This root's bridge left under its temporary name (podrun stopped while making it).
@@ -121,8 +125,8 @@ impl fmt::Display for Finding {
                 path.display(),
                 path.file_name().unwrap_or_default().to_string_lossy()
             ),
-            Finding::Address { file } => {
-                write!(f, "address {} allocated to no pod", file.display())
+            Finding::Address { ip, owner } => {
+                write!(f, "address {ip} allocated to no pod (owner {owner})")
             }
             Finding::NodeNetwork { bridge } => write!(
                 f,

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use super::{Finding, FixReport};
 use crate::cgroup::{Hierarchy, PodCgroup};
 use crate::config::Config;
-use crate::net::{self, NetworkConfig};
+use crate::net::{self, ipam::Ipam};
 use crate::procfs;
 use crate::state::PodRecord;
 
@@ -79,7 +79,8 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
     let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
     let masquerade = net::masquerade_present(&network).unwrap_or(false);
     let pin_files = netns_pins(&cfg.netns_dir);
-    let allocations = allocations(&network);
+    // Read as IPAM reads them (owner of each address).
+    let allocations = Ipam::new(&network).allocations().unwrap_or_default();
 
     let own = cfg.store().list();
     let records = with_other_roots(cfg, own.clone());
@@ -130,7 +131,7 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
         allocations
             .into_iter()
             .filter(|(_, owner)| !known.ipam_owners.contains(owner))
-            .map(|(file, _)| Finding::Address { file }),
+            .map(|(ip, owner)| Finding::Address { ip, owner }),
     );
     if let Some(name) = net::half_made_bridge(&network) {
         found.push(Finding::HalfMadeBridge {
@@ -343,26 +344,6 @@ fn pins(
         .collect()
 }
 
-/// Allocation files (`<ip>` holding `owner\r\nifname`) with their owner.
-fn allocations(network: &NetworkConfig) -> Vec<(PathBuf, String)> {
-    let Ok(entries) = fs::read_dir(&network.ipam_dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
-        })
-        .filter_map(|e| {
-            let text = fs::read_to_string(e.path()).ok()?;
-            let owner = text.lines().next()?.trim().to_owned();
-            Some((e.path(), owner))
-        })
-        .collect()
-}
-
 /// Remove what `scan` found (the caller holds the state root lock). Supervisors go first, so
 /// nothing re-creates what is being removed; processes before their cgroups; veths and pins
 /// before the bridge.
@@ -458,18 +439,18 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
         }
         Finding::Veth { name } => net::detach_pod(name).map_err(|e| e.to_string()),
         Finding::Pin { path } => crate::sandbox::unpin_netns(path).map_err(|e| e.to_string()),
-        Finding::Address { file } => {
-            // A supervisor may have just re-created its sandbox: look at the owner once more.
-            let owners = Known::from(&cfg.store().list()).ipam_owners;
-            let owner = fs::read_to_string(file).unwrap_or_default();
-            match owner.lines().next() {
-                Some(o) if owners.contains(o.trim()) => Ok(()),
-                _ => match fs::remove_file(file) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
-                    _ => Ok(()),
-                },
-            }
+        // A supervisor may have recorded (and allocated for) a new sandbox since the scan:
+        // look at the owners once more. Else released as IPAM releases any (by owner, under
+        // its lock); sandbox ids are never reused.
+        Finding::Address { owner, .. }
+            if Known::from(&cfg.store().list()).ipam_owners.contains(owner) =>
+        {
+            Err("a pod record names its owner now: left".into())
         }
+        Finding::Address { owner, .. } => Ipam::new(&cfg.network())
+            .release(owner)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         Finding::HalfMadeBridge { .. } => match net::remove_half_made_bridge(&cfg.network()) {
             Ok(true) => Ok(()),
             Ok(false) => Err("it was being made, and is named now: left".into()),
