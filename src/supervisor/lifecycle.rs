@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 
 use super::Supervisor;
 use super::policy::Event;
+use super::sandbox_steps::SandboxStep;
 use super::teardown::{self, TeardownErrors};
 use crate::container;
 use crate::net::{self, ipam::Ipam};
@@ -161,8 +162,7 @@ impl Supervisor {
         let planned = matches!(&self.record.sandbox,
             Some(sb) if sb.attempt == attempt && sb.pause.is_none() && sb.ip.is_none());
         if !planned {
-            self.record.sandbox = Some(planned_sandbox(&self.record, attempt));
-            self.save();
+            self.record_step(SandboxStep::Planned(planned_sandbox(&self.record, attempt)));
         }
         // Inits forked before the pod's namespaces exist get them from the sandbox thread.
         let (mut senders, mut receivers) = (Vec::new(), Vec::new());
@@ -195,13 +195,8 @@ impl Supervisor {
             // The pause's pid (in the containers' config.json) is known right after its fork.
             Ok(match sandbox.reported_pid() {
                 Some(pid) => {
-                    self.record.sandbox.as_mut().expect("set above").pause =
-                        Some(ProcessId::of(pid));
-                    // With cgroups the pause is found through its cgroup; without, it must be
-                    // in the record before more processes are started.
-                    if self.cgroup.is_none() {
-                        self.save();
-                    }
+                    // Before more processes are started.
+                    self.record_step(SandboxStep::Forked(ProcessId::of(pid)));
                     Ok(self.launch_prepared(prepared))
                 }
                 None => Err(prepared),
@@ -338,15 +333,10 @@ impl Supervisor {
         // Reaped by the supervisor's loop (waitpid(-1)), like the containers.
         drop(pause);
         tracing::debug!(pid, "pause started");
-        let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
-        sb.pause = Some(ProcessId::of(pid));
-        // With cgroups the pause is found through its cgroup; without, record it right away.
-        if self.cgroup.is_none() {
-            self.save();
-        }
+        self.record_step(SandboxStep::Forked(ProcessId::of(pid)));
         let ns = opened?;
         let inodes = ns.inodes().ok_or(StartError::PauseDied)?;
-        self.record.sandbox.as_mut().expect("set").namespaces = Some(inodes);
+        self.record_step(SandboxStep::Namespaces(inodes));
         self.ns = Some(ns);
         Ok(true)
     }
@@ -354,11 +344,13 @@ impl Supervisor {
     /// Reserve the sandbox's address and write the pod's /etc files (/etc/hosts with the pod
     /// IP, hostname, resolv.conf: once per sandbox, shared by its containers).
     fn reserve_address(&mut self, attempt: u32) -> Result<std::net::Ipv4Addr, StartError> {
-        let sb = self.record.sandbox.as_mut().expect("set by create_sandbox");
+        let sb = self
+            .record
+            .sandbox
+            .as_ref()
+            .expect("planned by create_sandbox");
         let ip = Ipam::new(&self.record.network_config).allocate(&sb.id, "eth0")?;
-        // Not saved yet: the address file names the sandbox id as its owner (saved), so a
-        // teardown from the record releases it either way.
-        sb.ip = Some(ip);
+        self.record_step(SandboxStep::Addressed(ip));
         tracing::debug!(%ip, "address reserved");
         let dns_fallback = self.write_pod_files().map_err(StartError::PodFiles)?;
         if attempt == 0 && dns_fallback {
@@ -380,9 +372,10 @@ impl Supervisor {
             .join()
             .map_err(|_| StartError::Wiring(std::io::Error::other("wiring thread panicked")))??;
         tracing::debug!(veth = %network.host_veth, "network attached");
-        let sb = self.record.sandbox.as_mut().ok_or(StartError::PauseDied)?;
-        sb.network = Some(network);
-        sb.ready = true;
+        if self.record.sandbox.is_none() {
+            return Err(StartError::PauseDied);
+        }
+        self.record_step(SandboxStep::Wired(network));
         Ok(())
     }
 

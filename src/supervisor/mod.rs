@@ -17,6 +17,7 @@ mod containers;
 mod lifecycle;
 mod policy;
 pub mod report;
+mod sandbox_steps;
 mod status;
 pub mod teardown;
 mod volumes;
