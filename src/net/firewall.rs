@@ -15,13 +15,13 @@
 //! waits for that), where `nft` starts ~20 ms later. A guess, not verified in the kernel;
 //! measured 67-70 ms against 50-57 ms for a last pod's delete on a 2-core cgroup v1 VM.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::nfnetlink::{self, Addition, RuleInfo};
 use super::nft_rule;
+use crate::lockfile::LockFile;
 
 use super::{NetError, NetworkConfig};
 
@@ -116,29 +116,14 @@ pub(crate) fn lock(cfg: &NetworkConfig) -> Result<NetworkLock, NetError> {
             path: dir.clone(),
             source,
         })?;
-    let path = dir.join("firewall.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| NetError::Io {
-            op: "open",
-            path: path.clone(),
-            source,
-        })?;
-    file.lock().map_err(|source| NetError::Io {
-        op: "lock",
-        path,
-        source,
-    })?;
+    let file = LockFile::exclusive(&dir.join("firewall.lock"), 0o666)?;
     Ok(NetworkLock { _held: Some(file) })
 }
 
 /// Proof that the caller holds [`lock`] (or, for best-effort teardown, that it tried).
 pub(crate) struct NetworkLock {
-    /// Kept open for the flock; closing it unlocks.
-    _held: Option<File>,
+    /// The flock; dropping it unlocks.
+    _held: Option<LockFile>,
 }
 
 impl NetworkLock {

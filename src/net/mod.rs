@@ -461,6 +461,16 @@ pub enum NetError {
     Multiple(Vec<NetError>),
 }
 
+impl From<crate::lockfile::LockError> for NetError {
+    fn from(e: crate::lockfile::LockError) -> Self {
+        NetError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl NetError {
     /// `Ok` for no errors, the error itself for one, `Multiple` otherwise.
     pub(crate) fn from_list(mut errors: Vec<NetError>) -> Result<(), NetError> {
