@@ -75,8 +75,8 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     // Everything host-side is opened before the first setns.
     let mut fds = Vec::new();
     for (kind, flag) in EXEC_NAMESPACES {
-        let path = format!("/proc/{}/ns/{kind}", process.pid);
-        let f = std::fs::File::open(&path).map_err(|e| msg(format!("open {path}: {e}")))?;
+        let f = crate::procfs::open_ns(process.pid, kind)
+            .map_err(|(path, e)| msg(format!("open {}: {e}", path.display())))?;
         fds.push((f, flag));
     }
     let cgroup_fds = crate::pod::pod_cgroup(&r)

@@ -173,7 +173,7 @@ pub fn host_devices() -> Vec<Value> {
 pub fn build(input: &SpecInput) -> Spec {
     let c = input.container;
     let sc = &c.security;
-    let ns = |kind: &str| format!("/proc/{}/ns/{kind}", input.pause_pid);
+    let ns = |kind: &str| crate::procfs::ns_path(input.pause_pid, kind);
     let pid_ns = if input.pod.share_process_namespace {
         json!({"type": "pid", "path": ns("pid")})
     } else {
