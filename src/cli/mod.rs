@@ -54,18 +54,18 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_ROOT",
-        default_value = "/run/podrun"
+        default_value = config::DEFAULT_ROOT
     )]
     pub root: PathBuf,
     /// Node bridge the pods are attached to.
-    #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = "podrun0")]
+    #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = crate::net::DEFAULT_BRIDGE)]
     pub bridge: String,
     /// Node pod CIDR; the bridge gets its first address as the pods' gateway.
     #[arg(
         long,
         global = true,
         env = "PODRUN_POD_CIDR",
-        default_value = "10.244.0.0/24"
+        default_value = crate::net::DEFAULT_CIDR
     )]
     pub pod_cidr: ipnet::Ipv4Net,
     /// Directory where pod network namespaces are pinned (`ip netns` reads /run/netns).
@@ -73,7 +73,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_NETNS_DIR",
-        default_value = "/run/netns"
+        default_value = config::DEFAULT_NETNS_DIR
     )]
     pub netns_dir: PathBuf,
     /// Root of the cgroup filesystem (v2, or the v1 controller mounts of a hybrid host).
@@ -81,7 +81,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_CGROUP_ROOT",
-        default_value = "/sys/fs/cgroup"
+        default_value = crate::cgroup::DEFAULT_ROOT
     )]
     pub cgroup_root: PathBuf,
     /// Parent cgroup of the pod cgroups (pods are `<parent>/pod<uid>`).
@@ -89,7 +89,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_CGROUP_PARENT",
-        default_value = "podrun"
+        default_value = crate::cgroup::DEFAULT_PARENT
     )]
     pub cgroup_parent: String,
     /// Image store: imported root filesystems and their configs (persistent).
