@@ -197,21 +197,35 @@ impl GlobalArgs {
     }
 }
 
+/// `pod`, `pods` or `po`: the words kubectl takes for the pod resource.
+fn is_pod_kind(word: &str) -> bool {
+    matches!(word, "pod" | "pods" | "po")
+}
+
+fn pod_kind(word: &str) -> Result<()> {
+    if is_pod_kind(word) {
+        Ok(())
+    } else {
+        Err(msg(format!(
+            "the server doesn't have a resource type \"{word}\""
+        )))
+    }
+}
+
+/// A pod as the verbs take it: `NAME`, or `pod/NAME` (`pods/`, `po/`), as kubectl does.
+fn pod_arg(arg: &str) -> Result<&str> {
+    match arg.split_once('/') {
+        None => Ok(arg),
+        Some((kind, name)) => pod_kind(kind).map(|()| name),
+    }
+}
+
 /// `[pod] NAME` or `pod/NAME` -> NAME.
 fn pod_name(what: &[String]) -> Result<String> {
-    let (kind, name) = match what {
-        [name] => match name.split_once('/') {
-            Some((k, n)) => (Some(k), n),
-            None => (None, name.as_str()),
-        },
-        [kind, name] => (Some(kind.as_str()), name.as_str()),
-        _ => return Err(msg("expected a pod name")),
-    };
-    match kind {
-        None | Some("pod" | "pods" | "po") => Ok(name.to_owned()),
-        Some(other) => Err(msg(format!(
-            "the server doesn't have a resource type \"{other}\""
-        ))),
+    match what {
+        [name] => pod_arg(name).map(str::to_owned),
+        [kind, name] => pod_kind(kind).map(|()| name.to_owned()),
+        _ => Err(msg("expected a pod name")),
     }
 }
 
@@ -247,6 +261,31 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn supervise(cfg: &Config, key: &str) -> i32 {
-    let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-    crate::pod::supervise(cfg, PodKey::new(namespace, name))
+    crate::pod::supervise(cfg, PodKey::parse(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_named_as_kubectl_takes_them() {
+        assert_eq!(pod_arg("web").unwrap(), "web");
+        for arg in ["pod/web", "pods/web", "po/web"] {
+            assert_eq!(pod_arg(arg).unwrap(), "web", "{arg}");
+        }
+        let err = pod_arg("deployment/web").unwrap_err().to_string();
+        assert!(err.contains("resource type \"deployment\""), "{err}");
+        let words = |w: &[&str]| pod_name(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(words(&["pod", "web"]).unwrap(), "web");
+        assert_eq!(words(&["pod/web"]).unwrap(), "web");
+        assert!(words(&["svc", "web"]).is_err());
+        assert_eq!(PodKey::parse("web"), PodKey::new("default", "web"));
+        assert_eq!(
+            PodKey::parse("kube-system/dns"),
+            PodKey::new("kube-system", "dns")
+        );
+        let key = PodKey::new("a", "b");
+        assert_eq!(PodKey::parse(&key.to_string()), key);
+    }
 }
