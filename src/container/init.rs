@@ -705,13 +705,9 @@ pub fn environment(process: &Process) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     if env_value(&env, "HOME").is_none() {
-        let uid = process.user().uid().to_string();
-        let home = fs::read_to_string("/etc/passwd")
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() > 5 && f[2] == uid)
-            .map(|f| f[5].to_owned())
+        let passwd = super::image::read_db(Path::new("/etc/passwd"));
+        let home = super::image::by_id(&passwd, process.user().uid())
+            .and_then(|(_, f)| f.get(3).cloned())
             .unwrap_or_else(|| "/".into());
         out.push(("HOME".into(), home));
     }
