@@ -1,4 +1,5 @@
-//! host-local style IPAM (CNI `plugins/ipam/host-local`, `pod-semantics.md` §4.3), same layout:
+//! host-local style IPAM (containernetworking/plugins `plugins/ipam/host-local`, its
+//! `backend/disk` store), same layout:
 //!
 //! * the directory (mode 0755) holds one file per allocated IP, named by the IP, created with
 //!   `O_EXCL`, mode 0600, containing `<owner>\r\n<ifname>`;
