@@ -714,7 +714,7 @@ pub fn environment(process: &Process) -> Vec<(String, String)> {
     out
 }
 
-/// argv[0] as exec would find it (in the container's PATH), or runc's error.
+/// `argv[0]` as exec would find it (in the container's PATH), or runc's error.
 pub fn find_program(process: &Process) -> Result<PathBuf> {
     let args = process.args().clone().unwrap_or_default();
     let argv0 = args.first().ok_or("no command specified")?;

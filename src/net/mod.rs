@@ -9,8 +9,8 @@
 //!
 //! Every public function is synchronous. Netlink work runs on a tokio current_thread runtime that
 //! lives for the duration of one call; work inside a pod's network namespace runs on a scoped
-//! helper thread that is joined before the call returns, so the (single-threaded, later forking)
-//! caller never has stray threads.
+//! helper thread that is joined before the call returns, so no thread of `net`'s outlives a
+//! call (the supervisor, which forks, is left with only the threads it made itself).
 
 mod bridge;
 mod firewall;
@@ -159,7 +159,7 @@ pub struct PodNetwork {
 }
 
 /// Predictable host veth name: "veth" + first 8 hex chars of sha256(key) (key =
-/// "<namespace>/<pod name>").
+/// `<namespace>/<pod name>`).
 pub fn host_veth_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
