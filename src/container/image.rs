@@ -191,27 +191,13 @@ pub fn resolve_user(
     let uid: u32 = match run_as_user {
         Some(uid) => uid as u32,
         None if user.is_empty() => 0,
-        None => match user.parse() {
-            Ok(uid) => uid,
-            Err(_) => by_name(&passwd, user)
-                .and_then(|f| f.first()?.parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find user {user}: no matching entries in passwd file")
-                })?,
-        },
+        None => id_of(&passwd, user, "user", "passwd")?,
     };
     // The primary group of the uid's passwd entry, when it has one.
     let by_uid = by_id(&passwd, uid).and_then(|(_, f)| f.get(1)?.parse::<u32>().ok());
     let gid: u32 = match (run_as_group, grp) {
         (Some(g), _) => g as u32,
-        (None, Some(g)) => match g.parse() {
-            Ok(gid) => gid,
-            Err(_) => by_name(&group, g)
-                .and_then(|f| f.first()?.parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
-        },
+        (None, Some(g)) => id_of(&group, g, "group", "group")?,
         (None, None) => by_uid.unwrap_or(0),
     };
     Ok((uid, gid))
@@ -256,6 +242,17 @@ fn by_name<'a>(db: &'a [(String, Vec<String>)], name: &str) -> Option<&'a [Strin
     db.iter()
         .find(|(n, _)| n == name)
         .map(|(_, f)| f.as_slice())
+}
+
+/// `name` as a number, else the id of the first entry called `name` (`what`: "user" or
+/// "group", `file`: "passwd" or "group", for runc's error).
+fn id_of(db: &[(String, Vec<String>)], name: &str, what: &str, file: &str) -> Result<u32, String> {
+    if let Ok(id) = name.parse() {
+        return Ok(id);
+    }
+    by_name(db, name)
+        .and_then(|f| f.first()?.parse().ok())
+        .ok_or_else(|| format!("unable to find {what} {name}: no matching entries in {file} file"))
 }
 
 /// The first entry whose id (the field after the password) is `id`.
