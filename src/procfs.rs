@@ -123,21 +123,21 @@ pub fn exit_of(status: WaitStatus) -> Option<(i32, i32, Option<i32>)> {
     }
 }
 
+/// The pid of every process in /proc (of this PID namespace), in directory order.
+pub fn pids() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+}
+
 /// Every live descendant of `root` (children first found, then theirs), from one scan of /proc.
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = parent(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
+    for pid in pids() {
+        if let Some(ppid) = parent(pid) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
     let mut out = Vec::new();
