@@ -151,17 +151,10 @@ pub enum Command {
     Init { bundle: PathBuf },
 }
 
-/// A user-facing failure of a command; the message is printed as `error: ...`.
+/// A user-facing failure of a command; the message is printed as `error: ...`. The layers'
+/// errors (spec, state, net, image) arrive wrapped as the pod library wraps them.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error(transparent)]
-    Spec(#[from] crate::spec::SpecError),
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error(transparent)]
-    Net(#[from] crate::net::NetError),
-    #[error(transparent)]
-    Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error("{0}")]
@@ -172,6 +165,23 @@ pub enum CliError {
         source: std::io::Error,
     },
 }
+
+/// `?` on a layer's error in a verb: the same wrapping as in the pod library.
+macro_rules! through_pod_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                CliError::Pod(e.into())
+            }
+        }
+    )*};
+}
+through_pod_error!(
+    crate::spec::SpecError,
+    crate::state::StateError,
+    crate::net::NetError,
+    crate::image::ImageError
+);
 
 pub type Result<T> = std::result::Result<T, CliError>;
 
