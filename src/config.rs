@@ -6,6 +6,11 @@ use crate::image::ImageStore;
 use crate::net::NetworkConfig;
 use crate::state::Store;
 
+/// The default state root (`--root`): a tmpfs, so pods go with a reboot, as containerd's do.
+pub const DEFAULT_ROOT: &str = "/run/podrun";
+/// The default directory of the network namespace pins (`--netns-dir`): `ip netns`' own.
+pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// State root: records, logs, IPAM (`--root`, `PODRUN_ROOT`).

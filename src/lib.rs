@@ -12,6 +12,7 @@ pub mod config;
 pub mod container;
 pub mod diagnostics;
 pub mod image;
+pub mod lockfile;
 pub mod net;
 pub mod pod;
 pub mod procfs;

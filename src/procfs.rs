@@ -2,10 +2,12 @@
 //! ours), namespace inodes, and the parent/child tree used to find everything a container forked.
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
 /// Wait once until one of the processes whose pidfds `held` has exits (a pidfd turns
@@ -91,28 +93,51 @@ pub fn is_same_process(pid: i32, start: Option<u64>) -> bool {
     }
 }
 
-/// Inode of a namespace of `pid` (`kind` is `net`, `uts`, `ipc`, `pid`, `mnt`...).
+/// `/proc/<pid>/ns/<kind>`: a namespace of `pid` (`kind` is `net`, `uts`, `ipc`, `pid`,
+/// `mnt`...), to open for `setns`, bind-mount as a pin or name in a runtime spec.
+pub fn ns_path(pid: i32, kind: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/{kind}"))
+}
+
+/// Open a namespace of `pid` (O_CLOEXEC) for `setns`; the error names the path.
+pub fn open_ns(pid: i32, kind: &str) -> Result<File, (PathBuf, std::io::Error)> {
+    let path = ns_path(pid, kind);
+    File::open(&path).map_err(|e| (path, e))
+}
+
+/// Inode of a namespace of `pid` (see [`ns_path`]).
 pub fn ns_inode(pid: i32, kind: &str) -> Option<u64> {
-    fs::metadata(format!("/proc/{pid}/ns/{kind}"))
-        .ok()
-        .map(|m| m.ino())
+    fs::metadata(ns_path(pid, kind)).ok().map(|m| m.ino())
+}
+
+/// How a child ended, from `waitpid`: its pid, the exit code as a shell shows it (the
+/// status, or 128 + the signal's number) and the signal that killed it. `None` for a status
+/// that is not an end (stopped, continued, still alive).
+pub fn exit_of(status: WaitStatus) -> Option<(i32, i32, Option<i32>)> {
+    match status {
+        WaitStatus::Exited(pid, code) => Some((pid.as_raw(), code, None)),
+        WaitStatus::Signaled(pid, sig, _) => {
+            Some((pid.as_raw(), 128 + sig as i32, Some(sig as i32)))
+        }
+        _ => None,
+    }
+}
+
+/// The pid of every process in /proc (of this PID namespace), in directory order.
+pub fn pids() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
 }
 
 /// Every live descendant of `root` (children first found, then theirs), from one scan of /proc.
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = parent(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
+    for pid in pids() {
+        if let Some(ppid) = parent(pid) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
     let mut out = Vec::new();
@@ -208,6 +233,18 @@ mod tests {
         assert_eq!(blind("15996", term, none), Some(Ignores));
         // This test process: not an init, no SIGTERM handler.
         assert_eq!(sigterm_blind(std::process::id() as i32), None);
+    }
+
+    #[test]
+    fn exit_codes_are_the_status_or_128_plus_the_signal() {
+        let pid = Pid::from_raw(7);
+        assert_eq!(exit_of(WaitStatus::Exited(pid, 3)), Some((7, 3, None)));
+        assert_eq!(
+            exit_of(WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            Some((7, 137, Some(9)))
+        );
+        assert_eq!(exit_of(WaitStatus::StillAlive), None);
+        assert_eq!(exit_of(WaitStatus::Stopped(pid, Signal::SIGSTOP)), None);
     }
 
     #[test]

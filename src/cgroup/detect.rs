@@ -33,6 +33,50 @@ pub struct MountInfo {
     pub super_options: Vec<String>,
 }
 
+impl MountInfo {
+    /// For a cgroup mount, its filesystem type and the options that name its hierarchy (the
+    /// controllers and `name=`; not `rw`, `xattr`, `release_agent`...): what a second mount
+    /// of the same hierarchy passes. `None` for any other filesystem.
+    pub fn cgroup_hierarchy(&self) -> Option<(&str, String)> {
+        match self.fs_type.as_str() {
+            "cgroup2" => Some(("cgroup2", String::new())),
+            "cgroup" => {
+                let names: Vec<&str> = self
+                    .super_options
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|o| {
+                        o.starts_with("name=")
+                            || !(o.contains('=')
+                                || matches!(
+                                    *o,
+                                    "rw" | "ro"
+                                        | "xattr"
+                                        | "noprefix"
+                                        | "clone_children"
+                                        | "cpuset_v2_mode"
+                                ))
+                    })
+                    .collect();
+                Some(("cgroup", names.join(",")))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The cgroup hierarchy mounted at `path` (see [`MountInfo::cgroup_hierarchy`]): the first
+/// cgroup or cgroup2 mount there.
+pub fn cgroup_hierarchy_at(mounts: &[MountInfo], path: &Path) -> Option<(String, String)> {
+    mounts
+        .iter()
+        .filter(|m| m.mount_point == path)
+        .find_map(|m| {
+            m.cgroup_hierarchy()
+                .map(|(fs_type, options)| (fs_type.to_owned(), options))
+        })
+}
+
 /// Parses `/proc/self/mountinfo` text; malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     text.lines()

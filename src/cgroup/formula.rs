@@ -68,7 +68,9 @@ pub fn shares_to_weight_runc(s: u64) -> u64 {
 mod tests {
     use super::*;
 
-    /// pod-semantics.md §3.3 worked values: (milliCPU, shares, linear, quadratic).
+    /// Worked values of the formulas cited at the top (kubelet `MilliCPUToShares`, kubelet
+    /// `getCPUWeight`, runc `ConvertCPUSharesToCgroupV2Value`): (milliCPU, shares, linear,
+    /// quadratic).
     const TABLE: [(u64, u64, u64, u64); 5] = [
         (0, 2, 1, 1),
         (100, 102, 4, 17),

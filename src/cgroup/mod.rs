@@ -49,7 +49,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use detect::{MountInfo, V1Mount, parse_mountinfo};
+/// Where the node's cgroup filesystem is mounted (the `--cgroup-root` default; the init stage
+/// mirrors this one into a container).
+pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
+/// The default parent of the pod cgroups (`--cgroup-parent`), below the root.
+pub const DEFAULT_PARENT: &str = "podrun";
+
+pub use detect::{MountInfo, V1Mount, cgroup_hierarchy_at, parse_mountinfo};
 pub use devices::{DEFAULT_RULES, DeviceAccess, DeviceKind, DeviceRule};
 pub use qos::{BEST_EFFORT_OOM_SCORE_ADJ, GUARANTEED_OOM_SCORE_ADJ};
 pub use stats::parse_flat_keyed;

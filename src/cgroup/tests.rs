@@ -246,6 +246,32 @@ fn mountinfo_parsing() {
 }
 
 #[test]
+fn cgroup_hierarchy_names_controllers_only() {
+    let m = parse_mountinfo(
+        "30 25 0:26 / /sys/fs/cgroup/tmp rw - tmpfs tmpfs rw\n\
+         33 25 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,xattr,cpu,cpuacct\n\
+         34 25 0:30 / /sys/fs/cgroup/sys\\040temd rw - cgroup cgroup rw,xattr,release_agent=/x,name=systemd\n\
+         41 25 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n",
+    );
+    let at = |p: &str| cgroup_hierarchy_at(&m, Path::new(p));
+    assert_eq!(
+        at("/sys/fs/cgroup/cpu,cpuacct"),
+        Some(("cgroup".into(), "cpu,cpuacct".into()))
+    );
+    assert_eq!(
+        at("/sys/fs/cgroup/sys temd"),
+        Some(("cgroup".into(), "name=systemd".into())),
+        "the mount point is unescaped"
+    );
+    assert_eq!(
+        at("/sys/fs/cgroup/unified"),
+        Some(("cgroup2".into(), String::new()))
+    );
+    assert_eq!(at("/sys/fs/cgroup/tmp"), None, "not a cgroup");
+    assert_eq!(at("/sys/fs/cgroup/memory"), None);
+}
+
+#[test]
 fn v2_pod_and_container_files() {
     let (tmp, h) = v2_fixture();
     let root = tmp.path();

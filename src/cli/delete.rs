@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Result, msg};
+use super::{Result, is_pod_kind, msg, pod_arg};
 use crate::config::Config;
 use crate::pod::delete::{finish, request_stop};
 use crate::spec::{self, Object};
@@ -109,12 +109,12 @@ fn targets(
     }
     let mut names: &[String] = &args.names;
     if let Some(first) = names.first()
-        && matches!(first.as_str(), "pod" | "pods" | "po")
+        && is_pod_kind(first)
     {
         names = &names[1..];
     }
-    Ok(names
+    names
         .iter()
-        .map(|n| PodKey::new(namespace, n.strip_prefix("pod/").unwrap_or(n)))
-        .collect())
+        .map(|n| Ok(PodKey::new(namespace, pod_arg(n)?)))
+        .collect()
 }

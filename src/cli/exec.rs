@@ -11,7 +11,7 @@ use clap::Args;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::Spec;
 
-use super::{Result, load_pod, msg};
+use super::{Result, load_pod, msg, pod_arg};
 use crate::config::Config;
 
 #[derive(Debug, Args)]
@@ -55,7 +55,7 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
         }
         usable
     };
-    let name = args.pod.strip_prefix("pod/").unwrap_or(&args.pod);
+    let name = pod_arg(&args.pod)?;
     let r = load_pod(cfg, namespace, name)?;
     let container = super::logs::pick_container(&r, args.container.as_deref())?;
     let c = r.container(&container).expect("picked from the record");
@@ -75,8 +75,8 @@ pub fn exec(cfg: &Config, namespace: &str, args: &ExecArgs) -> Result<i32> {
     // Everything host-side is opened before the first setns.
     let mut fds = Vec::new();
     for (kind, flag) in EXEC_NAMESPACES {
-        let path = format!("/proc/{}/ns/{kind}", process.pid);
-        let f = std::fs::File::open(&path).map_err(|e| msg(format!("open {path}: {e}")))?;
+        let f = crate::procfs::open_ns(process.pid, kind)
+            .map_err(|(path, e)| msg(format!("open {}: {e}", path.display())))?;
         fds.push((f, flag));
     }
     let cgroup_fds = crate::pod::pod_cgroup(&r)

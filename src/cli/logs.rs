@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Result, load_pod, msg};
+use super::{Result, load_pod, msg, pod_arg};
 use crate::config::Config;
 use crate::state::{ContainerState, PodKey, PodRecord};
 
@@ -53,7 +53,7 @@ pub fn pick_container(r: &PodRecord, wanted: Option<&str>) -> Result<String> {
 }
 
 pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
-    let name = args.pod.strip_prefix("pod/").unwrap_or(&args.pod);
+    let name = pod_arg(&args.pod)?;
     let r = load_pod(cfg, namespace, name)?;
     let container = pick_container(&r, args.container.as_deref())?;
     let c = r.container(&container).expect("picked from the record");

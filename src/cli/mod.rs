@@ -54,18 +54,18 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_ROOT",
-        default_value = "/run/podrun"
+        default_value = config::DEFAULT_ROOT
     )]
     pub root: PathBuf,
     /// Node bridge the pods are attached to.
-    #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = "podrun0")]
+    #[arg(long, global = true, env = "PODRUN_BRIDGE", default_value = crate::net::DEFAULT_BRIDGE)]
     pub bridge: String,
     /// Node pod CIDR; the bridge gets its first address as the pods' gateway.
     #[arg(
         long,
         global = true,
         env = "PODRUN_POD_CIDR",
-        default_value = "10.244.0.0/24"
+        default_value = crate::net::DEFAULT_CIDR
     )]
     pub pod_cidr: ipnet::Ipv4Net,
     /// Directory where pod network namespaces are pinned (`ip netns` reads /run/netns).
@@ -73,7 +73,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_NETNS_DIR",
-        default_value = "/run/netns"
+        default_value = config::DEFAULT_NETNS_DIR
     )]
     pub netns_dir: PathBuf,
     /// Root of the cgroup filesystem (v2, or the v1 controller mounts of a hybrid host).
@@ -81,7 +81,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_CGROUP_ROOT",
-        default_value = "/sys/fs/cgroup"
+        default_value = crate::cgroup::DEFAULT_ROOT
     )]
     pub cgroup_root: PathBuf,
     /// Parent cgroup of the pod cgroups (pods are `<parent>/pod<uid>`).
@@ -89,7 +89,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "PODRUN_CGROUP_PARENT",
-        default_value = "podrun"
+        default_value = crate::cgroup::DEFAULT_PARENT
     )]
     pub cgroup_parent: String,
     /// Image store: imported root filesystems and their configs (persistent).
@@ -151,17 +151,10 @@ pub enum Command {
     Init { bundle: PathBuf },
 }
 
-/// A user-facing failure of a command; the message is printed as `error: ...`.
+/// A user-facing failure of a command; the message is printed as `error: ...`. The layers'
+/// errors (spec, state, net, image) arrive wrapped as the pod library wraps them.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error(transparent)]
-    Spec(#[from] crate::spec::SpecError),
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-    #[error(transparent)]
-    Net(#[from] crate::net::NetError),
-    #[error(transparent)]
-    Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Pod(#[from] crate::pod::PodError),
     #[error("{0}")]
@@ -172,6 +165,23 @@ pub enum CliError {
         source: std::io::Error,
     },
 }
+
+/// `?` on a layer's error in a verb: the same wrapping as in the pod library.
+macro_rules! through_pod_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                CliError::Pod(e.into())
+            }
+        }
+    )*};
+}
+through_pod_error!(
+    crate::spec::SpecError,
+    crate::state::StateError,
+    crate::net::NetError,
+    crate::image::ImageError
+);
 
 pub type Result<T> = std::result::Result<T, CliError>;
 
@@ -197,21 +207,35 @@ impl GlobalArgs {
     }
 }
 
+/// `pod`, `pods` or `po`: the words kubectl takes for the pod resource.
+fn is_pod_kind(word: &str) -> bool {
+    matches!(word, "pod" | "pods" | "po")
+}
+
+fn pod_kind(word: &str) -> Result<()> {
+    if is_pod_kind(word) {
+        Ok(())
+    } else {
+        Err(msg(format!(
+            "the server doesn't have a resource type \"{word}\""
+        )))
+    }
+}
+
+/// A pod as the verbs take it: `NAME`, or `pod/NAME` (`pods/`, `po/`), as kubectl does.
+fn pod_arg(arg: &str) -> Result<&str> {
+    match arg.split_once('/') {
+        None => Ok(arg),
+        Some((kind, name)) => pod_kind(kind).map(|()| name),
+    }
+}
+
 /// `[pod] NAME` or `pod/NAME` -> NAME.
 fn pod_name(what: &[String]) -> Result<String> {
-    let (kind, name) = match what {
-        [name] => match name.split_once('/') {
-            Some((k, n)) => (Some(k), n),
-            None => (None, name.as_str()),
-        },
-        [kind, name] => (Some(kind.as_str()), name.as_str()),
-        _ => return Err(msg("expected a pod name")),
-    };
-    match kind {
-        None | Some("pod" | "pods" | "po") => Ok(name.to_owned()),
-        Some(other) => Err(msg(format!(
-            "the server doesn't have a resource type \"{other}\""
-        ))),
+    match what {
+        [name] => pod_arg(name).map(str::to_owned),
+        [kind, name] => pod_kind(kind).map(|()| name.to_owned()),
+        _ => Err(msg("expected a pod name")),
     }
 }
 
@@ -247,6 +271,31 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn supervise(cfg: &Config, key: &str) -> i32 {
-    let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-    crate::pod::supervise(cfg, PodKey::new(namespace, name))
+    crate::pod::supervise(cfg, PodKey::parse(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_named_as_kubectl_takes_them() {
+        assert_eq!(pod_arg("web").unwrap(), "web");
+        for arg in ["pod/web", "pods/web", "po/web"] {
+            assert_eq!(pod_arg(arg).unwrap(), "web", "{arg}");
+        }
+        let err = pod_arg("deployment/web").unwrap_err().to_string();
+        assert!(err.contains("resource type \"deployment\""), "{err}");
+        let words = |w: &[&str]| pod_name(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(words(&["pod", "web"]).unwrap(), "web");
+        assert_eq!(words(&["pod/web"]).unwrap(), "web");
+        assert!(words(&["svc", "web"]).is_err());
+        assert_eq!(PodKey::parse("web"), PodKey::new("default", "web"));
+        assert_eq!(
+            PodKey::parse("kube-system/dns"),
+            PodKey::new("kube-system", "dns")
+        );
+        let key = PodKey::new("a", "b");
+        assert_eq!(PodKey::parse(&key.to_string()), key);
+    }
 }

@@ -3,7 +3,6 @@
 //! container's own fields combine with it (the kubelet's command/args rules, containerd's env
 //! and user handling).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -192,32 +191,13 @@ pub fn resolve_user(
     let uid: u32 = match run_as_user {
         Some(uid) => uid as u32,
         None if user.is_empty() => 0,
-        None => match user.parse() {
-            Ok(uid) => uid,
-            Err(_) => passwd
-                .get(user)
-                .and_then(|f| f.first()?.parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find user {user}: no matching entries in passwd file")
-                })?,
-        },
+        None => id_of(&passwd, user, "user", "passwd")?,
     };
     // The primary group of the uid's passwd entry, when it has one.
-    let by_uid = passwd
-        .values()
-        .find(|f| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(uid))
-        .and_then(|f| f.get(1)?.parse::<u32>().ok());
+    let by_uid = by_id(&passwd, uid).and_then(|(_, f)| f.get(1)?.parse::<u32>().ok());
     let gid: u32 = match (run_as_group, grp) {
         (Some(g), _) => g as u32,
-        (None, Some(g)) => match g.parse() {
-            Ok(gid) => gid,
-            Err(_) => group
-                .get(g)
-                .and_then(|f| f.first()?.parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in group file")
-                })?,
-        },
+        (None, Some(g)) => id_of(&group, g, "group", "group")?,
         (None, None) => by_uid.unwrap_or(0),
     };
     Ok((uid, gid))
@@ -227,17 +207,13 @@ pub fn resolve_user(
 /// user (by the name of its uid in `/etc/passwd`) as a member, other than its own group.
 pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
     let passwd = read_db(&image.rootfs.join("etc/passwd"));
-    let Some(name) = passwd
-        .iter()
-        .find(|(_, f)| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(uid))
-        .map(|(n, _)| n.clone())
-    else {
+    let Some((name, _)) = by_id(&passwd, uid) else {
         return Vec::new();
     };
     let mut gids: Vec<u32> = read_db(&image.rootfs.join("etc/group"))
         .iter()
         .filter(|(group, f)| {
-            **group != name && f.get(1).is_some_and(|m| m.split(',').any(|u| u == name))
+            group != name && f.get(1).is_some_and(|m| m.split(',').any(|u| u == name))
         })
         .filter_map(|(_, f)| f.first()?.parse().ok())
         .collect();
@@ -246,8 +222,9 @@ pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
     gids
 }
 
-/// `name:x:field2:field3...` lines as name -> [field2, field3, ...] (passwd: uid, gid, ...).
-fn read_db(path: &Path) -> BTreeMap<String, Vec<String>> {
+/// `name:x:field2:field3...` lines, in the file's order, as (name, [field2, field3, ...]):
+/// for passwd `[uid, gid, gecos, home, shell]`, for group `[gid, members]`.
+pub(super) fn read_db(path: &Path) -> Vec<(String, Vec<String>)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -258,6 +235,30 @@ fn read_db(path: &Path) -> BTreeMap<String, Vec<String>> {
             Some((name, parts.map(str::to_owned).collect()))
         })
         .collect()
+}
+
+/// The fields of the first entry named `name` (runc's lookup takes the first match too).
+fn by_name<'a>(db: &'a [(String, Vec<String>)], name: &str) -> Option<&'a [String]> {
+    db.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, f)| f.as_slice())
+}
+
+/// `name` as a number, else the id of the first entry called `name` (`what`: "user" or
+/// "group", `file`: "passwd" or "group", for runc's error).
+fn id_of(db: &[(String, Vec<String>)], name: &str, what: &str, file: &str) -> Result<u32, String> {
+    if let Ok(id) = name.parse() {
+        return Ok(id);
+    }
+    by_name(db, name)
+        .and_then(|f| f.first()?.parse().ok())
+        .ok_or_else(|| format!("unable to find {what} {name}: no matching entries in {file} file"))
+}
+
+/// The first entry whose id (the field after the password) is `id`.
+pub(super) fn by_id(db: &[(String, Vec<String>)], id: u32) -> Option<&(String, Vec<String>)> {
+    db.iter()
+        .find(|(_, f)| f.first().and_then(|u| u.parse::<u32>().ok()) == Some(id))
 }
 
 #[cfg(test)]
@@ -407,5 +408,30 @@ mod user_tests {
         assert_eq!(additional_gids(&image, 1000), [10, 29]);
         assert_eq!(additional_gids(&image, 0), [10]);
         assert!(additional_gids(&image, 4242).is_empty());
+    }
+
+    #[test]
+    fn the_first_entry_of_a_uid_is_its_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = dir.path().join("passwd");
+        std::fs::write(
+            &passwd,
+            "toor:x:0:0::/toor:/bin/sh\nadmin:x:0:0::/admin:/bin/sh\nshort:x:7\n",
+        )
+        .unwrap();
+        let db = read_db(&passwd);
+        let home = |uid| by_id(&db, uid).and_then(|(_, f)| f.get(3).cloned());
+        assert_eq!(
+            home(0).as_deref(),
+            Some("/toor"),
+            "the file's order, as runc"
+        );
+        assert_eq!(home(7), None);
+        assert_eq!(
+            by_name(&db, "admin")
+                .and_then(|f| f.get(3))
+                .map(String::as_str),
+            Some("/admin")
+        );
     }
 }

@@ -38,6 +38,8 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use oci_spec::runtime::{Mount, Process, Spec};
 
+use crate::cgroup;
+
 use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME_OPTION};
 
 /// Why the init stage could not start the container; its text goes to the supervisor on the
@@ -284,7 +286,7 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
     let base =
         (flags & !MsFlags::MS_RDONLY) | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     mkdir_p(target)?;
-    let host = Path::new("/sys/fs/cgroup");
+    let host = Path::new(cgroup::DEFAULT_ROOT);
     if host.join("cgroup.controllers").exists() {
         let f = if ro { base | MsFlags::MS_RDONLY } else { base };
         return ctx(
@@ -297,7 +299,8 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
         || format!("mount tmpfs at {}", target.display()),
     )?;
     // Read once: every read renders the whole mount table again (~0.2 ms on a v1 host).
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts =
+        cgroup::parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
     for e in fs::read_dir(host).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
@@ -311,7 +314,7 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
             continue;
         }
         // A v1 hierarchy's options name its controllers (or `name=systemd`); `unified` is v2.
-        let Some((fstype, options)) = v1_hierarchy(&mountinfo, &path) else {
+        let Some((fstype, options)) = cgroup::cgroup_hierarchy_at(&mounts, &path) else {
             continue;
         };
         let dest = target.join(&name);
@@ -332,46 +335,6 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
         remount_ro(target, base)?;
     }
     Ok(())
-}
-
-/// The filesystem type and controller options of the cgroup mounted at `path`, from the text
-/// of `/proc/self/mountinfo`.
-fn v1_hierarchy(info: &str, path: &Path) -> Option<(String, String)> {
-    let want = path.to_string_lossy();
-    info.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let mount_point = left.split_whitespace().nth(4)?;
-        if mount_point != want {
-            return None;
-        }
-        let mut r = right.split_whitespace();
-        let fstype = r.next()?.to_owned();
-        let _source = r.next()?;
-        let super_opts = r.next().unwrap_or("");
-        if fstype == "cgroup2" {
-            return Some((fstype, String::new()));
-        }
-        if fstype != "cgroup" {
-            return None;
-        }
-        // Only what names the hierarchy: its controllers and `name=`; not rw/xattr/release_agent.
-        let opts: Vec<&str> = super_opts
-            .split(',')
-            .filter(|o| {
-                o.starts_with("name=")
-                    || !(o.contains('=')
-                        || matches!(
-                            *o,
-                            "rw" | "ro"
-                                | "xattr"
-                                | "noprefix"
-                                | "clone_children"
-                                | "cpuset_v2_mode"
-                        ))
-            })
-            .collect();
-        Some((fstype, opts.join(",")))
-    })
 }
 
 /// A path for the classic overlay options: `\`, `:` and `,` escaped with a backslash.
@@ -742,20 +705,16 @@ pub fn environment(process: &Process) -> Vec<(String, String)> {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     if env_value(&env, "HOME").is_none() {
-        let uid = process.user().uid().to_string();
-        let home = fs::read_to_string("/etc/passwd")
-            .unwrap_or_default()
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .find(|f| f.len() > 5 && f[2] == uid)
-            .map(|f| f[5].to_owned())
+        let passwd = super::image::read_db(Path::new("/etc/passwd"));
+        let home = super::image::by_id(&passwd, process.user().uid())
+            .and_then(|(_, f)| f.get(3).cloned())
             .unwrap_or_else(|| "/".into());
         out.push(("HOME".into(), home));
     }
     out
 }
 
-/// argv[0] as exec would find it (in the container's PATH), or runc's error.
+/// `argv[0]` as exec would find it (in the container's PATH), or runc's error.
 pub fn find_program(process: &Process) -> Result<PathBuf> {
     let args = process.args().clone().unwrap_or_default();
     let argv0 = args.first().ok_or("no command specified")?;

@@ -3,7 +3,15 @@
 //! capabilities, no_new_privs), root (the overlay mount point, read-only with
 //! `readOnlyRootFilesystem`), the default mounts (/proc, /dev, /dev/pts, /dev/shm,
 //! /dev/mqueue, /sys), the pod's /etc files and volumes, namespaces pointing at the pause's
-//! namespace files, masked and read-only paths, devices. `podrun __init` runs exactly this file.
+//! namespace files, masked and read-only paths, devices.
+//!
+//! The init stage (`super::init`) takes the process, root, mounts, masks, user, capabilities
+//! and the new mount and cgroup namespaces from this file, but it is not a runc that runs the
+//! bundle alone: the supervisor has already forked it into its cgroup and PID namespace (a new
+//! one, or the pause's), and it joins the pod's UTS, IPC and network namespaces by descriptors
+//! received over a socket, not by the `path`s here (it may start before the pause has made
+//! them). Those paths say what it joins, for a reader of the bundle. Pod-level tmpfs mounts
+//! arrive as descriptors too (below).
 //!
 //! podrun extensions, all spelled so a plain OCI reader can ignore them: the overlay layers are
 //! annotations (`io.podrun.rootfs.*`, containerd passes them to the shim beside the spec), and
@@ -173,7 +181,7 @@ pub fn host_devices() -> Vec<Value> {
 pub fn build(input: &SpecInput) -> Spec {
     let c = input.container;
     let sc = &c.security;
-    let ns = |kind: &str| format!("/proc/{}/ns/{kind}", input.pause_pid);
+    let ns = |kind: &str| crate::procfs::ns_path(input.pause_pid, kind);
     let pid_ns = if input.pod.share_process_namespace {
         json!({"type": "pid", "path": ns("pid")})
     } else {

@@ -25,6 +25,8 @@ mod orphans;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::state::PodKey;
+
 pub use orphans::scan;
 
 /// One thing on the node that no record accounts for, or a record that needs attention.
@@ -139,13 +141,13 @@ impl fmt::Display for Finding {
             Finding::LostSupervisor { pod } => write!(
                 f,
                 "pod {pod}: supervisor not running (status Unknown); remove it with: podrun delete {}",
-                pod.split_once('/').map_or(pod.as_str(), |(_, n)| n)
+                PodKey::parse(pod).name
             ),
             Finding::PodNetworkGone { pod, veth, why } => write!(
                 f,
                 "pod {pod}: its veth {veth} {why}, so the pod has no network; re-create it with: \
                  podrun delete {name}, then apply it again",
-                name = pod.split_once('/').map_or(pod.as_str(), |(_, n)| n)
+                name = PodKey::parse(pod).name
             ),
         }
     }

@@ -194,12 +194,7 @@ impl LiveSupervisor {
 
 /// Every podrun supervisor running on this node, of any state root.
 fn live_supervisors() -> Vec<LiveSupervisor> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    procfs::pids()
         .filter_map(|pid| {
             let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
             let mut argv: Vec<String> = raw

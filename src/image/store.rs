@@ -16,13 +16,12 @@
 //! image moves to it; the image that had it keeps its ID and lists as `<none>`, as in docker.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use nix::fcntl::{Flock, FlockArg};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,6 +31,7 @@ use super::copy::{Tree, copy_tree, hex};
 use super::error::{ImageError, Result};
 use super::reference::Reference;
 use super::unpack::unpack;
+use crate::lockfile::LockFile;
 
 /// The default image root: persistent, unlike the state root `/run/podrun` (a tmpfs).
 pub const DEFAULT_IMAGE_ROOT: &str = "/var/lib/podrun/images";
@@ -422,18 +422,11 @@ impl ImageStore {
         fs::create_dir_all(&tmp).map_err(ImageError::io(format!("cannot create {}", tmp.display())))
     }
 
-    fn lock(&self) -> Result<Flock<File>> {
+    fn lock(&self) -> Result<LockFile> {
         self.ensure_root()?;
-        let path = self.root.join(LOCK);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(ImageError::io(format!("cannot open {}", path.display())))?;
-        Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| ImageError::Io {
-            context: format!("cannot lock {}", path.display()),
-            source: errno.into(),
+        LockFile::exclusive(&self.root.join(LOCK), 0o666).map_err(|e| ImageError::Io {
+            context: format!("cannot {} {}", e.op, e.path.display()),
+            source: e.source,
         })
     }
 

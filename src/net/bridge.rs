@@ -68,12 +68,7 @@ pub(crate) async fn ensure(handle: &Handle, cfg: &NetworkConfig) -> Result<u32, 
     let gateway = cfg.gateway();
     let prefix = cfg.cidr.prefix_len();
     let want = Ipv4Net::new(gateway, prefix).expect("prefix validated");
-    let have = ipv4_addresses(handle, index)
-        .await
-        .map_err(|source| NetError::GetAddress {
-            dev: name.to_string(),
-            source,
-        })?;
+    let have = ipv4_addresses(handle, index, name).await?;
     if !have.contains(&want) {
         if let Some(other) = have.first() {
             return Err(NetError::AddressConflict {
@@ -223,9 +218,14 @@ async fn set_link(handle: &Handle, message: LinkMessage) -> Result<(), NlError> 
         .map_err(NlError::from_rtnetlink)
 }
 
-/// IPv4 addresses on link `index`.
-pub(crate) async fn ipv4_addresses(handle: &Handle, index: u32) -> Result<Vec<Ipv4Net>, NlError> {
-    let all = ipv4_addresses_of(handle, Some(index)).await?;
+/// IPv4 addresses on link `index`, called `name` (for the error).
+async fn ipv4_addresses(handle: &Handle, index: u32, name: &str) -> Result<Vec<Ipv4Net>, NetError> {
+    let all = ipv4_addresses_of(handle, Some(index))
+        .await
+        .map_err(|source| NetError::GetAddress {
+            dev: name.to_string(),
+            source,
+        })?;
     Ok(all.into_iter().map(|(_, a)| a).collect())
 }
 
@@ -328,12 +328,7 @@ pub(crate) async fn inspect(handle: &Handle, name: &str) -> Result<Option<Bridge
         return Ok(None);
     };
     let index = link.header.index;
-    let addresses = ipv4_addresses(handle, index)
-        .await
-        .map_err(|source| NetError::GetAddress {
-            dev: name.to_string(),
-            source,
-        })?;
+    let addresses = ipv4_addresses(handle, index, name).await?;
     let links = all_links(handle)
         .await
         .map_err(|source| NetError::ListLinks { source })?;

@@ -4,8 +4,8 @@
 //! priority srcnat) holds one rule per network:
 //! `ip saddr <cidr> oifname != "<bridge>" masquerade comment "podrun network <bridge> <cidr>"`.
 //! The comment identifies the rule on removal (list the table, delete by handle, delete the table
-//! once it has no rules). Changes are serialised by the caller holding [`lock`]
-//! (`<ipam_dir>/../firewall.lock`), which also covers bridge creation/deletion.
+//! once it has no rules). Changes are serialised by the caller holding the network lock
+//! ([`NetworkLock`]), which also covers bridge creation and deletion.
 //!
 //! The table is read, and the rule added, over nfnetlink (`super::nfnetlink`: ~0.1 ms each, one
 //! batch, applied whole or not at all), where an `nft` process costs several ms of CPU. The
@@ -15,11 +15,10 @@
 //! waits for that), where `nft` starts ~20 ms later. A guess, not verified in the kernel;
 //! measured 67-70 ms against 50-57 ms for a last pod's delete on a 2-core cgroup v1 VM.
 
-use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use super::lock::NetworkLock;
 use super::nfnetlink::{self, Addition, RuleInfo};
 use super::nft_rule;
 
@@ -37,7 +36,7 @@ pub(crate) fn rule_comment(cfg: &NetworkConfig) -> String {
     format!("podrun network {} {}", cfg.bridge, cfg.cidr)
 }
 
-/// Add the masquerade rule unless it is already there. The caller holds [`lock`].
+/// Add the masquerade rule unless it is already there. The caller holds the [`NetworkLock`].
 pub(crate) fn ensure_masquerade(
     cfg: &NetworkConfig,
     _locked: &NetworkLock,
@@ -67,7 +66,7 @@ pub(crate) fn ensure_masquerade(
 }
 
 /// Remove the network's masquerade rule, and the table when no rule is left. Idempotent. The
-/// caller holds [`lock`].
+/// caller holds the [`NetworkLock`].
 pub(crate) fn remove_masquerade(
     cfg: &NetworkConfig,
     _locked: &NetworkLock,
@@ -97,55 +96,6 @@ pub(crate) fn table_rules() -> Result<Option<usize>, NetError> {
 
 pub(crate) fn masquerade_present(cfg: &NetworkConfig) -> Result<bool, NetError> {
     Ok(list_table()?.is_some_and(|rules| !matching_handles(&rules, &rule_comment(cfg)).is_empty()))
-}
-
-/// Exclusive flock on `<ipam_dir>/../firewall.lock`, released on drop. Held while podrun's nft
-/// table or a bridge is changed, so a teardown cannot delete the bridge or table that a
-/// concurrent attach is about to use.
-pub(crate) fn lock(cfg: &NetworkConfig) -> Result<NetworkLock, NetError> {
-    let dir = cfg
-        .ipam_dir
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cfg.ipam_dir.clone());
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(&dir)
-        .map_err(|source| NetError::Io {
-            op: "create directory",
-            path: dir.clone(),
-            source,
-        })?;
-    let path = dir.join("firewall.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| NetError::Io {
-            op: "open",
-            path: path.clone(),
-            source,
-        })?;
-    file.lock().map_err(|source| NetError::Io {
-        op: "lock",
-        path,
-        source,
-    })?;
-    Ok(NetworkLock { _held: Some(file) })
-}
-
-/// Proof that the caller holds [`lock`] (or, for best-effort teardown, that it tried).
-pub(crate) struct NetworkLock {
-    /// Kept open for the flock; closing it unlocks.
-    _held: Option<File>,
-}
-
-impl NetworkLock {
-    /// For teardown when the lock file cannot be taken: proceed without it.
-    pub(crate) fn not_held() -> Self {
-        NetworkLock { _held: None }
-    }
 }
 
 /// The rules of `table inet podrun`, or `None` when the table does not exist.

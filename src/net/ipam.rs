@@ -1,4 +1,5 @@
-//! host-local style IPAM (CNI `plugins/ipam/host-local`, `pod-semantics.md` §4.3), same layout:
+//! host-local style IPAM (containernetworking/plugins `plugins/ipam/host-local`, its
+//! `backend/disk` store), same layout:
 //!
 //! * the directory (mode 0755) holds one file per allocated IP, named by the IP, created with
 //!   `O_EXCL`, mode 0600, containing `<owner>\r\n<ifname>`;
@@ -8,7 +9,7 @@
 //! Allocation is round-robin from `last_reserved_ip + 1` over network+1 .. broadcast-1, skipping
 //! the gateway, for one lap. So a crash-looping pod does not get its old IP back right away.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 
 use super::{NetError, NetworkConfig};
+use crate::lockfile::LockFile;
 
 const LAST_RESERVED: &str = "last_reserved_ip.0";
 const LOCK: &str = "lock";
@@ -190,18 +192,9 @@ impl Ipam {
             .map_err(|e| io_err("create directory", &self.dir, e))
     }
 
-    /// Exclusive flock on `<dir>/lock`, released when the File drops.
-    fn lock(&self) -> Result<File, NetError> {
-        let path = self.dir.join(LOCK);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io_err("open", &path, e))?;
-        file.lock().map_err(|e| io_err("lock", &path, e))?;
-        Ok(file)
+    /// Exclusive flock on `<dir>/lock`, released when dropped.
+    fn lock(&self) -> Result<LockFile, NetError> {
+        Ok(LockFile::exclusive(&self.dir.join(LOCK), 0o600)?)
     }
 }
 

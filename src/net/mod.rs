@@ -1,18 +1,21 @@
 //! Pod networking: a node bridge, one veth pair per pod, host-local style IPAM and an nftables
-//! masquerade rule (the CNI `bridge` + `host-local` + `ipMasq` combination, see
-//! `pod-semantics.md` §4).
+//! masquerade rule: the CNI reference plugins' `bridge` (`isGateway`, `ipMasq`) with
+//! `host-local` IPAM (containernetworking/plugins `plugins/main/bridge`,
+//! `plugins/ipam/host-local`; the CNI spec's ADD/DEL semantics).
 //!
 //! Kernel interfaces: rtnetlink (rtnetlink(7), through the `rtnetlink` crate), `/proc/sys/net`
-//! (per network namespace of the *calling thread*), and `nft -j` (libnftables-json(5)).
+//! (per network namespace of the *calling thread*), nfnetlink for reading podrun's nftables
+//! table and adding its rule (`nfnetlink`), and `nft -f -` for removing it (see `firewall`).
 //!
 //! Every public function is synchronous. Netlink work runs on a tokio current_thread runtime that
 //! lives for the duration of one call; work inside a pod's network namespace runs on a scoped
-//! helper thread that is joined before the call returns, so the (single-threaded, later forking)
-//! caller never has stray threads.
+//! helper thread that is joined before the call returns, so no thread of `net`'s outlives a
+//! call (the supervisor, which forks, is left with only the threads it made itself).
 
 mod bridge;
 mod firewall;
 pub mod ipam;
+mod lock;
 mod netlink;
 mod nfnetlink;
 mod nft_rule;
@@ -156,7 +159,7 @@ pub struct PodNetwork {
 }
 
 /// Predictable host veth name: "veth" + first 8 hex chars of sha256(key) (key =
-/// "<namespace>/<pod name>").
+/// `<namespace>/<pod name>`).
 pub fn host_veth_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
@@ -183,14 +186,16 @@ pub fn attach_pod(
         )));
     }
     // Held until the host veth is a port of the bridge (see `veth::attach`).
-    let lock = firewall::lock(cfg)?;
+    let lock = lock::NetworkLock::take(cfg)?;
     sysctl::ensure_ip_forward()?;
     let network = veth::attach(cfg, pod_netns, host_veth, ip, lock)?;
     // Read-only, no lock needed: a pod that uses the network keeps teardown away. When the rule
     // is missing, add it under the lock.
     let ensured = match firewall::masquerade_present(cfg) {
         Ok(true) => Ok(()),
-        Ok(false) => firewall::lock(cfg).and_then(|lock| firewall::ensure_masquerade(cfg, &lock)),
+        Ok(false) => {
+            lock::NetworkLock::take(cfg).and_then(|lock| firewall::ensure_masquerade(cfg, &lock))
+        }
         Err(e) => Err(e),
     };
     tracing::debug!("masquerade rule checked");
@@ -253,9 +258,9 @@ pub fn teardown_own_network(
 /// best-effort: every step runs, all failures are returned.
 pub fn teardown_network(cfg: &NetworkConfig, leaving_port: Option<&str>) -> Result<(), NetError> {
     // Without the lock (unwritable state dir) the steps still run: best-effort.
-    let (lock, mut errors) = match firewall::lock(cfg) {
+    let (lock, mut errors) = match lock::NetworkLock::take(cfg) {
         Ok(lock) => (lock, Vec::new()),
-        Err(e) => (firewall::NetworkLock::not_held(), vec![e]),
+        Err(e) => (lock::NetworkLock::not_held(), vec![e]),
     };
 
     // nftables and links have separate kernel locks: remove the rule and the bridge at once
@@ -291,7 +296,7 @@ pub fn half_made_bridge(cfg: &NetworkConfig) -> Option<String> {
 /// bridge, so one being made right now is finished first). False when there was none left
 /// to remove (its maker had named it meanwhile).
 pub fn remove_half_made_bridge(cfg: &NetworkConfig) -> Result<bool, NetError> {
-    let _lock = firewall::lock(cfg)?;
+    let _lock = lock::NetworkLock::take(cfg)?;
     let Some(name) = half_made_bridge(cfg) else {
         return Ok(false);
     };
@@ -459,6 +464,16 @@ pub enum NetError {
     IpamDuplicate { ip: Ipv4Addr, owner: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Multiple(Vec<NetError>),
+}
+
+impl From<crate::lockfile::LockError> for NetError {
+    fn from(e: crate::lockfile::LockError) -> Self {
+        NetError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 impl NetError {

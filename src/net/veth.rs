@@ -12,7 +12,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, State};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::firewall::NetworkLock;
+use super::lock::NetworkLock;
 use super::netlink::{
     self, find_link, link_admin_up, link_by_index, link_controller, link_kind, link_mac, link_name,
     link_oper_state, link_peer_index, oper_state_name,

@@ -52,7 +52,7 @@ impl Drop for NodeWarmup {
 /// Ensure `net.ipv4.ip_forward=1`, the bridge and the masquerade rule, under the network lock.
 fn prepare_node(cfg: &NetworkConfig) -> Result<(), NetError> {
     cfg.validate()?;
-    let lock = firewall::lock(cfg)?;
+    let lock = super::lock::NetworkLock::take(cfg)?;
     sysctl::ensure_ip_forward()?;
     netlink::block_on_host(|handle| async move { bridge::ensure(&handle, cfg).await })??;
     firewall::ensure_masquerade(cfg, &lock)?;

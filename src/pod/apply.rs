@@ -305,11 +305,13 @@ fn remove_after_crash(
     key: &PodKey,
     status: nix::Result<nix::sys::wait::WaitStatus>,
 ) -> String {
-    use nix::sys::wait::WaitStatus;
-    let how = match status {
-        Ok(WaitStatus::Signaled(_, signal, _)) => format!("was killed by {signal}"),
-        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
-        _ => "ended".to_owned(),
+    let how = match status.ok().and_then(crate::procfs::exit_of) {
+        Some((_, _, Some(signal))) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(signal) => format!("was killed by {signal}"),
+            Err(_) => format!("was killed by signal {signal}"),
+        },
+        Some((_, code, None)) => format!("exited with status {code}"),
+        None => "ended".to_owned(),
     };
     match super::delete_pod(cfg, key, Some(0)) {
         Ok(()) => format!("supervisor {how} before the pod started; what it had made was removed"),

@@ -43,8 +43,8 @@ pub struct NamespaceFds {
 }
 
 fn open_ns(pid: i32, kind: &str) -> Result<OwnedFd, SandboxError> {
-    let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
-    let file = File::open(&path).map_err(|source| SandboxError::OpenNamespace { path, source })?;
+    let file = crate::procfs::open_ns(pid, kind)
+        .map_err(|(path, source)| SandboxError::OpenNamespace { path, source })?;
     Ok(OwnedFd::from(file))
 }
 
@@ -148,9 +148,9 @@ pub fn pin_netns(pid: i32, path: &Path) -> Result<(), SandboxError> {
         .create_new(true)
         .open(path)
         .map_err(err)?;
-    let src = format!("/proc/{pid}/ns/net");
+    let src = crate::procfs::ns_path(pid, "net");
     mount(
-        Some(src.as_str()),
+        Some(&src),
         path,
         None::<&str>,
         MsFlags::MS_BIND,

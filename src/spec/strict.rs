@@ -81,9 +81,9 @@ const POD_SPEC_FIELDS: &[&str] = &[
     "nodeName",
 ];
 
-/// Top-level Pod fields podrun honours (besides `spec.` + [`POD_SPEC_FIELDS`]).
-/// `status` is accepted and ignored.
-const POD_FIELDS: &[&str] = &[
+/// Top-level fields podrun honours on every kind (besides the kind's own below); `status` is
+/// accepted and ignored. A Pod has only these, beside `spec.` + [`POD_SPEC_FIELDS`].
+const OBJECT_FIELDS: &[&str] = &[
     "apiVersion",
     "kind",
     "status",
@@ -93,15 +93,9 @@ const POD_FIELDS: &[&str] = &[
     "metadata.annotations",
 ];
 
-/// Deployment fields podrun honours (besides `spec.template.spec.` + [`POD_SPEC_FIELDS`]).
+/// Deployment fields podrun honours (besides [`OBJECT_FIELDS`] and `spec.template.spec.` +
+/// [`POD_SPEC_FIELDS`]).
 const DEPLOYMENT_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "status",
-    "metadata.name",
-    "metadata.namespace",
-    "metadata.labels",
-    "metadata.annotations",
     "spec.replicas",
     "spec.selector.matchLabels",
     "spec.template.metadata.labels",
@@ -116,12 +110,17 @@ pub enum Shape {
 }
 
 fn whitelist(shape: Shape) -> Vec<String> {
-    let (top, spec_prefix) = match shape {
-        Shape::Pod => (POD_FIELDS, "spec."),
+    let (own, spec_prefix): (&[&str], _) = match shape {
+        Shape::Pod => (&[], "spec."),
         Shape::Deployment => (DEPLOYMENT_FIELDS, "spec.template.spec."),
     };
     let nested = POD_SPEC_FIELDS.iter().map(|f| format!("{spec_prefix}{f}"));
-    top.iter().map(|f| f.to_string()).chain(nested).collect()
+    OBJECT_FIELDS
+        .iter()
+        .chain(own)
+        .map(|f| f.to_string())
+        .chain(nested)
+        .collect()
 }
 
 /// Decodes `value` into `T`, failing on unknown fields (all listed) and on type errors (with path).

@@ -16,6 +16,8 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::lockfile::LockFile;
+
 pub use paths::{PodPaths, bundle_config};
 pub use record::*;
 
@@ -91,7 +93,7 @@ pub struct Store {
 }
 
 /// Holds the root flock until dropped.
-pub struct RootLock(#[allow(dead_code)] File);
+pub struct RootLock(#[allow(dead_code)] LockFile);
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -136,13 +138,7 @@ impl Store {
     pub fn lock(&self) -> Result<RootLock, StateError> {
         fs::create_dir_all(&self.root).map_err(io_err("create", &self.root))?;
         let path = self.root.join("podrun.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
-        file.lock().map_err(io_err("lock", &path))?;
+        let file = LockFile::exclusive(&path, 0o666).map_err(|e| io_err(e.op, &path)(e.source))?;
         Ok(RootLock(file))
     }
 

@@ -23,6 +23,12 @@ impl PodKey {
             name: name.to_owned(),
         }
     }
+    /// `<namespace>/<name>` as [`Display`](std::fmt::Display) writes it (how `__supervise` and
+    /// `doctor` name a pod), or a bare `<name>` in namespace `default`.
+    pub fn parse(key: &str) -> Self {
+        let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
+        Self::new(namespace, name)
+    }
     /// Directory name under `<root>/pods/`, like the kubelet's `<ns>_<name>` log directories.
     pub fn dir_name(&self) -> String {
         format!("{}_{}", self.namespace, self.name)

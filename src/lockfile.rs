@@ -1,0 +1,64 @@
+//! One exclusive `flock(2)` on a lock file: the image store's, the state root's, an IPAM
+//! directory's and the network lock all take theirs here.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Holds an exclusive flock on a file until dropped (closing the file unlocks it).
+#[derive(Debug)]
+pub struct LockFile {
+    _file: File,
+}
+
+/// Opening or locking a lock file failed: `op` is `"open"` or `"lock"`.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}", path = .path.display())]
+pub struct LockError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl LockFile {
+    /// Open (creating it with `mode` if missing, never truncating) and lock `path`
+    /// exclusively, waiting for any other holder.
+    pub fn exclusive(path: &Path, mode: u32) -> Result<LockFile, LockError> {
+        let err = |op| {
+            move |source| LockError {
+                op,
+                path: path.to_owned(),
+                source,
+            }
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(mode)
+            .open(path)
+            .map_err(err("open"))?;
+        file.lock().map_err(err("lock"))?;
+        Ok(LockFile { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_waits_until_the_first_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let held = LockFile::exclusive(&path, 0o600).unwrap();
+        let other = File::open(&path).unwrap();
+        assert!(other.try_lock().is_err(), "locked while held");
+        drop(held);
+        assert!(other.try_lock().is_ok(), "free once dropped");
+        let missing = LockFile::exclusive(&dir.path().join("no/such/lock"), 0o600).unwrap_err();
+        assert_eq!(missing.op, "open");
+    }
+}
