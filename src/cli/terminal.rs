@@ -6,15 +6,13 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::pty::{PtyMaster, grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::pty::PtyMaster;
 use nix::sys::termios::{self, SetArg, Termios};
 
 /// kubectl's words when `-t` is asked for without a terminal to give.
@@ -24,24 +22,6 @@ pub const NOT_A_TERMINAL: &str =
 /// Whether the caller's stdin is a terminal `-t` can use.
 pub fn stdin_is_terminal() -> bool {
     nix::unistd::isatty(io::stdin()).unwrap_or(false)
-}
-
-/// A new pty from `/dev/ptmx` of the mount namespace this process is in: the master, and the
-/// slave opened (for the process's stdio), its size taken from the caller's terminal.
-pub fn open_pty() -> io::Result<(PtyMaster, File)> {
-    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
-    grantpt(&master)?;
-    unlockpt(&master)?;
-    let name = ptsname_r(&master)?;
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&name)?;
-    if let Ok(ws) = crate::sys::tty::window_size(io::stdin().as_fd()) {
-        let _ = crate::sys::tty::set_window_size(master.as_fd(), &ws);
-    }
-    Ok((master, slave))
 }
 
 /// The caller's terminal in raw mode while this lives.
@@ -173,13 +153,4 @@ fn on_signals(wake: &UnixStream, master: BorrowedFd<'_>, ended: &AtomicBool) -> 
         let _ = crate::sys::tty::set_window_size(master, &ws);
     }
     Ok(!ended.load(Ordering::SeqCst))
-}
-
-/// Hand the slave to the child as stdio, and drop the parent's copy once it runs.
-pub fn slave_stdio(slave: &File) -> io::Result<[OwnedFd; 3]> {
-    Ok([
-        slave.as_fd().try_clone_to_owned()?,
-        slave.as_fd().try_clone_to_owned()?,
-        slave.as_fd().try_clone_to_owned()?,
-    ])
 }

@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod delete;
+pub mod exec;
 mod supervisor_start;
 
 pub use crate::supervisor::{

@@ -445,12 +445,8 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(s) => s,
             };
-            let (pid, code, signal) = match status {
-                WaitStatus::Exited(pid, code) => (pid.as_raw(), code, None),
-                WaitStatus::Signaled(pid, sig, _) => {
-                    (pid.as_raw(), 128 + sig as i32, Some(sig as i32))
-                }
-                _ => continue,
+            let Some((pid, code, signal)) = procfs::exit_of(status) else {
+                continue;
             };
             if self.machine.stopping() {
                 self.mark_exited(pid, code, signal);
@@ -498,14 +494,12 @@ impl Supervisor {
 
     /// Reap without reacting (used while stopping), recording exits of containers.
     fn reap_quietly(&mut self) {
-        while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            match s {
-                WaitStatus::Exited(pid, code) => self.mark_exited(pid.as_raw(), code, None),
-                WaitStatus::Signaled(pid, sig, _) => {
-                    self.mark_exited(pid.as_raw(), 128 + sig as i32, Some(sig as i32))
-                }
-                WaitStatus::StillAlive => return,
-                _ => {}
+        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                return;
+            }
+            if let Some((pid, code, signal)) = procfs::exit_of(status) {
+                self.mark_exited(pid, code, signal);
             }
         }
     }
