@@ -15,12 +15,12 @@
 //!    /dev/mqueue (IPC) and /sys (network), read-only, with its cgroup mounts and masks;
 //! 5. `pivot_root`s into the root, detaches the old one, remounts the root read-only when asked;
 //! 6. drops capabilities (bounding first), sets groups/gid/uid, sets no_new_privs;
-//! 7. waits at its start gate ([`super::channel`]) until the supervisor has wired
-//!    the pod network and writes one byte, then execs the container's process. The gate closing
+//! 7. waits at its start gate (a byte on its channel, [`super::channel`]) until the supervisor
+//!    has wired the pod network, then execs the container's process. The gate closing
 //!    without that byte (the supervisor died or gave up) ends the init instead.
 //!
-//! Any failure is written to the sync pipe ([`super::channel::InitFailure`]) before exiting, so
-//! the supervisor can fail the start with the reason; a successful exec closes the pipe
+//! Any failure is written to the channel ([`super::channel::InitFailure`]) before exiting, so
+//! the supervisor can fail the start with the reason; a successful exec closes the channel
 //! (CLOEXEC) and the supervisor reads EOF. Pod-level tmpfs mounts arrive as descriptors named in
 //! the environment, numbered by [`super::channel::InitFds`].
 
@@ -43,15 +43,15 @@ use crate::cgroup;
 use super::oci::{ANNOTATION_LOWER, ANNOTATION_UPPER, ANNOTATION_WORK, POD_VOLUME_OPTION};
 
 /// Why the init stage could not start the container; its text goes to the supervisor on the
-/// sync pipe ([`super::channel::InitFailure`]), and from there into the container's status.
+/// channel ([`super::channel::InitFailure`]), and from there into the container's status.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// A step failed: what it did (naming the path, mount or id), and the system's answer.
     #[error("{what}: {cause}")]
     Step { what: String, cause: String },
-    /// The start gate closed unopened, or could not be read.
+    /// The channel closed, or said what the init did not wait for.
     #[error(transparent)]
-    Gate(#[from] super::channel::GateError),
+    Channel(#[from] super::channel::ChannelError),
     /// The bundle or the process asks for what cannot be done (the message names it).
     #[error("{0}")]
     Refused(String),
@@ -84,16 +84,11 @@ fn ctx<T, E: std::fmt::Display>(
 /// Entry point of `podrun __init`. Only returns on failure (the exit status).
 pub fn main(bundle: &Path) -> i32 {
     let inherited = super::channel::InheritedFds::from_env();
-    let err = match run(
-        bundle,
-        &inherited.volumes,
-        inherited.namespaces,
-        inherited.gate,
-    ) {
+    let err = match run(bundle, &inherited.volumes, inherited.channel.as_ref()) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    match inherited.sync {
+    match inherited.channel {
         Some(fd) => {
             let _ = super::channel::InitFailure(err.to_string()).send(fd);
         }
@@ -105,8 +100,7 @@ pub fn main(bundle: &Path) -> i32 {
 fn run(
     bundle: &Path,
     fds: &HashMap<String, OwnedFd>,
-    pod_ns: Option<OwnedFd>,
-    gate: Option<OwnedFd>,
+    channel: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible> {
     let config = crate::state::bundle_config(bundle);
     let spec = ctx(Spec::load(&config), || format!("read {}", config.display()))?;
@@ -138,7 +132,7 @@ fn run(
     // What does not depend on the pod's namespaces first (the pause may still be making
     // them), then, once joined, what does.
     for late in [false, true] {
-        if late && let Some(channel) = &pod_ns {
+        if late && let Some(channel) = channel {
             join_pod_namespaces(channel)?;
         }
         for m in spec.mounts().iter().flatten() {
@@ -179,10 +173,10 @@ fn run(
     let env = environment(process);
     apply_credentials(process)?;
     let args = process.args().clone().unwrap_or_default();
-    if let Some(gate) = gate {
-        wait_at_gate(gate)?;
+    if let Some(channel) = channel {
+        Ok::<(), InitError>(super::channel::wait_at_gate(channel)?)?;
     }
-    // Nothing but 0-2 goes into the container (the sync pipe closes with the exec: that is the
+    // Nothing but 0-2 goes into the container (the channel closes with the exec: that is the
     // supervisor's sign that it worked), as runc's close_range before its exec.
     crate::sys::close_inherited_fds();
     let err = Command::new(&program)
@@ -211,23 +205,13 @@ fn needs_pod_namespaces(path: &str) -> bool {
 /// SCM_RIGHTS) and join them. The channel closing first (the pause never came up, the
 /// supervisor gave up) ends the init.
 fn join_pod_namespaces(channel: &OwnedFd) -> Result<()> {
-    let received = ctx(crate::sys::recv_fds(channel.as_fd()), || {
-        "receive the pod's namespaces".into()
-    })?;
-    if received.is_empty() {
-        return Err("the pod sandbox was not made (no namespaces handed over)".into());
-    }
+    let received = super::channel::receive_namespaces(channel)?;
     for fd in &received {
         ctx(nix::sched::setns(fd, CloneFlags::empty()), || {
             "join the pod's namespaces".into()
         })?;
     }
     Ok(())
-}
-
-/// Block until the supervisor opens the gate; a gate closed without opening ends the init.
-fn wait_at_gate(gate: OwnedFd) -> Result<()> {
-    Ok(super::channel::wait_at_gate(gate)?)
 }
 
 fn annotation<'a>(spec: &'a Spec, key: &str) -> Result<&'a str> {

@@ -16,7 +16,6 @@ pub mod volumes;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -116,6 +115,8 @@ pub struct InitStart<'a> {
     pub init: &'a crate::config::InitProgram,
     /// `<pod dir>/<container>`, holding `config.json`.
     pub bundle: &'a Path,
+    /// The init's channel ([`channel::pair`]): both ends; the init's is handed over.
+    pub channel: (channel::SupervisorEnd, channel::InitEnd),
     /// How the init gets the pod's UTS, IPC and network namespaces.
     pub namespaces: PodNamespaces<'a>,
     pub pid_ns: PidNamespace<'a>,
@@ -126,34 +127,14 @@ pub struct InitStart<'a> {
 }
 
 /// How an init gets the pod's UTS, IPC and network namespaces, which it joins (by these
-/// descriptors, SCM_RIGHTS) before it mounts what depends on them (/sys, /dev/mqueue).
+/// descriptors, SCM_RIGHTS on its channel) before it mounts what depends on them (/sys,
+/// /dev/mqueue).
 pub enum PodNamespaces<'a> {
     /// The sandbox is up: sent right after the fork.
     Now(&'a NamespaceFds),
-    /// The receiving end of a [`namespace_channel`]: whoever has the namespaces first sends
-    /// them (the pause may still be making them); the init waits.
-    Later(BorrowedFd<'a>),
-}
-
-/// The sending end of an init's namespace channel.
-pub struct NamespaceSender(UnixStream);
-
-/// A channel for [`PodNamespaces::Later`], made before the init is forked: the sender, and
-/// the end the init receives on.
-pub fn namespace_channel() -> io::Result<(NamespaceSender, UnixStream)> {
-    let (tx, rx) = UnixStream::pair()?;
-    Ok((NamespaceSender(tx), rx))
-}
-
-impl NamespaceSender {
-    /// Hand the pod's namespaces over. The message waits in the socket until the init reads
-    /// it; an init that already failed (or was never forked) has closed its end, and its
-    /// reason is on its sync pipe.
-    pub fn send(self, ns: &NamespaceFds) {
-        let fds: Vec<RawFd> = ns.fds.iter().map(|(fd, _)| fd.as_raw_fd()).collect();
-        use std::os::fd::AsFd;
-        let _ = crate::sys::send_fds(self.0.as_fd(), &fds);
-    }
+    /// Sent by whoever has them first (a [`channel::NamespaceSender`] of this init's channel,
+    /// the pause may still be making them); the init waits.
+    Later,
 }
 
 /// An init stage that was forked and may still be setting up the container's root filesystem;
@@ -162,9 +143,7 @@ impl NamespaceSender {
 pub struct LaunchedInit {
     container: String,
     child: Child,
-    sync: File,
-    /// Write end of the start gate; `None` once opened.
-    gate: Option<File>,
+    channel: channel::SupervisorEnd,
 }
 
 impl LaunchedInit {
@@ -173,26 +152,23 @@ impl LaunchedInit {
     }
 
     /// Let the init exec the container's process as soon as its root filesystem is ready,
-    /// without waiting for it (several containers' gates can open at once).
+    /// without waiting for it (several containers' gates can open at once; opening twice is
+    /// harmless: the init reads the first).
     pub fn open_gate(&mut self) {
-        // An init that already failed has closed its end: its reason is on the sync pipe.
-        if let Some(mut gate) = self.gate.take() {
-            channel::open_gate(&mut gate);
-        }
+        self.channel.open_gate();
     }
 
-    /// Open the gate, then wait on the sync pipe until the init has exec'd the container's
-    /// process (EOF) or reported why it could not (then the init is reaped and the reason
-    /// returned).
-    pub fn release(mut self) -> Result<Child, ContainerError> {
-        self.open_gate();
+    /// Open the gate, then wait on the channel until the init has exec'd the container's
+    /// process (its end closes) or reported why it could not (then the init is reaped and the
+    /// reason returned).
+    pub fn release(self) -> Result<Child, ContainerError> {
         let LaunchedInit {
             container,
             mut child,
-            mut sync,
-            ..
+            channel,
         } = self;
-        if let Err(channel::InitFailure(message)) = channel::InitFailure::receive(&mut sync) {
+        channel.open_gate();
+        if let Err(channel::InitFailure(message)) = channel.outcome() {
             let _ = child.wait();
             return Err(ContainerError::Init { container, message });
         }
@@ -212,25 +188,13 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
         what: what.to_owned(),
         source,
     };
-    let (sync_rx, sync_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| io_err("sync pipe", e.into()))?;
-    let (gate_rx, gate_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| io_err("start gate pipe", e.into()))?;
-    // With the namespaces at hand, a channel of our own, sent on right after the fork.
-    let (send_now, ns_rx, ns_fd) = match start.namespaces {
-        PodNamespaces::Now(ns) => {
-            let (tx, rx) = namespace_channel().map_err(|e| io_err("namespace channel", e))?;
-            let fd = rx.as_raw_fd();
-            (Some((tx, ns)), Some(rx), fd)
-        }
-        PodNamespaces::Later(fd) => (None, None, fd.as_raw_fd()),
-    };
+    let (supervisor_end, init_end) = start.channel;
     let volumes: Vec<(&str, RawFd)> = start
         .pod_volumes
         .iter()
         .map(|(name, fd)| (name.as_str(), fd.as_raw_fd()))
         .collect();
-    let fds = channel::InitFds::new(sync_tx.as_raw_fd(), gate_rx.as_raw_fd(), ns_fd, &volumes);
+    let fds = channel::InitFds::new(init_end.as_raw_fd(), &volumes);
     let mut cmd = Command::new(&start.init.path);
     cmd.args(&start.init.args)
         .arg(start.bundle)
@@ -250,45 +214,14 @@ pub fn spawn_init(start: InitStart<'_>) -> Result<LaunchedInit, ContainerError> 
     let child =
         spawn_in_pid_ns(Some(start.pid_ns), || cmd.spawn()).map_err(|e| io_err("start init", e))?;
     drop(cmd);
-    drop(sync_tx);
-    drop(gate_rx);
-    drop(ns_rx);
-    if let Some((tx, ns)) = send_now {
-        tx.send(ns);
+    // Ours closed: the channel reads end-of-file once the init's copy closes too.
+    drop(init_end);
+    if let PodNamespaces::Now(ns) = start.namespaces {
+        supervisor_end.send_namespaces(ns);
     }
     Ok(LaunchedInit {
         container: name.to_owned(),
         child,
-        sync: File::from(sync_rx),
-        gate: Some(File::from(gate_tx)),
+        channel: supervisor_end,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::MetadataExt;
-
-    use super::*;
-
-    /// The namespaces sent before the init reads them wait in the channel, and arrive as the
-    /// same namespaces; a channel whose init end is gone takes the send without harm.
-    #[test]
-    fn namespaces_sent_early_wait_in_the_channel() {
-        let own = NamespaceFds::open(std::process::id() as i32).expect("open own namespaces");
-        let (tx, rx) = namespace_channel().unwrap();
-        tx.send(&own);
-        let got = crate::sys::recv_fds(rx.as_fd()).expect("receive");
-        assert_eq!(got.len(), own.fds.len());
-        for ((sent, _), received) in own.fds.iter().zip(&got) {
-            let a = File::from(sent.try_clone().unwrap()).metadata().unwrap();
-            let b = File::from(received.try_clone().unwrap())
-                .metadata()
-                .unwrap();
-            assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
-        }
-        let (tx, rx) = namespace_channel().unwrap();
-        drop(rx);
-        tx.send(&own);
-    }
 }

@@ -35,7 +35,10 @@ pub(super) struct PreparedContainer {
     prepare_us: u64,
     /// The init's end of its namespace channel, when the sandbox thread sends the pod's
     /// namespaces (the init is forked before they exist); else they are sent at the fork.
-    pub(super) namespaces: Option<std::os::unix::net::UnixStream>,
+    pub(super) channel: Option<(
+        container::channel::SupervisorEnd,
+        container::channel::InitEnd,
+    )>,
 }
 
 /// Container `index`'s preparation, or why it failed.
@@ -57,7 +60,7 @@ struct LaunchContext<'a> {
 impl LaunchContext<'_> {
     /// Write a prepared container's config.json and fork its init stage into its cgroup and
     /// the sandbox's namespaces.
-    fn launch(&self, p: &PreparedContainer) -> Result<container::LaunchedInit, StartError> {
+    fn launch(&self, p: &mut PreparedContainer) -> Result<container::LaunchedInit, StartError> {
         let spec = &self.plan.containers[p.index];
         let setup_err = |message: String| {
             StartError::Container(container::ContainerError::Setup {
@@ -92,9 +95,18 @@ impl LaunchContext<'_> {
             None if self.plan.share_process_namespace => return Err(StartError::PauseDied),
             None => container::PidNamespace::New,
         };
-        let namespaces = match (&p.namespaces, self.ns) {
-            (Some(channel), _) => container::PodNamespaces::Later(channel.as_fd()),
-            (None, Some(ns)) => container::PodNamespaces::Now(ns),
+        let (channel, namespaces) = match (p.channel.take(), self.ns) {
+            (Some(channel), _) => (channel, container::PodNamespaces::Later),
+            (None, Some(ns)) => {
+                let channel = container::channel::pair().map_err(|source| {
+                    container::ContainerError::Start {
+                        container: p.name.clone(),
+                        what: "init channel".into(),
+                        source,
+                    }
+                })?;
+                (channel, container::PodNamespaces::Now(ns))
+            }
             (None, None) => return Err(StartError::PauseDied),
         };
         let log = p
@@ -109,6 +121,7 @@ impl LaunchContext<'_> {
             container: &p.name,
             init: self.init,
             bundle: &p.bundle,
+            channel,
             namespaces,
             pid_ns,
             placement: container::Placement {
@@ -197,10 +210,10 @@ impl Supervisor {
                 .into_iter()
                 .map(|(i, p)| {
                     let context = &context;
-                    let fork = p.map(|p| {
+                    let fork = p.map(|mut p| {
                         scope.spawn(move || {
                             let t0 = std::time::Instant::now();
-                            let launched = context.launch(&p);
+                            let launched = context.launch(&mut p);
                             (p, launched, t0.elapsed())
                         })
                     });
@@ -316,7 +329,7 @@ impl Supervisor {
             mounts,
             capabilities,
             prepare_us: t0.elapsed().as_micros() as u64,
-            namespaces: None,
+            channel: None,
         })
     }
 

@@ -164,19 +164,19 @@ impl Supervisor {
         if !planned {
             self.record_step(SandboxStep::Planned(planned_sandbox(&self.record, attempt)));
         }
-        // Inits forked before the pod's namespaces exist get them from the sandbox thread.
-        let (mut senders, mut receivers) = (Vec::new(), Vec::new());
+        // Inits forked before the pod's namespaces exist get them from the sandbox thread,
+        // on their channels, made now.
+        let (mut senders, mut channels) = (Vec::new(), Vec::new());
         if !self.record.plan.share_process_namespace {
             for &i in which {
-                let (tx, rx) = container::namespace_channel().map_err(|source| {
-                    container::ContainerError::Start {
-                        container: self.record.containers[i].name.clone(),
-                        what: "namespace channel".into(),
-                        source,
-                    }
-                })?;
-                senders.push(tx);
-                receivers.push(rx);
+                let start_err = |source| container::ContainerError::Start {
+                    container: self.record.containers[i].name.clone(),
+                    what: "init channel".into(),
+                    source,
+                };
+                let (ours, theirs) = container::channel::pair().map_err(start_err)?;
+                senders.push(ours.namespace_sender().map_err(start_err)?);
+                channels.push((ours, theirs));
             }
         }
         let mut sandbox = self.spawn_sandbox(senders)?;
@@ -187,9 +187,9 @@ impl Supervisor {
             before(self)?;
             self.record_bundles(which.iter().copied());
             let mut prepared = self.prepare_containers(which);
-            for ((_, p), channel) in prepared.iter_mut().zip(receivers) {
+            for ((_, p), channel) in prepared.iter_mut().zip(channels) {
                 if let Ok(p) = p {
-                    p.namespaces = Some(channel);
+                    p.channel = Some(channel);
                 }
             }
             // The pause's pid (in the containers' config.json) is known right after its fork.
@@ -225,7 +225,7 @@ impl Supervisor {
     /// address, wires the pod network.
     fn spawn_sandbox(
         &self,
-        inits: Vec<container::NamespaceSender>,
+        inits: Vec<container::channel::NamespaceSender>,
     ) -> Result<SandboxStart, StartError> {
         let log_path = self.store.paths(&self.record.key()).pause_log();
         let log = std::fs::OpenOptions::new()

@@ -292,11 +292,11 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
 }
 
 /// Send `fds` (SCM_RIGHTS) with a one-byte message on a Unix stream socket.
-pub fn send_fds(channel: BorrowedFd<'_>, fds: &[RawFd]) -> io::Result<()> {
+pub fn send_fds(channel: BorrowedFd<'_>, byte: u8, fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
     sendmsg::<()>(
         channel.as_raw_fd(),
-        &[io::IoSlice::new(b"n")],
+        &[io::IoSlice::new(&[byte])],
         &[ControlMessage::ScmRights(fds)],
         MsgFlags::MSG_NOSIGNAL,
         None,
@@ -304,9 +304,9 @@ pub fn send_fds(channel: BorrowedFd<'_>, fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-/// Receive the descriptors of one [`send_fds`] message (at most 3; close-on-exec). An empty
-/// list means the sender closed the channel without sending.
-pub fn recv_fds(channel: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
+/// Receive one [`send_fds`] message: its byte and descriptors (at most 3; close-on-exec). No
+/// byte means the sender closed the channel without sending.
+pub fn recv_fds(channel: BorrowedFd<'_>) -> io::Result<(Option<u8>, Vec<OwnedFd>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut byte = [0u8; 1];
     let mut iov = [io::IoSliceMut::new(&mut byte)];
@@ -317,6 +317,7 @@ pub fn recv_fds(channel: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
+    let got = (msg.bytes == 1).then_some(());
     let mut received = Vec::new();
     for cmsg in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -328,7 +329,7 @@ pub fn recv_fds(channel: BorrowedFd<'_>) -> io::Result<Vec<OwnedFd>> {
             );
         }
     }
-    Ok(received)
+    Ok((got.map(|()| byte[0]), received))
 }
 
 /// Take ownership of a descriptor inherited across exec (its number passed in the environment),
@@ -513,8 +514,9 @@ mod tests {
         let (tx, rx) = std::os::unix::net::UnixStream::pair().unwrap();
         let files: Vec<std::fs::File> = (0..3).map(|_| tempfile::tempfile().unwrap()).collect();
         let raw: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
-        super::send_fds(tx.as_fd(), &raw).unwrap();
-        let got = super::recv_fds(rx.as_fd()).unwrap();
+        super::send_fds(tx.as_fd(), b'x', &raw).unwrap();
+        let (byte, got) = super::recv_fds(rx.as_fd()).unwrap();
+        assert_eq!(byte, Some(b'x'));
         assert_eq!(got.len(), 3);
         for (sent, received) in files.iter().zip(got) {
             let received = std::fs::File::from(received);
@@ -526,7 +528,7 @@ mod tests {
         }
         drop(tx);
         assert!(
-            super::recv_fds(rx.as_fd()).unwrap().is_empty(),
+            matches!(super::recv_fds(rx.as_fd()).unwrap(), (None, v) if v.is_empty()),
             "closed channel: nothing"
         );
     }
