@@ -41,11 +41,8 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         .into_iter()
         .chain(args.names.iter().cloned())
         .collect();
-    let all = cfg.store().list();
-    let mut pods: Vec<&PodRecord> = all
-        .iter()
-        .filter(|r| args.all_namespaces || r.plan.namespace == namespace)
-        .collect();
+    let all = crate::pod::read::list(cfg, (!args.all_namespaces).then_some(namespace));
+    let mut pods: Vec<&PodRecord> = all.iter().collect();
     if !names.is_empty() {
         for n in &names {
             if !pods.iter().any(|r| &r.plan.name == n) {

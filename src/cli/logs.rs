@@ -7,7 +7,8 @@ use clap::Args;
 
 use super::{Result, load_pod, msg, pod_arg};
 use crate::config::Config;
-use crate::state::{ContainerState, PodKey, PodRecord};
+use crate::pod::read::{self, Run};
+use crate::state::{PodKey, PodRecord};
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -56,19 +57,13 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
     let name = pod_arg(&args.pod)?;
     let r = load_pod(cfg, namespace, name)?;
     let container = pick_container(&r, args.container.as_deref())?;
-    let c = r.container(&container).expect("picked from the record");
-    let run = if args.previous {
-        if c.restart_count == 0 {
-            return Err(msg(format!(
-                "previous terminated container \"{container}\" in pod \"{name}\" not found"
-            )));
-        }
-        c.restart_count - 1
+    let which = if args.previous {
+        Run::Previous
     } else {
-        c.restart_count
+        Run::Current
     };
-    let key = PodKey::new(namespace, name);
-    let path = cfg.store().paths(&key).container_log(&container, run);
+    let (path, run) = read::log_of(cfg, &r, &container, which)?;
+    let key = r.key();
     let mut file =
         std::fs::File::open(&path).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
     let mut text = Vec::new();
@@ -109,7 +104,6 @@ fn follow(
     file: &mut std::fs::File,
     out: &mut impl Write,
 ) {
-    let store = cfg.store();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut progressed = false;
@@ -121,12 +115,7 @@ fn follow(
             let _ = out.write_all(&buf[..n]);
         }
         let _ = out.flush();
-        let still_running = store.load(key).ok().and_then(|r| {
-            r.container(container).map(|c| {
-                c.restart_count == run && matches!(c.state, ContainerState::Running { .. })
-            })
-        });
-        if still_running != Some(true) && !progressed {
+        if !read::run_is_live(cfg, key, container, run) && !progressed {
             let _ = file.stream_position();
             while let Ok(n) = file.read(&mut buf) {
                 if n == 0 {

@@ -240,7 +240,7 @@ fn pod_name(what: &[String]) -> Result<String> {
 }
 
 fn load_pod(cfg: &Config, namespace: &str, name: &str) -> Result<PodRecord> {
-    Ok(cfg.store().load(&PodKey::new(namespace, name))?)
+    Ok(crate::pod::read::get(cfg, namespace, name)?)
 }
 
 /// Run a command; returns the process exit code.

@@ -204,6 +204,19 @@ fn other_roots_bridge<'a>(link: &'a LinkMessage, cfg: &NetworkConfig) -> Option<
 
 /// Whether bridge `cfg.bridge` exists and belongs to another state root: then neither it nor
 /// the masquerade rule of its subnet is this root's to remove.
+/// The index of the bridge when it is this state root's own (its alias names the root).
+pub(crate) async fn own_index(
+    handle: &Handle,
+    cfg: &NetworkConfig,
+) -> Result<Option<u32>, NetError> {
+    let link = find_link(handle, &cfg.bridge).await?;
+    Ok(link
+        .filter(|l| {
+            link_kind(l).as_deref() == Some("bridge") && other_roots_bridge(l, cfg).is_none()
+        })
+        .map(|l| l.header.index))
+}
+
 pub(crate) async fn is_other_roots(handle: &Handle, cfg: &NetworkConfig) -> Result<bool, NetError> {
     let link = find_link(handle, &cfg.bridge).await?;
     Ok(link.is_some_and(|l| other_roots_bridge(&l, cfg).is_some()))

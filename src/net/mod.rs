@@ -224,15 +224,25 @@ pub fn detach_pod(host_veth: &str) -> Result<(), NetError> {
 /// with the namespace in its cleanup worker within a few ms, where an explicit RTM_DELLINK keeps
 /// the caller waiting 17-29 ms for RCU (rcu_barrier in netdev_run_todo). Waits up to `grace`
 /// for that, then deletes the veth (something else, such as an `ip netns exec` shell, still
-/// holds the namespace). Only the pod's own veth (index `ifindex`, recorded once wired) is
-/// deleted: unwired, the pod made none that outlives its namespace. Idempotent.
+/// holds the namespace). Only the pod's own veth is deleted: the one with index `ifindex`
+/// (recorded once wired), or, with none recorded (the supervisor died between wiring and
+/// saving), the one of that name that is a port of this state root's own bridge (`cfg`: a
+/// root owns its bridge, and names its pods' veths uniquely). Idempotent.
 pub fn detach_pod_with_netns(
+    cfg: &NetworkConfig,
     host_veth: &str,
     ifindex: Option<u32>,
     grace: std::time::Duration,
 ) -> Result<(), NetError> {
     netlink::block_on_host(|handle| async move {
-        veth::wait_gone_or_delete(&handle, host_veth, grace, ifindex).await
+        let ours = match ifindex {
+            Some(index) => veth::Owner::Index(index),
+            None => match bridge::own_index(&handle, cfg).await? {
+                Some(bridge) => veth::Owner::PortOf(bridge),
+                None => veth::Owner::Unknown,
+            },
+        };
+        veth::wait_gone_or_delete(&handle, host_veth, grace, ours).await
     })?
 }
 

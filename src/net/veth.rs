@@ -219,23 +219,38 @@ async fn wait_oper_up(handle: &Handle, index: u32, name: &str) -> Result<(), Net
     })
 }
 
+/// How a pod's host veth is told from another link of its name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner {
+    /// Its index, recorded once wired.
+    Index(u32),
+    /// A port of this bridge (index): the state root's own.
+    PortOf(u32),
+    /// Neither known: no link of its name is taken for the pod's.
+    Unknown,
+}
+
 /// Wait up to `grace` for the link to vanish on its own (its network namespace is dying), then
-/// delete it if it is the pod's: the link with index `ifindex`. A link of that name with
-/// another index (or any, when the pod's veth was never made: `ifindex` None) is not this
-/// pod's, such as another state root's pod of the same name, and stays. Polls every 250 µs:
-/// the kernel's netns cleanup removes the pair within a few ms.
+/// delete it if it is the pod's ([`Owner`]). A link of that name that is not, such as another
+/// state root's pod of the same name, stays. Polls every 250 µs: the kernel's netns cleanup
+/// removes the pair within a few ms.
 pub(crate) async fn wait_gone_or_delete(
     handle: &Handle,
     name: &str,
     grace: Duration,
-    ifindex: Option<u32>,
+    owner: Owner,
 ) -> Result<(), NetError> {
     let deadline = std::time::Instant::now() + grace;
     loop {
         let Some(link) = find_link(handle, name).await? else {
             return Ok(());
         };
-        if ifindex != Some(link.header.index) {
+        let ours = match owner {
+            Owner::Index(index) => link.header.index == index,
+            Owner::PortOf(bridge) => link_controller(&link) == Some(bridge),
+            Owner::Unknown => false,
+        };
+        if !ours {
             tracing::debug!(veth = name, "not this pod's veth: left");
             return Ok(());
         }

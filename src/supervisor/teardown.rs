@@ -111,7 +111,7 @@ pub fn remove_sandbox_after(
         tracing::debug!("netns unpinned");
     }
     let ifindex = sandbox.network.as_ref().map(|n| n.host_ifindex);
-    match net::detach_pod_with_netns(&sandbox.host_veth, ifindex, NETNS_VETH_GRACE) {
+    match net::detach_pod_with_netns(network, &sandbox.host_veth, ifindex, NETNS_VETH_GRACE) {
         Ok(()) => tracing::debug!("veth deleted"),
         Err(e) => errors.push("delete veth", e),
     }
