@@ -31,3 +31,4 @@ pub use oci_spec::image::ImageConfiguration;
 pub use reference::Reference;
 pub use registries::{DEFAULT_REGISTRIES_CONF, Endpoint, Registries, RegistriesError};
 pub use store::{DEFAULT_IMAGE_ROOT, Image, ImageStore, Removed};
+pub use unpack::unpack_layer;

@@ -4,6 +4,12 @@
 //! a symlink to outside the root (the `tar` crate checks every parent against the root).
 //!
 //! The digest is the sha256 of the uncompressed stream: the OCI `diff_id` of the layer.
+//!
+//! An image layer ([`unpack_layer`]) is unpacked into a directory of its own, to be an overlay
+//! lower directory: its OCI whiteouts become overlayfs's (the OCI image spec's layer
+//! "Whiteouts" section; overlayfs's `Documentation/filesystems/overlayfs.rst`): `.wh.NAME`
+//! becomes a character device 0/0 named NAME, and `.wh..wh..opq` in a directory makes the
+//! directory opaque (`trusted.overlay.opaque=y`), hiding what lower layers have in it.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
@@ -17,14 +23,47 @@ use tar::{Archive, Entry, EntryType};
 use super::copy::{HashingReader, Tree, hex, make_node};
 use super::error::{ImageError, Result};
 
+/// What to do with OCI whiteout entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whiteouts {
+    /// A root filesystem: they are files like any other (`podrun image import`).
+    Keep,
+    /// A layer: turned into overlayfs's form.
+    Overlay,
+}
+
+/// The OCI name of an opaque-directory marker.
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// The OCI prefix of a whiteout.
+const WHITEOUT_PREFIX: &str = ".wh.";
+/// zstd's frame magic (a layer of media type `...tar+zstd`).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
 /// Unpacks `reader` (plain or gzip tar, detected by its magic bytes) into `dst`, which must exist
 /// and be empty.
 pub fn unpack(reader: impl Read, dst: &Path) -> Result<Tree> {
+    unpack_with(reader, dst, Whiteouts::Keep)
+}
+
+/// Unpacks image layer `reader` (plain or gzip tar) into `dst` (existing, empty) as an overlay
+/// lower directory: its whiteouts in overlayfs's form.
+pub fn unpack_layer(reader: impl Read, dst: &Path) -> Result<Tree> {
+    unpack_with(reader, dst, Whiteouts::Overlay)
+}
+
+fn unpack_with(reader: impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<Tree> {
     let mut buffered = BufReader::new(reader);
     let head = buffered
         .fill_buf()
         .map_err(ImageError::io("cannot read archive"))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
+    if head.starts_with(&ZSTD_MAGIC) {
+        return Err(ImageError::UnsafeEntry {
+            entry: dst.display().to_string(),
+            reason: "a zstd-compressed layer: podrun unpacks plain and gzip tar only, so far"
+                .into(),
+        });
+    }
     let stream: Box<dyn Read> = if gzip {
         Box::new(MultiGzDecoder::new(buffered))
     } else {
@@ -34,7 +73,7 @@ pub fn unpack(reader: impl Read, dst: &Path) -> Result<Tree> {
         inner: stream,
         hasher: Sha256::new(),
     };
-    let size = unpack_entries(&mut hashing, dst)?;
+    let size = unpack_entries(&mut hashing, dst, whiteouts)?;
     // The end-of-archive blocks and any padding belong to the digest too.
     io::copy(&mut hashing, &mut io::sink()).map_err(ImageError::io("cannot read archive"))?;
     Ok(Tree {
@@ -43,7 +82,7 @@ pub fn unpack(reader: impl Read, dst: &Path) -> Result<Tree> {
     })
 }
 
-fn unpack_entries(reader: &mut impl Read, dst: &Path) -> Result<u64> {
+fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<u64> {
     let root = dst
         .canonicalize()
         .map_err(ImageError::io(format!("cannot open {}", dst.display())))?;
@@ -75,6 +114,9 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path) -> Result<u64> {
                 });
             }
             safe_relative(&target, "hard link target")?;
+        }
+        if whiteouts == Whiteouts::Overlay && whiteout(&root, &rel, &name)? {
+            continue;
         }
         match kind {
             EntryType::Directory => directories.push(entry),
@@ -114,6 +156,51 @@ fn unpack_in<R: Read>(entry: &mut Entry<'_, R>, root: &Path, name: &str) -> Resu
             source: e,
         }),
     }
+}
+
+/// If entry `rel` is an OCI whiteout, put its overlayfs form in place: a 0/0 character device
+/// for `.wh.NAME`, the opaque xattr on the directory of `.wh..wh..opq`. False for other entries.
+fn whiteout(root: &Path, rel: &Path, name: &str) -> Result<bool> {
+    let Some(file) = rel.file_name().and_then(|f| f.to_str()) else {
+        return Ok(false);
+    };
+    if !file.starts_with(WHITEOUT_PREFIX) {
+        return Ok(false);
+    }
+    let bad = |e: io::Error| ImageError::Io {
+        context: format!("cannot unpack whiteout {name:?}"),
+        source: e,
+    };
+    let parent = root.join(rel.parent().unwrap_or(Path::new("")));
+    fs::create_dir_all(&parent).map_err(bad)?;
+    let dir = parent.canonicalize().map_err(bad)?;
+    if !dir.starts_with(root) {
+        return Err(ImageError::UnsafeEntry {
+            entry: name.to_owned(),
+            reason: "it would be written outside the root".into(),
+        });
+    }
+    if file == OPAQUE_MARKER {
+        xattr::set(&dir, "trusted.overlay.opaque", b"y").map_err(bad)?;
+        return Ok(true);
+    }
+    let hidden = &file[WHITEOUT_PREFIX.len()..];
+    if hidden.is_empty() || hidden == "." || hidden == ".." {
+        return Err(ImageError::UnsafeEntry {
+            entry: name.to_owned(),
+            reason: "a whiteout that names no file".into(),
+        });
+    }
+    let dst = dir.join(hidden);
+    if let Ok(md) = fs::symlink_metadata(&dst) {
+        if md.is_dir() {
+            fs::remove_dir_all(&dst).map_err(bad)?;
+        } else {
+            fs::remove_file(&dst).map_err(bad)?;
+        }
+    }
+    make_node(&dst, SFlag::S_IFCHR, 0, nix::sys::stat::makedev(0, 0))?;
+    Ok(true)
 }
 
 /// The entry's path below the root: leading `/` and `.` dropped, `..` refused.
@@ -193,4 +280,114 @@ fn special<R: Read>(entry: &mut Entry<'_, R>, root: &Path, rel: &Path, name: &st
     )
     .map_err(|e| bad(e.into()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    /// A tar of `entries`: (path, Some(content)) files, (path, None) directories. Names are
+    /// written as given (the builder would refuse a `..`).
+    fn tar_of(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content) in entries {
+            let mut h = tar::Header::new_gnu();
+            let name = &mut h.as_gnu_mut().unwrap().name;
+            name[..path.len()].copy_from_slice(path.as_bytes());
+            let data = content.unwrap_or("");
+            h.set_entry_type(if content.is_some() {
+                EntryType::Regular
+            } else {
+                EntryType::Directory
+            });
+            h.set_size(data.len() as u64);
+            h.set_mode(if content.is_some() { 0o644 } else { 0o755 });
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_cksum();
+            b.append(&h, data.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Two layers as an overlay sees them: the upper one's whiteout hides a lower file, its
+    /// opaque directory hides the lower directory's content. Checked through a real overlay
+    /// mount, in a mount namespace of its own (`unshare -m`).
+    #[test]
+    fn whiteouts_take_overlayfs_form_and_hide_lower_layers() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root (mknod, trusted xattrs, mount)");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        for d in [&lower, &upper] {
+            fs::create_dir(d).unwrap();
+        }
+        let base = tar_of(&[
+            ("etc/", None),
+            ("etc/gone", Some("old")),
+            ("etc/kept", Some("kept")),
+            ("cache/", None),
+            ("cache/stale", Some("stale")),
+        ]);
+        unpack_layer(&base[..], &lower).unwrap();
+        let change = tar_of(&[
+            ("etc/.wh.gone", Some("")),
+            ("cache/", None),
+            ("cache/.wh..wh..opq", Some("")),
+            ("cache/fresh", Some("fresh")),
+        ]);
+        let tree = unpack_layer(&change[..], &upper).unwrap();
+        assert!(tree.digest.starts_with("sha256:"));
+        let gone = fs::symlink_metadata(upper.join("etc/gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        assert_eq!(std::os::unix::fs::MetadataExt::rdev(&gone), 0);
+        assert!(fs::symlink_metadata(upper.join("etc/.wh.gone")).is_err());
+        assert_eq!(
+            xattr::get(upper.join("cache"), "trusted.overlay.opaque").unwrap(),
+            Some(b"y".to_vec())
+        );
+        assert!(fs::symlink_metadata(upper.join("cache/.wh..wh..opq")).is_err());
+        // A root filesystem import keeps them as plain files.
+        let plain = t.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        unpack(&change[..], &plain).unwrap();
+        assert!(plain.join("etc/.wh.gone").is_file());
+
+        let merged = t.path().join("merged");
+        fs::create_dir(&merged).unwrap();
+        let script = format!(
+            "mount -t overlay overlay -o ro,lowerdir={}:{} {} && cd {} && find . | sort",
+            upper.display(),
+            lower.display(),
+            merged.display(),
+            merged.display()
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{listing}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            listing.lines().collect::<Vec<_>>(),
+            [".", "./cache", "./cache/fresh", "./etc", "./etc/kept"]
+        );
+    }
+
+    #[test]
+    fn a_whiteout_cannot_reach_outside_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let evil = tar_of(&[("../.wh.x", Some(""))]);
+        assert!(unpack_layer(&evil[..], t.path()).is_err());
+        let empty = tar_of(&[("etc/.wh.", Some(""))]);
+        assert!(unpack_layer(&empty[..], t.path()).is_err());
+    }
 }
