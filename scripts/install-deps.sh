@@ -3,7 +3,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg_cmd in nftables:nft iproute2:ip curl:curl python3:python3 procps:pgrep util-linux:nsenter gcc:gcc busybox-static:busybox; do
+for pkg_cmd in nftables:nft iproute2:ip curl:curl python3:python3 procps:pgrep util-linux:nsenter gcc:gcc busybox-static:busybox docker-registry:docker-registry skopeo:skopeo; do
     pkg=${pkg_cmd%%:*} cmd=${pkg_cmd##*:}
     command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

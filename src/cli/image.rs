@@ -32,6 +32,23 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Give an image another name.
     Tag(TagArgs),
+    /// Pull an image from its registry (or a mirror of it).
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image (`python:3.9-slim`, `registry:5000/team/app@sha256:...`).
+    pub reference: String,
+    /// The registries config (mirrors, insecure registries, CAs; containers-registries.conf v2).
+    #[arg(long, env = "PODRUN_REGISTRIES_CONF", default_value = crate::image::DEFAULT_REGISTRIES_CONF)]
+    pub registries_conf: std::path::PathBuf,
+    /// An auth file (Docker config.json format) instead of the usual ones.
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<std::path::PathBuf>,
+    /// Only the image ID on success.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +111,50 @@ pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
         ImageCommand::Rm(a) => remove(cfg, a),
         ImageCommand::Inspect(a) => inspect(cfg, a),
         ImageCommand::Tag(a) => tag(cfg, a),
+        ImageCommand::Pull(a) => pull(cfg, a),
     }
+}
+
+/// `podrun pull REF`: the kubelet's `Pulling image` / `Successfully pulled image` lines.
+pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
+    use crate::image::{AuthConfig, PullEvent, Reference, Registries};
+    let reference = Reference::parse(&args.reference)?;
+    let registries =
+        Registries::load(&args.registries_conf).map_err(|e| super::msg(e.to_string()))?;
+    let files = match &args.authfile {
+        Some(f) => vec![f.clone()],
+        None => crate::image::default_auth_files(),
+    };
+    // The first auth file that exists, as podman reads them.
+    let auth = match files.iter().find(|f| f.exists()) {
+        Some(f) => AuthConfig::load(f).map_err(|e| super::msg(e.to_string()))?,
+        None => AuthConfig::default(),
+    };
+    let quiet = args.quiet;
+    if !quiet {
+        eprintln!("Pulling image \"{reference}\"");
+    }
+    let started = std::time::Instant::now();
+    let image = crate::image::pull(&cfg.images(), &registries, &auth, &reference, &mut |e| {
+        if quiet {
+            return;
+        }
+        match e {
+            PullEvent::Trying(endpoint) => eprintln!("Trying {endpoint}"),
+            PullEvent::Failed { endpoint, error } => eprintln!("  {endpoint}: {error}"),
+            PullEvent::Layer { digest, size } => eprintln!("  layer {digest} ({size} bytes)"),
+        }
+    })?;
+    if quiet {
+        println!("sha256:{}", image.id);
+    } else {
+        println!(
+            "Successfully pulled image \"{reference}\" in {:.3}s. Image size: {} bytes.",
+            started.elapsed().as_secs_f64(),
+            image.size
+        );
+    }
+    Ok(0)
 }
 
 fn import(cfg: &Config, args: &ImportArgs) -> Result<i32> {

@@ -143,6 +143,8 @@ pub enum Command {
     Image(image::ImageArgs),
     /// List images (`image ls`).
     Images(image::ListArgs),
+    /// Pull an image (`image pull`).
+    Pull(image::PullArgs),
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
@@ -265,6 +267,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(args) => doctor::doctor(&cfg, &args),
         Command::Image(args) => image::image(&cfg, &args),
         Command::Images(args) => image::list(&cfg, &args),
+        Command::Pull(args) => image::pull(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
         Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),
     }

@@ -43,6 +43,14 @@ pub enum ImageError {
     #[error("archive entry {entry:?} is unsafe: {reason}")]
     UnsafeEntry { entry: String, reason: String },
 
+    /// A pull failed: the image and why (each endpoint's failure).
+    #[error("failed to pull image {image:?}: {message}")]
+    Pull { image: String, message: String },
+
+    /// What a registry answered (not found, unauthorized, a digest mismatch, ...).
+    #[error("{0}")]
+    Registry(String),
+
     #[error("invalid --change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
 

@@ -120,6 +120,12 @@ impl ImageStore {
         ImageStore { root: root.into() }
     }
 
+    /// A work directory in the store's own temporary directory (swept after a crash), removed
+    /// when dropped.
+    pub(super) fn work_dir(&self, what: &str) -> Result<TempDir> {
+        TempDir::new(&self.root.join(TMP), what)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -182,19 +188,35 @@ impl ImageStore {
         source: &str,
         fill: impl FnOnce(&Path) -> Result<Tree>,
     ) -> Result<Image> {
-        let work = TempDir::new(&self.root.join(TMP), "import")?;
-        let tree = fill(&work.path.join(ROOTFS))?;
         let created = Utc::now();
-        let config = image_configuration(
-            overrides,
-            &tree.digest,
-            created,
-            &format!("podrun image import {source}"),
-        )?;
-        let bytes = serde_json::to_vec_pretty(&config).map_err(|e| ImageError::Corrupt {
-            context: "cannot encode the image config".into(),
-            message: e.to_string(),
-        })?;
+        self.add(name, "import", |rootfs| {
+            let tree = fill(rootfs)?;
+            let config = image_configuration(
+                overrides,
+                &tree.digest,
+                created,
+                &format!("podrun image import {source}"),
+            )?;
+            let bytes = serde_json::to_vec_pretty(&config).map_err(|e| ImageError::Corrupt {
+                context: "cannot encode the image config".into(),
+                message: e.to_string(),
+            })?;
+            Ok((tree, bytes))
+        })
+    }
+
+    /// Add an image whose root filesystem `fill` makes in the directory it is given, returning
+    /// the image config (its bytes: the image id is their sha256, as an OCI config digest);
+    /// tagged `name` if any. `what` names the work directory (`import`, `pull`).
+    pub(super) fn add(
+        &self,
+        name: Option<Reference>,
+        what: &str,
+        fill: impl FnOnce(&Path) -> Result<(Tree, Vec<u8>)>,
+    ) -> Result<Image> {
+        let work = TempDir::new(&self.root.join(TMP), what)?;
+        let (tree, bytes) = fill(&work.path.join(ROOTFS))?;
+        let created = Utc::now();
         let id = hex(&Sha256::digest(&bytes));
         write_synced(&work.path.join(CONFIG), &bytes)?;
         sync_fs(&work.path)?;
@@ -495,8 +517,8 @@ fn sync_fs(path: &Path) -> Result<()> {
 }
 
 /// A work directory under `<root>/tmp`, removed on drop unless kept.
-struct TempDir {
-    path: PathBuf,
+pub(super) struct TempDir {
+    pub(super) path: PathBuf,
     keep: bool,
 }
 
@@ -509,7 +531,7 @@ impl TempDir {
         Ok(parent.join(format!("{what}-{}", uuid::Uuid::new_v4().simple())))
     }
 
-    fn new(parent: &Path, what: &str) -> Result<TempDir> {
+    pub(super) fn new(parent: &Path, what: &str) -> Result<TempDir> {
         let path = TempDir::path_for(parent, what)?;
         fs::create_dir(&path)
             .map_err(ImageError::io(format!("cannot create {}", path.display())))?;

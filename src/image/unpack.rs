@@ -30,6 +30,8 @@ enum Whiteouts {
     Keep,
     /// A layer: turned into overlayfs's form.
     Overlay,
+    /// A layer applied onto the layers below it in one directory: what they hide is removed.
+    Flatten,
 }
 
 /// The OCI name of an opaque-directory marker.
@@ -49,6 +51,13 @@ pub fn unpack(reader: impl Read, dst: &Path) -> Result<Tree> {
 /// lower directory: its whiteouts in overlayfs's form.
 pub fn unpack_layer(reader: impl Read, dst: &Path) -> Result<Tree> {
     unpack_with(reader, dst, Whiteouts::Overlay)
+}
+
+/// Applies image layer `reader` (plain or gzip tar) onto `rootfs`, which holds the layers below
+/// it: what its whiteouts name is removed, an opaque directory loses what the lower layers had
+/// in it, and its entries are written over what was there.
+pub fn apply_layer(reader: impl Read, rootfs: &Path) -> Result<Tree> {
+    unpack_with(reader, rootfs, Whiteouts::Flatten)
 }
 
 fn unpack_with(reader: impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<Tree> {
@@ -94,6 +103,8 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> R
     archive.set_overwrite(true);
     let mut size = 0;
     let mut directories = Vec::new();
+    // What this layer wrote (an opaque directory keeps it, when flattening).
+    let mut written = std::collections::HashSet::new();
     let entries = archive
         .entries()
         .map_err(ImageError::io("cannot read archive"))?;
@@ -115,8 +126,13 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> R
             }
             safe_relative(&target, "hard link target")?;
         }
-        if whiteouts == Whiteouts::Overlay && whiteout(&root, &rel, &name)? {
-            continue;
+        match whiteouts {
+            Whiteouts::Overlay if whiteout(&root, &rel, &name)? => continue,
+            Whiteouts::Flatten if flatten_whiteout(&root, &rel, &name, &written)? => continue,
+            _ => {}
+        }
+        if whiteouts == Whiteouts::Flatten {
+            written.insert(rel.clone());
         }
         match kind {
             EntryType::Directory => directories.push(entry),
@@ -151,55 +167,128 @@ fn unpack_in<R: Read>(entry: &mut Entry<'_, R>, root: &Path, name: &str) -> Resu
             entry: name.to_owned(),
             reason: format!("it would be written outside the root ({e})"),
         }),
-        Err(e) => Err(ImageError::Io {
-            context: format!("cannot unpack {name:?}"),
-            source: e,
-        }),
+        Err(e) => {
+            // The tar crate says where; its cause says why.
+            let why = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            Err(ImageError::Io {
+                context: format!("cannot unpack {name:?}{why}"),
+                source: e,
+            })
+        }
     }
 }
 
-/// If entry `rel` is an OCI whiteout, put its overlayfs form in place: a 0/0 character device
-/// for `.wh.NAME`, the opaque xattr on the directory of `.wh..wh..opq`. False for other entries.
-fn whiteout(root: &Path, rel: &Path, name: &str) -> Result<bool> {
+/// What an OCI whiteout entry says.
+enum WhiteoutEntry<'a> {
+    /// `.wh..wh..opq`: its directory hides what lower layers have in it.
+    Opaque,
+    /// `.wh.NAME`: NAME is gone.
+    Hides(&'a str),
+}
+
+/// Entry `rel` as a whiteout (None: an ordinary entry); a whiteout naming no file is refused.
+fn whiteout_entry<'a>(rel: &'a Path, name: &str) -> Result<Option<WhiteoutEntry<'a>>> {
     let Some(file) = rel.file_name().and_then(|f| f.to_str()) else {
-        return Ok(false);
+        return Ok(None);
     };
-    if !file.starts_with(WHITEOUT_PREFIX) {
-        return Ok(false);
-    }
-    let bad = |e: io::Error| ImageError::Io {
-        context: format!("cannot unpack whiteout {name:?}"),
-        source: e,
-    };
-    let parent = root.join(rel.parent().unwrap_or(Path::new("")));
-    fs::create_dir_all(&parent).map_err(bad)?;
-    let dir = parent.canonicalize().map_err(bad)?;
-    if !dir.starts_with(root) {
-        return Err(ImageError::UnsafeEntry {
-            entry: name.to_owned(),
-            reason: "it would be written outside the root".into(),
-        });
-    }
     if file == OPAQUE_MARKER {
-        xattr::set(&dir, "trusted.overlay.opaque", b"y").map_err(bad)?;
-        return Ok(true);
+        return Ok(Some(WhiteoutEntry::Opaque));
     }
-    let hidden = &file[WHITEOUT_PREFIX.len()..];
+    let Some(hidden) = file.strip_prefix(WHITEOUT_PREFIX) else {
+        return Ok(None);
+    };
     if hidden.is_empty() || hidden == "." || hidden == ".." {
         return Err(ImageError::UnsafeEntry {
             entry: name.to_owned(),
             reason: "a whiteout that names no file".into(),
         });
     }
-    let dst = dir.join(hidden);
-    if let Ok(md) = fs::symlink_metadata(&dst) {
-        if md.is_dir() {
-            fs::remove_dir_all(&dst).map_err(bad)?;
-        } else {
-            fs::remove_file(&dst).map_err(bad)?;
+    Ok(Some(WhiteoutEntry::Hides(hidden)))
+}
+
+/// The directory a whiteout entry `rel` is in, under `root` (refused outside it); None when it
+/// does not exist and `create` is false.
+fn whiteout_dir(root: &Path, rel: &Path, name: &str, create: bool) -> Result<Option<PathBuf>> {
+    let parent = root.join(rel.parent().unwrap_or(Path::new("")));
+    if create {
+        fs::create_dir_all(&parent).map_err(whiteout_error(name))?;
+    }
+    let Ok(dir) = parent.canonicalize() else {
+        return Ok(None);
+    };
+    if !dir.starts_with(root) {
+        return Err(ImageError::UnsafeEntry {
+            entry: name.to_owned(),
+            reason: "it would be written outside the root".into(),
+        });
+    }
+    Ok(Some(dir))
+}
+
+fn whiteout_error(name: &str) -> impl Fn(io::Error) -> ImageError + '_ {
+    move |e| ImageError::Io {
+        context: format!("cannot apply whiteout {name:?}"),
+        source: e,
+    }
+}
+
+/// Remove `path`, a file or a whole tree; a missing one is fine.
+fn remove_any(path: &Path, name: &str) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(path).map_err(whiteout_error(name)),
+        Ok(_) => fs::remove_file(path).map_err(whiteout_error(name)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// If entry `rel` is an OCI whiteout, put its overlayfs form in place: a 0/0 character device
+/// for `.wh.NAME`, the opaque xattr on the directory of `.wh..wh..opq`. False for other entries.
+fn whiteout(root: &Path, rel: &Path, name: &str) -> Result<bool> {
+    let Some(entry) = whiteout_entry(rel, name)? else {
+        return Ok(false);
+    };
+    let dir = whiteout_dir(root, rel, name, true)?.expect("created");
+    match entry {
+        WhiteoutEntry::Opaque => {
+            xattr::set(&dir, "trusted.overlay.opaque", b"y").map_err(whiteout_error(name))?
+        }
+        WhiteoutEntry::Hides(hidden) => {
+            let dst = dir.join(hidden);
+            remove_any(&dst, name)?;
+            make_node(&dst, SFlag::S_IFCHR, 0, nix::sys::stat::makedev(0, 0))?;
         }
     }
-    make_node(&dst, SFlag::S_IFCHR, 0, nix::sys::stat::makedev(0, 0))?;
+    Ok(true)
+}
+
+/// If entry `rel` is an OCI whiteout, apply it to the layers below in `root`: remove the file it
+/// names, or (`.wh..wh..opq`) whatever its directory holds that this layer (`written`) did not
+/// write. False for other entries.
+fn flatten_whiteout(
+    root: &Path,
+    rel: &Path,
+    name: &str,
+    written: &std::collections::HashSet<PathBuf>,
+) -> Result<bool> {
+    let Some(entry) = whiteout_entry(rel, name)? else {
+        return Ok(false);
+    };
+    let Some(dir) = whiteout_dir(root, rel, name, false)? else {
+        return Ok(true); // nothing below to hide
+    };
+    match entry {
+        WhiteoutEntry::Opaque => {
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            for child in fs::read_dir(&dir).map_err(whiteout_error(name))?.flatten() {
+                if !written.contains(&parent.join(child.file_name())) {
+                    remove_any(&child.path(), name)?;
+                }
+            }
+        }
+        WhiteoutEntry::Hides(hidden) => remove_any(&dir.join(hidden), name)?,
+    }
     Ok(true)
 }
 

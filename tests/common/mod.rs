@@ -221,6 +221,13 @@ impl Node {
         c
     }
 
+    /// `program` run on this node (its network and mount namespaces), not started yet.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = self.enter();
+        c.arg(program);
+        c
+    }
+
     /// `podrun <args>` on this node.
     pub fn podrun(&self, args: &[&str]) -> Run {
         self.podrun_env(args, &[])
