@@ -43,6 +43,11 @@ fn code(code: i32) -> Exit {
     }
 }
 
+/// Container `container`'s process ended with `exit`.
+fn exited(container: usize, exit: Exit) -> Event {
+    Event::Exited { container, exit }
+}
+
 fn killed() -> Exit {
     Exit {
         code: 137,
@@ -78,10 +83,7 @@ fn always_restarts_only_the_container_that_ended() {
     let now = Now::current();
     let mut r = all_running("Always", 2, now);
     let mut m = Machine::new(BASE);
-    let exited = Event::Exited {
-        container: 0,
-        exit: code(0),
-    };
+    let exited = exited(0, code(0));
     assert_eq!(m.handle(&mut r, exited, now), [Action::Start(0)]);
     let c0 = &r.containers[0];
     assert_eq!(c0.restart_count, 1);
@@ -104,7 +106,7 @@ fn on_failure_restarts_failures_only_and_never_restarts_nothing() {
     let exit = |policy: &str, exit: Exit| {
         let mut r = all_running(policy, 1, now);
         let mut m = Machine::new(BASE);
-        let actions = m.handle(&mut r, Event::Exited { container: 0, exit }, now);
+        let actions = m.handle(&mut r, exited(0, exit), now);
         let settle = m.settle(&mut r);
         (actions, r.phase, settle)
     };
@@ -133,24 +135,10 @@ fn nothing_running_and_nothing_to_restart_stops_the_sandbox_once() {
     let now = Now::current();
     let mut r = all_running("Never", 2, now);
     let mut m = Machine::new(BASE);
-    m.handle(
-        &mut r,
-        Event::Exited {
-            container: 0,
-            exit: code(0),
-        },
-        now,
-    );
+    m.handle(&mut r, exited(0, code(0)), now);
     assert_eq!(m.settle(&mut r), None, "one still runs");
     assert_eq!(r.phase, Phase::Running);
-    m.handle(
-        &mut r,
-        Event::Exited {
-            container: 1,
-            exit: code(2),
-        },
-        now,
-    );
+    m.handle(&mut r, exited(1, code(2)), now);
     assert_eq!(m.settle(&mut r), Some(Action::StopSandbox));
     assert_eq!(r.phase, Phase::Failed);
     r.sandbox.as_mut().unwrap().ready = false;
@@ -167,10 +155,7 @@ fn an_oom_kill_is_recorded_as_oom_killed() {
         signal: Some(9),
         oom_killed: true,
     };
-    assert_eq!(
-        m.handle(&mut r, Event::Exited { container: 0, exit }, now),
-        [Action::Start(0)]
-    );
+    assert_eq!(m.handle(&mut r, exited(0, exit), now), [Action::Start(0)]);
     assert!(matches!(
         &r.containers[0].last_state,
         Some(ContainerState::Terminated { reason, exit_code: 137, .. }) if reason == "OOMKilled"
@@ -194,7 +179,7 @@ fn crash_loop(policy: &str, runs: usize, exit: Exit, ran: Duration) -> Vec<u64> 
     for _ in 0..runs {
         now = later(now, ran);
         let ended_at = now;
-        let mut actions = m.handle(&mut r, Event::Exited { container: 0, exit }, now);
+        let mut actions = m.handle(&mut r, exited(0, exit), now);
         while actions.is_empty() {
             let Some(deadline) = m.next_deadline() else {
                 return waits; // the policy keeps it stopped
@@ -236,10 +221,7 @@ fn back_off_is_shown_with_the_kubelets_words() {
     let mut r = all_running("Always", 1, now);
     r.containers[0].backoff_factor = 2;
     let mut m = Machine::new(BASE);
-    let exited = Event::Exited {
-        container: 0,
-        exit: code(1),
-    };
+    let exited = exited(0, code(1));
     assert_eq!(m.handle(&mut r, exited, now), []);
     let (pod, uid) = (r.plan.name.clone(), r.plan.uid.clone());
     match &r.containers[0].state {
@@ -534,23 +516,9 @@ fn a_stop_uses_the_requested_grace_period_and_then_only_records() {
     let mut r = all_running("Always", 1, now);
     let mut m = Machine::new(BASE);
     // A container in back-off: the stop cancels its restart.
-    m.handle(
-        &mut r,
-        Event::Exited {
-            container: 0,
-            exit: code(1),
-        },
-        now,
-    );
+    m.handle(&mut r, exited(0, code(1)), now);
     start(&mut r, 0, now);
-    m.handle(
-        &mut r,
-        Event::Exited {
-            container: 0,
-            exit: code(1),
-        },
-        now,
-    );
+    m.handle(&mut r, exited(0, code(1)), now);
     assert!(m.next_deadline().is_some());
     r.deletion = Some(DeletionRequest {
         grace_period_seconds: 5,
@@ -578,10 +546,7 @@ fn a_stop_uses_the_requested_grace_period_and_then_only_records() {
             grace: Duration::from_secs(7)
         }]
     );
-    let exited = Event::Exited {
-        container: 0,
-        exit: killed(),
-    };
+    let exited = exited(0, killed());
     assert_eq!(
         m.handle(&mut r, exited, now),
         [],
@@ -718,10 +683,7 @@ fn a_pause_death_runs_the_kernel_work_in_the_kubelets_order() {
 fn a_finished_pod_has_its_sandbox_stopped_after_the_exit_is_handled() {
     let now = Now::current();
     let mut k = FakeKernel::new(all_running("Never", 1, now), now);
-    let exited = Event::Exited {
-        container: 0,
-        exit: code(0),
-    };
+    let exited = exited(0, code(0));
     assert!(dispatch(&mut k, exited));
     assert_eq!(k.performed, [Action::StopSandbox]);
     assert_eq!(k.record.phase, Phase::Succeeded);
