@@ -43,8 +43,9 @@ pub struct PullArgs {
     /// The registries config (mirrors, insecure registries, CAs; containers-registries.conf v2).
     #[arg(long, env = "PODRUN_REGISTRIES_CONF", default_value = crate::image::DEFAULT_REGISTRIES_CONF)]
     pub registries_conf: std::path::PathBuf,
-    /// An auth file (Docker config.json format) instead of the usual ones.
-    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    /// An auth file (Docker config.json format) instead of the usual ones
+    /// (`$REGISTRY_AUTH_FILE`, `/run/containers/0/auth.json`, `~/.docker/config.json`).
+    #[arg(long)]
     pub authfile: Option<std::path::PathBuf>,
     /// Only the image ID on success.
     #[arg(short, long)]
@@ -117,7 +118,7 @@ pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
 
 /// `podrun pull REF`: the kubelet's `Pulling image` / `Successfully pulled image` lines.
 pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
-    use crate::image::{AuthConfig, PullEvent, Reference, Registries};
+    use crate::image::{AuthFiles, PullEvent, Reference, Registries};
     let reference = Reference::parse(&args.reference)?;
     let registries =
         Registries::load(&args.registries_conf).map_err(|e| super::msg(e.to_string()))?;
@@ -125,11 +126,7 @@ pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
         Some(f) => vec![f.clone()],
         None => crate::image::default_auth_files(),
     };
-    // The first auth file that exists, as podman reads them.
-    let auth = match files.iter().find(|f| f.exists()) {
-        Some(f) => AuthConfig::load(f).map_err(|e| super::msg(e.to_string()))?,
-        None => AuthConfig::default(),
-    };
+    let auth = AuthFiles::load(&files).map_err(|e| super::msg(e.to_string()))?;
     let quiet = args.quiet;
     if !quiet {
         eprintln!("Pulling image \"{reference}\"");

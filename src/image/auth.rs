@@ -145,6 +145,27 @@ impl AuthConfig {
     }
 }
 
+/// Several auth files, in order: for each registry the first file with an entry for it wins,
+/// as podman reads them.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFiles(Vec<AuthConfig>);
+
+impl AuthFiles {
+    /// Read `files` (missing ones are empty).
+    pub fn load(files: &[PathBuf]) -> Result<AuthFiles, AuthError> {
+        files
+            .iter()
+            .map(|f| AuthConfig::load(f))
+            .collect::<Result<_, _>>()
+            .map(AuthFiles)
+    }
+
+    /// The credentials for `repository` on `registry` of the first file that has any.
+    pub fn lookup(&self, registry: &str, repository: &str) -> Option<&Credentials> {
+        self.0.iter().find_map(|c| c.lookup(registry, repository))
+    }
+}
+
 /// The auth files podman reads, in its order (the first with an entry wins).
 pub fn default_auth_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -252,5 +273,27 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let c = AuthConfig::load(&t.path().join("none.json")).unwrap();
         assert!(c.lookup("docker.io", "x").is_none());
+    }
+
+    #[test]
+    fn the_first_file_with_an_entry_for_the_registry_wins() {
+        let t = tempfile::tempdir().unwrap();
+        let entry = |user: &str, registry: &str| {
+            let auth = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("{user}:secret"),
+            );
+            format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#)
+        };
+        let first = t.path().join("first.json");
+        let second = t.path().join("second.json");
+        std::fs::write(&first, entry("alice", "registry.example:5000")).unwrap();
+        std::fs::write(&second, entry("bob", "docker.io")).unwrap();
+        let missing = t.path().join("missing.json");
+        let files = AuthFiles::load(&[missing, first, second]).unwrap();
+        let user = |registry: &str| files.lookup(registry, "x/y").map(|c| c.username.clone());
+        assert_eq!(user("registry.example:5000").as_deref(), Some("alice"));
+        assert_eq!(user("docker.io").as_deref(), Some("bob"));
+        assert_eq!(user("quay.io"), None);
     }
 }

@@ -24,7 +24,7 @@ mod unpack;
 #[cfg(test)]
 mod store_tests;
 
-pub use auth::{AuthConfig, AuthError, Credentials, default_auth_files};
+pub use auth::{AuthConfig, AuthError, AuthFiles, Credentials, default_auth_files};
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
 pub use error::{ImageError, Result};

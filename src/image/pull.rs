@@ -15,7 +15,7 @@ use oci_client::secrets::RegistryAuth;
 
 use super::copy::Tree;
 use super::error::{ImageError, Result};
-use super::{AuthConfig, Image, ImageStore, Reference, Registries};
+use super::{AuthFiles, Image, ImageStore, Reference, Registries};
 
 /// Layer media types podrun applies (plain and gzip tar; OCI and Docker names).
 const LAYER_TYPES: [&str; 5] = [
@@ -42,7 +42,7 @@ pub enum PullEvent {
 pub fn pull(
     store: &ImageStore,
     registries: &Registries,
-    auth: &AuthConfig,
+    auth: &AuthFiles,
     reference: &Reference,
     progress: &mut dyn FnMut(PullEvent),
 ) -> Result<Image> {
