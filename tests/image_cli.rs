@@ -118,7 +118,16 @@ fn import_list_inspect_tag_rm() {
     ]);
     let id = id.trim().to_owned();
     assert_eq!(id.len(), 64, "{id}");
-    assert!(s.root().join(&id).join("rootfs/bin/hello").exists());
+    let inspected = json(&s.ok(&["image", "inspect", &id]));
+    let layer = inspected[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        layer.starts_with(&format!("{}/layers/", s.root().display())),
+        "{layer}"
+    );
+    assert!(Path::new(&layer).join("bin/hello").exists());
 
     let table = s.ok(&["images"]);
     let lines: Vec<&str> = table.lines().collect();
@@ -151,7 +160,7 @@ fn import_list_inspect_tag_rm() {
         assert_eq!(config["WorkingDir"], "/etc");
         assert_eq!(config["User"], "1000");
         assert_eq!(doc[0]["Id"], id.as_str());
-        assert!(doc[0]["Rootfs"].as_str().unwrap().ends_with("/rootfs"));
+        assert_eq!(doc[0]["GraphDriver"]["Name"], "overlay");
     }
 
     // Re-importing the name moves it; the old image stays as <none>.
@@ -228,7 +237,8 @@ fn import_tarballs_from_files_and_stdin() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     for name in ["plain:1", "gzip:1", "stdin:1"] {
         let doc = json(&s.ok(&["image", "inspect", name]));
-        let rootfs = Path::new(doc[0]["Rootfs"].as_str().unwrap()).to_owned();
+        let rootfs =
+            Path::new(doc[0]["GraphDriver"]["Data"]["LowerDir"].as_str().unwrap()).to_owned();
         assert_eq!(
             fs::read(rootfs.join("bin/hello")).unwrap(),
             b"#!/bin/sh\necho hello\n"

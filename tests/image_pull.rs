@@ -177,9 +177,9 @@ fn debug_rootfs(node: &Node) -> PathBuf {
         .ok()
         .stdout;
     let v: serde_json::Value = serde_json::from_str(&info).unwrap();
-    let rootfs = v[0]["Rootfs"]
+    let rootfs = v[0]["GraphDriver"]["Data"]["LowerDir"]
         .as_str()
-        .expect("image inspect names the rootfs");
+        .expect("image inspect names the layer (an imported image has one)");
     PathBuf::from(rootfs)
 }
 

@@ -34,6 +34,19 @@ pub enum ImageCommand {
     Tag(TagArgs),
     /// Pull an image from its registry (or a mirror of it).
     Pull(PullArgs),
+    /// Remove dangling images (no name), or with --all every image no pod uses, and the layers
+    /// only they had.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Every image no pod uses, not only the dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Accepted for podman's habit (podrun does not ask).
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +87,9 @@ pub struct ListArgs {
     /// Full image IDs.
     #[arg(long)]
     pub no_trunc: bool,
+    /// A DIGEST column: the registry manifest each name was pulled by.
+    #[arg(long)]
+    pub digests: bool,
     /// Output format: json.
     #[arg(short = 'o', long = "output", alias = "format")]
     pub output: Option<String>,
@@ -110,6 +126,7 @@ pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
         ImageCommand::Import(a) => import(cfg, a),
         ImageCommand::Ls(a) => list(cfg, a),
         ImageCommand::Rm(a) => remove(cfg, a),
+        ImageCommand::Prune(a) => prune(cfg, a),
         ImageCommand::Inspect(a) => inspect(cfg, a),
         ImageCommand::Tag(a) => tag(cfg, a),
         ImageCommand::Pull(a) => pull(cfg, a),
@@ -118,7 +135,7 @@ pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
 
 /// `podrun pull REF`: the kubelet's `Pulling image` / `Successfully pulled image` lines.
 pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
-    use crate::image::{AuthFiles, PullEvent, Reference, Registries};
+    use crate::image::{AuthFiles, Reference, Registries};
     let reference = Reference::parse(&args.reference)?;
     let registries =
         Registries::load(&args.registries_conf).map_err(|e| super::msg(e.to_string()))?;
@@ -132,16 +149,12 @@ pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
         eprintln!("Pulling image \"{reference}\"");
     }
     let started = std::time::Instant::now();
+    let mut bars = super::pull_progress::PullProgress::new(quiet, true);
     let image = crate::image::pull(&cfg.images(), &registries, &auth, &reference, &mut |e| {
-        if quiet {
-            return;
-        }
-        match e {
-            PullEvent::Trying(endpoint) => eprintln!("Trying {endpoint}"),
-            PullEvent::Failed { endpoint, error } => eprintln!("  {endpoint}: {error}"),
-            PullEvent::Layer { digest, size } => eprintln!("  layer {digest} ({size} bytes)"),
-        }
-    })?;
+        bars.event(e)
+    });
+    drop(bars);
+    let image = image?;
     if quiet {
         println!("sha256:{}", image.id);
     } else {
@@ -216,13 +229,12 @@ pub fn list(cfg: &Config, args: &ListArgs) -> Result<i32> {
             )));
         }
     }
-    let mut rows = vec![vec![
-        "REPOSITORY".to_owned(),
-        "TAG".to_owned(),
-        "IMAGE ID".to_owned(),
-        "CREATED".to_owned(),
-        "SIZE".to_owned(),
-    ]];
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
     for image in &images {
         let names: Vec<(String, String)> = if image.names.is_empty() {
             vec![("<none>".into(), "<none>".into())]
@@ -237,17 +249,31 @@ pub fn list(cfg: &Config, args: &ListArgs) -> Result<i32> {
                 .collect()
         };
         for (repository, tag) in names {
-            rows.push(vec![
-                repository,
-                tag,
+            let mut row = vec![repository.clone(), tag];
+            if args.digests {
+                row.push(repo_digest(image, &repository));
+            }
+            row.extend([
                 id(image),
                 created_ago(image.created),
                 human_size(image.size),
             ]);
+            rows.push(row);
         }
     }
     table::print(&rows);
     Ok(0)
+}
+
+/// The manifest digest `repository` was pulled by (`<none>` for an image made here).
+fn repo_digest(image: &Image, repository: &str) -> String {
+    image
+        .repo_digests
+        .iter()
+        .filter_map(|d| d.split_once('@'))
+        .find(|(repo, _)| *repo == repository)
+        .map(|(_, digest)| digest.to_owned())
+        .unwrap_or_else(|| "<none>".into())
 }
 
 fn remove(cfg: &Config, args: &RmArgs) -> Result<i32> {
@@ -284,16 +310,34 @@ fn remove_one(cfg: &Config, store: &ImageStore, reference: &str, force: bool) ->
     Ok(())
 }
 
-/// A pod (`namespace/name`) with a container whose image is `id`.
+/// A pod (`namespace/name`) with a container whose image is `id`: the image it runs (as
+/// recorded when it was made; the name may have moved to a newer pull since) or names.
 fn pod_using(cfg: &Config, store: &ImageStore, id: &str) -> Option<String> {
+    let runs = |c: &crate::state::ContainerRecord| {
+        c.image_config
+            .as_ref()
+            .is_some_and(|i| i.image_id.ends_with(&format!("sha256:{id}")))
+    };
     cfg.store().list().into_iter().find_map(|record| {
-        let uses = record
-            .plan
-            .containers
-            .iter()
-            .any(|c| store.resolve(&c.image).is_ok_and(|i| i.id == id));
+        let uses = record.containers.iter().any(runs)
+            || record
+                .plan
+                .containers
+                .iter()
+                .any(|c| store.resolve(&c.image).is_ok_and(|i| i.id == id));
         uses.then(|| format!("{}/{}", record.plan.namespace, record.plan.name))
     })
+}
+
+fn prune(cfg: &Config, args: &PruneArgs) -> Result<i32> {
+    let store = cfg.images();
+    let pruned = store.prune(&|image| {
+        (args.all || image.names.is_empty()) && pod_using(cfg, &store, &image.id).is_none()
+    })?;
+    for id in pruned {
+        println!("{id}");
+    }
+    Ok(0)
 }
 
 fn inspect(cfg: &Config, args: &InspectArgs) -> Result<i32> {
@@ -331,19 +375,20 @@ fn summary(image: &Image) -> Value {
         "Created": image.created.timestamp(),
         "CreatedAt": image.created.to_rfc3339(),
         "Size": image.size,
+        "RepoDigests": image.repo_digests,
         "Labels": image.config.config().as_ref().and_then(|c| c.labels().clone()),
-        "Rootfs": image.rootfs,
     })
 }
 
-/// `image inspect`: podman's layout, the OCI config's runtime part under `Config`, and where
-/// the root filesystem is.
+/// `image inspect`: podman's layout, the OCI config's runtime part under `Config`, and the
+/// layer directories as overlay's `LowerDir` (topmost first).
 fn details(image: &Image) -> Value {
     let oci = serde_json::to_value(&image.config).unwrap_or(Value::Null);
     json!({
         "Id": image.id,
         "Digest": image.digest(),
         "RepoTags": image.names,
+        "RepoDigests": image.repo_digests,
         "Created": oci["created"],
         "Config": oci["config"],
         "Architecture": oci["architecture"],
@@ -354,7 +399,10 @@ fn details(image: &Image) -> Value {
             "Layers": oci["rootfs"]["diff_ids"],
         },
         "History": oci["history"],
-        "Rootfs": image.rootfs,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {"LowerDir": crate::container::overlay::encode_lowers(&image.layers)},
+        },
     })
 }
 

@@ -70,7 +70,7 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
                 "logPath": store.paths(&key).container_log(&c.name, c.restart_count),
                 "bundle": c.bundle,
                 "ociConfig": c.bundle.as_deref().map(crate::state::bundle_config),
-                "imageRootfs": c.image_config.as_ref().map(|i| json!({"reference": i.reference, "rootfs": i.rootfs})),
+                "imageRootfs": c.image_config.as_ref().map(|i| json!({"reference": i.reference, "layers": i.layers})),
                 // The merged view exists only inside the container's mount namespace.
                 "rootfs": c.rootfs,
                 "volumeMounts": r.plan.containers.iter().find(|p| p.name == c.name).map(|p| &p.volume_mounts),

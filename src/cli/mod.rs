@@ -10,6 +10,7 @@ mod image;
 mod inspect;
 mod logs;
 pub mod pod_object;
+mod pull_progress;
 mod table;
 mod terminal;
 mod top;

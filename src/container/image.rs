@@ -14,8 +14,10 @@ use crate::spec::{ContainerPlan, ResolvedProcess};
 pub struct ContainerImage {
     /// The reference as written in the pod (`podrun.local/debug:1`).
     pub reference: String,
-    /// The unpacked root filesystem: the read-only lower layer of the container's overlay.
-    pub rootfs: PathBuf,
+    /// The image's layers, bottom first: the read-only lower directories of the container's
+    /// overlay (an older record's single `rootfs` reads as one layer).
+    #[serde(alias = "rootfs", deserialize_with = "one_or_many")]
+    pub layers: Vec<PathBuf>,
     /// The image as `containerStatuses[].imageID` names it: `<repository>@sha256:<image ID>`
     /// (an imported image has no registry manifest, so its digest is its config's).
     #[serde(default)]
@@ -57,12 +59,28 @@ pub fn resolve_image(
     Ok(ContainerImage {
         reference: reference.to_owned(),
         image_id: format!("{repository}@sha256:{}", image.id),
-        rootfs: image.rootfs,
+        layers: image.layers,
         env: config.env().clone().unwrap_or_default(),
         entrypoint: config.entrypoint().clone().unwrap_or_default(),
         cmd: config.cmd().clone().unwrap_or_default(),
         working_dir: config.working_dir().clone().unwrap_or_default(),
         user: config.user().clone().unwrap_or_default(),
+    })
+}
+
+/// A list of paths, or one path (what an older podrun recorded).
+pub(crate) fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
     })
 }
 
@@ -182,8 +200,8 @@ pub fn resolve_user(
     run_as_user: Option<i64>,
     run_as_group: Option<i64>,
 ) -> Result<(u32, u32), String> {
-    let passwd = read_db(&image.rootfs.join("etc/passwd"));
-    let group = read_db(&image.rootfs.join("etc/group"));
+    let passwd = image_db(image, "etc/passwd");
+    let group = image_db(image, "etc/group");
     let (user, grp) = match image.user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (image.user.as_str(), None),
@@ -206,11 +224,11 @@ pub fn resolve_user(
 /// containerd's `WithAdditionalGIDs`: the groups of the image's `/etc/group` that list the
 /// user (by the name of its uid in `/etc/passwd`) as a member, other than its own group.
 pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
-    let passwd = read_db(&image.rootfs.join("etc/passwd"));
+    let passwd = image_db(image, "etc/passwd");
     let Some((name, _)) = by_id(&passwd, uid) else {
         return Vec::new();
     };
-    let mut gids: Vec<u32> = read_db(&image.rootfs.join("etc/group"))
+    let mut gids: Vec<u32> = image_db(image, "etc/group")
         .iter()
         .filter(|(group, f)| {
             group != name && f.get(1).is_some_and(|m| m.split(',').any(|u| u == name))
@@ -224,6 +242,13 @@ pub fn additional_gids(image: &ContainerImage, uid: u32) -> Vec<u32> {
 
 /// `name:x:field2:field3...` lines, in the file's order, as (name, [field2, field3, ...]):
 /// for passwd `[uid, gid, gecos, home, shell]`, for group `[gid, members]`.
+/// `/etc/passwd` or `/etc/group` of the image (its topmost layer that has it).
+fn image_db(image: &ContainerImage, name: &str) -> Vec<(String, Vec<String>)> {
+    crate::image::find_in_layers(&image.layers, Path::new(name))
+        .map(|p| read_db(&p))
+        .unwrap_or_default()
+}
+
 pub(super) fn read_db(path: &Path) -> Vec<(String, Vec<String>)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -269,7 +294,7 @@ mod tests {
         ContainerImage {
             reference: "x".into(),
             image_id: String::new(),
-            rootfs: "/nonexistent".into(),
+            layers: vec!["/nonexistent".into()],
             env: vec!["PATH=/image/bin".into(), "LANG=C.UTF-8".into()],
             entrypoint: vec!["/entry".into()],
             cmd: vec!["serve".into()],
@@ -387,7 +412,7 @@ mod user_tests {
         let mut image = ContainerImage {
             reference: "x".into(),
             image_id: String::new(),
-            rootfs: dir.path().to_owned(),
+            layers: vec![dir.path().to_owned()],
             env: vec![],
             entrypoint: vec![],
             cmd: vec![],

@@ -226,31 +226,16 @@ fn mount_rootfs(spec: &Spec, root: &Path) -> Result<()> {
     let lower = annotation(spec, ANNOTATION_LOWER)?;
     let upper = annotation(spec, ANNOTATION_UPPER)?;
     let work = annotation(spec, ANNOTATION_WORK)?;
-    // `lowerdir+` (Linux 6.8+) takes the path as it is; older kernels only know `lowerdir`,
-    // where `:` separates layers and `,` options, so those are escaped.
-    let mounted = crate::sys::fs_mount(
-        "overlay",
-        &[("lowerdir+", lower), ("upperdir", upper), ("workdir", work)],
-        0,
+    let lowers = super::overlay::decode_lowers(lower);
+    ctx(
+        super::overlay::mount_overlay(&lowers, Path::new(upper), Path::new(work), root),
+        || {
+            format!(
+                "mount overlay (lower {lower}, upper {upper}) at {}",
+                root.display()
+            )
+        },
     )
-    .or_else(|e| match e.raw_os_error() {
-        Some(libc::EINVAL) => crate::sys::fs_mount(
-            "overlay",
-            &[
-                ("lowerdir", &escape_overlay_path(lower)),
-                ("upperdir", &escape_overlay_path(upper)),
-                ("workdir", &escape_overlay_path(work)),
-            ],
-            0,
-        ),
-        _ => Err(e),
-    });
-    let fd = ctx(mounted, || {
-        format!("mount overlay (lower {lower}, upper {upper})")
-    })?;
-    ctx(crate::sys::move_mount(fd.as_fd(), root), || {
-        format!("attach overlay at {}", root.display())
-    })
 }
 
 fn wants_namespace(spec: &Spec, kind: &str) -> bool {
@@ -322,17 +307,6 @@ fn mount_cgroup(target: &Path, flags: MsFlags) -> Result<()> {
 }
 
 /// A path for the classic overlay options: `\`, `:` and `,` escaped with a backslash.
-fn escape_overlay_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for c in path.chars() {
-        if matches!(c, '\\' | ':' | ',') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// `root` + `path`, resolving symlinks of the image inside `root` (never above it), like
 /// runc's securejoin: a hostile image cannot point a mount target at the host.
 pub fn secure_join(root: &Path, path: &str) -> PathBuf {
@@ -860,12 +834,6 @@ mod tests {
         ] {
             assert!(!super::needs_pod_namespaces(path), "{path}");
         }
-    }
-
-    #[test]
-    fn overlay_paths_are_escaped_for_the_classic_options() {
-        assert_eq!(super::escape_overlay_path("/a/b"), "/a/b");
-        assert_eq!(super::escape_overlay_path(r"/x:y,z\w"), r"/x\:y\,z\\w");
     }
 
     use super::*;

@@ -10,6 +10,7 @@ pub mod channel;
 pub mod image;
 pub mod init;
 pub mod oci;
+pub mod overlay;
 pub mod podfiles;
 pub mod volumes;
 

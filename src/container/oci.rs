@@ -60,8 +60,12 @@ pub const READONLY_PATHS: [&str; 5] = [
 /// The overlay of one container run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RootfsLayout {
-    /// The image's root filesystem (read-only lower layer).
-    pub lower: PathBuf,
+    /// The image's layers, bottom first (read-only lower directories).
+    #[serde(
+        alias = "lower",
+        deserialize_with = "crate::container::image::one_or_many"
+    )]
+    pub lowers: Vec<PathBuf>,
     /// This container's writes: `<pod dir>/<container>/upper`.
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -70,9 +74,9 @@ pub struct RootfsLayout {
 }
 
 impl RootfsLayout {
-    pub fn new(bundle: &Path, image_rootfs: &Path) -> Self {
+    pub fn new(bundle: &Path, layers: &[PathBuf]) -> Self {
         Self {
-            lower: image_rootfs.to_owned(),
+            lowers: layers.to_vec(),
             upper: bundle.join("upper"),
             work: bundle.join("work"),
             merged: bundle.join("rootfs"),
@@ -286,7 +290,7 @@ pub fn build(input: &SpecInput) -> Spec {
         "io.kubernetes.cri.sandbox-name": input.pod.name,
         "io.kubernetes.cri.sandbox-namespace": input.pod.namespace,
         "io.kubernetes.cri.sandbox-uid": input.pod.uid,
-        (ANNOTATION_LOWER): input.rootfs.lower,
+        (ANNOTATION_LOWER): crate::container::overlay::encode_lowers(&input.rootfs.lowers),
         (ANNOTATION_UPPER): input.rootfs.upper,
         (ANNOTATION_WORK): input.rootfs.work,
     });
@@ -401,8 +405,7 @@ mod tests {
             env: vec![("PATH".into(), "/bin".into())],
             working_dir: None,
         };
-        let rootfs =
-            RootfsLayout::new(Path::new("/run/podrun/pods/default_p/c"), Path::new("/img"));
+        let rootfs = RootfsLayout::new(Path::new("/run/podrun/pods/default_p/c"), &["/img".into()]);
         let caps = crate::container::caps::effective_set(&c.security);
         build(&SpecInput {
             pod: p,

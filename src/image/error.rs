@@ -51,6 +51,16 @@ pub enum ImageError {
     #[error("{0}")]
     Registry(String),
 
+    /// A layer the store had when a pull began was removed before the pull finished.
+    #[error(
+        "layer {digest} was removed from the image store while the image was being added; pull again"
+    )]
+    LayerGone { digest: String },
+
+    /// A layer fetch stopped because another layer of the same pull failed.
+    #[error("cancelled: another layer failed")]
+    Cancelled,
+
     #[error("invalid --change {change:?}: {reason}")]
     InvalidChange { change: String, reason: String },
 

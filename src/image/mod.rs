@@ -15,6 +15,7 @@ mod check;
 mod config;
 mod copy;
 mod error;
+mod layers;
 mod pull;
 mod reference;
 mod registries;
@@ -28,8 +29,9 @@ pub use auth::{AuthConfig, AuthError, AuthFiles, Credentials, default_auth_files
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
 pub use error::{ImageError, Result};
+pub use layers::find_in_layers;
 pub use oci_spec::image::ImageConfiguration;
-pub use pull::{PullEvent, pull};
+pub use pull::{PullEvent, ensure, pull};
 pub use reference::Reference;
 pub use registries::{DEFAULT_REGISTRIES_CONF, Endpoint, Registries, RegistriesError};
 pub use store::{DEFAULT_IMAGE_ROOT, Image, ImageStore, Removed};

@@ -1,30 +1,43 @@
 //! Pulling an image over the OCI distribution API (Docker Registry HTTP API v2) with the
 //! oci-client crate: the endpoints of the registries config in order (mirrors, then the
-//! upstream), credentials from the auth files, the manifest for this host's platform (an index
-//! or manifest list is resolved by oci-client's current-platform rule), each blob verified
-//! against its digest while it streams (oci-client), then the layers applied in order into the
-//! image's root filesystem and the registry's image config kept as the image's.
+//! upstream), credentials from the auth files (and a pod's pull secrets), the manifest for this
+//! host's platform (an index or manifest list resolved by [`platform`]), then every layer the
+//! store does not have yet fetched in parallel and unpacked while it streams (gzip, zstd or
+//! plain tar; whiteouts in overlayfs's form), each checked against its digest and size from the
+//! manifest and its diff ID from the image config. Nothing reaches the store before all of it
+//! is checked: a failed or interrupted pull leaves only work directories in `tmp/`, which go
+//! with it (or with the next change, after a crash).
 //!
-//! So far the store keeps one flattened root filesystem per image (the layered store is the
-//! next step of this work).
+//! One pull of a name at a time ([`ImageStore::pull_lock`]): concurrent applies of pods naming
+//! one new image pull it once.
 
-use std::path::Path;
+use std::cell::RefCell;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
 use oci_client::secrets::RegistryAuth;
 
-use super::copy::Tree;
 use super::error::{ImageError, Result};
+use super::store::{NewLayer, Origin, Unpacked};
 use super::{AuthFiles, Image, ImageStore, Reference, Registries};
 
-/// Layer media types podrun applies (plain and gzip tar; OCI and Docker names).
-const LAYER_TYPES: [&str; 5] = [
+/// Layer media types podrun unpacks (OCI and Docker names).
+const LAYER_TYPES: [&str; 8] = [
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
 ];
+
+/// Layers fetched at once (containerd's and docker's default is 3).
+const PARALLEL_LAYERS: usize = 3;
 
 /// What a pull tells as it goes (the kubelet's `Pulling` / `Pulled` lines come from these).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,13 +46,54 @@ pub enum PullEvent {
     Trying(String),
     /// An endpoint failed; the next is tried.
     Failed { endpoint: String, error: String },
-    /// A layer is being fetched: its digest and size.
-    Layer { digest: String, size: i64 },
+    /// The manifest is known: the layers to fetch (digest, size) and how many the store has.
+    Manifest {
+        fetch: Vec<(String, u64)>,
+        present: usize,
+    },
+    /// Bytes of a layer arrived (`done` of its size so far).
+    Progress { digest: String, done: u64 },
+    /// A layer is fetched, checked and unpacked.
+    LayerDone { digest: String },
 }
 
-/// Pull `reference` into `store`, named by it. Every endpoint is tried in turn; the error names
-/// the image and each endpoint's failure.
+/// Pull `reference` into `store`, named by it: every endpoint in turn; the error names the
+/// image and each endpoint's failure.
 pub fn pull(
+    store: &ImageStore,
+    registries: &Registries,
+    auth: &AuthFiles,
+    reference: &Reference,
+    progress: &mut dyn FnMut(PullEvent),
+) -> Result<Image> {
+    let _one_at_a_time = store.pull_lock(reference)?;
+    pull_unlocked(store, registries, auth, reference, progress)
+}
+
+/// [`pull`], unless the store has `reference` already and `always` is false (the
+/// `IfNotPresent` policy: a lookup, no registry round trip). True when it pulled.
+pub fn ensure(
+    store: &ImageStore,
+    registries: &Registries,
+    auth: &AuthFiles,
+    reference: &Reference,
+    always: bool,
+    progress: &mut dyn FnMut(PullEvent),
+) -> Result<(Image, bool)> {
+    let present = |store: &ImageStore| store.resolve(&reference.to_string()).ok();
+    if !always && let Some(image) = present(store) {
+        return Ok((image, false));
+    }
+    let _one_at_a_time = store.pull_lock(reference)?;
+    // Another process may have pulled it while this one waited for the lock.
+    if !always && let Some(image) = present(store) {
+        return Ok((image, false));
+    }
+    let image = pull_unlocked(store, registries, auth, reference, progress)?;
+    Ok((image, true))
+}
+
+fn pull_unlocked(
     store: &ImageStore,
     registries: &Registries,
     auth: &AuthFiles,
@@ -57,12 +111,12 @@ pub fn pull(
         .enable_all()
         .build()
         .map_err(|e| failed(format!("start the HTTP runtime: {e}")))?;
+    let progress = RefCell::new(progress);
     let mut errors = Vec::new();
     for endpoint in endpoints {
         let name = format!("{}/{}", endpoint.registry, endpoint.repository);
-        progress(PullEvent::Trying(name.clone()));
-        let config = client_config(&endpoint)?;
-        let client = oci_client::Client::new(config);
+        (progress.borrow_mut())(PullEvent::Trying(name.clone()));
+        let client = oci_client::Client::new(client_config(&endpoint)?);
         let target = match (&reference.digest, &reference.tag) {
             (Some(digest), _) => oci_client::Reference::with_digest(
                 endpoint.registry.clone(),
@@ -79,15 +133,21 @@ pub fn pull(
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-        let result = runtime.block_on(fetch(store, &client, &target, &credentials, progress));
-        match result.and_then(|(config, fill)| {
-            store.add(Some(reference.clone()), "pull", |rootfs| {
-                Ok((fill(rootfs)?, config.into_bytes()))
-            })
-        }) {
+        let from = Endpoint {
+            store,
+            client: &client,
+            target: &target,
+            progress: &progress,
+        };
+        // A layer removed by a concurrent `image rm` between the check and the commit: again.
+        let mut result = runtime.block_on(from.fetch(reference, &credentials));
+        if matches!(result, Err(ImageError::LayerGone { .. })) {
+            result = runtime.block_on(from.fetch(reference, &credentials));
+        }
+        match result {
             Ok(image) => return Ok(image),
             Err(e) => {
-                progress(PullEvent::Failed {
+                (progress.borrow_mut())(PullEvent::Failed {
                     endpoint: name.clone(),
                     error: e.to_string(),
                 });
@@ -98,60 +158,309 @@ pub fn pull(
     Err(failed(errors.join("; ")))
 }
 
-type Fill = Box<dyn FnOnce(&Path) -> Result<Tree>>;
+/// One registry endpoint being pulled from.
+struct Endpoint<'a, 'p> {
+    store: &'a ImageStore,
+    client: &'a oci_client::Client,
+    target: &'a oci_client::Reference,
+    progress: &'a RefCell<&'p mut dyn FnMut(PullEvent)>,
+}
 
-/// The image config of `target` (for this host's platform), its layers downloaded (each
-/// verified against its digest), and how to apply them into a root filesystem.
-async fn fetch(
-    store: &ImageStore,
-    client: &oci_client::Client,
-    target: &oci_client::Reference,
-    auth: &RegistryAuth,
-    progress: &mut dyn FnMut(PullEvent),
-) -> Result<(String, Fill)> {
-    let (manifest, _digest, config) = client
-        .pull_manifest_and_config(target, auth)
-        .await
-        .map_err(registry_error)?;
-    for layer in &manifest.layers {
-        if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
-            return Err(ImageError::Registry(format!(
-                "layer {} has media type {}, which podrun does not unpack",
-                layer.digest, layer.media_type
-            )));
-        }
+impl Endpoint<'_, '_> {
+    fn tell(&self, event: PullEvent) {
+        (self.progress.borrow_mut())(event);
     }
-    let dir = store.work_dir("pull")?;
-    let mut files = Vec::new();
-    for (i, layer) in manifest.layers.iter().enumerate() {
-        progress(PullEvent::Layer {
-            digest: layer.digest.clone(),
-            size: layer.size,
-        });
-        let path = dir.path.join(format!("layer{i}"));
-        let file = tokio::fs::File::create(&path)
-            .await
-            .map_err(ImageError::io("cannot create a layer file"))?;
-        client
-            .pull_blob(target, layer, file)
+
+    /// The manifest and config of the image, its missing layers fetched and unpacked, and
+    /// the image added to the store.
+    async fn fetch(&self, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
+        let (manifest, digest, config, list_digest) = self
+            .client
+            .pull_manifest_and_config_and_list_digest(self.target, auth)
             .await
             .map_err(registry_error)?;
-        files.push(path);
-    }
-    let fill: Fill = Box::new(move |rootfs: &Path| {
-        let _keep = dir;
-        std::fs::create_dir(rootfs).map_err(ImageError::io("cannot create the rootfs"))?;
-        let mut size = 0;
-        let mut digest = String::new();
-        for path in &files {
-            let file = std::fs::File::open(path).map_err(ImageError::io("cannot open a layer"))?;
-            let tree = super::unpack::apply_layer(file, rootfs)?;
-            size += tree.size;
-            digest = tree.digest;
+        for layer in &manifest.layers {
+            if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
+                return Err(ImageError::Registry(format!(
+                    "layer {} has media type {}, which podrun does not unpack",
+                    layer.digest, layer.media_type
+                )));
+            }
         }
-        Ok(Tree { digest, size })
+        let diff_ids = diff_ids(&config)?;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(ImageError::Registry(format!(
+                "the manifest has {} layers but its image config lists {} diff IDs",
+                manifest.layers.len(),
+                diff_ids.len()
+            )));
+        }
+        let missing: Vec<(&OciDescriptor, &String)> = manifest
+            .layers
+            .iter()
+            .zip(&diff_ids)
+            .filter(|(_, diff_id)| self.store.layer(diff_id).is_none())
+            .collect();
+        self.tell(PullEvent::Manifest {
+            fetch: missing
+                .iter()
+                .map(|(l, _)| (l.digest.clone(), l.size.max(0) as u64))
+                .collect(),
+            present: diff_ids.len() - missing.len(),
+        });
+        let cancel = AtomicBool::new(false);
+        // Every fetch runs to its end (a failure makes the others stop early), so no
+        // unpacking thread outlives its work directory.
+        let fetched: Vec<Result<NewLayer>> = futures_util::stream::iter(
+            missing
+                .iter()
+                .map(|(layer, diff_id)| self.fetch_layer(layer, diff_id, &cancel)),
+        )
+        .buffered(PARALLEL_LAYERS)
+        .collect()
+        .await;
+        let mut unpacked = std::collections::BTreeMap::new();
+        let mut errors = Vec::new();
+        for result in fetched {
+            match result {
+                Ok(layer) => {
+                    unpacked.insert(layer.diff_id.clone(), layer);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // The failure that made the others stop, not their "cancelled".
+        if let Some(i) = errors
+            .iter()
+            .position(|e| !matches!(e, ImageError::Cancelled))
+        {
+            return Err(errors.swap_remove(i));
+        }
+        if let Some(e) = errors.pop() {
+            return Err(e);
+        }
+        let layers: Vec<NewLayer> = diff_ids
+            .iter()
+            .map(|d| {
+                unpacked.remove(d).unwrap_or_else(|| NewLayer {
+                    diff_id: d.clone(),
+                    unpacked: None,
+                })
+            })
+            .collect();
+        self.link_across_layers(&layers)?;
+        let manifest_digest = list_digest.unwrap_or(digest);
+        let origin = Origin {
+            name: Some(reference.clone()),
+            repo_digest: Some(format!("{}@{manifest_digest}", reference.repository())),
+            created: created(&config),
+        };
+        self.store.commit(origin, config.as_bytes(), layers)
+    }
+
+    /// The hard links of each new layer to files of the layers below it, now that all are
+    /// unpacked (they were fetched in parallel).
+    fn link_across_layers(&self, layers: &[NewLayer]) -> Result<()> {
+        let mut below: Vec<std::path::PathBuf> = Vec::new();
+        for layer in layers {
+            let dir = match &layer.unpacked {
+                Some(u) => {
+                    super::unpack::link_from_lowers(&u.dir, &below, &u.links_below)?;
+                    u.dir.clone()
+                }
+                None => self
+                    .store
+                    .layer(&layer.diff_id)
+                    .ok_or_else(|| ImageError::LayerGone {
+                        digest: layer.diff_id.clone(),
+                    })?,
+            };
+            below.push(dir);
+        }
+        Ok(())
+    }
+
+    /// Layer `layer`: streamed from the registry into an unpacking thread, its digest and size
+    /// checked as it streams (oci-client's verifying stream, and the byte count here), its
+    /// uncompressed content against `diff_id`.
+    async fn fetch_layer(
+        &self,
+        layer: &OciDescriptor,
+        diff_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<NewLayer> {
+        let result = self.stream_layer(layer, diff_id, cancel).await;
+        if result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn stream_layer(
+        &self,
+        layer: &OciDescriptor,
+        diff_id: &str,
+        cancel: &AtomicBool,
+    ) -> Result<NewLayer> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ImageError::Cancelled);
+        }
+        let work = self.store.work_dir("layer")?;
+        let dir = work.path.join("fs");
+        std::fs::create_dir(&dir)
+            .map_err(ImageError::io(format!("cannot create {}", dir.display())))?;
+        let mut stream = self
+            .client
+            .pull_blob_stream(self.target, layer)
+            .await
+            .map_err(|e| layer_error(layer, registry_error(e)))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
+        let into = dir.clone();
+        let unpacking = tokio::task::spawn_blocking(move || {
+            super::unpack::unpack_layer(ChannelReader::new(rx), &into)
+        });
+        let mut done = 0u64;
+        let mut failure: Option<ImageError> = None;
+        while let Some(chunk) = stream.next().await {
+            if cancel.load(Ordering::Relaxed) {
+                failure = Some(ImageError::Cancelled);
+                break;
+            }
+            match chunk {
+                Ok(bytes) => {
+                    done += bytes.len() as u64;
+                    self.tell(PullEvent::Progress {
+                        digest: layer.digest.clone(),
+                        done,
+                    });
+                    if tx.send(Ok(bytes)).await.is_err() {
+                        break; // the unpacker stopped: its error says why
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    let _ = tx.send(Err(io::Error::other(text.clone()))).await;
+                    failure = Some(layer_error(layer, ImageError::Registry(text)));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let unpacked = unpacking.await.map_err(|e| ImageError::Io {
+            context: format!("unpacking layer {}", layer.digest),
+            source: io::Error::other(e.to_string()),
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let (tree, links_below) = unpacked.map_err(|e| layer_error(layer, e))?;
+        if layer.size >= 0 && done != layer.size as u64 {
+            return Err(layer_error(
+                layer,
+                ImageError::Registry(format!(
+                    "the registry sent {done} bytes, the manifest says {}",
+                    layer.size
+                )),
+            ));
+        }
+        if tree.digest != diff_id {
+            return Err(layer_error(
+                layer,
+                ImageError::Registry(format!(
+                    "its content has digest {}, the image config says {diff_id}",
+                    tree.digest
+                )),
+            ));
+        }
+        self.tell(PullEvent::LayerDone {
+            digest: layer.digest.clone(),
+        });
+        Ok(NewLayer {
+            diff_id: diff_id.to_owned(),
+            unpacked: Some(Unpacked {
+                _work: work,
+                dir,
+                size: tree.size,
+                links_below,
+            }),
+        })
+    }
+}
+
+/// `layer sha256:...: <what went wrong>`.
+fn layer_error(layer: &OciDescriptor, e: ImageError) -> ImageError {
+    ImageError::Registry(format!("layer {}: {e}", layer.digest))
+}
+
+/// The image config's `rootfs.diff_ids`, bottom first.
+fn diff_ids(config: &str) -> Result<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_str(config)
+        .map_err(|e| ImageError::Registry(format!("the image config is not valid JSON: {e}")))?;
+    value["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|d| d.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .ok_or_else(|| ImageError::Registry("the image config has no rootfs.diff_ids".into()))
+}
+
+fn created(config: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let value: serde_json::Value = serde_json::from_str(config).ok()?;
+    chrono::DateTime::parse_from_rfc3339(value["created"].as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// A blocking reader over the chunks the download sends (the unpacker's side).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            chunk: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// The entry of an index or manifest list for this host, as containerd's default platform
+/// matcher picks it: the OS and architecture must match; for arm64 an entry without a variant
+/// or with `v8` is taken first, then any other arm64 variant.
+fn platform(entries: &[ImageIndexEntry]) -> Option<String> {
+    use oci_spec::image::{Arch, Os};
+    let host = Arch::default();
+    let matching: Vec<&ImageIndexEntry> = entries
+        .iter()
+        .filter(|e| {
+            e.platform
+                .as_ref()
+                .is_some_and(|p| p.os == Os::Linux && p.architecture == host)
+        })
+        .collect();
+    let preferred = matching.iter().find(|e| {
+        let variant = e.platform.as_ref().and_then(|p| p.variant.as_deref());
+        host != Arch::ARM64 || matches!(variant, None | Some("v8"))
     });
-    Ok((config, fill))
+    preferred.or(matching.first()).map(|e| e.digest.clone())
 }
 
 fn client_config(endpoint: &super::Endpoint) -> Result<ClientConfig> {
@@ -161,6 +470,7 @@ fn client_config(endpoint: &super::Endpoint) -> Result<ClientConfig> {
         } else {
             ClientProtocol::Https
         },
+        platform_resolver: Some(Box::new(platform)),
         ..Default::default()
     };
     for ca in &endpoint.ca_files {
@@ -180,6 +490,12 @@ fn client_config(endpoint: &super::Endpoint) -> Result<ClientConfig> {
 
 /// The registry's answer, with its causes (a refused connection, a TLS failure, ...).
 fn registry_error(e: oci_client::errors::OciDistributionError) -> ImageError {
+    use oci_client::errors::OciDistributionError as E;
+    if let E::UnsupportedSchemaVersionError(1) = e {
+        return ImageError::Registry(
+            "the manifest is Docker schema 1 (application/vnd.docker.distribution.manifest.v1+prettyjws), which podrun does not pull: push the image again with a current client".into(),
+        );
+    }
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {
@@ -190,4 +506,51 @@ fn registry_error(e: oci_client::errors::OciDistributionError) -> ImageError {
         cause = c.source();
     }
     ImageError::Registry(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(arch: &str, variant: Option<&str>, digest: &str) -> ImageIndexEntry {
+        serde_json::from_value(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": 1,
+            "platform": {"architecture": arch, "os": "linux", "variant": variant},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_hosts_platform_is_picked_from_an_index() {
+        let entries = [
+            entry("arm64", Some("v8"), "sha256:arm"),
+            entry("amd64", None, "sha256:amd"),
+        ];
+        let want = match oci_spec::image::Arch::default() {
+            oci_spec::image::Arch::Amd64 => Some("sha256:amd".to_owned()),
+            oci_spec::image::Arch::ARM64 => Some("sha256:arm".to_owned()),
+            _ => None,
+        };
+        assert_eq!(platform(&entries), want);
+        assert_eq!(platform(&[entry("s390x", None, "sha256:s")]), None);
+    }
+
+    #[test]
+    fn the_channel_reader_hands_over_chunks_and_errors() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.try_send(Ok(bytes::Bytes::from_static(b"abc"))).unwrap();
+        tx.try_send(Ok(bytes::Bytes::from_static(b"de"))).unwrap();
+        tx.try_send(Err(io::Error::other("digest"))).unwrap();
+        drop(tx);
+        let mut r = ChannelReader::new(rx);
+        let mut buf = [0u8; 2];
+        assert_eq!(r.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf, b"ab");
+        let mut rest = Vec::new();
+        let e = r.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(rest, b"cde");
+        assert_eq!(e.to_string(), "digest");
+    }
 }

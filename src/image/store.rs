@@ -4,16 +4,22 @@
 //! <root>/images.json        {"names": {"podrun.local/debug:1": "<id>"}, "images": {"<id>": {...}}}
 //! <root>/lock               flock(2)ed exclusively by every change
 //! <root>/<id>/config.json   the OCI image config; <id> is the sha256 of these bytes
-//! <root>/<id>/rootfs/       the root filesystem (used read-only, as an overlay's lower dir)
-//! <root>/tmp/               imports being built and images being deleted (a day-old leftover
-//!                           of a crash is swept by the next import)
+//! <root>/<id>/rootfs/       an image stored whole by an older podrun (its only layer)
+//! <root>/layers/<diff-id>/  a layer, unpacked once with its whiteouts in overlayfs's form,
+//!                           shared by every image that has it (keyed by the sha256 of its
+//!                           uncompressed tar, the config's `rootfs.diff_ids`)
+//! <root>/pulls/<hash>.lock  flock(2)ed while a name is pulled (concurrent pulls wait, then
+//!                           find it present)
+//! <root>/tmp/               imports and layers being built, and images and layers being
+//!                           deleted (a day-old leftover of a crash is swept by the next change)
 //! ```
 //!
-//! An import unpacks or copies into `tmp/` without the lock (the slow part), then under the lock
-//! renames the finished directory into place and rewrites the index (a new file renamed over the
-//! old), so concurrent podrun processes never see a half-made image or lose each other's names.
-//! Readers do not lock: they only read the index, which is always whole. A name given to a new
-//! image moves to it; the image that had it keeps its ID and lists as `<none>`, as in docker.
+//! An import or pull unpacks into `tmp/` without the lock (the slow part), then under the lock
+//! renames the finished layers and image directory into place and rewrites the index (a new file
+//! renamed over the old), so concurrent podrun processes never see a half-made image or lose
+//! each other's names. Readers do not lock: they only read the index, which is always whole. A
+//! name given to a new image moves to it; the image that had it keeps its ID and lists as
+//! `<none>`, as in docker. Removing an image frees every layer no other image has.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -41,6 +47,8 @@ const LOCK: &str = "lock";
 const TMP: &str = "tmp";
 const CONFIG: &str = "config.json";
 const ROOTFS: &str = "rootfs";
+const LAYERS: &str = "layers";
+const PULLS: &str = "pulls";
 const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// An image in the store.
@@ -50,8 +58,11 @@ pub struct Image {
     pub id: String,
     /// Normalised names (`podrun.local/debug:1`), sorted; empty for an untagged image.
     pub names: Vec<String>,
-    /// The root filesystem directory; containers must not write to it.
-    pub rootfs: PathBuf,
+    /// The root filesystem's layers, bottom first: an overlay's lower directories, never to
+    /// be written.
+    pub layers: Vec<PathBuf>,
+    /// `repository@sha256:<manifest digest>` for each registry manifest it was pulled by.
+    pub repo_digests: Vec<String>,
     pub config: ImageConfiguration,
     pub created: DateTime<Utc>,
     /// Bytes of file content in the rootfs (hard links counted once).
@@ -67,6 +78,12 @@ impl Image {
     /// `sha256:<id>`.
     pub fn digest(&self) -> String {
         format!("sha256:{}", self.id)
+    }
+
+    /// Where file `rel` of the merged root filesystem is (the topmost layer that has it), as
+    /// overlayfs would show it; None when no layer has it or a whiteout hides it.
+    pub fn find(&self, rel: &Path) -> Option<PathBuf> {
+        super::layers::find_in_layers(&self.layers, rel)
     }
 }
 
@@ -84,12 +101,55 @@ struct Index {
     names: BTreeMap<String, String>,
     /// Image ID -> what listing needs without reading the config.
     images: BTreeMap<String, ImageRecord>,
+    /// Layer (diff ID hex) -> its record.
+    #[serde(default)]
+    layers: BTreeMap<String, LayerRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ImageRecord {
     created: DateTime<Utc>,
     size: u64,
+    /// Its layers (diff ID hex, under `layers/`), bottom first; None for an image an older
+    /// podrun stored whole in `<id>/rootfs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    layers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    repo_digests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LayerRecord {
+    /// Bytes of file content in it.
+    size: u64,
+}
+
+/// A layer for [`ImageStore::commit`]: its diff ID (`sha256:<hex>`), and where it was unpacked
+/// (None when the store had it already).
+pub(super) struct NewLayer {
+    pub(super) diff_id: String,
+    pub(super) unpacked: Option<Unpacked>,
+}
+
+/// A layer unpacked into `dir`, inside a work directory removed when this is dropped.
+pub(super) struct Unpacked {
+    pub(super) _work: TempDir,
+    pub(super) dir: PathBuf,
+    /// Bytes of file content.
+    pub(super) size: u64,
+    /// Its hard links to files of the layers below, not made yet.
+    pub(super) links_below: Vec<super::unpack::LinkBelow>,
+}
+
+/// What [`ImageStore::commit`] keeps of where the image came from.
+#[derive(Default)]
+pub(super) struct Origin {
+    /// The name to give it.
+    pub(super) name: Option<Reference>,
+    /// `repository@sha256:...` of the registry manifest it was pulled by.
+    pub(super) repo_digest: Option<String>,
+    /// When it was made (its config's `created`); now when unknown.
+    pub(super) created: Option<DateTime<Utc>>,
 }
 
 impl Index {
@@ -189,64 +249,157 @@ impl ImageStore {
         fill: impl FnOnce(&Path) -> Result<Tree>,
     ) -> Result<Image> {
         let created = Utc::now();
-        self.add(name, "import", |rootfs| {
-            let tree = fill(rootfs)?;
-            let config = image_configuration(
-                overrides,
-                &tree.digest,
-                created,
-                &format!("podrun image import {source}"),
-            )?;
-            let bytes = serde_json::to_vec_pretty(&config).map_err(|e| ImageError::Corrupt {
-                context: "cannot encode the image config".into(),
-                message: e.to_string(),
-            })?;
-            Ok((tree, bytes))
+        let work = self.work_dir("import")?;
+        let dir = work.path.join(ROOTFS);
+        let tree = fill(&dir)?;
+        let config = image_configuration(
+            overrides,
+            &tree.digest,
+            created,
+            &format!("podrun image import {source}"),
+        )?;
+        let bytes = serde_json::to_vec_pretty(&config).map_err(|e| ImageError::Corrupt {
+            context: "cannot encode the image config".into(),
+            message: e.to_string(),
+        })?;
+        let layer = NewLayer {
+            diff_id: tree.digest,
+            unpacked: Some(Unpacked {
+                _work: work,
+                dir,
+                size: tree.size,
+                links_below: Vec::new(),
+            }),
+        };
+        let origin = Origin {
+            name,
+            ..Origin::default()
+        };
+        self.commit(origin, &bytes, vec![layer])
+    }
+
+    /// The directory of layer `diff_id` (`sha256:<hex>`) when the store has it.
+    pub(super) fn layer(&self, diff_id: &str) -> Option<PathBuf> {
+        let dir = self.layer_dir(diff_id);
+        dir.is_dir().then_some(dir)
+    }
+
+    fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.root
+            .join(LAYERS)
+            .join(diff_id.strip_prefix("sha256:").unwrap_or(diff_id))
+    }
+
+    /// Held while `reference` is pulled, so that concurrent pulls of one name make one.
+    pub(super) fn pull_lock(&self, reference: &Reference) -> Result<LockFile> {
+        let dir = self.root.join(PULLS);
+        fs::create_dir_all(&dir)
+            .map_err(ImageError::io(format!("cannot create {}", dir.display())))?;
+        let name = hex(&Sha256::digest(reference.to_string().as_bytes()));
+        let path = dir.join(format!("{}.lock", &name[..32]));
+        LockFile::exclusive(&path, 0o644).map_err(|e| ImageError::Io {
+            context: format!("cannot {} {}", e.op, e.path.display()),
+            source: e.source,
         })
     }
 
-    /// Add an image whose root filesystem `fill` makes in the directory it is given, returning
-    /// the image config (its bytes: the image id is their sha256, as an OCI config digest);
-    /// tagged `name` if any. `what` names the work directory (`import`, `pull`).
-    pub(super) fn add(
+    /// Add the image whose config is `config` (its id is their sha256, as an OCI config digest)
+    /// and whose layers are `layers`, bottom first: each unpacked one moves into the store
+    /// unless it is there already; one said to be there must still be (else
+    /// [`ImageError::LayerGone`]: pull again).
+    pub(super) fn commit(
         &self,
-        name: Option<Reference>,
-        what: &str,
-        fill: impl FnOnce(&Path) -> Result<(Tree, Vec<u8>)>,
+        origin: Origin,
+        config: &[u8],
+        layers: Vec<NewLayer>,
     ) -> Result<Image> {
-        let work = TempDir::new(&self.root.join(TMP), what)?;
-        let (tree, bytes) = fill(&work.path.join(ROOTFS))?;
-        let created = Utc::now();
-        let id = hex(&Sha256::digest(&bytes));
-        write_synced(&work.path.join(CONFIG), &bytes)?;
+        let id = hex(&Sha256::digest(config));
+        let work = self.work_dir("image")?;
+        write_synced(&work.path.join(CONFIG), config)?;
+        // Flushes the unpacked layers too (same filesystem): whole after a crash.
         sync_fs(&work.path)?;
+        let created = origin.created.unwrap_or_else(Utc::now);
 
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         self.sweep_tmp();
         let mut index = self.load_index()?;
+        let mut trash = Vec::new();
+        let mut ids = Vec::new();
+        let layers_dir = self.root.join(LAYERS);
+        fs::create_dir_all(&layers_dir).map_err(ImageError::io(format!(
+            "cannot create {}",
+            layers_dir.display()
+        )))?;
+        for layer in layers {
+            let hex = layer
+                .diff_id
+                .strip_prefix("sha256:")
+                .unwrap_or(&layer.diff_id)
+                .to_owned();
+            let dest = layers_dir.join(&hex);
+            let present = index.layers.contains_key(&hex) && dest.is_dir();
+            match layer.unpacked {
+                _ if present => {}
+                Some(unpacked) => {
+                    if dest.symlink_metadata().is_ok() {
+                        // Moved in by a change that crashed before it was indexed.
+                        trash.push(self.to_trash(&dest)?);
+                    }
+                    fs::rename(&unpacked.dir, &dest).map_err(ImageError::io(format!(
+                        "cannot move a layer into {}",
+                        dest.display()
+                    )))?;
+                    index.layers.insert(
+                        hex.clone(),
+                        LayerRecord {
+                            size: unpacked.size,
+                        },
+                    );
+                }
+                None => {
+                    return Err(ImageError::LayerGone {
+                        digest: layer.diff_id,
+                    });
+                }
+            }
+            ids.push(hex);
+        }
+        let size = ids.iter().map(|h| index.layers[h].size).sum();
         let dir = self.root.join(&id);
-        if dir.exists() {
-            // The very same config (and so content): nothing new to keep.
-            drop(work);
-        } else {
+        if !dir.exists() {
             fs::rename(&work.path, &dir).map_err(ImageError::io(format!(
                 "cannot move image into {}",
                 dir.display()
             )))?;
             work.keep();
         }
+        let mut repo_digests = index
+            .images
+            .get(&id)
+            .map(|r| r.repo_digests.clone())
+            .unwrap_or_default();
+        if let Some(d) = origin.repo_digest
+            && !repo_digests.contains(&d)
+        {
+            repo_digests.push(d);
+        }
         index.images.insert(
             id.clone(),
             ImageRecord {
                 created,
-                size: tree.size,
+                size,
+                layers: Some(ids),
+                repo_digests,
             },
         );
-        if let Some(name) = &name {
+        if let Some(name) = &origin.name {
             index.names.insert(name.to_string(), id.clone());
         }
         self.save_index(&index)?;
-        self.image(&index, &id)
+        let image = self.image(&index, &id);
+        drop(lock);
+        empty_trash(trash);
+        image
     }
 
     /// Every image, newest first.
@@ -305,24 +458,73 @@ impl ImageStore {
             untagged,
             deleted: None,
         };
-        let doomed = if index.names_of(&id).is_empty() {
-            index.images.remove(&id);
-            let trash = TempDir::path_for(&self.root.join(TMP), "remove")?;
-            let dir = self.root.join(&id);
-            fs::rename(&dir, &trash)
-                .map_err(ImageError::io(format!("cannot remove {}", dir.display())))?;
+        let mut trash = Vec::new();
+        if index.names_of(&id).is_empty() {
+            trash.extend(self.delete_image(&mut index, &id)?);
             removed.deleted = Some(id);
-            Some(trash)
-        } else {
-            None
-        };
+        }
         self.save_index(&index)?;
         drop(_lock);
-        if let Some(trash) = doomed {
-            fs::remove_dir_all(&trash)
-                .map_err(ImageError::io(format!("cannot remove {}", trash.display())))?;
-        }
+        empty_trash(trash);
         Ok(removed)
+    }
+
+    /// Removes every image that `doomed` picks (`podrun image prune`: dangling ones, or with
+    /// `--all` every one no pod uses) and the layers only they had; their IDs.
+    pub fn prune(&self, doomed: &dyn Fn(&Image) -> bool) -> Result<Vec<String>> {
+        let lock = self.lock()?;
+        let mut index = self.load_index()?;
+        let ids: Vec<String> = index.images.keys().cloned().collect();
+        let mut pruned = Vec::new();
+        let mut trash = Vec::new();
+        for id in ids {
+            if doomed(&self.image(&index, &id)?) {
+                index.names.retain(|_, v| *v != id);
+                trash.extend(self.delete_image(&mut index, &id)?);
+                pruned.push(id);
+            }
+        }
+        if !pruned.is_empty() {
+            self.save_index(&index)?;
+        }
+        drop(lock);
+        empty_trash(trash);
+        Ok(pruned)
+    }
+
+    /// Takes image `id` out of `index` and moves its directory, and every layer no other image
+    /// has, to the trash (the caller holds the lock, saves the index, then empties the trash).
+    fn delete_image(&self, index: &mut Index, id: &str) -> Result<Vec<PathBuf>> {
+        index.images.remove(id);
+        let mut trash = vec![self.to_trash(&self.root.join(id))?];
+        let used: std::collections::BTreeSet<&String> = index
+            .images
+            .values()
+            .filter_map(|r| r.layers.as_ref())
+            .flatten()
+            .collect();
+        let unused: Vec<String> = index
+            .layers
+            .keys()
+            .filter(|l| !used.contains(l))
+            .cloned()
+            .collect();
+        for layer in unused {
+            index.layers.remove(&layer);
+            let dir = self.root.join(LAYERS).join(&layer);
+            if dir.symlink_metadata().is_ok() {
+                trash.push(self.to_trash(&dir)?);
+            }
+        }
+        Ok(trash)
+    }
+
+    /// Moves `path` into `tmp/` (a rename: instant, and swept after a crash).
+    fn to_trash(&self, path: &Path) -> Result<PathBuf> {
+        let trash = TempDir::path_for(&self.root.join(TMP), "remove")?;
+        fs::rename(path, &trash)
+            .map_err(ImageError::io(format!("cannot remove {}", path.display())))?;
+        Ok(trash)
     }
 
     fn lookup(&self, index: &Index, reference: &str) -> Result<(String, Found)> {
@@ -332,6 +534,14 @@ impl ImageStore {
                 let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
                 if index.images.contains_key(hex) {
                     return Ok((hex.to_owned(), Found::Id));
+                }
+                let pulled_by = format!("{}@{digest}", r.repository());
+                let by_manifest = index
+                    .images
+                    .iter()
+                    .find(|(_, rec)| rec.repo_digests.contains(&pulled_by));
+                if let Some((id, _)) = by_manifest {
+                    return Ok((id.clone(), Found::Id));
                 }
             } else if let Some(id) = index.names.get(&r.to_string()) {
                 return Ok((id.clone(), Found::Name(r.to_string())));
@@ -410,30 +620,41 @@ impl ImageStore {
                 context: config_path.display().to_string(),
                 message: e.to_string(),
             })?;
+        let layers = match &record.layers {
+            Some(ids) => ids.iter().map(|l| self.root.join(LAYERS).join(l)).collect(),
+            None => vec![dir.join(ROOTFS)],
+        };
         Ok(Image {
             id: id.to_owned(),
             names: index.names_of(id),
-            rootfs: dir.join(ROOTFS),
+            layers,
+            repo_digests: record.repo_digests.clone(),
             config,
             created: record.created,
             size: record.size,
         })
     }
 
-    /// Removes what a crashed import or removal left in `tmp/` (anything a day old: no live
-    /// import takes that long).
+    /// Removes what a crashed import, pull or removal left in `tmp/`: the work directories of
+    /// a process that is gone (their names hold its pid), and anything a day old.
     fn sweep_tmp(&self) {
         let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
             return;
         };
         for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let owner_gone = name
+                .split('-')
+                .nth(1)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
             let stale = entry
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > STALE_TMP);
-            if stale {
+            if owner_gone || stale {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
@@ -516,6 +737,14 @@ fn sync_fs(path: &Path) -> Result<()> {
     })
 }
 
+/// Deletes what was moved to the trash (after the lock is released: it may take a while); what
+/// fails to go is swept by a later change.
+fn empty_trash(trash: Vec<PathBuf>) {
+    for path in trash {
+        let _ = fs::remove_dir_all(&path);
+    }
+}
+
 /// A work directory under `<root>/tmp`, removed on drop unless kept.
 pub(super) struct TempDir {
     pub(super) path: PathBuf,
@@ -528,7 +757,8 @@ impl TempDir {
             "cannot create {}",
             parent.display()
         )))?;
-        Ok(parent.join(format!("{what}-{}", uuid::Uuid::new_v4().simple())))
+        let pid = std::process::id();
+        Ok(parent.join(format!("{what}-{pid}-{}", uuid::Uuid::new_v4().simple())))
     }
 
     pub(super) fn new(parent: &Path, what: &str) -> Result<TempDir> {

@@ -95,11 +95,14 @@ fn import_dir_keeps_the_tree_and_config() {
         .unwrap();
     assert_eq!(image.id.len(), 64);
     assert_eq!(image.names, ["podrun.local/fixture:1"]);
+    let diff_id = image.config.rootfs().diff_ids()[0].clone();
     assert_eq!(
-        image.rootfs,
-        t.path().join("images").join(&image.id).join("rootfs")
+        image.layers,
+        [t.path()
+            .join("images/layers")
+            .join(diff_id.strip_prefix("sha256:").unwrap())]
     );
-    check_fixture(&image.rootfs);
+    check_fixture(&image.layers[0]);
     let config = image.config.config().as_ref().unwrap();
     assert_eq!(config.cmd().as_deref(), Some(&["/bin/sh".to_string()][..]));
     assert_eq!(config.working_dir().as_deref(), Some("/etc"));
@@ -192,14 +195,14 @@ fn import_tar_plain_and_gzip() {
         )
         .unwrap();
     for image in [&plain, &packed] {
-        let tool = fs::metadata(image.rootfs.join("bin/tool")).unwrap();
+        let tool = fs::metadata(image.layers[0].join("bin/tool")).unwrap();
         assert_eq!(tool.mode() & 0o7777, 0o4755);
         assert_eq!(
-            fs::read_link(image.rootfs.join("bin/sh")).unwrap(),
+            fs::read_link(image.layers[0].join("bin/sh")).unwrap(),
             Path::new("tool")
         );
         assert_eq!(
-            fs::metadata(image.rootfs.join("tmp")).unwrap().mode() & 0o7777,
+            fs::metadata(image.layers[0].join("tmp")).unwrap().mode() & 0o7777,
             0o1777
         );
     }
@@ -222,7 +225,7 @@ fn import_tar_plain_and_gzip() {
             &overrides(&[]),
         )
         .unwrap();
-    let r = &special.rootfs;
+    let r = &special.layers[0];
     assert_eq!(
         fs::read(r.join("etc/hosts")).unwrap(),
         b"127.0.0.1 localhost\n"
@@ -349,7 +352,7 @@ fn reimport_moves_the_tag_and_the_old_image_stays_untagged() {
     assert!(listed[1].names.is_empty());
     assert_eq!(store.resolve("podrun.local/app:1").unwrap().id, second.id);
     assert_eq!(store.resolve(&first.id[..12]).unwrap().id, first.id);
-    assert_eq!(fs::read(first.rootfs.join("v")).unwrap(), b"1");
+    assert_eq!(fs::read(first.layers[0].join("v")).unwrap(), b"1");
 }
 
 #[test]
@@ -494,10 +497,10 @@ fn remove_untags_then_deletes() {
     let removed = store.remove("a:1", false).unwrap();
     assert_eq!(removed.untagged, ["docker.io/library/a:1"]);
     assert_eq!(removed.deleted, None);
-    assert!(image.rootfs.exists());
+    assert!(image.layers[0].exists());
     let removed = store.remove("b:1", false).unwrap();
     assert_eq!(removed.deleted.as_deref(), Some(image.id.as_str()));
-    assert!(!image.rootfs.exists());
+    assert!(!image.layers[0].exists());
     assert!(store.list().unwrap().is_empty());
     assert!(tmp_is_empty(store.root()));
     assert!(matches!(
@@ -617,4 +620,97 @@ fn stale_leftovers_in_tmp_are_swept() {
     store.import_dir(&src, Some("x"), &overrides(&[])).unwrap();
     assert!(!old.exists());
     assert!(fresh.exists(), "a running import is left alone");
+}
+
+#[test]
+fn a_dead_processs_work_directory_is_swept_and_a_live_ones_kept() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let root = t.path().join("images");
+    let store = ImageStore::open(&root);
+    // A pid above the kernel's maximum is never alive.
+    let dead = root.join("tmp/layer-4194305-0123");
+    let live = root.join(format!("tmp/layer-{}-0123", std::process::id()));
+    fs::create_dir_all(dead.join("fs")).unwrap();
+    fs::create_dir_all(&live).unwrap();
+    store.import_dir(&src, Some("x"), &overrides(&[])).unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists());
+}
+
+#[test]
+fn images_share_layers_and_removal_frees_only_unused_ones() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "same").unwrap();
+    let store = ImageStore::open(t.path().join("images"));
+    let a = store
+        .import_dir(&src, Some("a"), &overrides(&["ENV A=1"]))
+        .unwrap();
+    let b = store
+        .import_dir(&src, Some("b"), &overrides(&["ENV B=1"]))
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.layers, b.layers, "one layer, shared");
+    let layers = t.path().join("images/layers");
+    assert_eq!(fs::read_dir(&layers).unwrap().count(), 1);
+    store.remove("a", false).unwrap();
+    assert!(b.layers[0].join("f").exists(), "b still has it");
+    store.remove("b", false).unwrap();
+    assert_eq!(fs::read_dir(&layers).unwrap().count(), 0);
+    assert!(!t.path().join("images").join(&b.id).exists());
+}
+
+#[test]
+fn prune_removes_what_it_is_told_and_the_layers_only_they_had() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let store = ImageStore::open(t.path().join("images"));
+    let old = store
+        .import_dir(&src, Some("x"), &overrides(&["ENV V=1"]))
+        .unwrap();
+    fs::write(src.join("new"), "2").unwrap();
+    let new = store
+        .import_dir(&src, Some("x"), &overrides(&["ENV V=2"]))
+        .unwrap();
+    let dangling = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == old.id)
+        .unwrap();
+    assert!(dangling.names.is_empty());
+    let pruned = store.prune(&|i| i.names.is_empty()).unwrap();
+    assert_eq!(pruned, std::slice::from_ref(&old.id));
+    assert!(!old.layers[0].exists());
+    assert!(new.layers[0].exists());
+    assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
+fn an_image_stored_whole_by_an_older_podrun_still_resolves() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("images");
+    let id = "ab".repeat(32);
+    fs::create_dir_all(root.join(&id).join("rootfs/etc")).unwrap();
+    fs::write(
+        root.join(&id).join("rootfs/etc/passwd"),
+        "root:x:0:0::/:/bin/sh\n",
+    )
+    .unwrap();
+    let config = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:00"]}}"#;
+    fs::write(root.join(&id).join("config.json"), config).unwrap();
+    let index = format!(
+        r#"{{"names":{{"podrun.local/old:1":"{id}"}},"images":{{"{id}":{{"created":"2026-01-01T00:00:00Z","size":1}}}}}}"#
+    );
+    fs::write(root.join("images.json"), index).unwrap();
+    let store = ImageStore::open(&root);
+    let image = store.resolve("podrun.local/old:1").unwrap();
+    assert_eq!(image.layers, [root.join(&id).join("rootfs")]);
+    assert!(image.find(Path::new("/etc/passwd")).is_some());
+    store.remove("podrun.local/old:1", false).unwrap();
+    assert!(!root.join(&id).exists());
 }

@@ -13,6 +13,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -30,8 +31,14 @@ enum Whiteouts {
     Keep,
     /// A layer: turned into overlayfs's form.
     Overlay,
-    /// A layer applied onto the layers below it in one directory: what they hide is removed.
-    Flatten,
+}
+
+/// A hard link of a layer to a file of a layer below it (`path` -> `target`, both relative to
+/// the root): made by [`link_from_lowers`] once the layers below are unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkBelow {
+    pub path: PathBuf,
+    pub target: PathBuf,
 }
 
 /// The OCI name of an opaque-directory marker.
@@ -41,40 +48,75 @@ const WHITEOUT_PREFIX: &str = ".wh.";
 /// zstd's frame magic (a layer of media type `...tar+zstd`).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Unpacks `reader` (plain or gzip tar, detected by its magic bytes) into `dst`, which must exist
+/// Unpacks `reader` (plain, gzip or zstd tar, detected by its magic bytes) into `dst`, which must exist
 /// and be empty.
 pub fn unpack(reader: impl Read, dst: &Path) -> Result<Tree> {
-    unpack_with(reader, dst, Whiteouts::Keep)
+    unpack_with(reader, dst, Whiteouts::Keep).map(|(tree, _)| tree)
 }
 
-/// Unpacks image layer `reader` (plain or gzip tar) into `dst` (existing, empty) as an overlay
-/// lower directory: its whiteouts in overlayfs's form.
-pub fn unpack_layer(reader: impl Read, dst: &Path) -> Result<Tree> {
+/// Unpacks image layer `reader` (plain, gzip or zstd tar) into `dst` (existing, empty) as an
+/// overlay lower directory: its whiteouts in overlayfs's form. The tree's digest is the diff
+/// ID (the sha256 of the uncompressed tar). Hard links to files of the layers below are left
+/// for [`link_from_lowers`].
+pub fn unpack_layer(reader: impl Read, dst: &Path) -> Result<(Tree, Vec<LinkBelow>)> {
     unpack_with(reader, dst, Whiteouts::Overlay)
 }
 
-/// Applies image layer `reader` (plain or gzip tar) onto `rootfs`, which holds the layers below
-/// it: what its whiteouts name is removed, an opaque directory loses what the lower layers had
-/// in it, and its entries are written over what was there.
-pub fn apply_layer(reader: impl Read, rootfs: &Path) -> Result<Tree> {
-    unpack_with(reader, rootfs, Whiteouts::Flatten)
+/// Makes the hard links of layer `dir` to files of `lowers` (bottom first, each complete), as
+/// a layer applied onto its parent has them: linked to the lower file (same filesystem: the
+/// layers are read-only, so they may share it), or copied when that is not possible.
+pub fn link_from_lowers(dir: &Path, lowers: &[PathBuf], links: &[LinkBelow]) -> Result<()> {
+    for link in links {
+        let shown = link.path.display();
+        let source = super::layers::find_in_layers(lowers, &link.target).ok_or_else(|| {
+            ImageError::UnsafeEntry {
+                entry: shown.to_string(),
+                reason: format!(
+                    "hard link target {} is in neither this layer nor one below it",
+                    link.target.display()
+                ),
+            }
+        })?;
+        let dst = dir.join(&link.path);
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(ImageError::io(format!(
+                "cannot create {}",
+                parent.display()
+            )))?;
+        }
+        remove_any(&dst, &shown.to_string())?;
+        if fs::hard_link(&source, &dst).is_err() {
+            fs::copy(&source, &dst).map_err(ImageError::io(format!(
+                "cannot copy {} to {}",
+                source.display(),
+                dst.display()
+            )))?;
+            let md = fs::symlink_metadata(&source)
+                .map_err(ImageError::io(format!("cannot stat {}", source.display())))?;
+            std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()))
+                .map_err(ImageError::io(format!("cannot chown {}", dst.display())))?;
+        }
+    }
+    Ok(())
 }
 
-fn unpack_with(reader: impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<Tree> {
+fn unpack_with(
+    reader: impl Read,
+    dst: &Path,
+    whiteouts: Whiteouts,
+) -> Result<(Tree, Vec<LinkBelow>)> {
     let mut buffered = BufReader::new(reader);
     let head = buffered
         .fill_buf()
         .map_err(ImageError::io("cannot read archive"))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);
-    if head.starts_with(&ZSTD_MAGIC) {
-        return Err(ImageError::UnsafeEntry {
-            entry: dst.display().to_string(),
-            reason: "a zstd-compressed layer: podrun unpacks plain and gzip tar only, so far"
-                .into(),
-        });
-    }
     let stream: Box<dyn Read> = if gzip {
         Box::new(MultiGzDecoder::new(buffered))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(ImageError::io("cannot start zstd decompression"))?,
+        )
     } else {
         Box::new(buffered)
     };
@@ -82,16 +124,21 @@ fn unpack_with(reader: impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<Tr
         inner: stream,
         hasher: Sha256::new(),
     };
-    let size = unpack_entries(&mut hashing, dst, whiteouts)?;
+    let (size, below) = unpack_entries(&mut hashing, dst, whiteouts)?;
     // The end-of-archive blocks and any padding belong to the digest too.
     io::copy(&mut hashing, &mut io::sink()).map_err(ImageError::io("cannot read archive"))?;
-    Ok(Tree {
+    let tree = Tree {
         digest: format!("sha256:{}", hex(&hashing.hasher.finalize())),
         size,
-    })
+    };
+    Ok((tree, below))
 }
 
-fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> Result<u64> {
+fn unpack_entries(
+    reader: &mut impl Read,
+    dst: &Path,
+    whiteouts: Whiteouts,
+) -> Result<(u64, Vec<LinkBelow>)> {
     let root = dst
         .canonicalize()
         .map_err(ImageError::io(format!("cannot open {}", dst.display())))?;
@@ -103,8 +150,7 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> R
     archive.set_overwrite(true);
     let mut size = 0;
     let mut directories = Vec::new();
-    // What this layer wrote (an opaque directory keeps it, when flattening).
-    let mut written = std::collections::HashSet::new();
+    let mut below = Vec::new();
     let entries = archive
         .entries()
         .map_err(ImageError::io("cannot read archive"))?;
@@ -124,15 +170,14 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> R
                     reason: format!("hard link target {target:?} is absolute"),
                 });
             }
-            safe_relative(&target, "hard link target")?;
+            let target = safe_relative(&target, "hard link target")?;
+            if whiteouts == Whiteouts::Overlay && root.join(&target).symlink_metadata().is_err() {
+                below.push(LinkBelow { path: rel, target });
+                continue;
+            }
         }
-        match whiteouts {
-            Whiteouts::Overlay if whiteout(&root, &rel, &name)? => continue,
-            Whiteouts::Flatten if flatten_whiteout(&root, &rel, &name, &written)? => continue,
-            _ => {}
-        }
-        if whiteouts == Whiteouts::Flatten {
-            written.insert(rel.clone());
+        if whiteouts == Whiteouts::Overlay && whiteout(&root, &rel, &name)? {
+            continue;
         }
         match kind {
             EntryType::Directory => directories.push(entry),
@@ -153,7 +198,7 @@ fn unpack_entries(reader: &mut impl Read, dst: &Path, whiteouts: Whiteouts) -> R
         let name = String::from_utf8_lossy(&dir.path_bytes()).into_owned();
         unpack_in(&mut dir, &root, &name)?;
     }
-    Ok(size)
+    Ok((size, below))
 }
 
 fn unpack_in<R: Read>(entry: &mut Entry<'_, R>, root: &Path, name: &str) -> Result<()> {
@@ -259,35 +304,6 @@ fn whiteout(root: &Path, rel: &Path, name: &str) -> Result<bool> {
             remove_any(&dst, name)?;
             make_node(&dst, SFlag::S_IFCHR, 0, nix::sys::stat::makedev(0, 0))?;
         }
-    }
-    Ok(true)
-}
-
-/// If entry `rel` is an OCI whiteout, apply it to the layers below in `root`: remove the file it
-/// names, or (`.wh..wh..opq`) whatever its directory holds that this layer (`written`) did not
-/// write. False for other entries.
-fn flatten_whiteout(
-    root: &Path,
-    rel: &Path,
-    name: &str,
-    written: &std::collections::HashSet<PathBuf>,
-) -> Result<bool> {
-    let Some(entry) = whiteout_entry(rel, name)? else {
-        return Ok(false);
-    };
-    let Some(dir) = whiteout_dir(root, rel, name, false)? else {
-        return Ok(true); // nothing below to hide
-    };
-    match entry {
-        WhiteoutEntry::Opaque => {
-            let parent = rel.parent().unwrap_or(Path::new(""));
-            for child in fs::read_dir(&dir).map_err(whiteout_error(name))?.flatten() {
-                if !written.contains(&parent.join(child.file_name())) {
-                    remove_any(&child.path(), name)?;
-                }
-            }
-        }
-        WhiteoutEntry::Hides(hidden) => remove_any(&dir.join(hidden), name)?,
     }
     Ok(true)
 }
@@ -429,7 +445,7 @@ mod tests {
             ("cache/.wh..wh..opq", Some("")),
             ("cache/fresh", Some("fresh")),
         ]);
-        let tree = unpack_layer(&change[..], &upper).unwrap();
+        let (tree, _) = unpack_layer(&change[..], &upper).unwrap();
         assert!(tree.digest.starts_with("sha256:"));
         let gone = fs::symlink_metadata(upper.join("etc/gone")).unwrap();
         assert!(gone.file_type().is_char_device());
@@ -478,5 +494,57 @@ mod tests {
         assert!(unpack_layer(&evil[..], t.path()).is_err());
         let empty = tar_of(&[("etc/.wh.", Some(""))]);
         assert!(unpack_layer(&empty[..], t.path()).is_err());
+    }
+
+    #[test]
+    fn a_zstd_layer_unpacks_and_its_digest_is_of_the_plain_tar() {
+        let t = tempfile::tempdir().unwrap();
+        let plain = tar_of(&[("etc/", None), ("etc/z", Some("zstd"))]);
+        let compressed = zstd::encode_all(&plain[..], 3).unwrap();
+        let (tree, _) = unpack_layer(&compressed[..], t.path()).unwrap();
+        assert_eq!(fs::read_to_string(t.path().join("etc/z")).unwrap(), "zstd");
+        assert_eq!(
+            tree.digest,
+            format!("sha256:{}", hex(&Sha256::digest(&plain)))
+        );
+    }
+
+    #[test]
+    fn a_hard_link_to_a_lower_layer_is_made_from_it() {
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        for d in [&lower, &upper] {
+            fs::create_dir(d).unwrap();
+        }
+        unpack_layer(
+            &tar_of(&[("bin/", None), ("bin/tool", Some("x"))])[..],
+            &lower,
+        )
+        .unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Link);
+        h.set_size(0);
+        h.set_mode(0o644);
+        b.append_link(&mut h, "usr/bin/alias", "bin/tool").unwrap();
+        let (_, links) = unpack_layer(&b.into_inner().unwrap()[..], &upper).unwrap();
+        assert_eq!(
+            links,
+            [LinkBelow {
+                path: "usr/bin/alias".into(),
+                target: "bin/tool".into()
+            }]
+        );
+        link_from_lowers(&upper, std::slice::from_ref(&lower), &links).unwrap();
+        assert_eq!(
+            fs::read_to_string(upper.join("usr/bin/alias")).unwrap(),
+            "x"
+        );
+        let missing = [LinkBelow {
+            path: "a".into(),
+            target: "nowhere".into(),
+        }];
+        let e = link_from_lowers(&upper, &[lower], &missing).unwrap_err();
+        assert!(e.to_string().contains("nowhere"), "{e}");
     }
 }

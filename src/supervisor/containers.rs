@@ -294,7 +294,7 @@ impl Supervisor {
         let log_path = pod.container_log(&spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
 
-        let (bundle, layout) = bundle_of(&pod, &name, &image.rootfs);
+        let (bundle, layout) = bundle_of(&pod, &name, &image.layers);
         // Recorded before they are made; usually already, by [`Supervisor::record_bundles`].
         let c = &mut self.record.containers[i];
         if c.rootfs.as_ref() != Some(&layout) {
@@ -412,7 +412,7 @@ pub(super) fn plan_bundles(
         let Some(image) = &c.image_config else {
             continue;
         };
-        let (bundle, layout) = bundle_of(pod, &c.name, &image.rootfs);
+        let (bundle, layout) = bundle_of(pod, &c.name, &image.layers);
         if c.rootfs.as_ref() != Some(&layout) {
             c.bundle = Some(bundle);
             c.rootfs = Some(layout);
@@ -426,9 +426,9 @@ pub(super) fn plan_bundles(
 fn bundle_of(
     pod: &crate::state::PodPaths,
     name: &str,
-    image_rootfs: &std::path::Path,
+    image_layers: &[std::path::PathBuf],
 ) -> (std::path::PathBuf, RootfsLayout) {
     let bundle = pod.bundle(name);
-    let layout = RootfsLayout::new(&bundle, image_rootfs);
+    let layout = RootfsLayout::new(&bundle, image_layers);
     (bundle, layout)
 }
