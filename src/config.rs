@@ -29,6 +29,9 @@ pub struct Config {
     pub image_root: PathBuf,
     /// Node name shown in `get -o wide` and given to `spec.nodeName` field refs.
     pub node_name: String,
+    /// Where images are pulled from: mirrors, insecure registries, CAs (`--registries-conf`,
+    /// `PODRUN_REGISTRIES_CONF`, default `/etc/podrun/registries.conf`).
+    pub registries_conf: PathBuf,
 }
 
 impl Config {

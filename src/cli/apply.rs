@@ -12,7 +12,15 @@ pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> 
     tracing::debug!("apply started");
     let objects = crate::spec::load_file_in(file, namespace)?;
     tracing::debug!("manifest loaded");
-    let created = pod::apply(cfg, objects, &mut |note| eprintln!("podrun: {note}"))?;
+    let mut bars = super::pull_progress::PullProgress::new(false, false);
+    let created = pod::apply(
+        cfg,
+        objects,
+        &mut |note| eprintln!("podrun: {note}"),
+        &mut |e| bars.event(e),
+    );
+    drop(bars);
+    let created = created?;
     print_created(&created);
     Ok(0)
 }

@@ -53,9 +53,6 @@ pub struct PruneArgs {
 pub struct PullArgs {
     /// The image (`python:3.9-slim`, `registry:5000/team/app@sha256:...`).
     pub reference: String,
-    /// The registries config (mirrors, insecure registries, CAs; containers-registries.conf v2).
-    #[arg(long, env = "PODRUN_REGISTRIES_CONF", default_value = crate::image::DEFAULT_REGISTRIES_CONF)]
-    pub registries_conf: std::path::PathBuf,
     /// An auth file (Docker config.json format) instead of the usual ones
     /// (`$REGISTRY_AUTH_FILE`, `/run/containers/0/auth.json`, `~/.docker/config.json`).
     #[arg(long)]
@@ -138,7 +135,7 @@ pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
     use crate::image::{AuthFiles, Reference, Registries};
     let reference = Reference::parse(&args.reference)?;
     let registries =
-        Registries::load(&args.registries_conf).map_err(|e| super::msg(e.to_string()))?;
+        Registries::load(&cfg.registries_conf).map_err(|e| super::msg(e.to_string()))?;
     let files = match &args.authfile {
         Some(f) => vec![f.clone()],
         None => crate::image::default_auth_files(),
@@ -467,6 +464,7 @@ mod tests {
             cgroup_root: t.path().join("cgroup"),
             cgroup_parent: "podrun".into(),
             image_root: t.path().join("images"),
+            registries_conf: t.path().join("registries.conf"),
             node_name: "node".into(),
         };
         let src = t.path().join("src");

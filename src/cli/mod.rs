@@ -101,6 +101,15 @@ pub struct GlobalArgs {
         default_value = crate::image::DEFAULT_IMAGE_ROOT
     )]
     pub image_root: PathBuf,
+    /// Where images are pulled from: mirrors tried before a registry, registries allowed over
+    /// plain HTTP, extra CAs (containers-registries.conf v2 format).
+    #[arg(
+        long,
+        global = true,
+        env = "PODRUN_REGISTRIES_CONF",
+        default_value = crate::image::DEFAULT_REGISTRIES_CONF
+    )]
+    pub registries_conf: PathBuf,
     /// Namespace of the pods addressed by name (default "default"); with a manifest
     /// (apply, delete -f) it also places the objects that name none.
     #[arg(short = 'n', long, global = true, env = "PODRUN_NAMESPACE")]
@@ -206,6 +215,7 @@ impl GlobalArgs {
             cgroup_parent: self.cgroup_parent.clone(),
             image_root: absolute(&self.image_root),
             node_name: config::hostname(),
+            registries_conf: absolute(&self.registries_conf),
         }
     }
 }

@@ -160,6 +160,12 @@ impl AuthFiles {
             .map(AuthFiles)
     }
 
+    /// These, after `first` (a pod's pull secrets come before the node's auth files, as the
+    /// kubelet tries them).
+    pub fn after(self, first: Vec<AuthConfig>) -> AuthFiles {
+        AuthFiles(first.into_iter().chain(self.0).collect())
+    }
+
     /// The credentials for `repository` on `registry` of the first file that has any.
     pub fn lookup(&self, registry: &str, repository: &str) -> Option<&Credentials> {
         self.0.iter().find_map(|c| c.lookup(registry, repository))

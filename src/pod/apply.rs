@@ -22,11 +22,13 @@ pub struct Created {
 }
 
 /// Create the pods of `objects`; all of them, or none. `note` hears what apply did on the
-/// side (leftovers of a lost state root it removed).
+/// side (leftovers of a lost state root it removed); `pulling` how the pulls of missing images
+/// go ([`super::images`]).
 pub fn apply(
     cfg: &Config,
     objects: Vec<Object>,
     note: &mut dyn FnMut(String),
+    pulling: &mut dyn FnMut(crate::image::PullEvent),
 ) -> Result<Vec<Created>> {
     cfg.network().validate()?;
     let store = cfg.store();
@@ -73,13 +75,20 @@ pub fn apply(
             )));
         }
     }
+    let outcomes = super::images::ensure_images(cfg, &pods, pulling)?;
+    if let Some(problem) = pods
+        .iter()
+        .find_map(|p| super::images::never_pull_problem(cfg, p))
+    {
+        return Err(msg(problem));
+    }
     check_images(cfg, &pods)?;
     let images = pods
         .iter()
         .map(|p| prepare(cfg, p))
         .collect::<Result<Vec<_>>>()?;
     tracing::debug!("images resolved");
-    let reserved = reserve(cfg, &store, &pods, &images)?;
+    let reserved = reserve(cfg, &store, &pods, &images, &outcomes)?;
     tracing::debug!("names reserved");
     let started: Vec<(PodKey, std::result::Result<String, String>)> =
         start_supervisors(cfg, &reserved);
@@ -233,6 +242,7 @@ fn reserve(
     store: &Store,
     pods: &[PodPlan],
     images: &[Vec<ContainerImage>],
+    outcomes: &[(String, super::images::ImageOutcome)],
 ) -> Result<Vec<PodRecord>> {
     let _lock = store.lock()?;
     let mut done: Vec<PodRecord> = Vec::new();
@@ -247,6 +257,9 @@ fn reserve(
                 p.namespace, p.name, cfg.node_name
             ),
         );
+        for (kind, reason, message) in super::images::image_events(p, outcomes) {
+            record.event(kind, reason, message);
+        }
         if let Err(e) = store.create(&record) {
             for r in &done {
                 let _ = store.remove(&r.key());

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod delete;
 pub mod exec;
+pub mod images;
 pub mod read;
 mod supervisor_start;
 

@@ -84,6 +84,27 @@ pub struct PodPlan {
     pub host_aliases: Vec<HostAlias>,
     #[serde(default)]
     pub volumes: Vec<VolumePlan>,
+    /// `imagePullSecrets[].name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// The registry credentials of those secrets found in the same apply (their
+    /// `.dockerconfigjson`), for the pulls of this pod's images; never shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_credentials: Vec<PullCredentials>,
+}
+
+/// A `kubernetes.io/dockerconfigjson` Secret's content (a Docker config.json). Its `Debug`
+/// shows only the secret's name.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PullCredentials {
+    pub secret: String,
+    pub config_json: String,
+}
+
+impl std::fmt::Debug for PullCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PullCredentials({:?}, <redacted>)", self.secret)
+    }
 }
 
 /// `dnsPolicy` + `dnsConfig`.

@@ -55,6 +55,14 @@ pub fn pod_plan(pod: &Pod) -> PodPlan {
             })
             .collect(),
         volumes: spec.volumes.iter().flatten().map(volume_plan).collect(),
+        image_pull_secrets: spec
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|s| s.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        pull_credentials: Vec::new(),
     };
     plan.manifest = manifest(&plan, &spec);
     plan

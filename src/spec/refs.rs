@@ -52,6 +52,33 @@ impl DataObject {
     }
 }
 
+/// The Docker config.json of each `imagePullSecrets` Secret of the apply: its
+/// `.dockerconfigjson` (type `kubernetes.io/dockerconfigjson`), or a legacy `.dockercfg` (the
+/// `auths` map alone) wrapped as one. A secret that is missing is not an error, as in the
+/// kubelet: the pull goes on without it (and fails as unauthorized if it needed it).
+fn pull_credentials(pod: &PodPlan, objects: &[DataObject]) -> Vec<super::PullCredentials> {
+    pod.image_pull_secrets
+        .iter()
+        .filter_map(|name| {
+            let secret = find(objects, "Secret", &pod.namespace, name)?;
+            let config_json = match (
+                secret.entries.get(".dockerconfigjson"),
+                secret.entries.get(".dockercfg"),
+            ) {
+                (Some(json), _) => String::from_utf8_lossy(json).into_owned(),
+                (None, Some(cfg)) => {
+                    format!("{{\"auths\": {}}}", String::from_utf8_lossy(cfg))
+                }
+                (None, None) => return None,
+            };
+            Some(super::PullCredentials {
+                secret: name.clone(),
+                config_json,
+            })
+        })
+        .collect()
+}
+
 fn find<'a>(
     objects: &'a [DataObject],
     kind: &str,
@@ -77,6 +104,7 @@ fn is_env_name(name: &str) -> bool {
 /// Resolve every reference of `pod` against `objects`; the first problem is returned.
 pub fn resolve(pod: &mut PodPlan, objects: &[DataObject]) -> Result<(), String> {
     let namespace = pod.namespace.clone();
+    pod.pull_credentials = pull_credentials(pod, objects);
     for container in &mut pod.containers {
         let mut env: Vec<EnvVar> = Vec::new();
         // envFrom first, then env (which wins), as the kubelet builds the environment.

@@ -61,6 +61,7 @@ const POD_SPEC_FIELDS: &[&str] = &[
     "dnsConfig.searches",
     "dnsConfig.options",
     "hostAliases",
+    "imagePullSecrets[].name",
     "securityContext.runAsUser",
     "securityContext.runAsGroup",
     "securityContext.runAsNonRoot",

@@ -4,6 +4,8 @@
 //! visible on the host, tests run in parallel, and Drop removes everything even when a test fails.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
