@@ -110,6 +110,7 @@ assert body == b\"Python web-server\\n\", body
 print(\"http.server ok:\", body.decode().strip())
 "
         kill $server
+        rm -f index.html server.log # the check leaves nothing in the image
         ls / | grep -q usr && cat /etc/os-release | grep -q stand-in && echo "shell and tools ok"
     '
 }
