@@ -497,6 +497,7 @@ mod tests {
             events: vec![],
             deletion: None,
             volumes: vec![],
+            images: None,
         };
         cfg.store().create(&record).unwrap();
         let err = remove_one(&cfg, &store, "podrun.local/debug:1", false).unwrap_err();

@@ -1,13 +1,15 @@
-//! Images as local root filesystems (pulling from registries is a later issue).
+//! Images: pulled from registries or imported, kept as shared layers.
 //!
-//! An image is a read-only root filesystem directory plus an OCI image config (Env, Entrypoint,
-//! Cmd, WorkingDir, User, created), kept in an [`ImageStore`] under the image root
-//! (`/var/lib/podrun/images`, `--image-root`, `PODRUN_IMAGE_ROOT`). `podrun image import` makes
-//! one from a directory or a tarball; names are normalised as docker's ([`Reference`]).
+//! An image is a stack of read-only layers plus an OCI image config (Env, Entrypoint, Cmd,
+//! WorkingDir, User, created), kept in an [`ImageStore`] under the image root
+//! (`/var/lib/podrun/images`, `--image-root`, `PODRUN_IMAGE_ROOT`). [`pull`] fetches one from a
+//! registry (mirrors and credentials by [`Registries`] and [`AuthFiles`]), `podrun image import`
+//! makes one from a directory or a tarball; names are normalised as docker's ([`Reference`]);
+//! [`PullPolicy`] says when a container start pulls.
 //!
 //! For running a container from an image: [`ImageStore::resolve`] gives the [`Image`] (its
-//! `rootfs` is the overlay's lower directory, never to be written); `container::image` turns
-//! it and the container's command, args, env, workingDir and user into what runs, with
+//! `layers` are the overlay's lower directories, never to be written); `container::image`
+//! turns it and the container's command, args, env, workingDir and user into what runs, with
 //! Kubernetes' rules. [`image_problems`] checks a pod's images before anything is created.
 
 mod auth;
@@ -16,6 +18,7 @@ mod config;
 mod copy;
 mod error;
 mod layers;
+mod policy;
 mod pull;
 mod reference;
 mod registries;
@@ -31,6 +34,7 @@ pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
 pub use error::{ImageError, Result};
 pub use layers::find_in_layers;
 pub use oci_spec::image::ImageConfiguration;
+pub use policy::{LOCAL_DOMAINS, PullPolicy};
 pub use pull::{PullEvent, ensure, pull};
 pub use reference::Reference;
 pub use registries::{DEFAULT_REGISTRIES_CONF, Endpoint, Registries, RegistriesError};

@@ -232,6 +232,10 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
         events: Vec::new(),
         deletion: None,
         volumes: Vec::new(),
+        images: Some(crate::state::ImageSource {
+            image_root: cfg.image_root.clone(),
+            registries_conf: cfg.registries_conf.clone(),
+        }),
     }
 }
 

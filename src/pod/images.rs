@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use super::{Result, failed as msg};
 use crate::config::Config;
-use crate::image::{self, AuthConfig, AuthFiles, ImageError, PullEvent, Reference, Registries};
+use crate::image::{
+    self, AuthConfig, AuthFiles, ImageError, PullEvent, PullPolicy, Reference, Registries,
+};
 use crate::spec::PodPlan;
-
-/// Domains of images made here, never pulled.
-const LOCAL_DOMAINS: [&str; 2] = ["podrun.local", "localhost"];
 
 /// What apply did about a container image, for the pod's events.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,15 +52,12 @@ pub fn ensure_images(
             let Ok(reference) = Reference::parse(&c.image) else {
                 continue; // the image check names it
             };
-            let always = match c.image_pull_policy.as_str() {
-                _ if LOCAL_DOMAINS.contains(&reference.domain.as_str()) => None,
-                "Never" => None,
-                "Always" => Some(true),
-                _ => Some(false),
-            };
-            let Some(always) = always else {
-                outcomes.push((c.image.clone(), ImageOutcome::Local));
-                continue;
+            let always = match PullPolicy::of(&c.image_pull_policy, &reference) {
+                PullPolicy::Never => {
+                    outcomes.push((c.image.clone(), ImageOutcome::Local));
+                    continue;
+                }
+                policy => policy == PullPolicy::Always,
             };
             if registries.is_none() {
                 registries =

@@ -215,6 +215,17 @@ pub struct PodRecord {
     /// files), recorded before they are created. All live under the pod's state directory.
     #[serde(default)]
     pub volumes: Vec<VolumeRecord>,
+    /// Where the supervisor finds and pulls images at later starts (restarts under `Always`,
+    /// an image removed since); None in records of an older podrun (no later pulls).
+    #[serde(default)]
+    pub images: Option<ImageSource>,
+}
+
+/// The node's image store and registries config, as apply had them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageSource {
+    pub image_root: std::path::PathBuf,
+    pub registries_conf: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -252,6 +252,7 @@ impl Supervisor {
     /// directories, log, cgroup, the process after the image merge.
     fn prepare_container(&mut self, i: usize) -> Result<PreparedContainer, StartError> {
         let t0 = std::time::Instant::now();
+        self.ensure_image(i)?;
         let key = self.record.key();
         let ip = self
             .record

@@ -39,6 +39,12 @@ pub enum StartError {
     PodFiles(std::io::Error),
     #[error("wire the pod network: {0}")]
     Wiring(std::io::Error),
+    /// The image could not be made present (`ErrImagePull`, `ErrImageNeverPull`, ...).
+    #[error("{message}")]
+    ImagePull {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The sandbox being made on its own thread ([`Supervisor::spawn_sandbox`]): the pause, then
@@ -623,6 +629,14 @@ pub(super) fn new_id() -> String {
 
 /// The policy's event for a start of container `i` that failed with `e`.
 pub(super) fn start_failed(record: &crate::state::PodRecord, i: usize, e: StartError) -> Event {
+    if let StartError::ImagePull { reason, message } = e {
+        tracing::warn!(container = %record.containers[i].name, error = %message, "image pull failed");
+        return Event::PullFailed {
+            container: i,
+            reason,
+            message,
+        };
+    }
     let message = e.to_string();
     tracing::warn!(container = %record.containers[i].name, error = %message, "start failed");
     Event::StartFailed {

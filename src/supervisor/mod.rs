@@ -14,6 +14,7 @@
 mod backoff;
 mod cgroups;
 mod containers;
+mod images;
 mod lifecycle;
 mod policy;
 pub mod report;

@@ -73,6 +73,13 @@ pub enum Event {
     Exited { container: usize, exit: Exit },
     /// Container `container` could not be started.
     StartFailed { container: usize, message: String },
+    /// Container `container`'s image could not be pulled for a start (`reason`:
+    /// `ErrImagePull`, `ErrImageNeverPull`, ...).
+    PullFailed {
+        container: usize,
+        reason: &'static str,
+        message: String,
+    },
     /// The pause exited while its sandbox was ready.
     PauseDied,
     /// The old sandbox is gone; `killed` are the containers its change stopped.
@@ -136,6 +143,15 @@ pub struct Machine {
     sandbox_retry: Option<Instant>,
     attempt: Option<Attempt>,
     stopping: bool,
+    /// Containers whose image pull failed: the failures in a row and when the next pull may
+    /// be tried (the kubelet's image back-off: the same 10 s doubling to 300 s).
+    pulls: Vec<(usize, PullBackOff)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PullBackOff {
+    failures: u32,
+    until: Instant,
 }
 
 impl Machine {
@@ -147,6 +163,7 @@ impl Machine {
             sandbox_retry: None,
             attempt: None,
             stopping: false,
+            pulls: Vec::new(),
         }
     }
 
@@ -173,6 +190,8 @@ impl Machine {
         let mut actions = Vec::new();
         match event {
             Event::Exited { container, exit } => {
+                // It ran: its image was there.
+                self.pulls.retain(|(i, _)| *i != container);
                 record_exit(record, container, exit, now.wall);
                 if !self.stopping {
                     self.restart_or_back_off(record, container, now, &mut actions);
@@ -181,6 +200,11 @@ impl Machine {
             Event::StartFailed { container, message } => {
                 self.start_failed(record, container, message, now)
             }
+            Event::PullFailed {
+                container,
+                reason,
+                message,
+            } => self.pull_failed(record, container, reason, message, now),
             Event::PauseDied if !self.stopping => {
                 record.event(
                     "Normal",
@@ -249,7 +273,9 @@ impl Machine {
                         .collect();
                     self.timers.retain(|(_, t)| *t > now.mono);
                     for i in due {
-                        self.restart_or_back_off(record, i, now, &mut actions);
+                        if !self.pull_back_off(record, i, now, &mut actions) {
+                            self.restart_or_back_off(record, i, now, &mut actions);
+                        }
                     }
                 }
             }
@@ -433,6 +459,83 @@ impl Machine {
             };
             self.schedule(i, now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR);
         }
+    }
+
+    /// A pull that failed: the kubelet's `Failed` events and `ErrImagePull` (or the reason
+    /// given) until the next sync, then `ImagePullBackOff` until the image back-off has passed,
+    /// when the start (and its pull) is tried again. No container ran, so no run is recorded.
+    fn pull_failed(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        reason: &'static str,
+        message: String,
+        now: Now,
+    ) {
+        let image = record.containers[i].image.clone();
+        if reason == "ErrImageNeverPull" {
+            record.event("Warning", reason, message.clone());
+        } else {
+            record.event(
+                "Warning",
+                "Failed",
+                format!("Failed to pull image \"{image}\": {message}"),
+            );
+        }
+        record.event("Warning", "Failed", format!("Error: {reason}"));
+        let failures = self
+            .pulls
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or(0, |(_, b)| b.failures)
+            + 1;
+        let delay = (self.base * 2u32.saturating_pow(failures - 1)).min(self.base * 30);
+        self.pulls.retain(|(j, _)| *j != i);
+        self.pulls.push((
+            i,
+            PullBackOff {
+                failures,
+                until: now.mono + delay,
+            },
+        ));
+        let c = &mut record.containers[i];
+        c.process = None;
+        c.state = ContainerState::Waiting {
+            reason: reason.into(),
+            message: Some(message),
+        };
+        self.schedule(i, now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR);
+    }
+
+    /// Container `i`'s timer, when its image pull failed: `ImagePullBackOff` while the image
+    /// back-off lasts (true), a start (and pull) again once it passed (true); false when no
+    /// pull failed (the restart rules decide).
+    fn pull_back_off(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let Some(&(_, backoff)) = self.pulls.iter().find(|(j, _)| *j == i) else {
+            return false;
+        };
+        if backoff.until > now.mono {
+            let image = record.containers[i].image.clone();
+            record.event(
+                "Normal",
+                "BackOff",
+                format!("Back-off pulling image \"{image}\""),
+            );
+            record.containers[i].state = ContainerState::Waiting {
+                reason: "ImagePullBackOff".into(),
+                message: Some(format!("Back-off pulling image \"{image}\"")),
+            };
+            self.schedule(i, backoff.until);
+        } else {
+            actions.push(Action::Start(i));
+        }
+        true
     }
 
     /// Container `i` is in back-off: shown as CrashLoopBackOff (with the kubelet's message and

@@ -692,3 +692,55 @@ fn a_finished_pod_has_its_sandbox_stopped_after_the_exit_is_handled() {
     assert!(!dispatch(&mut k, Event::StopRequested));
     assert!(matches!(k.performed[..], [Action::Remove { .. }]));
 }
+
+// A pull at a later start (Always, or an image gone from the store) that fails.
+
+#[test]
+fn a_failed_pull_is_err_image_pull_then_image_pull_back_off_doubling_until_it_pulls() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    let mut m = Machine::new(BASE);
+    let failed = || Event::PullFailed {
+        container: 0,
+        reason: "ErrImagePull",
+        message: "127.0.0.1:5000/x: connection refused".into(),
+    };
+    let image = r.containers[0].image.clone();
+    assert_eq!(m.handle(&mut r, failed(), now), []);
+    assert_eq!(reason(&r, 0), "ErrImagePull");
+    assert!(has_event(
+        &r,
+        "Warning",
+        "Failed",
+        &format!("Failed to pull image \"{image}\": 127.0.0.1:5000/x: connection refused")
+    ));
+    assert!(has_event(&r, "Warning", "Failed", "Error: ErrImagePull"));
+    assert_eq!(r.containers[0].last_state, None, "no container ran");
+    // The next sync: in the image back-off (10 s).
+    let sync = later(now, BASE / 10);
+    assert_eq!(m.handle(&mut r, Event::Tick, sync), []);
+    assert_eq!(reason(&r, 0), "ImagePullBackOff");
+    assert!(has_event(
+        &r,
+        "Normal",
+        "BackOff",
+        &format!("Back-off pulling image \"{image}\"")
+    ));
+    assert_eq!(m.next_deadline(), Some(now.mono + BASE));
+    // It passed: start (and pull) again; a second failure doubles the back-off.
+    let retry = later(now, BASE);
+    assert_eq!(m.handle(&mut r, Event::Tick, retry), [Action::Start(0)]);
+    assert_eq!(m.handle(&mut r, failed(), retry), []);
+    let sync = later(retry, BASE / 10);
+    assert_eq!(m.handle(&mut r, Event::Tick, sync), []);
+    assert_eq!(m.next_deadline(), Some(retry.mono + 2 * BASE));
+    // Pulled and ran, then exited: the ordinary restart rules again.
+    let ran = later(retry, 2 * BASE);
+    assert_eq!(m.handle(&mut r, Event::Tick, ran), [Action::Start(0)]);
+    start(&mut r, 0, ran);
+    let ended = later(ran, Duration::from_secs(700));
+    assert_eq!(
+        m.handle(&mut r, exited(0, code(1)), ended),
+        [Action::Start(0)]
+    );
+}

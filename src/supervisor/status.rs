@@ -180,6 +180,7 @@ pub(super) mod tests {
             events: vec![],
             deletion: None,
             volumes: vec![],
+            images: None,
         }
     }
 
