@@ -472,3 +472,92 @@ fn ten_concurrent_applies_pull_one_new_image_once() {
     }
     s.finish();
 }
+
+/// The supervisor pulls at a restart under `Always` (the kubelet's EnsureImageExists): with
+/// the registry gone the container waits in `ErrImagePull`, then `ImagePullBackOff` with the
+/// kubelet's events; once the registry is back the next try pulls and the container runs.
+#[test]
+fn a_restart_that_cannot_pull_waits_in_image_pull_back_off_until_the_registry_is_back() {
+    require_root!();
+    let Some(mut s) = Setup::new() else { return };
+    let image = [Layer::gzip(&s.base)];
+    s.push(
+        "library/repull",
+        "latest",
+        &[TestImage {
+            arch: "amd64",
+            layers: &image,
+            cmd: &["sh"],
+        }],
+    );
+    let file = s.work.path().join("repull.yaml");
+    std::fs::write(
+        &file,
+        "{apiVersion: v1, kind: Pod, metadata: {name: repull}, spec: {terminationGracePeriodSeconds: 1, containers: [{name: c, image: 'repull', command: [sh, -c, 'sleep 1; exit 3']}]}}",
+    )
+    .unwrap();
+    let [root, conf] = s.env();
+    let env = [root, conf, ("PODRUN_BACKOFF_BASE_MS", "300")];
+    s.node
+        .podrun_env(&["apply", "-f", file.to_str().unwrap()], &env)
+        .ok();
+    s.wait_running("repull");
+    s.registry.stop();
+    let status = |s: &Setup| s.podrun(&["get", "pod", "repull"]).stdout;
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        let out = status(&s);
+        for reason in ["ErrImagePull", "ImagePullBackOff"] {
+            if out.contains(reason) && !seen.contains(&reason) {
+                seen.push(reason);
+            }
+        }
+        if seen.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let described = s.podrun(&["describe", "pod", "repull"]).ok().stdout;
+    // Both show (the poll may catch the back-off before the error: the first sync is quick).
+    seen.sort();
+    assert_eq!(seen, ["ErrImagePull", "ImagePullBackOff"], "{described}");
+    for event in [
+        "Pulling image \"repull\"",
+        "Failed to pull image \"repull\"",
+        "Error: ErrImagePull",
+        "Back-off pulling image \"repull\"",
+        "Error: ImagePullBackOff",
+    ] {
+        assert!(described.contains(event), "no {event:?} in {described}");
+    }
+    let asked = s
+        .registry
+        .log()
+        .matches("/v2/library/repull/manifests/latest")
+        .count();
+
+    s.registry.resume(&s.node);
+    let mut ran = false;
+    for _ in 0..400 {
+        let out = s.podrun(&["get", "pod", "repull", "-o", "json"]).stdout;
+        if out.contains("\"running\"") {
+            ran = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let described = s.podrun(&["describe", "pod", "repull"]).ok().stdout;
+    assert!(ran, "never ran again: {described}");
+    assert!(
+        s.registry
+            .log()
+            .matches("/v2/library/repull/manifests/latest")
+            .count()
+            > asked,
+        "the registry was not asked again"
+    );
+    s.podrun(&["delete", "pod", "repull"]).ok();
+    s.podrun(&["image", "rm", "repull"]).ok();
+    assert!(s.tmp_is_empty());
+    s.finish();
+}

@@ -527,6 +527,7 @@ impl Machine {
                 "BackOff",
                 format!("Back-off pulling image \"{image}\""),
             );
+            record.event("Warning", "Failed", "Error: ImagePullBackOff".into());
             record.containers[i].state = ContainerState::Waiting {
                 reason: "ImagePullBackOff".into(),
                 message: Some(format!("Back-off pulling image \"{image}\"")),
