@@ -301,7 +301,7 @@ fn assert_unauthorized(s: &Setup, run: &common::Run, secrets: &[&str]) {
     let error = run
         .stderr
         .lines()
-        .find(|l| l.contains("error:"))
+        .find(|l| l.starts_with("error: "))
         .unwrap_or_default();
     assert!(
         error.contains("unauthorized") && error.contains(&s.registry.host()),
