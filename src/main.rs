@@ -9,8 +9,10 @@ fn main() {
     if !cli.is_supervisor() {
         podrun::sys::default_sigpipe();
     }
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG").unwrap_or_else(|_| "warn".into());
+    // rustls-platform-verifier logs an untrusted certificate as an ERROR of its own: the
+    // pull's error says it, naming the registry and where its CA goes.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG")
+        .unwrap_or_else(|_| "warn,rustls_platform_verifier=off".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

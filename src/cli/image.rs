@@ -137,7 +137,12 @@ pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
     let registries =
         Registries::load(&cfg.registries_conf).map_err(|e| super::msg(e.to_string()))?;
     let files = match &args.authfile {
-        Some(f) => vec![f.clone()],
+        // Named on purpose: missing is a mistake, not "no credentials" (as podman says).
+        Some(f) => {
+            std::fs::metadata(f)
+                .map_err(|e| super::msg(format!("--authfile {}: {e}", f.display())))?;
+            vec![f.clone()]
+        }
         None => crate::image::default_auth_files(),
     };
     let auth = AuthFiles::load(&files).map_err(|e| super::msg(e.to_string()))?;

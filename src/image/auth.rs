@@ -71,9 +71,11 @@ struct AuthEntry {
     password: Option<String>,
 }
 
-/// The credentials of one Docker config, by normalised key.
+/// The credentials of one Docker config, by normalised key, and where they came from (a file
+/// path, `secret default/regcred`).
 #[derive(Debug, Clone, Default)]
 pub struct AuthConfig {
+    source: String,
     entries: Vec<(String, Credentials)>,
 }
 
@@ -112,14 +114,20 @@ impl AuthConfig {
             };
             entries.push((normalise_key(&key), credentials));
         }
-        Ok(AuthConfig { entries })
+        Ok(AuthConfig {
+            source: source_name.to_owned(),
+            entries,
+        })
     }
 
     /// Reads a config file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<AuthConfig, AuthError> {
         match std::fs::read(path) {
             Ok(bytes) => AuthConfig::parse(&bytes, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AuthConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AuthConfig {
+                source: path.display().to_string(),
+                entries: Vec::new(),
+            }),
             Err(source) => Err(AuthError::Read {
                 path: path.to_owned(),
                 source,
@@ -168,7 +176,21 @@ impl AuthFiles {
 
     /// The credentials for `repository` on `registry` of the first file that has any.
     pub fn lookup(&self, registry: &str, repository: &str) -> Option<&Credentials> {
-        self.0.iter().find_map(|c| c.lookup(registry, repository))
+        self.find(registry, repository).map(|(c, _)| c)
+    }
+
+    /// As [`AuthFiles::lookup`], with where the credentials came from (a file path,
+    /// `secret NAMESPACE/NAME`).
+    pub fn find(&self, registry: &str, repository: &str) -> Option<(&Credentials, &str)> {
+        self.0.iter().find_map(|c| {
+            c.lookup(registry, repository)
+                .map(|found| (found, c.source.as_str()))
+        })
+    }
+
+    /// Where credentials were looked for, in order (for an error that found none).
+    pub fn sources(&self) -> Vec<&str> {
+        self.0.iter().map(|c| c.source.as_str()).collect()
     }
 }
 
@@ -299,6 +321,9 @@ mod tests {
         let files = AuthFiles::load(&[missing, first, second]).unwrap();
         let user = |registry: &str| files.lookup(registry, "x/y").map(|c| c.username.clone());
         assert_eq!(user("registry.example:5000").as_deref(), Some("alice"));
+        let (_, source) = files.find("docker.io", "x/y").unwrap();
+        assert_eq!(source, t.path().join("second.json").display().to_string());
+        assert_eq!(files.sources().len(), 3, "a missing file is named too");
         assert_eq!(user("docker.io").as_deref(), Some("bob"));
         assert_eq!(user("quay.io"), None);
     }

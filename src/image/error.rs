@@ -47,9 +47,35 @@ pub enum ImageError {
     #[error("failed to pull image {image:?}: {message}")]
     Pull { image: String, message: String },
 
-    /// What a registry answered (not found, unauthorized, a digest mismatch, ...).
+    /// What a registry answered (not found, a digest mismatch, ...).
     #[error("{0}")]
     Registry(String),
+
+    /// The registry (or its token server) refused the credentials, or wanted some: what it
+    /// said, and which credentials were sent (a user name and where it came from, never a
+    /// password or token).
+    #[error(
+        "unauthorized: {detail}{}",
+        .credentials.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
+    )]
+    Unauthorized {
+        detail: String,
+        credentials: Option<CredentialsUsed>,
+    },
+
+    /// The TLS connection to the registry failed; for a certificate that is not trusted, where
+    /// its CA certificate would be read from.
+    #[error(
+        "TLS with the registry failed: {detail}{}",
+        .certs_dir.as_ref().map(|d| format!(
+            " (to trust the registry's certificate, put its CA certificate, a PEM *.crt file, in {})",
+            d.display()
+        )).unwrap_or_default()
+    )]
+    Tls {
+        detail: String,
+        certs_dir: Option<PathBuf>,
+    },
 
     /// A layer the store had when a pull began was removed before the pull finished.
     #[error(
@@ -73,6 +99,36 @@ pub enum ImageError {
 
     #[error("{context}: {message}")]
     Corrupt { context: String, message: String },
+}
+
+/// The credentials a pull sent to a registry, as an error tells them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsUsed {
+    /// None: nothing for the registry in any of `searched` (auth files, pull secrets).
+    None {
+        registry: String,
+        searched: Vec<String>,
+    },
+    /// A user's, from `source`.
+    User { username: String, source: String },
+}
+
+impl std::fmt::Display for CredentialsUsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CredentialsUsed::None { registry, searched } if searched.is_empty() => {
+                write!(f, "no credentials for {registry} were given")
+            }
+            CredentialsUsed::None { registry, searched } => write!(
+                f,
+                "no credentials for {registry} in {}",
+                searched.join(", ")
+            ),
+            CredentialsUsed::User { username, source } => {
+                write!(f, "sent the credentials of user {username:?} from {source}")
+            }
+        }
+    }
 }
 
 impl ImageError {

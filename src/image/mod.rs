@@ -31,7 +31,7 @@ mod store_tests;
 pub use auth::{AuthConfig, AuthError, AuthFiles, Credentials, default_auth_files};
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
-pub use error::{ImageError, Result};
+pub use error::{CredentialsUsed, ImageError, Result};
 pub use layers::find_in_layers;
 pub use oci_spec::image::ImageConfiguration;
 pub use policy::{LOCAL_DOMAINS, PullPolicy};

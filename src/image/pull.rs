@@ -16,11 +16,12 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt;
+use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
 use oci_client::secrets::RegistryAuth;
 
-use super::error::{ImageError, Result};
+use super::error::{CredentialsUsed, ImageError, Result};
 use super::store::{NewLayer, Origin, Unpacked};
 use super::{AuthFiles, Image, ImageStore, Reference, Registries};
 
@@ -129,9 +130,20 @@ fn pull_unlocked(
                 tag.clone().unwrap_or_else(|| "latest".into()),
             ),
         };
-        let credentials = match auth.lookup(&endpoint.registry, &endpoint.repository) {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+        let found = auth.find(&endpoint.registry, &endpoint.repository);
+        let credentials = match found {
+            Some((c, _)) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
+        };
+        let used = match found {
+            Some((c, source)) => CredentialsUsed::User {
+                username: c.username.clone(),
+                source: source.to_owned(),
+            },
+            None => CredentialsUsed::None {
+                registry: endpoint.registry.clone(),
+                searched: auth.sources().iter().map(|s| s.to_string()).collect(),
+            },
         };
         let from = Endpoint {
             store,
@@ -147,11 +159,12 @@ fn pull_unlocked(
         match result {
             Ok(image) => return Ok(image),
             Err(e) => {
+                let text = redact(&explain(e, &endpoint, used).to_string(), found.map(|f| f.0));
                 (progress.borrow_mut())(PullEvent::Failed {
                     endpoint: name.clone(),
-                    error: e.to_string(),
+                    error: text.clone(),
                 });
-                errors.push(format!("{name}: {e}"));
+                errors.push(format!("{name}: {text}"));
             }
         }
     }
@@ -174,6 +187,12 @@ impl Endpoint<'_, '_> {
     /// The manifest and config of the image, its missing layers fetched and unpacked, and
     /// the image added to the store.
     async fn fetch(&self, reference: &Reference, auth: &RegistryAuth) -> Result<Image> {
+        // Authenticate first, so that a token server refusing the credentials is the error
+        // (the manifest request would otherwise go on anonymously and only say 401).
+        self.client
+            .auth(self.target, auth, RegistryOperation::Pull)
+            .await
+            .map_err(registry_error)?;
         let (manifest, digest, config, list_digest) = self
             .client
             .pull_manifest_and_config_and_list_digest(self.target, auth)
@@ -488,24 +507,105 @@ fn client_config(endpoint: &super::Endpoint) -> Result<ClientConfig> {
     Ok(config)
 }
 
-/// The registry's answer, with its causes (a refused connection, a TLS failure, ...).
+/// The registry's answer, with its causes (a refused connection, a TLS failure, ...): a 401
+/// (or a token server's refusal) is [`ImageError::Unauthorized`], a certificate the client
+/// does not trust [`ImageError::Tls`].
 fn registry_error(e: oci_client::errors::OciDistributionError) -> ImageError {
     use oci_client::errors::OciDistributionError as E;
-    if let E::UnsupportedSchemaVersionError(1) = e {
-        return ImageError::Registry(
-            "the manifest is Docker schema 1 (application/vnd.docker.distribution.manifest.v1+prettyjws), which podrun does not pull: push the image again with a current client".into(),
-        );
+    match &e {
+        E::UnsupportedSchemaVersionError(1) => {
+            return ImageError::Registry(
+                "the manifest is Docker schema 1 (application/vnd.docker.distribution.manifest.v1+prettyjws), which podrun does not pull: push the image again with a current client".into(),
+            );
+        }
+        E::UnauthorizedError { url } => {
+            return ImageError::Unauthorized {
+                detail: format!("authentication required (401 for {url})"),
+                credentials: None,
+            };
+        }
+        E::AuthenticationFailure(answer) => {
+            return ImageError::Unauthorized {
+                detail: format!("the token server refused: {}", short(answer)),
+                credentials: None,
+            };
+        }
+        E::RegistryError { envelope, .. }
+            if envelope
+                .errors
+                .iter()
+                .any(|e| e.code == oci_client::errors::OciErrorCode::Unauthorized) =>
+        {
+            let said: Vec<String> = envelope.errors.iter().map(|e| e.message.clone()).collect();
+            return ImageError::Unauthorized {
+                detail: short(&said.join("; ")),
+                credentials: None,
+            };
+        }
+        _ => {}
     }
     let mut text = e.to_string();
+    let mut untrusted = false;
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {
         let more = c.to_string();
+        // rustls's words for a certificate chain it cannot verify (unknown issuer, expired,
+        // not valid for the name, ...).
+        untrusted |= more.contains("invalid peer certificate");
         if !text.contains(&more) {
             text = format!("{text}: {more}");
         }
         cause = c.source();
     }
+    if untrusted {
+        return ImageError::Tls {
+            detail: text,
+            certs_dir: None,
+        };
+    }
     ImageError::Registry(text)
+}
+
+/// A server's message on one line, at most 300 characters.
+fn short(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(300) {
+        Some((end, _)) => format!("{}...", &line[..end]),
+        None => line,
+    }
+}
+
+/// An endpoint's failure with what only the endpoint knows: the credentials sent (for an
+/// unauthorized), the directory of its CA certificates (for an untrusted certificate).
+fn explain(e: ImageError, endpoint: &super::Endpoint, used: CredentialsUsed) -> ImageError {
+    match e {
+        ImageError::Unauthorized { detail, .. } => ImageError::Unauthorized {
+            detail,
+            credentials: Some(used),
+        },
+        ImageError::Tls { detail, .. } => ImageError::Tls {
+            detail,
+            certs_dir: Some(endpoint.certs_dir.clone()),
+        },
+        e => e,
+    }
+}
+
+/// `text` without `credentials`' password or their base64 `user:password` form, should a
+/// server have echoed them into a message.
+fn redact(text: &str, credentials: Option<&super::Credentials>) -> String {
+    use base64::Engine;
+    let Some(c) = credentials else {
+        return text.to_owned();
+    };
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+    let mut text = text.replace(&encoded, "<redacted>");
+    // A password of one or two characters would blank out ordinary letters of the message.
+    if c.password.len() >= 3 {
+        text = text.replace(&c.password, "<redacted>");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -535,6 +635,42 @@ mod tests {
         };
         assert_eq!(platform(&entries), want);
         assert_eq!(platform(&[entry("s390x", None, "sha256:s")]), None);
+    }
+
+    #[test]
+    fn an_unauthorized_names_the_credentials_sent_and_never_their_secret() {
+        let e = ImageError::Unauthorized {
+            detail: "authentication required".into(),
+            credentials: Some(CredentialsUsed::User {
+                username: "alice".into(),
+                source: "secret default/regcred".into(),
+            }),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unauthorized: authentication required; sent the credentials of user \"alice\" from secret default/regcred"
+        );
+        let none = CredentialsUsed::None {
+            registry: "r.example:5000".into(),
+            searched: vec!["/run/containers/0/auth.json".into()],
+        };
+        assert_eq!(
+            none.to_string(),
+            "no credentials for r.example:5000 in /run/containers/0/auth.json"
+        );
+        let c = super::super::Credentials {
+            username: "alice".into(),
+            password: "hunter2".into(),
+        };
+        let echoed = format!(
+            "bad: hunter2 / Basic {}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "alice:hunter2")
+        );
+        assert_eq!(
+            redact(&echoed, Some(&c)),
+            "bad: <redacted> / Basic <redacted>"
+        );
+        assert_eq!(short(&format!("a\n  b{}", "x".repeat(400))).len(), 303);
     }
 
     #[test]

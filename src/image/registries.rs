@@ -89,6 +89,9 @@ pub struct Endpoint {
     pub insecure: bool,
     /// Extra CA certificates (PEM files) for this registry.
     pub ca_files: Vec<PathBuf>,
+    /// Where they are looked for (`certs.d/<host[:port]>/` beside the registries file), for an
+    /// error about an untrusted certificate.
+    pub certs_dir: PathBuf,
     /// A mirror (tried before the upstream).
     pub mirror: bool,
 }
@@ -192,18 +195,14 @@ impl Registries {
             repository: repository.to_owned(),
             insecure,
             ca_files: self.ca_files(registry),
+            certs_dir: self.certs_dir(registry),
             mirror,
         }
     }
 
     /// The `*.crt` files of `certs.d/<registry>/` beside the registries file, sorted.
     fn ca_files(&self, registry: &str) -> Vec<PathBuf> {
-        let dir = self
-            .path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join("certs.d")
-            .join(registry);
+        let dir = self.certs_dir(registry);
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -213,6 +212,15 @@ impl Registries {
             .collect();
         files.sort();
         files
+    }
+
+    /// `certs.d/<registry>/` beside the registries file.
+    fn certs_dir(&self, registry: &str) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("certs.d")
+            .join(registry)
     }
 }
 
@@ -357,6 +365,7 @@ location = "b.example/mirrored/team"
             .endpoints(&Reference::parse("127.0.0.1:5443/app:1").unwrap())
             .unwrap();
         assert_eq!(e[0].ca_files, [dir.join("ca.crt")]);
+        assert_eq!(e[0].certs_dir, dir);
         assert!(Registries::load(&t.path().join("missing.conf")).is_ok());
     }
 }

@@ -26,9 +26,15 @@ impl Registry {
         Registry::start_with(node, 5000, "")
     }
 
-    /// A registry on `port` with `extra` appended to its config (auth, tls, ...). Its access
+    /// A registry on `port` with `extra` appended to its config (auth, ...). Its access
     /// log goes to [`Registry::log`].
     pub fn start_with(node: &Node, port: u16, extra: &str) -> Option<Registry> {
+        Registry::start_with_http(node, port, "", extra)
+    }
+
+    /// As [`Registry::start_with`], with `http` added to the config's `http:` section (lines
+    /// indented by two spaces: `  tls:\n    certificate: ...`).
+    pub fn start_with_http(node: &Node, port: u16, http: &str, extra: &str) -> Option<Registry> {
         if std::process::Command::new("docker-registry")
             .arg("--version")
             .output()
@@ -42,7 +48,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{http}{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -112,9 +118,29 @@ impl Registry {
 
     /// Push OCI layout `layout` (tag `tag`) as `repository:tag`.
     pub fn push(&self, node: &Node, layout: &Path, tag: &str, repository: &str) {
+        self.push_with(
+            node,
+            layout,
+            tag,
+            repository,
+            &["--dest-tls-verify=false".into()],
+        );
+    }
+
+    /// As [`Registry::push`], with skopeo's destination options `dest` (`--dest-creds=U:P`,
+    /// `--dest-cert-dir=DIR`, ...) instead of `--dest-tls-verify=false`.
+    pub fn push_with(
+        &self,
+        node: &Node,
+        layout: &Path,
+        tag: &str,
+        repository: &str,
+        dest: &[String],
+    ) {
         let out = node
             .command("skopeo")
-            .args(["--insecure-policy", "copy", "--dest-tls-verify=false", "-q"])
+            .args(["--insecure-policy", "copy", "-q"])
+            .args(dest)
             .args(["--all", "--preserve-digests"])
             .arg(format!("oci:{}:{tag}", layout.display()))
             .arg(format!("docker://{}/{repository}:{tag}", self.host()))
