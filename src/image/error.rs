@@ -51,6 +51,11 @@ pub enum ImageError {
     #[error("{0}")]
     Registry(String),
 
+    /// An image whose manifest, config and blobs do not agree (a digest or diff ID mismatch, a
+    /// layer count, a config without diff IDs, a media type podrun does not unpack).
+    #[error("{0}")]
+    Content(String),
+
     /// A layer the store had when a pull began was removed before the pull finished.
     #[error(
         "layer {digest} was removed from the image store while the image was being added; pull again"

@@ -12,6 +12,7 @@
 //! turns it and the container's command, args, env, workingDir and user into what runs, with
 //! Kubernetes' rules. [`image_problems`] checks a pod's images before anything is created.
 
+mod assemble;
 mod auth;
 mod check;
 mod config;
