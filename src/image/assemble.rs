@@ -1,18 +1,21 @@
-//! What a registry pull ([`super::pull`]) and an archive import share in putting an image
-//! together from a manifest, a config and layer blobs: the layer media types podrun unpacks,
-//! the config's diff IDs and creation time, the host's entry of an index, a layer unpacked
-//! into a work directory of the store with its diff ID checked, and the commit of the image once its layers are all there (hard links across layers made
+//! What a registry pull ([`super::pull`]) and an archive import ([`super::archive`]) share in
+//! putting an image together from a manifest, a config and layer blobs: the layer media types
+//! podrun unpacks, the config's diff IDs and creation time, the host's entry of an index, a
+//! layer unpacked into a work directory of the store with its blob digest and diff ID checked,
+//! and the commit of the image once its layers are all there (hard links across layers made
 //! first, as the layers may have been unpacked in any order).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use oci_client::manifest::ImageIndexEntry;
+use sha2::{Digest, Sha256};
 
-use super::copy::Tree;
+use super::copy::{HashingReader, Tree, hex};
 use super::error::{ImageError, Result};
 use super::store::{NewLayer, Origin, TempDir, Unpacked};
-use super::unpack::{LinkBelow, link_from_lowers};
+use super::unpack::{LinkBelow, link_from_lowers, unpack_layer};
 use super::{Image, ImageStore};
 
 /// Layer media types podrun unpacks (OCI and Docker names).
@@ -132,6 +135,62 @@ impl LayerWork {
     }
 }
 
+/// What a layer blob must be: its digest (`sha256:<hex>`) and, when known, its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BlobCheck {
+    pub(super) digest: String,
+    pub(super) size: Option<u64>,
+}
+
+/// Unpacks layer blob `reader` (plain, gzip or zstd tar) into `dir` (existing, empty) as
+/// [`unpack_layer`] does, the blob's bytes checked against `blob`: all of them are read, so
+/// trailing bytes count too.
+pub(super) fn unpack_blob(
+    reader: impl Read,
+    dir: &Path,
+    blob: &BlobCheck,
+) -> Result<(Tree, Vec<LinkBelow>)> {
+    let mut counted = Counted {
+        inner: HashingReader {
+            inner: reader,
+            hasher: Sha256::new(),
+        },
+        bytes: 0,
+    };
+    let unpacked = unpack_layer(&mut counted, dir)?;
+    io::copy(&mut counted, &mut io::sink()).map_err(ImageError::io("cannot read layer"))?;
+    let digest = format!("sha256:{}", hex(&counted.inner.hasher.finalize()));
+    if digest != blob.digest {
+        return Err(ImageError::Content(format!(
+            "its bytes have digest {digest}, the manifest says {}",
+            blob.digest
+        )));
+    }
+    if let Some(size) = blob.size
+        && size != counted.bytes
+    {
+        return Err(ImageError::Content(format!(
+            "it has {} bytes, the manifest says {size}",
+            counted.bytes
+        )));
+    }
+    Ok(unpacked)
+}
+
+/// A reader that counts what passes through.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 /// Adds the image of `config` whose layers are `diff_ids` (bottom first): each taken from
 /// `unpacked` when it is there, else one the store has. The hard links of the unpacked ones to
 /// the layers below are made first.
@@ -224,5 +283,43 @@ mod tests {
                 .to_string(),
             "the manifest has 1 layers but its image config lists 2 diff IDs"
         );
+    }
+
+    #[test]
+    fn a_blob_is_checked_by_digest_and_size() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(nix::unistd::geteuid().as_raw().into());
+        h.set_gid(nix::unistd::getegid().as_raw().into());
+        h.set_mtime(0);
+        tar.append_data(&mut h, "f", &b"hi"[..]).unwrap();
+        let plain = tar.into_inner().unwrap();
+        let digest = format!("sha256:{}", hex(&Sha256::digest(&plain)));
+        let t = tempfile::tempdir().unwrap();
+        let dir = |n: &str| {
+            let d = t.path().join(n);
+            std::fs::create_dir(&d).unwrap();
+            d
+        };
+        let good = BlobCheck {
+            digest: digest.clone(),
+            size: Some(plain.len() as u64),
+        };
+        let (tree, _) = unpack_blob(&plain[..], &dir("a"), &good).unwrap();
+        assert_eq!(tree.digest, digest, "a plain layer's diff ID is its digest");
+        let wrong = BlobCheck {
+            digest: "sha256:00".into(),
+            size: None,
+        };
+        let e = unpack_blob(&plain[..], &dir("b"), &wrong).unwrap_err();
+        assert!(e.to_string().contains(&digest), "{e}");
+        let short = BlobCheck {
+            digest,
+            size: Some(1),
+        };
+        let e = unpack_blob(&plain[..], &dir("c"), &short).unwrap_err();
+        assert!(e.to_string().contains("the manifest says 1"), "{e}");
     }
 }

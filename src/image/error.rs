@@ -56,6 +56,10 @@ pub enum ImageError {
     #[error("{0}")]
     Content(String),
 
+    /// An image archive or layout that cannot be imported: which, and what is wrong with it.
+    #[error("image archive {archive}: {message}")]
+    Archive { archive: String, message: String },
+
     /// A layer the store had when a pull began was removed before the pull finished.
     #[error(
         "layer {digest} was removed from the image store while the image was being added; pull again"
