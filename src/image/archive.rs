@@ -90,6 +90,14 @@ pub enum LoadEvent {
     Layer { digest: String, present: bool },
 }
 
+/// An image an archive import added: the image, and the names this import gave it (it may
+/// have others from before).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<Reference>,
+}
+
 /// An image archive or layout, opened.
 pub struct ImageArchive {
     kind: ArchiveKind,
@@ -186,7 +194,7 @@ impl ImageArchive {
         store: &ImageStore,
         reference: Option<&str>,
         progress: &mut dyn FnMut(LoadEvent),
-    ) -> Result<Vec<Image>> {
+    ) -> Result<Vec<Loaded>> {
         let wanted = reference.map(parse_wanted).transpose()?;
         let candidates = match self.kind {
             ArchiveKind::DockerArchive => self.docker_candidates()?,
@@ -218,7 +226,7 @@ impl ImageArchive {
         store: &ImageStore,
         plans: &[Plan],
         progress: &mut dyn FnMut(LoadEvent),
-    ) -> Result<Vec<Image>> {
+    ) -> Result<Vec<Loaded>> {
         let mut unpacked: BTreeMap<String, NewLayer> = BTreeMap::new();
         for layer in plans.iter().flat_map(|p| &p.layers) {
             let present =
@@ -242,13 +250,11 @@ impl ImageArchive {
                 created: created(&String::from_utf8_lossy(&plan.config)),
             };
             let diff_ids: Vec<String> = plan.layers.iter().map(|l| l.diff_id.clone()).collect();
-            images.push(commit_image(
-                store,
-                origin,
-                &plan.config,
-                &diff_ids,
-                &mut unpacked,
-            )?);
+            let image = commit_image(store, origin, &plan.config, &diff_ids, &mut unpacked)?;
+            images.push(Loaded {
+                image,
+                names: plan.names.clone(),
+            });
         }
         Ok(images)
     }

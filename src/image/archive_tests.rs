@@ -172,7 +172,11 @@ impl Fixture {
 
     fn import(&self, path: &Path, reference: Option<&str>) -> Result<Vec<Image>> {
         let archive = ImageArchive::open(&self.store, path)?.expect("an archive");
-        archive.import(&self.store, reference, &mut |_| {})
+        Ok(only_images(archive.import(
+            &self.store,
+            reference,
+            &mut |_| {},
+        )?))
     }
 
     /// Layers and image directories in the store.
@@ -185,6 +189,10 @@ impl Fixture {
         assert_eq!(tmp, 0, "work directories left in tmp/");
         (count(self.store.root().join("layers")), images)
     }
+}
+
+fn only_images(loaded: Vec<Loaded>) -> Vec<Image> {
+    loaded.into_iter().map(|l| l.image).collect()
 }
 
 fn file_in(image: &Image, rel: &str) -> String {
@@ -205,9 +213,11 @@ fn an_oci_archive_imports_its_named_image_and_a_second_import_unpacks_nothing() 
     let archive = ImageArchive::open(&f.store, &tar).unwrap().unwrap();
     assert_eq!(archive.kind(), ArchiveKind::OciArchive);
     let mut events = Vec::new();
-    let images = archive
-        .import(&f.store, None, &mut |e| events.push(e))
-        .unwrap();
+    let images = only_images(
+        archive
+            .import(&f.store, None, &mut |e| events.push(e))
+            .unwrap(),
+    );
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].names, ["registry.example:5000/team/app:v1"]);
     assert_eq!(file_in(&images[0], "etc/top"), "top");
@@ -224,9 +234,11 @@ fn an_oci_archive_imports_its_named_image_and_a_second_import_unpacks_nothing() 
     let archive = ImageArchive::open(&f.store, &dir).unwrap().unwrap();
     assert_eq!(archive.kind(), ArchiveKind::OciLayout);
     let mut events = Vec::new();
-    let again = archive
-        .import(&f.store, None, &mut |e| events.push(e))
-        .unwrap();
+    let again = only_images(
+        archive
+            .import(&f.store, None, &mut |e| events.push(e))
+            .unwrap(),
+    );
     assert_eq!(again[0].id, images[0].id);
     assert_eq!(events.len(), 2);
     assert!(
@@ -411,7 +423,7 @@ fn a_docker_save_archive_imports_with_its_repo_tags_compressed_or_not() {
     let plain = f.write("save.tar", &tar);
     let archive = ImageArchive::open(&f.store, &plain).unwrap().unwrap();
     assert_eq!(archive.kind(), ArchiveKind::DockerArchive);
-    let images = archive.import(&f.store, None, &mut |_| {}).unwrap();
+    let images = only_images(archive.import(&f.store, None, &mut |_| {}).unwrap());
     assert_eq!(
         images[0].names,
         ["docker.io/library/busybox:1", "example.com/one:1"]
@@ -431,7 +443,8 @@ fn a_docker_save_archive_imports_with_its_repo_tags_compressed_or_not() {
     let archive = ImageArchive::read(&g.store, &gzip(&tar)[..], "-").unwrap();
     let chosen = archive.import(&g.store, Some("two"), &mut |_| {}).unwrap();
     assert_eq!(chosen.len(), 1);
-    assert_eq!(chosen[0].names, ["docker.io/library/two:latest"]);
+    assert_eq!(chosen[0].image.names, ["docker.io/library/two:latest"]);
+    assert_eq!(chosen[0].names, [Reference::parse("two:latest").unwrap()]);
     drop(archive);
     assert_eq!(g.stored(), (2, 1), "the spooled copy goes with the archive");
 }

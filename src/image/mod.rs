@@ -31,7 +31,7 @@ mod unpack;
 #[cfg(test)]
 mod store_tests;
 
-pub use archive::{ArchiveKind, ImageArchive, LoadEvent};
+pub use archive::{ArchiveKind, ImageArchive, LoadEvent, Loaded};
 pub use auth::{AuthConfig, AuthError, AuthFiles, Credentials, default_auth_files};
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};
