@@ -1,4 +1,4 @@
-//! `podrun image import|ls|rm|inspect|tag` and `podrun images`, shaped like podman's.
+//! `podrun image import|load|ls|rm|inspect|tag` and `podrun images`, shaped like podman's.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use super::{Result, msg, table};
 use crate::config::Config;
-use crate::image::{Image, ImageConfigOverrides, ImageError, ImageStore, Reference};
+use crate::image::{
+    Image, ImageArchive, ImageConfigOverrides, ImageError, ImageStore, LoadEvent, Reference,
+};
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
@@ -20,8 +22,11 @@ pub struct ImageArgs {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Create an image from a directory or a tarball (plain or gzip; "-" reads a tar from stdin)
-    /// and print its ID.
+    /// and print its ID; an OCI image layout, an OCI archive or a docker save archive is
+    /// imported as the images it holds (one ID each).
     Import(ImportArgs),
+    /// Load the images of an OCI archive or a docker save archive (stdin without -i).
+    Load(LoadArgs),
     /// List images.
     #[command(visible_alias = "list")]
     Ls(ListArgs),
@@ -63,11 +68,29 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive (plain, gzip or zstd tar); stdin when omitted.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<std::path::PathBuf>,
+    /// The image to load from an archive of several, or the name for an unnamed one.
+    #[arg(long = "ref", value_name = "NAME")]
+    pub reference: Option<String>,
+    /// Only the `Loaded image:` lines (no per-layer progress).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Directory, tar or tar.gz file, or "-" for a tar on stdin.
+    /// Directory, tar or tar.gz file, or "-" for a tar on stdin (a root filesystem); or an OCI
+    /// image layout directory, OCI archive or docker save archive.
     pub source: String,
-    /// Name of the new image, e.g. podrun.local/debug:1 (untagged when omitted).
+    /// Name of the new image, e.g. podrun.local/debug:1 (untagged when omitted); for an
+    /// archive, as --ref.
     pub name: Option<String>,
+    /// For an archive: the image to import from several, or the name for an unnamed one.
+    #[arg(long = "ref", value_name = "NAME")]
+    pub reference: Option<String>,
     /// A Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER,
     /// WORKDIR (e.g. --change 'CMD ["python3"]'); may be repeated.
     #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
@@ -121,6 +144,7 @@ pub struct TagArgs {
 pub fn image(cfg: &Config, args: &ImageArgs) -> Result<i32> {
     match &args.command {
         ImageCommand::Import(a) => import(cfg, a),
+        ImageCommand::Load(a) => load(cfg, a),
         ImageCommand::Ls(a) => list(cfg, a),
         ImageCommand::Rm(a) => remove(cfg, a),
         ImageCommand::Prune(a) => prune(cfg, a),
@@ -173,6 +197,34 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<i32> {
     let overrides = ImageConfigOverrides::from_changes(&args.changes)?;
     let store = cfg.images();
     let name = args.name.as_deref();
+    if args.source != "-"
+        && let Some(archive) = ImageArchive::open(&store, Path::new(&args.source))?
+    {
+        let reference = match (name, args.reference.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(msg(format!(
+                    "both NAME {a:?} and --ref {b:?} given; an archive takes one"
+                )));
+            }
+            (a, b) => a.or(b),
+        };
+        if !args.changes.is_empty() {
+            return Err(msg(format!(
+                "--change applies to a root filesystem, not to the images of an {}",
+                archive.kind()
+            )));
+        }
+        for loaded in archive.import(&store, reference, &mut |_| {})? {
+            println!("{}", loaded.image.id);
+        }
+        return Ok(0);
+    }
+    if args.reference.is_some() {
+        return Err(msg(format!(
+            "--ref chooses an image of an archive, and {} is a root filesystem: name it with NAME",
+            args.source
+        )));
+    }
     let image = if args.source == "-" {
         store.import_reader(std::io::stdin().lock(), "-", name, &overrides)?
     } else {
@@ -188,6 +240,44 @@ fn import(cfg: &Config, args: &ImportArgs) -> Result<i32> {
         }
     };
     println!("{}", image.id);
+    Ok(0)
+}
+
+/// `podrun image load`: `Loaded image: NAME` per name (the ID for an unnamed image), as
+/// podman's; `Copying blob` lines on stderr unless quiet.
+pub fn load(cfg: &Config, args: &LoadArgs) -> Result<i32> {
+    let store = cfg.images();
+    let archive = match &args.input {
+        Some(path) => ImageArchive::open(&store, path)?.ok_or_else(|| {
+            msg(format!(
+                "{}: not an OCI archive or layout, nor a docker save archive (a root filesystem \
+                 is imported with podrun image import)",
+                path.display()
+            ))
+        })?,
+        None => ImageArchive::read(&store, std::io::stdin().lock(), "-")?,
+    };
+    let quiet = args.quiet;
+    let images = archive.import(&store, args.reference.as_deref(), &mut |event| {
+        let LoadEvent::Layer { digest, present } = event;
+        if !quiet {
+            let short = digest.strip_prefix("sha256:").unwrap_or(&digest);
+            let short = &short[..12.min(short.len())];
+            if present {
+                eprintln!("Copying blob {short} skipped: already exists");
+            } else {
+                eprintln!("Copying blob {short} done");
+            }
+        }
+    })?;
+    for loaded in images {
+        if loaded.names.is_empty() {
+            println!("Loaded image: {}", loaded.image.digest());
+        }
+        for name in &loaded.names {
+            println!("Loaded image: {name}");
+        }
+    }
     Ok(0)
 }
 

@@ -149,12 +149,14 @@ pub enum Command {
     Top(top::TopArgs),
     /// Check the node, and find (--fix: remove) podrun objects no pod record accounts for.
     Doctor(doctor::DoctorArgs),
-    /// Manage images: import, ls, rm, inspect, tag.
+    /// Manage images: import, load, ls, rm, inspect, tag.
     Image(image::ImageArgs),
     /// List images (`image ls`).
     Images(image::ListArgs),
     /// Pull an image (`image pull`).
     Pull(image::PullArgs),
+    /// Load the images of an OCI or docker save archive (`image load`).
+    Load(image::LoadArgs),
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
@@ -279,6 +281,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Image(args) => image::image(&cfg, &args),
         Command::Images(args) => image::list(&cfg, &args),
         Command::Pull(args) => image::pull(&cfg, &args),
+        Command::Load(args) => image::load(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
         Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),
     }

@@ -77,6 +77,15 @@ pub enum ImageError {
         certs_dir: Option<PathBuf>,
     },
 
+    /// An image whose manifest, config and blobs do not agree (a digest or diff ID mismatch, a
+    /// layer count, a config without diff IDs, a media type podrun does not unpack).
+    #[error("{0}")]
+    Content(String),
+
+    /// An image archive or layout that cannot be imported: which, and what is wrong with it.
+    #[error("image archive {archive}: {message}")]
+    Archive { archive: String, message: String },
+
     /// A layer the store had when a pull began was removed before the pull finished.
     #[error(
         "layer {digest} was removed from the image store while the image was being added; pull again"

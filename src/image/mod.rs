@@ -4,7 +4,8 @@
 //! WorkingDir, User, created), kept in an [`ImageStore`] under the image root
 //! (`/var/lib/podrun/images`, `--image-root`, `PODRUN_IMAGE_ROOT`). [`pull`] fetches one from a
 //! registry (mirrors and credentials by [`Registries`] and [`AuthFiles`]), `podrun image import`
-//! makes one from a directory or a tarball; names are normalised as docker's ([`Reference`]);
+//! makes one from a directory or a tarball, [`ImageArchive`] imports OCI layouts and archives
+//! and `docker save` archives; names are normalised as docker's ([`Reference`]);
 //! [`PullPolicy`] says when a container start pulls.
 //!
 //! For running a container from an image: [`ImageStore::resolve`] gives the [`Image`] (its
@@ -12,6 +13,8 @@
 //! turns it and the container's command, args, env, workingDir and user into what runs, with
 //! Kubernetes' rules. [`image_problems`] checks a pod's images before anything is created.
 
+mod archive;
+mod assemble;
 mod auth;
 mod check;
 mod config;
@@ -28,6 +31,7 @@ mod unpack;
 #[cfg(test)]
 mod store_tests;
 
+pub use archive::{ArchiveKind, ImageArchive, LoadEvent, Loaded};
 pub use auth::{AuthConfig, AuthError, AuthFiles, Credentials, default_auth_files};
 pub use check::{image_problems, resolve_images};
 pub use config::{ImageConfigOverrides, SUPPORTED_CHANGES, image_configuration};

@@ -18,24 +18,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::StreamExt;
 use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
+use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
+use super::assemble::{
+    LayerWork, check_layer_count, check_layer_type, commit_image, created, diff_ids, platform,
+};
 use super::error::{CredentialsUsed, ImageError, Result};
-use super::store::{NewLayer, Origin, Unpacked};
+use super::store::{NewLayer, Origin};
 use super::{AuthFiles, Image, ImageStore, Reference, Registries};
-
-/// Layer media types podrun unpacks (OCI and Docker names).
-const LAYER_TYPES: [&str; 8] = [
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-];
 
 /// Layers fetched at once (containerd's and docker's default is 3).
 const PARALLEL_LAYERS: usize = 3;
@@ -199,21 +190,10 @@ impl Endpoint<'_, '_> {
             .await
             .map_err(registry_error)?;
         for layer in &manifest.layers {
-            if !LAYER_TYPES.contains(&layer.media_type.as_str()) {
-                return Err(ImageError::Registry(format!(
-                    "layer {} has media type {}, which podrun does not unpack",
-                    layer.digest, layer.media_type
-                )));
-            }
+            check_layer_type(&layer.digest, &layer.media_type)?;
         }
         let diff_ids = diff_ids(&config)?;
-        if diff_ids.len() != manifest.layers.len() {
-            return Err(ImageError::Registry(format!(
-                "the manifest has {} layers but its image config lists {} diff IDs",
-                manifest.layers.len(),
-                diff_ids.len()
-            )));
-        }
+        check_layer_count(manifest.layers.len(), &diff_ids)?;
         let missing: Vec<(&OciDescriptor, &String)> = manifest
             .layers
             .iter()
@@ -258,45 +238,19 @@ impl Endpoint<'_, '_> {
         if let Some(e) = errors.pop() {
             return Err(e);
         }
-        let layers: Vec<NewLayer> = diff_ids
-            .iter()
-            .map(|d| {
-                unpacked.remove(d).unwrap_or_else(|| NewLayer {
-                    diff_id: d.clone(),
-                    unpacked: None,
-                })
-            })
-            .collect();
-        self.link_across_layers(&layers)?;
         let manifest_digest = list_digest.unwrap_or(digest);
         let origin = Origin {
-            name: Some(reference.clone()),
+            names: vec![reference.clone()],
             repo_digest: Some(format!("{}@{manifest_digest}", reference.repository())),
             created: created(&config),
         };
-        self.store.commit(origin, config.as_bytes(), layers)
-    }
-
-    /// The hard links of each new layer to files of the layers below it, now that all are
-    /// unpacked (they were fetched in parallel).
-    fn link_across_layers(&self, layers: &[NewLayer]) -> Result<()> {
-        let mut below: Vec<std::path::PathBuf> = Vec::new();
-        for layer in layers {
-            let dir = match &layer.unpacked {
-                Some(u) => {
-                    super::unpack::link_from_lowers(&u.dir, &below, &u.links_below)?;
-                    u.dir.clone()
-                }
-                None => self
-                    .store
-                    .layer(&layer.diff_id)
-                    .ok_or_else(|| ImageError::LayerGone {
-                        digest: layer.diff_id.clone(),
-                    })?,
-            };
-            below.push(dir);
-        }
-        Ok(())
+        commit_image(
+            self.store,
+            origin,
+            config.as_bytes(),
+            &diff_ids,
+            &mut unpacked,
+        )
     }
 
     /// Layer `layer`: streamed from the registry into an unpacking thread, its digest and size
@@ -324,17 +278,14 @@ impl Endpoint<'_, '_> {
         if cancel.load(Ordering::Relaxed) {
             return Err(ImageError::Cancelled);
         }
-        let work = self.store.work_dir("layer")?;
-        let dir = work.path.join("fs");
-        std::fs::create_dir(&dir)
-            .map_err(ImageError::io(format!("cannot create {}", dir.display())))?;
+        let work = LayerWork::new(self.store)?;
         let mut stream = self
             .client
             .pull_blob_stream(self.target, layer)
             .await
             .map_err(|e| layer_error(layer, registry_error(e)))?;
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(64);
-        let into = dir.clone();
+        let into = work.dir.clone();
         let unpacking = tokio::task::spawn_blocking(move || {
             super::unpack::unpack_layer(ChannelReader::new(rx), &into)
         });
@@ -372,7 +323,7 @@ impl Endpoint<'_, '_> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let (tree, links_below) = unpacked.map_err(|e| layer_error(layer, e))?;
+        let unpacked = unpacked.map_err(|e| layer_error(layer, e))?;
         if layer.size >= 0 && done != layer.size as u64 {
             return Err(layer_error(
                 layer,
@@ -382,54 +333,19 @@ impl Endpoint<'_, '_> {
                 )),
             ));
         }
-        if tree.digest != diff_id {
-            return Err(layer_error(
-                layer,
-                ImageError::Registry(format!(
-                    "its content has digest {}, the image config says {diff_id}",
-                    tree.digest
-                )),
-            ));
-        }
+        let new = work
+            .finish(unpacked, diff_id)
+            .map_err(|e| layer_error(layer, e))?;
         self.tell(PullEvent::LayerDone {
             digest: layer.digest.clone(),
         });
-        Ok(NewLayer {
-            diff_id: diff_id.to_owned(),
-            unpacked: Some(Unpacked {
-                _work: work,
-                dir,
-                size: tree.size,
-                links_below,
-            }),
-        })
+        Ok(new)
     }
 }
 
 /// `layer sha256:...: <what went wrong>`.
 fn layer_error(layer: &OciDescriptor, e: ImageError) -> ImageError {
     ImageError::Registry(format!("layer {}: {e}", layer.digest))
-}
-
-/// The image config's `rootfs.diff_ids`, bottom first.
-fn diff_ids(config: &str) -> Result<Vec<String>> {
-    let value: serde_json::Value = serde_json::from_str(config)
-        .map_err(|e| ImageError::Registry(format!("the image config is not valid JSON: {e}")))?;
-    value["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .map(|d| d.as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .ok_or_else(|| ImageError::Registry("the image config has no rootfs.diff_ids".into()))
-}
-
-fn created(config: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let value: serde_json::Value = serde_json::from_str(config).ok()?;
-    chrono::DateTime::parse_from_rfc3339(value["created"].as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// A blocking reader over the chunks the download sends (the unpacker's side).
@@ -459,27 +375,6 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
     }
-}
-
-/// The entry of an index or manifest list for this host, as containerd's default platform
-/// matcher picks it: the OS and architecture must match; for arm64 an entry without a variant
-/// or with `v8` is taken first, then any other arm64 variant.
-fn platform(entries: &[ImageIndexEntry]) -> Option<String> {
-    use oci_spec::image::{Arch, Os};
-    let host = Arch::default();
-    let matching: Vec<&ImageIndexEntry> = entries
-        .iter()
-        .filter(|e| {
-            e.platform
-                .as_ref()
-                .is_some_and(|p| p.os == Os::Linux && p.architecture == host)
-        })
-        .collect();
-    let preferred = matching.iter().find(|e| {
-        let variant = e.platform.as_ref().and_then(|p| p.variant.as_deref());
-        host != Arch::ARM64 || matches!(variant, None | Some("v8"))
-    });
-    preferred.or(matching.first()).map(|e| e.digest.clone())
 }
 
 fn client_config(endpoint: &super::Endpoint) -> Result<ClientConfig> {
@@ -611,31 +506,6 @@ fn redact(text: &str, credentials: Option<&super::Credentials>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(arch: &str, variant: Option<&str>, digest: &str) -> ImageIndexEntry {
-        serde_json::from_value(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest,
-            "size": 1,
-            "platform": {"architecture": arch, "os": "linux", "variant": variant},
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn the_hosts_platform_is_picked_from_an_index() {
-        let entries = [
-            entry("arm64", Some("v8"), "sha256:arm"),
-            entry("amd64", None, "sha256:amd"),
-        ];
-        let want = match oci_spec::image::Arch::default() {
-            oci_spec::image::Arch::Amd64 => Some("sha256:amd".to_owned()),
-            oci_spec::image::Arch::ARM64 => Some("sha256:arm".to_owned()),
-            _ => None,
-        };
-        assert_eq!(platform(&entries), want);
-        assert_eq!(platform(&[entry("s390x", None, "sha256:s")]), None);
-    }
 
     #[test]
     fn an_unauthorized_names_the_credentials_sent_and_never_their_secret() {

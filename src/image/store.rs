@@ -144,8 +144,8 @@ pub(super) struct Unpacked {
 /// What [`ImageStore::commit`] keeps of where the image came from.
 #[derive(Default)]
 pub(super) struct Origin {
-    /// The name to give it.
-    pub(super) name: Option<Reference>,
+    /// The names to give it.
+    pub(super) names: Vec<Reference>,
     /// `repository@sha256:...` of the registry manifest it was pulled by.
     pub(super) repo_digest: Option<String>,
     /// When it was made (its config's `created`); now when unknown.
@@ -272,7 +272,7 @@ impl ImageStore {
             }),
         };
         let origin = Origin {
-            name,
+            names: name.into_iter().collect(),
             ..Origin::default()
         };
         self.commit(origin, &bytes, vec![layer])
@@ -392,7 +392,7 @@ impl ImageStore {
                 repo_digests,
             },
         );
-        if let Some(name) = &origin.name {
+        for name in &origin.names {
             index.names.insert(name.to_string(), id.clone());
         }
         self.save_index(&index)?;
