@@ -11,19 +11,14 @@
 //! the same spawn without it. On cgroup v1 a migration takes the cgroup_threadgroup_rwsem for
 //! writing, which can wait for an RCU grace period: runs are spaced out as separate applies are.
 
+#[path = "support/stats.rs"]
+mod stats;
+
+use stats::{median, ms};
 use std::time::{Duration, Instant};
 
 use podrun::cgroup::{self, Hierarchy, Limits, PodCgroup};
 use podrun::resources::pod_resources;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn main() {
     if !nix::unistd::geteuid().is_root() {

@@ -19,9 +19,13 @@
 //! temporary directory instead: on a journal-less ext4 (this VM's root filesystem) every file
 //! podrun creates first skips the inodes deleted in the last 30 s, which grows with the churn.
 
+#[path = "support/stats.rs"]
+mod stats;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use stats::{median, ms};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -128,15 +132,6 @@ fn poll_http(ip: &str) -> Instant {
         std::thread::sleep(Duration::from_micros(500));
     }
     panic!("web server never answered on {ip}");
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 struct Medians {

@@ -120,6 +120,22 @@ impl Setup {
 
 /// The layers of the test image: the debug rootfs, a layer with files, and an upper one that
 /// whites one of them out and adds another (zstd, or gzip as docker archives need).
+/// An OCI layout `layout` of one image made of [`layers`], tagged `v1`.
+fn layout(s: &Setup, zstd: bool) -> (Vec<Layer>, std::path::PathBuf) {
+    let layers = layers(s, zstd);
+    let layout = s.path("layout");
+    oci_layout(
+        &layout,
+        "v1",
+        &[TestImage {
+            arch: "amd64",
+            layers: &layers,
+            cmd: &["sleep", "600"],
+        }],
+    );
+    (layers, layout)
+}
+
 fn layers(s: &Setup, zstd: bool) -> Vec<Layer> {
     let lower = tar_of(
         None,
@@ -154,17 +170,7 @@ const SEEN: &str = "keep\nnew\nkeptfrom the upper layer\nno-gone\n";
 fn an_oci_layout_and_an_oci_archive_import_and_run() {
     require_root!();
     let s = Setup::new();
-    let layers = layers(&s, true);
-    let layout = s.path("layout");
-    oci_layout(
-        &layout,
-        "v1",
-        &[TestImage {
-            arch: "amd64",
-            layers: &layers,
-            cmd: &["sleep", "600"],
-        }],
-    );
+    let (_, layout) = layout(&s, true);
     let id = s
         .podrun(&[
             "image",
@@ -304,17 +310,7 @@ fn a_docker_save_archive_imports_and_runs_and_loads_from_stdin() {
 fn a_tampered_layer_is_refused_naming_its_digest_and_leaves_nothing() {
     require_root!();
     let s = Setup::new();
-    let layers = layers(&s, true);
-    let layout = s.path("layout");
-    oci_layout(
-        &layout,
-        "v1",
-        &[TestImage {
-            arch: "amd64",
-            layers: &layers,
-            cmd: &["sleep", "600"],
-        }],
-    );
+    let (layers, layout) = layout(&s, true);
     let tampered = &layers[1];
     let blob = layout
         .join("blobs/sha256")
@@ -369,29 +365,17 @@ fn skopeos_docker_and_oci_archives_import_and_run() {
     }
     let s = Setup::new();
     // skopeo cannot write a zstd layer into a docker archive.
-    let layers = layers(&s, false);
-    let layout = s.path("layout");
-    oci_layout(
-        &layout,
-        "v1",
-        &[TestImage {
-            arch: "amd64",
-            layers: &layers,
-            cmd: &["sleep", "600"],
-        }],
-    );
+    let (_, layout) = layout(&s, false);
     let copy = |dest: String| {
-        let out = std::process::Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "-q"])
-            .arg(format!("oci:{}:v1", layout.display()))
-            .arg(dest)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::Run::from(
+            std::process::Command::new("skopeo")
+                .args(["--insecure-policy", "copy", "-q"])
+                .arg(format!("oci:{}:v1", layout.display()))
+                .arg(dest)
+                .output()
+                .unwrap(),
+        )
+        .ok();
     };
     let docker = s.path("skopeo-docker.tar");
     copy(format!(
