@@ -561,3 +561,93 @@ fn a_restart_that_cannot_pull_waits_in_image_pull_back_off_until_the_registry_is
     assert!(s.tmp_is_empty());
     s.finish();
 }
+
+/// A pull killed while its layers stream leaves no image and no layer behind (its work
+/// directory, of a dead process, goes with the store's next change), and the next pull of the
+/// same image succeeds.
+#[test]
+fn a_pull_killed_midway_leaves_nothing_and_the_next_pull_succeeds() {
+    require_root!();
+    let Some(s) = Setup::new() else { return };
+    // An uncompressed layer of 160 MiB of noise: long enough to stream to be caught midway.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..160 << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(noise.len() as u64);
+    tar.append_data(&mut h, "big.bin", &noise[..]).unwrap();
+    let plain = tar.into_inner().unwrap();
+    let big = Layer {
+        diff_id: format!("sha256:{}", common::registry::sha256(&plain)),
+        blob: plain,
+        media_type: "application/vnd.oci.image.layer.v1.tar",
+    };
+    let layers = [Layer::gzip(&s.base), big];
+    s.push(
+        "library/killed",
+        "1",
+        &[TestImage {
+            arch: "amd64",
+            layers: &layers,
+            cmd: &["sh"],
+        }],
+    );
+    let mut child = s.node.podrun_command(&["pull", "-q", "killed:1"]);
+    for (k, v) in s.env() {
+        child.env(k, v);
+    }
+    let mut child = child
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = s.images.path().join("tmp");
+    let busy = |tmp: &std::path::Path| {
+        std::fs::read_dir(tmp)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+    };
+    let mut caught = false;
+    for _ in 0..2000 {
+        if busy(&tmp) {
+            caught = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill(); // SIGKILL: no chance to clean up
+    let status = child.wait().unwrap();
+    assert!(
+        caught && !status.success(),
+        "the pull ended before it could be killed: {status}"
+    );
+    let listed = s.podrun(&["images"]).ok().stdout;
+    assert!(!listed.contains("killed"), "{listed}");
+    assert_eq!(s.layer_dirs(), 0, "a layer of the killed pull stayed");
+    assert!(
+        busy(&tmp),
+        "the killed pull's work directory is what it left"
+    );
+
+    s.podrun(&["pull", "-q", "killed:1"]).ok();
+    assert!(s.podrun(&["images"]).ok().stdout.contains("killed"));
+    assert_eq!(s.layer_dirs(), 2);
+    assert!(
+        s.tmp_is_empty(),
+        "the dead pull's work directory was not swept"
+    );
+    s.podrun(&["image", "rm", "killed:1"]).ok();
+    assert_eq!(s.layer_dirs(), 0);
+    s.finish();
+}
