@@ -265,3 +265,25 @@ fn host_ip_matches_only_that_address() {
     node.sh("ip link del node0").ok();
     node.assert_clean();
 }
+
+/// A supervisor killed outright: delete removes the pod's rules from its record.
+#[test]
+fn delete_after_a_killed_supervisor_removes_the_rules() {
+    require_root!();
+    let node = node_with_address();
+    node.apply_manifest("web.yaml", &web_pod("web", None)).ok();
+    let ip = node.pod_ip("web");
+    let answer = curl_on_node(&node, &format!("http://{NODE_IP}:8080/"));
+    assert!(answer.starts_with(&format!("pod {ip} ")), "{answer}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node.supervisor_pid("web")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(nft_table(&node).contains("podrun hostport"));
+    node.podrun(&["delete", "web", "--now"]).ok();
+    let table = node.sh("nft -j list ruleset").ok().stdout;
+    assert!(!table.contains("hostport"), "{table}");
+    node.sh("ip link del node0").ok();
+    node.assert_clean();
+}
