@@ -287,3 +287,29 @@ fn delete_after_a_killed_supervisor_removes_the_rules() {
     node.sh("ip link del node0").ok();
     node.assert_clean();
 }
+
+/// hostPort rules of a pod uid no record has (a lost state root) are leftovers: doctor lists
+/// them, `--fix` removes them (and the table they were alone in).
+#[test]
+fn doctor_reports_and_fixes_rules_of_an_unknown_pod() {
+    require_root!();
+    let node = Node::new();
+    node.sh("nft add table inet podrun \
+         && nft add chain inet podrun prerouting '{ type nat hook prerouting priority dstnat; }' \
+         && nft add rule inet podrun prerouting meta nfproto ipv4 tcp dport 8080 \
+            dnat ip to 10.244.0.9:80 comment '\"podrun hostport deadbeef 8080/TCP dnat\"'")
+        .ok();
+    let report = node.podrun(&["doctor"]);
+    assert_eq!(report.code, 1, "{}", report.stdout);
+    assert!(
+        report
+            .stdout
+            .contains("hostPort rules of pod uid deadbeef in table inet podrun, with no record"),
+        "{}",
+        report.stdout
+    );
+    node.podrun(&["doctor", "--fix"]);
+    let tables = node.sh("nft list tables").ok().stdout;
+    assert!(!tables.contains("podrun"), "{tables}");
+    node.assert_clean();
+}
