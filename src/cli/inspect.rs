@@ -103,6 +103,15 @@ fn document(cfg: &Config, r: &PodRecord) -> Value {
             "masquerade": crate::net::masquerade_present(&r.network_config).ok(),
             "nftTable": "inet podrun",
         },
+        "hostPorts": crate::net::hostport::of_plan(&r.plan),
+        "hostPortRules": crate::net::hostport::present(&r.plan.uid).ok().map(|rules| {
+            rules
+                .into_iter()
+                .map(|(chain, handle, comment)| {
+                    json!({"table": "inet podrun", "chain": chain, "handle": handle, "comment": comment})
+                })
+                .collect::<Vec<_>>()
+        }),
         "cgroups": cgroups,
         "volumes": r.volumes,
         "shareProcessNamespace": r.plan.share_process_namespace,

@@ -11,6 +11,7 @@
 //! - netns pins in the netns dir that hold the network namespace of a process found in an
 //!   orphaned pod cgroup (other pins may be someone else's: they are only reported);
 //! - allocated addresses whose owner no record has;
+//! - hostPort rules in `table inet podrun` whose pod uid no record has;
 //! - the bridge and the masquerade rule, and the cgroup parent, when no record uses them.
 //!
 //! Records whose supervisor is gone are reported too (`delete` removes those pods), and so are
@@ -59,6 +60,8 @@ pub enum Finding {
         /// The sandbox id the allocation names (gone with its pod).
         owner: String,
     },
+    /// hostPort rules (`table inet podrun`) of a pod uid no record has.
+    HostPortRules { uid: String },
     /// The node bridge and masquerade rule, while no record uses them.
     NodeNetwork { bridge: String },
     /// This root's bridge left under its temporary name (podrun stopped while making it).
@@ -92,6 +95,7 @@ impl Finding {
             Finding::Veth { .. } => "veth",
             Finding::Pin { .. } | Finding::UnknownPin { .. } => "netns",
             Finding::Address { .. } => "address",
+            Finding::HostPortRules { .. } => "nft",
             Finding::NodeNetwork { .. } | Finding::HalfMadeBridge { .. } => "network",
             Finding::LostSupervisor { .. } | Finding::PodNetworkGone { .. } => "pod",
         }
@@ -130,6 +134,10 @@ impl fmt::Display for Finding {
             Finding::Address { ip, owner } => {
                 write!(f, "address {ip} allocated to no pod (owner {owner})")
             }
+            Finding::HostPortRules { uid } => write!(
+                f,
+                "hostPort rules of pod uid {uid} in table inet podrun, with no record"
+            ),
             Finding::NodeNetwork { bridge } => write!(
                 f,
                 "bridge {bridge} and its masquerade rule, while no pod uses them"

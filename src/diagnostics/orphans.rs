@@ -78,6 +78,7 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
     let parent = cgroup_parent(cfg);
     let bridge = net::inspect_bridge(&network.bridge).ok().flatten();
     let masquerade = net::masquerade_present(&network).unwrap_or(false);
+    let host_port_pods = net::hostport::pods_with_rules().unwrap_or_default();
     let pin_files = netns_pins(&cfg.netns_dir);
     // Read as IPAM reads them (owner of each address).
     let allocations = Ipam::new(&network).allocations().unwrap_or_default();
@@ -132,6 +133,12 @@ pub fn scan(cfg: &Config) -> Vec<Finding> {
             .into_iter()
             .filter(|(_, owner)| !known.ipam_owners.contains(owner))
             .map(|(ip, owner)| Finding::Address { ip, owner }),
+    );
+    found.extend(
+        host_port_pods
+            .into_iter()
+            .filter(|uid| !known.uids.contains(uid))
+            .map(|uid| Finding::HostPortRules { uid }),
     );
     if let Some(name) = net::half_made_bridge(&network) {
         found.push(Finding::HalfMadeBridge {
@@ -451,6 +458,12 @@ fn fix_one(cfg: &Config, finding: &Finding) -> Result<(), String> {
             Ok(false) => Err("it was being made, and is named now: left".into()),
             Err(e) => Err(e.to_string()),
         },
+        Finding::HostPortRules { uid } if live_records(cfg).iter().any(|r| &r.plan.uid == uid) => {
+            Err("a pod record names it now: left".into())
+        }
+        Finding::HostPortRules { uid } => {
+            net::hostport::remove(&cfg.network(), uid).map_err(|e| e.to_string())
+        }
         Finding::NodeNetwork { .. } => {
             net::teardown_network(&cfg.network(), None).map_err(|e| e.to_string())
         }

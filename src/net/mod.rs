@@ -14,6 +14,7 @@
 
 mod bridge;
 mod firewall;
+pub mod hostport;
 pub mod ipam;
 mod lock;
 mod netlink;
@@ -409,6 +410,8 @@ pub enum NetError {
     },
     #[error("create bridge {name}: {source}")]
     CreateBridge { name: String, source: NlError },
+    #[error("set hairpin mode on bridge port {dev}: {source}")]
+    SetHairpin { dev: String, source: NlError },
     #[error("set {dev} up: {source}")]
     LinkUp { dev: String, source: NlError },
     #[error("pod CIDR {cidr} overlaps {addr} on {dev}: choose another --pod-cidr")]

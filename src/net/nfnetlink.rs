@@ -22,9 +22,11 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_GETTABLE: u16 = 1;
+const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
 const NFPROTO_INET: u8 = 1;
 
 const NFTA_CHAIN_TABLE: u16 = 1;
@@ -93,7 +95,8 @@ pub(crate) fn list_inet_rules(table: &str) -> io::Result<Option<Vec<RuleInfo>>> 
     Ok(Some(rules))
 }
 
-/// One addition to an `inet` table, for [`commit`].
+/// One change to an `inet` table, for [`commit`] (an addition, or the removal of a rule or of
+/// the whole table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Addition<'a> {
     /// `add table inet <table>` (no error when it exists).
@@ -114,6 +117,14 @@ pub(crate) enum Addition<'a> {
         expressions: Vec<Vec<u8>>,
         comment: &'a str,
     },
+    /// `delete rule inet <table> <chain> handle <handle>`.
+    DeleteRule {
+        table: &'a str,
+        chain: &'a str,
+        handle: u64,
+    },
+    /// `delete table inet <table>` (its chains and rules go with it).
+    DeleteTable { table: &'a str },
 }
 
 impl Addition<'_> {
@@ -156,6 +167,19 @@ impl Addition<'_> {
                 ];
                 (NFT_MSG_NEWRULE, create | NLM_F_APPEND, attrs.concat())
             }
+            Addition::DeleteRule {
+                table,
+                chain,
+                handle,
+            } => {
+                let attrs = [
+                    name(NFTA_RULE_TABLE, table),
+                    name(NFTA_RULE_CHAIN, chain),
+                    attribute(NFTA_RULE_HANDLE, &handle.to_be_bytes()),
+                ];
+                (NFT_MSG_DELRULE, 0, attrs.concat())
+            }
+            Addition::DeleteTable { table } => (NFT_MSG_DELTABLE, 0, name(NFTA_TABLE_NAME, table)),
         }
     }
 }

@@ -13,6 +13,22 @@
 //!   [ masq ]
 //! ```
 //! (include/uapi/linux/netfilter/nf_tables.h; registers and numbers are big-endian u32.)
+//!
+//! and the hostPort rules (`super::hostport`), as `nft --debug=netlink` shows them:
+//!
+//! ```text
+//! meta nfproto ipv4 fib daddr type local ip daddr 192.0.2.7 meta l4proto tcp th dport 8080 dnat ip to 10.244.0.5:80
+//!   [ meta load nfproto => reg 1 ] [ cmp eq reg 1 0x00000002 ]
+//!   [ fib daddr type => reg 1 ]    [ cmp eq reg 1 0x00000002 ]   (RTN_LOCAL, host order)
+//!   [ payload load 4b @ network header + 16 => reg 1 ] [ cmp eq reg 1 0x070200c0 ]
+//!   [ meta load l4proto => reg 1 ] [ cmp eq reg 1 0x00000006 ]
+//!   [ payload load 2b @ transport header + 2 => reg 1 ] [ cmp eq reg 1 0x0000901f ]
+//!   [ immediate reg 1 0x0500f40a ] [ immediate reg 2 0x00005000 ]
+//!   [ nat dnat ip addr_min reg 1 proto_min reg 2 ]
+//! ip saddr 10.244.0.5 ip daddr 10.244.0.5 meta l4proto tcp th dport 80 masquerade
+//! ```
+
+use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
@@ -23,6 +39,28 @@ const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
 const NFT_REG_1: u32 = 1;
+const NFT_REG_2: u32 = 2;
+const NFT_META_L4PROTO: u32 = 16;
+/// Offsets in the IPv4 header and (for TCP, UDP and SCTP alike) the transport header.
+const IPV4_DADDR_OFFSET: u32 = 16;
+const DPORT_OFFSET: u32 = 2;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 2;
+const RTN_LOCAL: u32 = 2;
+
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+
+const NFTA_NAT_TYPE: u16 = 1;
+const NFTA_NAT_FAMILY: u16 = 2;
+const NFTA_NAT_REG_ADDR_MIN: u16 = 3;
+const NFTA_NAT_REG_PROTO_MIN: u16 = 5;
+const NFT_NAT_DNAT: u32 = 1;
 
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
@@ -63,6 +101,91 @@ pub(crate) fn masquerade_from(cidr: Ipv4Net, not_oif: &str) -> Vec<Vec<u8>> {
     out.push(cmp(NFT_CMP_NEQ, &name));
     out.push(expression("masq", &[]));
     out
+}
+
+/// `meta nfproto ipv4 fib daddr type local [ip daddr <only_to>] meta l4proto <proto> th dport
+/// <port> dnat ip to <to>:<to_port>`: a hostPort's DNAT, in an inet table.
+pub(crate) fn dnat_local(
+    only_to: Option<Ipv4Addr>,
+    l4proto: u8,
+    port: u16,
+    to: Ipv4Addr,
+    to_port: u16,
+) -> Vec<Vec<u8>> {
+    let mut out = vec![meta(NFT_META_NFPROTO), cmp(NFT_CMP_EQ, &[NFPROTO_IPV4])];
+    out.push(fib_daddr_type());
+    out.push(cmp(NFT_CMP_EQ, &RTN_LOCAL.to_ne_bytes()));
+    if let Some(address) = only_to {
+        out.push(payload(IPV4_DADDR_OFFSET, 4));
+        out.push(cmp(NFT_CMP_EQ, &address.octets()));
+    }
+    out.extend(dport(l4proto, port));
+    out.push(immediate(NFT_REG_1, &to.octets()));
+    out.push(immediate(NFT_REG_2, &to_port.to_be_bytes()));
+    let nat = [
+        reg(NFTA_NAT_TYPE, NFT_NAT_DNAT),
+        reg(NFTA_NAT_FAMILY, u32::from(NFPROTO_IPV4)),
+        reg(NFTA_NAT_REG_ADDR_MIN, NFT_REG_1),
+        reg(NFTA_NAT_REG_PROTO_MIN, NFT_REG_2),
+    ];
+    out.push(expression("nat", &nat.concat()));
+    out
+}
+
+/// `ip saddr <from> ip daddr <to> meta l4proto <proto> th dport <port> masquerade`, in an inet
+/// table.
+pub(crate) fn masquerade_between(
+    from: Ipv4Addr,
+    to: Ipv4Addr,
+    l4proto: u8,
+    port: u16,
+) -> Vec<Vec<u8>> {
+    let mut out = vec![meta(NFT_META_NFPROTO), cmp(NFT_CMP_EQ, &[NFPROTO_IPV4])];
+    out.push(payload(IPV4_SADDR_OFFSET, 4));
+    out.push(cmp(NFT_CMP_EQ, &from.octets()));
+    out.push(payload(IPV4_DADDR_OFFSET, 4));
+    out.push(cmp(NFT_CMP_EQ, &to.octets()));
+    out.extend(dport(l4proto, port));
+    out.push(expression("masq", &[]));
+    out
+}
+
+/// `meta l4proto <proto> th dport <port>`.
+fn dport(l4proto: u8, port: u16) -> Vec<Vec<u8>> {
+    vec![
+        meta(NFT_META_L4PROTO),
+        cmp(NFT_CMP_EQ, &[l4proto]),
+        transport_payload(DPORT_OFFSET, 2),
+        cmp(NFT_CMP_EQ, &port.to_be_bytes()),
+    ]
+}
+
+/// `fib daddr type` into reg 1.
+fn fib_daddr_type() -> Vec<u8> {
+    let attrs = [
+        reg(NFTA_FIB_DREG, NFT_REG_1),
+        reg(NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE),
+        reg(NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR),
+    ];
+    expression("fib", &attrs.concat())
+}
+
+fn immediate(dreg: u32, value: &[u8]) -> Vec<u8> {
+    let attrs = [
+        reg(NFTA_IMMEDIATE_DREG, dreg),
+        data(NFTA_IMMEDIATE_DATA, value),
+    ];
+    expression("immediate", &attrs.concat())
+}
+
+fn transport_payload(offset: u32, len: u32) -> Vec<u8> {
+    let attrs = [
+        reg(NFTA_PAYLOAD_DREG, NFT_REG_1),
+        reg(NFTA_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER),
+        reg(NFTA_PAYLOAD_OFFSET, offset),
+        reg(NFTA_PAYLOAD_LEN, len),
+    ];
+    expression("payload", &attrs.concat())
 }
 
 /// `ip saddr <cidr>`: the prefix's whole bytes compared, or all four masked first.
@@ -171,6 +294,54 @@ mod tests {
         let mut name = b"podrun0".to_vec();
         name.resize(16, 0);
         assert!(exprs[5].windows(16).any(|w| w == name.as_slice()));
+    }
+
+    #[test]
+    fn hostport_dnat_checks_local_destination_then_port() {
+        let pod: Ipv4Addr = "10.244.0.5".parse().unwrap();
+        let exprs = dnat_local(None, 6, 8080, pod, 80);
+        assert_eq!(
+            names(&exprs),
+            [
+                "meta",
+                "cmp",
+                "fib",
+                "cmp",
+                "meta",
+                "cmp",
+                "payload",
+                "cmp",
+                "immediate",
+                "immediate",
+                "nat"
+            ]
+        );
+        assert!(exprs[3].windows(4).any(|w| w == 2u32.to_ne_bytes()));
+        assert!(exprs[5].windows(1).any(|w| w == [6]));
+        assert!(exprs[7].windows(2).any(|w| w == 8080u16.to_be_bytes()));
+        assert!(exprs[8].windows(4).any(|w| w == [10, 244, 0, 5]));
+        assert!(exprs[9].windows(2).any(|w| w == 80u16.to_be_bytes()));
+
+        let only = dnat_local(Some("192.0.2.7".parse().unwrap()), 17, 53, pod, 5353);
+        assert_eq!(names(&only)[4..6], ["payload", "cmp"]);
+        assert!(only[4].windows(4).any(|w| w == 16u32.to_be_bytes()));
+        assert!(only[5].windows(4).any(|w| w == [192, 0, 2, 7]));
+        assert!(only[7].windows(1).any(|w| w == [17]));
+    }
+
+    #[test]
+    fn hairpin_masquerade_matches_both_addresses() {
+        let pod: Ipv4Addr = "10.244.0.5".parse().unwrap();
+        let exprs = masquerade_between(pod, pod, 6, 80);
+        assert_eq!(
+            names(&exprs),
+            [
+                "meta", "cmp", "payload", "cmp", "payload", "cmp", "meta", "cmp", "payload", "cmp",
+                "masq"
+            ]
+        );
+        assert!(exprs[2].windows(4).any(|w| w == 12u32.to_be_bytes()));
+        assert!(exprs[4].windows(4).any(|w| w == 16u32.to_be_bytes()));
     }
 
     #[test]

@@ -178,6 +178,20 @@ async fn configure_pod_side(
     Ok((eth0_index, mac))
 }
 
+/// `ip link set <name> type bridge_slave hairpin on`: frames may leave by the port they came in
+/// on (a pod reaching its own hostPort: br_netfilter DNATs it back to the pod while bridging).
+pub(crate) async fn set_hairpin(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
+    handle
+        .link()
+        .set_port(rtnetlink::LinkBridgePort::new(index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(|e| NetError::SetHairpin {
+            dev: name.to_string(),
+            source: NlError::from_rtnetlink(e),
+        })
+}
+
 async fn set_up(handle: &Handle, index: u32, name: &str) -> Result<(), NetError> {
     handle
         .link()

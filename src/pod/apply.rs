@@ -249,6 +249,7 @@ fn reserve(
     outcomes: &[(String, super::images::ImageOutcome)],
 ) -> Result<Vec<PodRecord>> {
     let _lock = store.lock()?;
+    check_host_ports(store, pods)?;
     let mut done: Vec<PodRecord> = Vec::new();
     for (p, images) in pods.iter().zip(images) {
         let mut record = new_record(cfg, p, images);
@@ -273,6 +274,35 @@ fn reserve(
         done.push(record);
     }
     Ok(done)
+}
+
+/// Refuse a pod whose hostPort (port, protocol, hostIP) a pod of this state root holds, or an
+/// earlier pod of this apply asks for: portmap itself reserves nothing (the last one would
+/// win), so this is the scheduler's NodePorts check. The caller holds the root lock.
+fn check_host_ports(store: &Store, pods: &[PodPlan]) -> Result<()> {
+    use crate::net::hostport;
+    let mut held: Vec<(String, String, Vec<hostport::HostPort>)> = store
+        .list()
+        .iter()
+        .map(|r| {
+            let ports = hostport::of_plan(&r.plan);
+            (r.plan.namespace.clone(), r.plan.name.clone(), ports)
+        })
+        .filter(|(_, _, ports)| !ports.is_empty())
+        .collect();
+    for p in pods {
+        let wanted = hostport::of_plan(p);
+        for (namespace, name, ports) in &held {
+            if let Some((want, _)) = hostport::conflict(&wanted, ports) {
+                return Err(msg(format!(
+                    "pod/{}: hostPort {want} of container {} is already taken on this node by pod {namespace}/{name}",
+                    p.name, want.container
+                )));
+            }
+        }
+        held.push((p.namespace.clone(), p.name.clone(), wanted));
+    }
+    Ok(())
 }
 
 /// Start every supervisor at once, then collect their reports: what each started (the

@@ -103,7 +103,9 @@ fn sidecar_pod_plan() {
         [ContainerPort {
             name: Some("http".into()),
             container_port: 8080,
-            protocol: "TCP".into()
+            protocol: "TCP".into(),
+            host_port: None,
+            host_ip: None,
         }]
     );
     let limits = ResourceList {
@@ -695,5 +697,30 @@ fn zero_prefixed_numbers_are_octal_as_in_kubectl() {
     match &plan.volumes[0].source {
         crate::spec::VolumeSource::Files { default_mode, .. } => assert_eq!(*default_mode, 0o400),
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn host_ports_are_planned_and_bad_ones_named() {
+    let text = pod_with_container_extra(
+        "    ports: [{containerPort: 80, hostPort: 8080, hostIP: 192.0.2.7}, {containerPort: 81, protocol: UDP, hostPort: 0}]\n",
+    );
+    let plan = pod(&text);
+    let ports = &plan.containers[0].ports;
+    assert_eq!(ports[0].host_port, Some(8080));
+    assert_eq!(ports[0].host_ip, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(ports[1].host_port, None);
+
+    let text = pod_with_container_extra(
+        "    ports: [{containerPort: 80, hostPort: 70000, hostIP: nowhere}, {containerPort: 81, hostPort: -1, hostIP: \"::1\"}]\n",
+    );
+    let err = error(&text);
+    for cause in [
+        "spec.containers[0].ports[0].hostPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        "spec.containers[0].ports[0].hostIP: Invalid value: \"nowhere\": must be a valid IP address",
+        "spec.containers[0].ports[1].hostPort: Invalid value: -1: must be between 1 and 65535, inclusive",
+        "spec.containers[0].ports[1].hostIP: Unsupported value: \"::1\": an IPv6 hostIP is not supported by podrun yet",
+    ] {
+        assert!(err.contains(cause), "{cause} missing from {err}");
     }
 }

@@ -309,6 +309,12 @@ pub struct ContainerPort {
     pub container_port: u16,
     /// `TCP`, `UDP` or `SCTP`.
     pub protocol: String,
+    /// `hostPort` (absent or 0: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// `hostIP` (absent, empty or `0.0.0.0`: every node address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -286,6 +286,15 @@ fn container_port(port: &core::ContainerPort) -> ContainerPort {
         name: port.name.clone().filter(|n| !n.is_empty()),
         container_port: u16::try_from(port.container_port).unwrap_or(0),
         protocol: port.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+        host_port: port
+            .host_port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0),
+        host_ip: port
+            .host_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .filter(|ip: &std::net::Ipv4Addr| !ip.is_unspecified()),
     }
 }
 

@@ -24,6 +24,8 @@ const POD_SPEC_FIELDS: &[&str] = &[
     "containers[].ports[].name",
     "containers[].ports[].containerPort",
     "containers[].ports[].protocol",
+    "containers[].ports[].hostPort",
+    "containers[].ports[].hostIP",
     "containers[].resources.requests.cpu",
     "containers[].resources.requests.memory",
     "containers[].resources.limits.cpu",

@@ -600,6 +600,28 @@ impl PortRegistry {
                 &PROTOCOLS,
             ));
         }
+        if let Some(host_port) = port.host_port
+            && !(0..=65535).contains(&host_port)
+        {
+            problems.push(invalid_raw(
+                &format!("{path}.hostPort"),
+                &host_port.to_string(),
+                "must be between 1 and 65535, inclusive",
+            ));
+        }
+        if let Some(ip) = port.host_ip.as_deref().filter(|ip| !ip.is_empty()) {
+            match ip.parse::<std::net::IpAddr>() {
+                Err(_) => problems.push(invalid(
+                    &format!("{path}.hostIP"),
+                    ip,
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )),
+                Ok(std::net::IpAddr::V6(_)) => problems.push(format!(
+                    "{path}.hostIP: Unsupported value: \"{ip}\": an IPv6 hostIP is not supported by podrun yet (its pod network is IPv4)"
+                )),
+                Ok(_) => {}
+            }
+        }
         if !self.seen.insert((number, protocol.clone())) {
             problems.push(duplicate(path, &format!("{number}/{protocol}")));
         }

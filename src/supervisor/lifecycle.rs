@@ -246,6 +246,8 @@ impl Supervisor {
         let sb = self.record.sandbox.as_ref().expect("planned by the caller");
         let (netns_path, host_veth) = (sb.netns_path.clone(), sb.host_veth.clone());
         let network = self.record.network_config.clone();
+        let uid = self.record.plan.uid.clone();
+        let host_ports = net::hostport::of_plan(&self.record.plan);
         // The pid a pause in a PID namespace of its own sees is 1: only asked otherwise (the
         // containers of such a pod are forked into that namespace, after the pause anyway).
         let (pid_rx, pid_tx) = if shared_pid {
@@ -311,7 +313,10 @@ impl Supervisor {
                 let ip = address_rx.recv().map_err(|_| StartError::PauseDied)?;
                 warmup.finish();
                 use std::os::fd::AsFd;
-                Ok(net::attach_pod(&network, netns.as_fd(), &host_veth, ip)?)
+                let wired = net::attach_pod(&network, netns.as_fd(), &host_veth, ip)?;
+                // The teardown of a failed sandbox removes them again (by the pod uid).
+                net::hostport::add(&network, &uid, &wired, &host_ports)?;
+                Ok(wired)
             })
             .map_err(|e| self.pause_error(e))?;
         Ok(SandboxStart {
@@ -390,8 +395,8 @@ impl Supervisor {
         let mut errors = TeardownErrors::default();
         self.ns = None;
         if let Some(sb) = self.record.sandbox.clone() {
-            let network = self.record.network_config.clone();
-            teardown::remove_sandbox_after(&network, &sb, &mut errors, || {
+            let record = self.record.clone();
+            teardown::remove_sandbox_after(&record, &sb, &mut errors, || {
                 if let Some(p) = sb.pause
                     && p.is_alive()
                 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::net::{self, NetworkConfig, ipam::Ipam};
+use crate::net::{self, ipam::Ipam};
 use crate::procfs;
 use crate::sandbox;
 use crate::state::{PodRecord, SandboxRecord, Store};
@@ -84,7 +84,7 @@ pub fn kill_containers(record: &PodRecord) {
 
 /// Kill the pause (if it is still ours) and remove the sandbox's network: veth, address, pin.
 pub fn remove_sandbox(record: &PodRecord, sandbox: &SandboxRecord, errors: &mut TeardownErrors) {
-    remove_sandbox_after(&record.network_config, sandbox, errors, || {});
+    remove_sandbox_after(record, sandbox, errors, || {});
 }
 
 /// How long a dying pod network namespace may take to remove its veth before it is deleted.
@@ -94,11 +94,12 @@ const NETNS_VETH_GRACE: Duration = Duration::from_millis(50);
 /// network namespace once the pause is gone and the pin removed (see
 /// [`net::detach_pod_with_netns`]); the caller must have closed its namespace descriptors.
 pub fn remove_sandbox_after(
-    network: &NetworkConfig,
+    record: &PodRecord,
     sandbox: &SandboxRecord,
     errors: &mut TeardownErrors,
     stop_pause: impl FnOnce(),
 ) {
+    let network = &record.network_config;
     stop_pause();
     if let Some(p) = sandbox.pause {
         procfs::signal_if_same(p.pid, p.start_time, Signal::SIGKILL);
@@ -114,6 +115,13 @@ pub fn remove_sandbox_after(
     match net::detach_pod_with_netns(network, &sandbox.host_veth, ifindex, NETNS_VETH_GRACE) {
         Ok(()) => tracing::debug!("veth deleted"),
         Err(e) => errors.push("delete veth", e),
+    }
+    // Before the address is released: no rule sends a hostPort to an address handed out again.
+    // A pod without hostPorts has none (its plan does not change): no lock, no table read.
+    if !net::hostport::of_plan(&record.plan).is_empty()
+        && let Err(e) = net::hostport::remove(network, &record.plan.uid)
+    {
+        errors.push("remove hostPort rules", e);
     }
     // After the veth: the address is not handed out again while the old pair still exists.
     if let Err(e) = Ipam::new(network).release(&sandbox.id) {
