@@ -21,8 +21,12 @@
 //! - a stop request stops everything with the request's grace period (else the pod's
 //!   `terminationGracePeriodSeconds`); from then on exits are only recorded.
 //!
-//! Designed to grow: init containers, sidecars, probes and hooks are more events (a probe
-//! failed, an init container completed) and more actions (run a hook, start the next init).
+//! - init containers (listed first) run one at a time, in order, each to completion; after
+//!   the last one the app containers start; a failed one restarts through its back-off, or
+//!   fails the pod under Never; a new sandbox runs them again from the first.
+//!
+//! Designed to grow: sidecars, probes and hooks are more events (a probe failed) and more
+//! actions (run a hook).
 
 use std::time::{Duration, Instant};
 
@@ -193,7 +197,10 @@ impl Machine {
                 // It ran: its image was there.
                 self.pulls.retain(|(i, _)| *i != container);
                 record_exit(record, container, exit, now.wall);
-                if !self.stopping {
+                if self.stopping {
+                } else if record.containers[container].init {
+                    self.init_exited(record, container, exit, now, &mut actions);
+                } else {
                     self.restart_or_back_off(record, container, now, &mut actions);
                 }
             }
@@ -322,6 +329,70 @@ impl Machine {
         (finished && ready && !self.stopping).then_some(Action::StopSandbox)
     }
 
+    /// Init container `i` ended (`computeInitContainerActions`): completed, the next init
+    /// container starts, or after the last one every app container; failed, it restarts
+    /// through its back-off (Always and OnFailure alike: an init container that completed
+    /// never restarts), or under Never it stays failed and so does the pod (its sandbox is
+    /// stopped when the phase settles).
+    fn init_exited(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        exit: Exit,
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) {
+        if exit.code != 0 {
+            if record.plan.restart_policy != RestartPolicy::Never {
+                self.restart_or_back_off(record, i, now, actions);
+            }
+            return;
+        }
+        let next: Vec<usize> = match record.containers.get(i + 1) {
+            Some(c) if c.init => vec![i + 1],
+            _ => (0..record.containers.len())
+                .filter(|&j| !record.containers[j].init)
+                .collect(),
+        };
+        for j in next {
+            begin_run(&mut record.containers[j]);
+            actions.push(Action::Start(j));
+        }
+    }
+
+    /// A new sandbox for a pod with init containers: they run again from the first one, at
+    /// once (the kubelet purges them with the old sandbox); every other container waits
+    /// (PodInitializing) for them, its run before kept as its lastState.
+    fn plan_init_sandbox(
+        &mut self,
+        record: &mut PodRecord,
+        attempt: u32,
+        actions: &mut Vec<Action>,
+    ) {
+        for c in record.containers.iter_mut().skip(1) {
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
+            c.process = None;
+            c.state = ContainerState::Waiting {
+                reason: "PodInitializing".into(),
+                message: None,
+            };
+        }
+        let first = &mut record.containers[0];
+        let before = first.backoff_factor;
+        begin_run(first);
+        self.attempt = Some(Attempt {
+            waiting: (0..record.containers.len()).collect(),
+            starting: vec![(0, before)],
+            later: Vec::new(),
+        });
+        actions.push(Action::CreateSandbox {
+            attempt,
+            start: vec![0],
+        });
+    }
+
     /// The kubelet's rule for container `i`, which is not running, in a ready sandbox: start it
     /// now, or once its back-off has passed, or leave it stopped.
     fn restart_or_back_off(
@@ -372,6 +443,9 @@ impl Machine {
     ) {
         self.sandbox_retry = None;
         let attempt = record.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(1);
+        if record.containers.first().is_some_and(|c| c.init) {
+            return self.plan_init_sandbox(record, attempt, actions);
+        }
         let (mut starting, mut later) = (Vec::new(), Vec::new());
         for i in 0..record.containers.len() {
             let c = &record.containers[i];
@@ -651,6 +725,23 @@ pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<U
             "OOMKilled",
             format!("Container {name} was killed by the kernel OOM killer{limit}"),
         );
+    }
+}
+
+/// The containers a pod's first start starts: the first init container, or without any, all.
+pub fn first_starts(record: &PodRecord) -> Vec<usize> {
+    match record.containers.first() {
+        Some(c) if c.init => vec![0],
+        _ => (0..record.containers.len()).collect(),
+    }
+}
+
+/// A container is about to start as the step after another (the next init container, the
+/// app containers after the last one): a restart (count + 1, lastState) if it ran before.
+fn begin_run(c: &mut ContainerRecord) {
+    if last_run(c).is_some() {
+        let factor = c.backoff_factor;
+        begin_restart(c, factor);
     }
 }
 
