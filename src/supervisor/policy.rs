@@ -145,6 +145,9 @@ pub struct Machine {
     timers: Vec<(usize, Instant)>,
     /// When to try again to make the sandbox.
     sandbox_retry: Option<Instant>,
+    /// When to start the app containers, the init containers being all completed (the
+    /// kubelet's next sync after the last one's exit; PodInitializing until then).
+    apps_start: Option<Instant>,
     attempt: Option<Attempt>,
     stopping: bool,
     /// Containers whose image pull failed: the failures in a row and when the next pull may
@@ -165,6 +168,7 @@ impl Machine {
             base,
             timers: Vec::new(),
             sandbox_retry: None,
+            apps_start: None,
             attempt: None,
             stopping: false,
             pulls: Vec::new(),
@@ -181,6 +185,7 @@ impl Machine {
             .iter()
             .map(|(_, t)| *t)
             .chain(self.sandbox_retry)
+            .chain(self.apps_start)
             .min()
     }
 
@@ -219,6 +224,7 @@ impl Machine {
                     "Pod sandbox changed, it will be killed and re-created.".into(),
                 );
                 self.timers.clear();
+                self.apps_start = None;
                 let killed = (0..record.containers.len())
                     .filter(|&i| is_running(&record.containers[i]))
                     .collect();
@@ -249,6 +255,7 @@ impl Machine {
                     format!("Failed to create pod sandbox: {message}"),
                 );
                 self.timers.clear();
+                self.apps_start = None;
                 // The kubelet consults the back-off only once the sandbox exists: the entries
                 // are taken back with the attempt.
                 if let Some(attempt) = &self.attempt {
@@ -272,6 +279,15 @@ impl Machine {
                     // The containers' timers wait for the next tick (the sandbox first).
                     self.plan_sandbox(record, &[], now, &mut actions);
                 } else {
+                    if self.apps_start.is_some_and(|t| t <= now.mono) {
+                        self.apps_start = None;
+                        for c in record.containers.iter_mut().filter(|c| !c.init) {
+                            begin_run(c);
+                        }
+                        let apps =
+                            (0..record.containers.len()).filter(|&j| !record.containers[j].init);
+                        actions.extend(apps.map(Action::Start));
+                    }
                     let due: Vec<usize> = self
                         .timers
                         .iter()
@@ -289,6 +305,7 @@ impl Machine {
             Event::StopRequested if !self.stopping => {
                 self.stopping = true;
                 self.timers.clear();
+                self.apps_start = None;
                 self.sandbox_retry = None;
                 let seconds = record
                     .deletion
@@ -305,6 +322,7 @@ impl Machine {
                 // cgroups, and last the record that named it all.
                 self.stopping = true;
                 self.timers.clear();
+                self.apps_start = None;
                 actions.extend([
                     Action::KillContainers,
                     Action::StopSandbox,
@@ -330,7 +348,8 @@ impl Machine {
     }
 
     /// Init container `i` ended (`computeInitContainerActions`): completed, the next init
-    /// container starts, or after the last one every app container; failed, it restarts
+    /// container starts, or after the last one every app container, at the next sync (a PLEG
+    /// relist later: PodInitializing until then); failed, it restarts
     /// through its back-off (Always and OnFailure alike: an init container that completed
     /// never restarts), or under Never it stays failed and so does the pod (its sandbox is
     /// stopped when the phase settles).
@@ -348,15 +367,12 @@ impl Machine {
             }
             return;
         }
-        let next: Vec<usize> = match record.containers.get(i + 1) {
-            Some(c) if c.init => vec![i + 1],
-            _ => (0..record.containers.len())
-                .filter(|&j| !record.containers[j].init)
-                .collect(),
-        };
-        for j in next {
-            begin_run(&mut record.containers[j]);
-            actions.push(Action::Start(j));
+        match record.containers.get(i + 1) {
+            Some(c) if c.init => {
+                begin_run(&mut record.containers[i + 1]);
+                actions.push(Action::Start(i + 1));
+            }
+            _ => self.apps_start = Some(now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR),
         }
     }
 
@@ -369,6 +385,7 @@ impl Machine {
         attempt: u32,
         actions: &mut Vec<Action>,
     ) {
+        self.apps_start = None;
         for c in record.containers.iter_mut().skip(1) {
             if let ContainerState::Terminated { .. } = c.state {
                 c.last_state = Some(c.state.clone());

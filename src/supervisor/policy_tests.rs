@@ -790,6 +790,16 @@ fn init_containers_run_in_order_then_the_app_containers_all_at_once() {
     assert_eq!(reason(&k.record, 0), "Completed");
     k.performed.clear();
     assert!(dispatch(&mut k, exited(1, code(0))));
+    // The apps start at the next sync, a relist (a tenth of the base) later.
+    assert_eq!(k.performed, []);
+    assert_eq!(
+        crate::supervisor::pod_status_word(&k.record),
+        "PodInitializing"
+    );
+    assert_eq!(k.record.phase, Phase::Pending);
+    k.now = later(now, BASE / 10);
+    assert!(k.machine.due(k.now.mono));
+    assert!(dispatch(&mut k, Event::Tick));
     assert_eq!(k.performed, [Action::Start(2), Action::Start(3)]);
     assert_eq!(k.record.phase, Phase::Running);
     assert_eq!(crate::supervisor::pod_status_word(&k.record), "Running");
@@ -877,6 +887,8 @@ fn a_new_sandbox_runs_the_init_containers_again_from_the_first() {
     let mut k = FakeKernel::new(initializing("Always", 2, 1, now), now);
     dispatch(&mut k, exited(0, code(0)));
     dispatch(&mut k, exited(1, code(0)));
+    k.now = later(now, BASE / 10);
+    dispatch(&mut k, Event::Tick);
     assert_eq!(reason(&k.record, 2), "Running");
     k.performed.clear();
     assert!(dispatch(&mut k, Event::PauseDied));
@@ -911,6 +923,8 @@ fn a_new_sandbox_runs_the_init_containers_again_from_the_first() {
     assert_eq!(k.record.containers[1].restart_count, 1);
     k.performed.clear();
     dispatch(&mut k, exited(1, code(0)));
+    k.now = later(k.now, BASE / 10);
+    dispatch(&mut k, Event::Tick);
     assert_eq!(k.performed, [Action::Start(2)]);
     assert_eq!(k.record.containers[2].restart_count, 1);
     assert_eq!(k.record.phase, Phase::Running);
@@ -921,13 +935,15 @@ fn a_stop_while_an_init_container_runs_starts_nothing_more() {
     let now = Now::current();
     let mut r = initializing("Always", 2, 1, now);
     let mut m = Machine::new(BASE);
+    record_exit(&mut r, 0, code(0), now.wall);
+    r.containers[1].state = running(now.wall);
     assert!(matches!(
         m.handle(&mut r, Event::StopRequested, now)[..],
         [Action::Remove { .. }]
     ));
-    // The init container ends under the stop's SIGTERM: recorded, nothing started.
-    assert_eq!(m.handle(&mut r, exited(0, code(0)), now), []);
-    assert_eq!(reason(&r, 0), "Completed");
-    assert_eq!(reason(&r, 1), "PodInitializing");
+    // The second init container ends under the stop's SIGTERM: recorded, nothing started.
+    assert_eq!(m.handle(&mut r, exited(1, code(0)), now), []);
+    assert_eq!(reason(&r, 1), "Completed");
     assert_eq!(reason(&r, 2), "PodInitializing");
+    assert_eq!(m.next_deadline(), None, "no app start pending");
 }
