@@ -502,13 +502,19 @@ impl Machine {
         actions.push(Action::CreateSandbox { attempt, start });
     }
 
-    /// The failed sandbox is gone: its containers wait in ContainerCreating with their restart
+    /// The failed sandbox is gone: its containers wait in ContainerCreating (PodInitializing
+    /// with init containers) with their restart
     /// counts taken back, and the next attempt comes after the back-off period.
     fn sandbox_cleared(&mut self, record: &mut PodRecord, attempt: Attempt, now: Now) {
         for (i, _) in &attempt.starting {
             let c = &mut record.containers[*i];
             c.restart_count = c.restart_count.saturating_sub(1);
         }
+        // The kubelet's default waiting reason: PodInitializing in a pod with init containers.
+        let reason = match record.containers.first() {
+            Some(c) if c.init => "PodInitializing",
+            _ => "ContainerCreating",
+        };
         for &i in &attempt.waiting {
             let c = &mut record.containers[i];
             if let ContainerState::Terminated { .. } = c.state {
@@ -516,7 +522,7 @@ impl Machine {
             }
             c.process = None;
             c.state = ContainerState::Waiting {
-                reason: "ContainerCreating".into(),
+                reason: reason.into(),
                 message: None,
             };
         }

@@ -947,3 +947,26 @@ fn a_stop_while_an_init_container_runs_starts_nothing_more() {
     assert_eq!(reason(&r, 2), "PodInitializing");
     assert_eq!(m.next_deadline(), None, "no app start pending");
 }
+
+#[test]
+fn a_failed_re_creation_of_an_initializing_pod_is_retried_from_the_first_init_container() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(initializing("Always", 2, 1, now), now);
+    k.failing_creations = 1;
+    assert!(dispatch(&mut k, Event::PauseDied));
+    assert!((0..3).all(|i| reason(&k.record, i) == "PodInitializing"));
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:0/2");
+    assert_eq!(k.record.containers[0].restart_count, 0, "taken back");
+    k.performed.clear();
+    k.now = later(now, BASE);
+    assert!(dispatch(&mut k, Event::Tick));
+    assert_eq!(
+        k.performed,
+        [Action::CreateSandbox {
+            attempt: 2,
+            start: vec![0]
+        }]
+    );
+    assert_eq!(reason(&k.record, 0), "Running");
+    assert_eq!(k.record.containers[0].restart_count, 1);
+}
