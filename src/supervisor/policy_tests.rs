@@ -916,6 +916,13 @@ fn a_new_sandbox_runs_the_init_containers_again_from_the_first() {
         Some(ContainerState::Terminated { exit_code: 137, .. })
     ));
     assert_eq!(crate::supervisor::pod_status_word(r), "Init:0/2");
+    let mut counted = r.clone();
+    counted.containers[1].restart_count = 5;
+    assert_eq!(
+        crate::supervisor::pod_restarts(&counted),
+        1,
+        "RESTARTS stops at the init container that runs"
+    );
     // They complete again, in order; the app restarts (count + 1).
     k.performed.clear();
     dispatch(&mut k, exited(0, code(0)));

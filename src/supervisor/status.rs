@@ -125,14 +125,18 @@ fn init_status_word(record: &PodRecord) -> Option<String> {
     None
 }
 
-/// kubectl's RESTARTS: the init containers' restarts while the pod initializes, else the app
-/// containers'.
+/// kubectl's RESTARTS: while the pod initializes, the restarts of the init containers up to
+/// the first that has not completed (printPod's loop stops there), else the app containers'.
 pub fn pod_restarts(record: &PodRecord) -> u32 {
-    let of = |c: &crate::state::ContainerRecord| c.restart_count;
+    let completed = |c: &crate::state::ContainerRecord| {
+        matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
+    };
     if init_status_word(record).is_some() {
-        record.init_containers().map(of).sum()
+        let done = record.init_containers().take_while(|c| completed(c));
+        let current = record.init_containers().find(|c| !completed(c));
+        done.chain(current).map(|c| c.restart_count).sum()
     } else {
-        record.app_containers().map(of).sum()
+        record.app_containers().map(|c| c.restart_count).sum()
     }
 }
 
