@@ -53,11 +53,16 @@ impl NodeCapacity {
 /// enough resource: ...`). A limit without a request counts as the request, as the API server
 /// defaults it. Other pods' requests are not counted (podrun does not schedule by requests).
 pub fn admission_problem(plan: &PodPlan, capacity: NodeCapacity) -> Option<String> {
-    let mut cpu: u64 = 0;
-    let mut memory: u64 = 0;
-    for c in &plan.containers {
+    // The kubelet's PodRequests: the app containers' sum, or the largest init container's
+    // request if larger (they run one at a time, before the apps).
+    let (mut cpu, mut memory): (u64, u64) = (0, 0);
+    for c in plan.containers.iter().filter(|c| !c.init) {
         cpu = cpu.saturating_add(c.resources.requests.cpu_millis.unwrap_or(0));
         memory = memory.saturating_add(c.resources.requests.memory_bytes.unwrap_or(0));
+    }
+    for c in plan.containers.iter().filter(|c| c.init) {
+        cpu = cpu.max(c.resources.requests.cpu_millis.unwrap_or(0));
+        memory = memory.max(c.resources.requests.memory_bytes.unwrap_or(0));
     }
     let over = |resource: &str, requested: u64, capacity: u64| {
         format!(

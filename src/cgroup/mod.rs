@@ -289,6 +289,12 @@ pub fn pod_limits(containers: &[ContainerResources]) -> Limits {
     qos::pod_limits(containers)
 }
 
+/// [`pod_limits`] with init containers: each sum is the larger of the app containers' sum and
+/// the largest init container's value, as the kubelet's `PodRequests`/`PodLimits`.
+pub fn pod_limits_with_inits(apps: &[ContainerResources], inits: &[ContainerResources]) -> Limits {
+    qos::pod_limits_with_inits(apps, inits)
+}
+
 /// What runc writes for one container: quota from the limit (period 100000, min quota 1000),
 /// shares from the request (or the limit if there is no request) with runc's quadratic weight,
 /// `memory_max` = limit, `memory_low` = request (defaulting to the limit).

@@ -105,12 +105,20 @@ pub fn oom_score_adj(qos: QosClass, memory_request_bytes: u64, node_memory_bytes
 
 /// kubelet `ResourceConfigForPod` for the pod cgroup (see [`super::pod_limits`]).
 pub fn pod_limits(containers: &[ContainerResources]) -> Limits {
+    pod_limits_with_inits(containers, &[])
+}
+
+/// [`pod_limits`] of a pod with init containers `inits` beside the app containers `apps`:
+/// each sum is the kubelet's `PodRequests`/`PodLimits`, the larger of the apps' sum and the
+/// largest init container's value (they run one at a time, before the apps); the QoS class
+/// and whether limits are declared count every container.
+pub fn pod_limits_with_inits(apps: &[ContainerResources], inits: &[ContainerResources]) -> Limits {
+    let all: Vec<ContainerResources> = apps.iter().chain(inits).copied().collect();
+    let containers = &all[..];
     let qos = qos_class(containers);
     let sum = |f: fn(&ContainerResources) -> Option<u64>| {
-        containers
-            .iter()
-            .filter_map(f)
-            .fold(0u64, u64::saturating_add)
+        let apps = apps.iter().filter_map(f).fold(0u64, u64::saturating_add);
+        inits.iter().filter_map(f).fold(apps, u64::max)
     };
     let cpu_requests = sum(ContainerResources::effective_cpu_request);
     let cpu_limits = sum(|c| nz(c.cpu_limit_millis));
@@ -221,6 +229,29 @@ mod tests {
         assert_eq!(Guaranteed.to_string(), "Guaranteed");
         assert_eq!(BestEffort.to_string(), "BestEffort");
         assert_eq!(Burstable.to_string(), "Burstable");
+    }
+
+    #[test]
+    fn init_containers_count_by_the_largest_beside_the_apps_sum() {
+        // Two apps of 200m/256Mi and an init of 500m/128Mi, limits = requests: Guaranteed;
+        // cpu = max(400, 500), memory = max(512Mi, 128Mi).
+        let app = res(None, Some(200), None, Some(256 * MI));
+        let init = res(None, Some(500), None, Some(128 * MI));
+        let l = pod_limits_with_inits(&[app, app], &[init]);
+        assert_eq!(l.cpu_quota_us, Some(50_000));
+        assert_eq!(l.memory_max, Some(512 * MI));
+        assert_eq!(l.memory_low, Some(512 * MI));
+        assert_eq!(
+            pod_limits_with_inits(&[app, app], &[]),
+            pod_limits(&[app, app])
+        );
+        // An init container without a memory limit: no pod memory.max (every container counts).
+        let loose = res(None, Some(500), None, None);
+        assert_eq!(pod_limits_with_inits(&[app], &[loose]).memory_max, None);
+        assert_eq!(
+            pod_limits_with_inits(&[app], &[loose]).cpu_quota_us,
+            Some(50_000)
+        );
     }
 
     #[test]

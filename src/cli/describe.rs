@@ -77,93 +77,27 @@ pub fn render(r: &PodRecord) -> String {
         let _ = writeln!(o, "{:<18}{}/{}", "Controlled By:", owner.kind, owner.name);
     }
     sandbox(&mut o, r);
-    let _ = writeln!(o, "Containers:");
-    for (c, spec) in r.containers.iter().zip(&p.containers) {
-        let _ = writeln!(o, "  {}:", c.name);
-        let _ = writeln!(o, "    Container ID:   podrun://{}", c.id);
-        let _ = writeln!(o, "    Image:          {}", c.image);
-        for port in &spec.ports {
-            let _ = writeln!(
-                o,
-                "    Port:           {}/{}",
-                port.container_port, port.protocol
-            );
-        }
-        if !spec.command.is_empty() {
-            let _ = writeln!(o, "    Command:");
-            spec.command.iter().for_each(|a| {
-                let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
-            });
-        }
-        if !spec.args.is_empty() {
-            let _ = writeln!(o, "    Args:");
-            spec.args.iter().for_each(|a| {
-                let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
-            });
-        }
-        state(&mut o, "State:", &c.state);
-        if let Some(last) = &c.last_state {
-            state(&mut o, "Last State:", last);
-        }
-        let ready = matches!(c.state, ContainerState::Running { .. });
-        let _ = writeln!(
-            o,
-            "    Ready:          {}",
-            if ready { "True" } else { "False" }
-        );
-        let _ = writeln!(o, "    Restart Count:  {}", c.restart_count);
-        if let Some(pid) = c.process.map(|p| p.pid) {
-            let _ = writeln!(o, "    PID:            {pid}");
-        }
-        resources(&mut o, &spec.resources);
-        if spec.env.is_empty() {
-            let _ = writeln!(o, "    Environment:    <none>");
-        } else {
-            let _ = writeln!(o, "    Environment:");
-            for e in &spec.env {
-                match &e.source {
-                    EnvSource::Value(v) => {
-                        let _ = writeln!(o, "      {}:  {}", e.name, v);
-                    }
-                    EnvSource::FieldRef(f) => {
-                        let _ = writeln!(o, "      {}:   (v1:{})", e.name, f);
-                    }
-                    // Values from a ConfigMap/Secret (kubectl shows the reference; the plan
-                    // keeps only the value, which for a Secret must not be printed).
-                    EnvSource::Literal(_) | EnvSource::KeyRef { .. } => {
-                        let _ = writeln!(o, "      {}:  <set from a ConfigMap or Secret>", e.name);
-                    }
-                }
-            }
-        }
-        if spec.volume_mounts.is_empty() {
-            let _ = writeln!(o, "    Mounts:         <none>");
-        } else {
-            let _ = writeln!(o, "    Mounts:");
-            for m in &spec.volume_mounts {
-                let projected = r.plan.volumes.iter().any(|v| {
-                    v.name == m.name && matches!(v.source, crate::spec::VolumeSource::Files { .. })
-                });
-                let mode = if m.read_only || projected { "ro" } else { "rw" };
-                let sub = m
-                    .sub_path
-                    .as_ref()
-                    .map(|p| format!(",path=\"{p}\""))
-                    .unwrap_or_default();
-                let _ = writeln!(o, "      {} from {} ({mode}{sub})", m.mount_path, m.name);
-            }
+    let pairs = || r.containers.iter().zip(&p.containers);
+    let inits: Vec<_> = pairs().filter(|(c, _)| c.init).collect();
+    if !inits.is_empty() {
+        let _ = writeln!(o, "Init Containers:");
+        for (c, spec) in inits {
+            container(&mut o, r, c, spec);
         }
     }
-    let ready = !r.containers.is_empty()
-        && r.containers
-            .iter()
-            .all(|c| matches!(c.state, ContainerState::Running { .. }));
+    let _ = writeln!(o, "Containers:");
+    for (c, spec) in pairs().filter(|(c, _)| !c.init) {
+        container(&mut o, r, c, spec);
+    }
+    let mut apps = r.app_containers().peekable();
+    let ready =
+        apps.peek().is_some() && apps.all(|c| matches!(c.state, ContainerState::Running { .. }));
     let sandbox_ready = r.sandbox.as_ref().is_some_and(|s| s.ready);
     let _ = writeln!(o, "Conditions:");
     let _ = writeln!(o, "  Type                        Status");
     for (t, s) in [
         ("PodReadyToStartContainers", sandbox_ready),
-        ("Initialized", true),
+        ("Initialized", crate::pod::initialized(r)),
         ("Ready", ready),
         ("ContainersReady", ready),
         ("PodScheduled", true),
@@ -174,6 +108,89 @@ pub fn render(r: &PodRecord) -> String {
     let _ = writeln!(o, "{:<18}{}", "QoS Class:", super::pod_object::qos(r));
     events(&mut o, r);
     o
+}
+
+/// One container of the `Init Containers:` or `Containers:` section.
+fn container(
+    o: &mut String,
+    r: &PodRecord,
+    c: &crate::state::ContainerRecord,
+    spec: &crate::spec::ContainerPlan,
+) {
+    let _ = writeln!(o, "  {}:", c.name);
+    let _ = writeln!(o, "    Container ID:   podrun://{}", c.id);
+    let _ = writeln!(o, "    Image:          {}", c.image);
+    for port in &spec.ports {
+        let _ = writeln!(
+            o,
+            "    Port:           {}/{}",
+            port.container_port, port.protocol
+        );
+    }
+    if !spec.command.is_empty() {
+        let _ = writeln!(o, "    Command:");
+        spec.command.iter().for_each(|a| {
+            let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
+        });
+    }
+    if !spec.args.is_empty() {
+        let _ = writeln!(o, "    Args:");
+        spec.args.iter().for_each(|a| {
+            let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
+        });
+    }
+    state(o, "State:", &c.state);
+    if let Some(last) = &c.last_state {
+        state(o, "Last State:", last);
+    }
+    let ready = matches!(c.state, ContainerState::Running { .. });
+    let _ = writeln!(
+        o,
+        "    Ready:          {}",
+        if ready { "True" } else { "False" }
+    );
+    let _ = writeln!(o, "    Restart Count:  {}", c.restart_count);
+    if let Some(pid) = c.process.map(|p| p.pid) {
+        let _ = writeln!(o, "    PID:            {pid}");
+    }
+    resources(o, &spec.resources);
+    if spec.env.is_empty() {
+        let _ = writeln!(o, "    Environment:    <none>");
+    } else {
+        let _ = writeln!(o, "    Environment:");
+        for e in &spec.env {
+            match &e.source {
+                EnvSource::Value(v) => {
+                    let _ = writeln!(o, "      {}:  {}", e.name, v);
+                }
+                EnvSource::FieldRef(f) => {
+                    let _ = writeln!(o, "      {}:   (v1:{})", e.name, f);
+                }
+                // Values from a ConfigMap/Secret (kubectl shows the reference; the plan
+                // keeps only the value, which for a Secret must not be printed).
+                EnvSource::Literal(_) | EnvSource::KeyRef { .. } => {
+                    let _ = writeln!(o, "      {}:  <set from a ConfigMap or Secret>", e.name);
+                }
+            }
+        }
+    }
+    if spec.volume_mounts.is_empty() {
+        let _ = writeln!(o, "    Mounts:         <none>");
+    } else {
+        let _ = writeln!(o, "    Mounts:");
+        for m in &spec.volume_mounts {
+            let projected = r.plan.volumes.iter().any(|v| {
+                v.name == m.name && matches!(v.source, crate::spec::VolumeSource::Files { .. })
+            });
+            let mode = if m.read_only || projected { "ro" } else { "rw" };
+            let sub = m
+                .sub_path
+                .as_ref()
+                .map(|p| format!(",path=\"{p}\""))
+                .unwrap_or_default();
+            let _ = writeln!(o, "      {} from {} ({mode}{sub})", m.mount_path, m.name);
+        }
+    }
 }
 
 /// kubectl's `Volumes:` section.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::pod_object::pod_object;
 use super::{Result, msg, table};
 use crate::config::Config;
-use crate::pod::pod_status_word;
+use crate::pod::{pod_restarts, pod_status_word};
 use crate::state::{ContainerState, PodRecord};
 
 #[derive(Debug, Args)]
@@ -110,15 +110,13 @@ fn print_table(pods: &[&PodRecord], wide: bool, args: &GetArgs, namespace: &str)
             row.push(r.plan.namespace.clone());
         }
         let running = r
-            .containers
-            .iter()
+            .app_containers()
             .filter(|c| matches!(c.state, ContainerState::Running { .. }))
             .count();
-        let restarts: u32 = r.containers.iter().map(|c| c.restart_count).sum();
         row.push(r.plan.name.clone());
-        row.push(format!("{running}/{}", r.containers.len()));
+        row.push(format!("{running}/{}", r.app_containers().count()));
         row.push(pod_status_word(r));
-        row.push(restarts.to_string());
+        row.push(pod_restarts(r).to_string());
         row.push(table::age(r.created_at));
         if wide {
             row.push(

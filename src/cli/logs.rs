@@ -30,7 +30,12 @@ pub struct LogsArgs {
 
 /// kubectl's rule: `-c` if given, else the only container, else the first with a notice.
 pub fn pick_container(r: &PodRecord, wanted: Option<&str>) -> Result<String> {
-    let names: Vec<&str> = r.containers.iter().map(|c| c.name.as_str()).collect();
+    // The app containers first (the default is the first of them), then the init containers.
+    let names: Vec<&str> = r
+        .app_containers()
+        .chain(r.init_containers())
+        .map(|c| c.name.as_str())
+        .collect();
     match wanted {
         Some(w) if names.contains(&w) => Ok(w.to_owned()),
         Some(w) => Err(msg(format!(
@@ -42,7 +47,11 @@ pub fn pick_container(r: &PodRecord, wanted: Option<&str>) -> Result<String> {
                 eprintln!(
                     "Defaulted container \"{}\" out of: {}",
                     names[0],
-                    names.join(", ")
+                    r.app_containers()
+                        .map(|c| c.name.clone())
+                        .chain(r.init_containers().map(|c| format!("{} (init)", c.name)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             names

@@ -31,7 +31,8 @@ pub fn pod_object(r: &PodRecord) -> Value {
 
 fn status(r: &PodRecord) -> Value {
     let ip = r.pod_ip().map(|ip| ip.to_string());
-    let all_ready = !r.containers.is_empty() && r.containers.iter().all(is_ready);
+    let mut apps = r.app_containers().peekable();
+    let all_ready = apps.peek().is_some() && apps.all(is_ready);
     let ready = if all_ready { "True" } else { "False" };
     let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) {
         "True"
@@ -42,9 +43,12 @@ fn status(r: &PodRecord) -> Value {
         "phase": r.phase.to_string(),
         "hostIP": r.network_config.gateway().to_string(),
         "conditions": conditions(r, sandbox_ready, ready),
-        "containerStatuses": r.containers.iter().map(container_status).collect::<Vec<_>>(),
+        "containerStatuses": r.app_containers().map(container_status).collect::<Vec<_>>(),
         "qosClass": qos(r).to_string(),
     });
+    if r.init_containers().next().is_some() {
+        status["initContainerStatuses"] = r.init_containers().map(container_status).collect();
+    }
     if let Some(ip) = ip {
         status["podIP"] = json!(ip);
         status["podIPs"] = json!([{"ip": ip}]);
@@ -72,16 +76,14 @@ fn conditions(r: &PodRecord, sandbox_ready: &str, ready: &str) -> Value {
     let started = r.start_time.unwrap_or(taken);
     let sandbox_changed = r.sandbox.as_ref().map_or(started, |s| s.created_at);
     let ready_changed = if ready == "True" {
-        r.containers
-            .iter()
+        r.app_containers()
             .filter_map(|c| match c.state {
                 ContainerState::Running { started_at } => Some(started_at),
                 _ => None,
             })
             .max()
     } else {
-        r.containers
-            .iter()
+        r.app_containers()
             .flat_map(|c| [Some(&c.state), c.last_state.as_ref()])
             .flatten()
             .filter_map(|s| match s {
@@ -91,10 +93,20 @@ fn conditions(r: &PodRecord, sandbox_ready: &str, ready: &str) -> Value {
             .max()
     }
     .unwrap_or(started);
+    // Initialized: when the last init container completed (at the start without any).
+    let (initialized, initialized_changed) = if crate::pod::initialized(r) {
+        let completed = r.init_containers().filter_map(|c| match c.state {
+            ContainerState::Terminated { finished_at, .. } => Some(finished_at),
+            _ => None,
+        });
+        ("True", completed.max().unwrap_or(started))
+    } else {
+        ("False", started)
+    };
     let condition = |kind: &str, status: &str, at| json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": stamp(at)});
     json!([
         condition("PodReadyToStartContainers", sandbox_ready, sandbox_changed),
-        condition("Initialized", "True", started),
+        condition("Initialized", initialized, initialized_changed),
         condition("Ready", ready, ready_changed),
         condition("ContainersReady", ready, ready_changed),
         condition("PodScheduled", "True", taken),

@@ -14,7 +14,7 @@ pub fn resolve_images(store: &ImageStore, plan: &PodPlan) -> Result<Vec<Image>> 
         .enumerate()
         .map(|(i, c)| {
             store.resolve(&c.image).map_err(|e| ImageError::Field {
-                path: format!("spec.containers[{i}].image"),
+                path: format!("{}.image", plan.container_field(i)),
                 source: Box::new(e),
             })
         })
@@ -29,7 +29,7 @@ pub fn image_problems(store: &ImageStore, plan: &PodPlan) -> Vec<ImageError> {
         .enumerate()
         .filter_map(|(i, c)| {
             store.resolve(&c.image).err().map(|e| ImageError::Field {
-                path: format!("spec.containers[{i}].image"),
+                path: format!("{}.image", plan.container_field(i)),
                 source: Box::new(e),
             })
         })

@@ -216,8 +216,15 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 id: String::new(),
                 process: None,
                 resolved: None,
+                // The kubelet's default waiting reason, PodInitializing in a pod with init
+                // containers (`convertToAPIContainerStatuses`).
                 state: ContainerState::Waiting {
-                    reason: "ContainerCreating".into(),
+                    reason: if plan.containers.iter().any(|c| c.init) {
+                        "PodInitializing"
+                    } else {
+                        "ContainerCreating"
+                    }
+                    .into(),
                     message: None,
                 },
                 last_state: None,
@@ -227,6 +234,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 image_config: Some(image.clone()),
                 bundle: None,
                 rootfs: None,
+                init: c.init,
             })
             .collect(),
         events: Vec::new(),

@@ -100,8 +100,9 @@ pub fn never_pull_problem(cfg: &Config, plan: &PodPlan) -> Option<String> {
     plan.containers.iter().enumerate().find_map(|(i, c)| {
         (c.image_pull_policy == "Never" && store.resolve(&c.image).is_err()).then(|| {
             format!(
-                "{}: spec.containers[{i}].image: ErrImageNeverPull: Container image \"{}\" is not present with pull policy of Never",
+                "{}: {}.image: ErrImageNeverPull: Container image \"{}\" is not present with pull policy of Never",
                 owner_of(plan),
+                plan.container_field(i),
                 c.image
             )
         })
@@ -181,7 +182,8 @@ fn where_(plan: &PodPlan, i: usize, e: ImageError) -> String {
         ""
     };
     format!(
-        "{}: {template}spec.containers[{i}].image: {e}",
-        owner_of(plan)
+        "{}: {template}{}.image: {e}",
+        owner_of(plan),
+        plan.container_field(i)
     )
 }

@@ -149,6 +149,7 @@ mod tests {
             volume_mounts: Vec::new(),
             security: Default::default(),
             env_from: Vec::new(),
+            init: false,
             name: "c".into(),
             image: "busybox".into(),
             image_pull_policy: "Always".into(),

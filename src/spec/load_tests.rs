@@ -724,3 +724,84 @@ fn host_ports_are_planned_and_bad_ones_named() {
         assert!(err.contains(cause), "{cause} missing from {err}");
     }
 }
+
+const WITH_INITS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: inits}
+spec:
+  volumes: [{name: work, emptyDir: {}}]
+  initContainers:
+  - name: setup
+    image: busybox:1.36
+    command: [sh, -c, "echo ready > /work/flag"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: migrate
+    image: busybox:1.36
+    command: ["true"]
+  containers:
+  - name: web
+    image: busybox:1.36
+    command: [httpd, -f]
+"#;
+
+#[test]
+fn init_containers_are_planned_first_in_order() {
+    let p = pod(WITH_INITS);
+    let names: Vec<(&str, bool)> = p
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.init))
+        .collect();
+    assert_eq!(names, [("setup", true), ("migrate", true), ("web", false)]);
+    assert_eq!(p.containers[0].volume_mounts[0].mount_path, "/work");
+    assert_eq!(p.container_field(1), "spec.initContainers[1]");
+    assert_eq!(p.container_field(2), "spec.containers[0]");
+    // The stored manifest has the API server's defaults in both lists, and no list invented.
+    let spec = &p.manifest["spec"];
+    assert_eq!(spec["initContainers"][1]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(spec["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    let plain = pod(SIDECAR);
+    assert!(plain.containers.iter().all(|c| !c.init));
+    assert!(plain.manifest["spec"].get("initContainers").is_none());
+}
+
+#[test]
+fn init_containers_are_validated_like_containers_and_sidecars_refused() {
+    let bad = WITH_INITS
+        .replace(
+            "  - name: migrate\n    image: busybox:1.36\n",
+            "  - name: web\n",
+        )
+        .replace(
+            "command: [\"true\"]",
+            "command: [\"true\"]\n    restartPolicy: Always",
+        );
+    let message = error(&bad);
+    assert!(
+        message.contains(
+            "field \"spec.initContainers[1].restartPolicy\" is not supported by podrun yet"
+        ),
+        "{message}"
+    );
+    let bad = WITH_INITS.replace(
+        "  - name: migrate\n    image: busybox:1.36\n",
+        "  - name: web\n",
+    );
+    let message = error(&bad);
+    for part in [
+        "spec.initContainers[1].image: Required value",
+        "spec.containers[0].name: Duplicate value: \"web\"",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    let ports = WITH_INITS.replace(
+        "command: [\"true\"]",
+        "command: [\"true\"]\n    ports: [{containerPort: 80}]",
+    );
+    assert!(
+        error(&ports).contains("spec.initContainers[1].ports"),
+        "{}",
+        error(&ports)
+    );
+}

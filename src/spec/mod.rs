@@ -251,6 +251,10 @@ pub struct ContainerPlan {
     /// `envFrom`, resolved at load time into literal variables placed before `env`.
     #[serde(default)]
     pub env_from: Vec<EnvFromPlan>,
+    /// An init container (`spec.initContainers`): runs to completion, in order, before the app
+    /// containers. The plan lists them first.
+    #[serde(default)]
+    pub init: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -260,6 +264,18 @@ pub struct EnvFromPlan {
     pub name: String,
     pub prefix: String,
     pub optional: bool,
+}
+
+impl PodPlan {
+    /// Where container `i` of [`PodPlan::containers`] is in the manifest's spec:
+    /// `spec.initContainers[0]` or `spec.containers[1]` (init containers are listed first).
+    pub fn container_field(&self, i: usize) -> String {
+        let inits = self.containers.iter().filter(|c| c.init).count();
+        match i.checked_sub(inits) {
+            None => format!("spec.initContainers[{i}]"),
+            Some(j) => format!("spec.containers[{j}]"),
+        }
+    }
 }
 
 impl ContainerPlan {

@@ -38,9 +38,18 @@ pub fn pod_plan(pod: &Pod) -> PodPlan {
             .termination_grace_period_seconds
             .unwrap_or(DEFAULT_GRACE_SECONDS),
         containers: spec
-            .containers
+            .init_containers
             .iter()
-            .map(|c| container_plan(c, spec.security_context.as_ref()))
+            .flatten()
+            .map(|c| ContainerPlan {
+                init: true,
+                ..container_plan(c, spec.security_context.as_ref())
+            })
+            .chain(
+                spec.containers
+                    .iter()
+                    .map(|c| container_plan(c, spec.security_context.as_ref())),
+            )
             .collect(),
         manifest: Value::Null,
         share_process_namespace: spec.share_process_namespace.unwrap_or(false),
@@ -238,6 +247,7 @@ fn container_plan(
             .map(container_port)
             .collect(),
         resources: resources(container.resources.as_ref()),
+        init: false,
     }
 }
 
@@ -335,10 +345,16 @@ fn manifest(plan: &PodPlan, spec: &PodSpec) -> Value {
 fn fill_spec_defaults(spec: &mut Value, plan: &PodPlan) {
     spec["restartPolicy"] = json!(plan.restart_policy.as_str());
     spec["terminationGracePeriodSeconds"] = json!(plan.termination_grace_period_seconds);
-    let Some(containers) = spec["containers"].as_array_mut() else {
-        return;
-    };
-    for (container, planned) in containers.iter_mut().zip(&plan.containers) {
+    let (inits, apps): (Vec<_>, Vec<_>) = plan.containers.iter().partition(|c| c.init);
+    for (key, planned) in [("initContainers", inits), ("containers", apps)] {
+        if let Some(containers) = spec.get_mut(key).and_then(Value::as_array_mut) {
+            fill_container_defaults(containers, &planned);
+        }
+    }
+}
+
+fn fill_container_defaults(containers: &mut [Value], planned: &[&ContainerPlan]) {
+    for (container, planned) in containers.iter_mut().zip(planned) {
         container["imagePullPolicy"] = json!(planned.image_pull_policy);
         if let Some(ports) = container["ports"].as_array_mut() {
             for port in ports.iter_mut().filter(|p| p["protocol"].is_null()) {

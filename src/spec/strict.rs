@@ -117,7 +117,19 @@ fn whitelist(shape: Shape) -> Vec<String> {
         Shape::Pod => (&[], "spec."),
         Shape::Deployment => (DEPLOYMENT_FIELDS, "spec.template.spec."),
     };
-    let nested = POD_SPEC_FIELDS.iter().map(|f| format!("{spec_prefix}{f}"));
+    // Init containers take the fields of app containers but ports (the API server allows
+    // them, they mean nothing for a container that runs to completion) and, for now, their
+    // own restartPolicy (native sidecars).
+    let init = POD_SPEC_FIELDS
+        .iter()
+        .filter_map(|f| f.strip_prefix("containers[]."))
+        .filter(|f| !f.starts_with("ports"))
+        .map(|f| format!("initContainers[].{f}"));
+    let nested = POD_SPEC_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(init)
+        .map(|f| format!("{spec_prefix}{f}"));
     OBJECT_FIELDS
         .iter()
         .chain(own)

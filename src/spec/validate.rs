@@ -264,8 +264,11 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
     let mut ports = PortRegistry::default();
     let volumes = check_volumes(spec.volumes.as_deref().unwrap_or(&[]), path, problems);
     check_dns(spec, path, problems);
-    for (i, container) in spec.containers.iter().enumerate() {
-        let cpath = format!("{path}.containers[{i}]");
+    let inits = spec.init_containers.iter().flatten().enumerate();
+    let inits = inits.map(|(i, c)| (format!("{path}.initContainers[{i}]"), c));
+    let apps = spec.containers.iter().enumerate();
+    let apps = apps.map(|(i, c)| (format!("{path}.containers[{i}]"), c));
+    for (cpath, container) in inits.chain(apps) {
         check_container(container, &cpath, problems);
         check_volume_mounts(container, &volumes, &cpath, problems);
         if !container.name.is_empty() && !names.insert(container.name.as_str()) {
@@ -742,7 +745,11 @@ fn checked_quantity(
 /// Supported-by-Kubernetes values podrun cannot honour yet (for the "not supported" error).
 pub fn unsupported_values(spec: &PodSpec, path: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for (i, container) in spec.containers.iter().enumerate() {
+    let inits = spec.init_containers.iter().flatten().enumerate();
+    let inits = inits.map(|(i, c)| (format!("initContainers[{i}]"), c));
+    let apps = spec.containers.iter().enumerate();
+    let apps = apps.map(|(i, c)| (format!("containers[{i}]"), c));
+    for (cpath, container) in inits.chain(apps) {
         for (k, var) in container.env.iter().flatten().enumerate() {
             let field_ref = var.value_from.as_ref().and_then(|f| f.field_ref.as_ref());
             let Some(field_path) = field_ref.map(|f| f.field_path.as_str()) else {
@@ -750,7 +757,7 @@ pub fn unsupported_values(spec: &PodSpec, path: &str) -> Vec<String> {
             };
             if !field_path.is_empty() && !SUPPORTED_FIELD_PATHS.contains(&field_path) {
                 found.push(format!(
-                    "field \"{path}.containers[{i}].env[{k}].valueFrom.fieldRef.fieldPath\" \
+                    "field \"{path}.{cpath}.env[{k}].valueFrom.fieldRef.fieldPath\" \
                      value \"{field_path}\" is not supported by podrun yet (supported: {})",
                     SUPPORTED_FIELD_PATHS.join(", ")
                 ));

@@ -136,6 +136,9 @@ pub struct ContainerRecord {
     /// The overlay of the current run (upper/work dirs recorded before they are created).
     #[serde(default)]
     pub rootfs: Option<crate::container::oci::RootfsLayout>,
+    /// An init container (`spec.initContainers`); the record lists them first, as the plan.
+    #[serde(default)]
+    pub init: bool,
 }
 
 /// Kubernetes event, with the kubectl describe columns.
@@ -244,6 +247,16 @@ impl PodRecord {
 
     pub fn container(&self, name: &str) -> Option<&ContainerRecord> {
         self.containers.iter().find(|c| c.name == name)
+    }
+
+    /// The init containers (listed first).
+    pub fn init_containers(&self) -> impl Iterator<Item = &ContainerRecord> {
+        self.containers.iter().filter(|c| c.init)
+    }
+
+    /// The app containers (after the init containers).
+    pub fn app_containers(&self) -> impl Iterator<Item = &ContainerRecord> {
+        self.containers.iter().filter(|c| !c.init)
     }
 
     /// The address reserved for the current sandbox, as soon as it is reserved (before the

@@ -66,6 +66,13 @@ impl Supervisor {
         };
         let h = Hierarchy::detect(&rec.root)?;
         let resources = pod_resources(&self.record.plan);
+        let (inits, apps): (Vec<_>, Vec<_>) = resources
+            .iter()
+            .zip(&self.record.plan.containers)
+            .partition(|(_, c)| c.init);
+        let only = |list: Vec<(&cgroup::ContainerResources, _)>| -> Vec<_> {
+            list.into_iter().map(|(r, _)| *r).collect()
+        };
         // Saved with the sandbox record next; root and parent were recorded by apply, and
         // the mode can be detected again, so delete finds these cgroups even before that.
         if let Some(r) = self.record.cgroup.as_mut() {
@@ -75,7 +82,7 @@ impl Supervisor {
             &h,
             &rec.parent,
             &self.record.plan.uid,
-            &cgroup::pod_limits(&resources),
+            &cgroup::pod_limits_with_inits(&only(apps), &only(inits)),
         )?;
         tracing::debug!(path = %pod.path().display(), mode = ?h.mode(), "pod cgroup created");
         self.cgroup = Some(pod);

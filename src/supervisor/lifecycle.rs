@@ -118,7 +118,7 @@ impl Supervisor {
     /// First start: the sandbox, then every container. Any failure aborts the apply.
     pub(super) fn start_pod(&mut self) -> Result<(), StartError> {
         self.create_pod_cgroup()?;
-        let all: Vec<usize> = (0..self.record.containers.len()).collect();
+        let all = super::policy::first_starts(&self.record);
         // The volumes and containers are prepared, and the containers' init stages build
         // their root filesystems, while the pause makes the pod's namespaces (the slowest
         // step) and the network is wired; no container process runs before the sandbox is
@@ -126,9 +126,9 @@ impl Supervisor {
         let (launched_inits, wiring) =
             self.create_sandbox_and_launch(0, &all, Self::prepare_volumes)?;
         let mut launched = Vec::new();
-        for (_, result) in launched_inits {
+        for (i, result) in launched_inits {
             match result {
-                Ok(init) => launched.push(init),
+                Ok(init) => launched.push((i, init)),
                 Err(e) => {
                     // Joined first, so the rollback finds (and removes) what it made; inits
                     // already launched end when their gates close unopened.
@@ -138,10 +138,10 @@ impl Supervisor {
             }
         }
         self.finish_wiring(wiring)?;
-        for init in &mut launched {
+        for (_, init) in &mut launched {
             init.open_gate();
         }
-        for (i, init) in launched.into_iter().enumerate() {
+        for (i, init) in launched {
             self.release_container(i, init)?;
         }
         self.record.start_time.get_or_insert_with(Utc::now);

@@ -49,7 +49,9 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
     let all = 0..record.containers.len();
     containers::plan_bundles(&pod, record, all);
 }
-pub use status::{SUPERVISOR_LOST_MESSAGE, pod_phase, pod_status_word, supervisor_lost};
+pub use status::{
+    SUPERVISOR_LOST_MESSAGE, initialized, pod_phase, pod_restarts, pod_status_word, supervisor_lost,
+};
 
 /// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period
 /// (tests use a short one).

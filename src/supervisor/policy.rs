@@ -21,8 +21,12 @@
 //! - a stop request stops everything with the request's grace period (else the pod's
 //!   `terminationGracePeriodSeconds`); from then on exits are only recorded.
 //!
-//! Designed to grow: init containers, sidecars, probes and hooks are more events (a probe
-//! failed, an init container completed) and more actions (run a hook, start the next init).
+//! - init containers (listed first) run one at a time, in order, each to completion; after
+//!   the last one the app containers start; a failed one restarts through its back-off, or
+//!   fails the pod under Never; a new sandbox runs them again from the first.
+//!
+//! Designed to grow: sidecars, probes and hooks are more events (a probe failed) and more
+//! actions (run a hook).
 
 use std::time::{Duration, Instant};
 
@@ -141,6 +145,9 @@ pub struct Machine {
     timers: Vec<(usize, Instant)>,
     /// When to try again to make the sandbox.
     sandbox_retry: Option<Instant>,
+    /// When to start the app containers, the init containers being all completed (the
+    /// kubelet's next sync after the last one's exit; PodInitializing until then).
+    apps_start: Option<Instant>,
     attempt: Option<Attempt>,
     stopping: bool,
     /// Containers whose image pull failed: the failures in a row and when the next pull may
@@ -161,6 +168,7 @@ impl Machine {
             base,
             timers: Vec::new(),
             sandbox_retry: None,
+            apps_start: None,
             attempt: None,
             stopping: false,
             pulls: Vec::new(),
@@ -177,6 +185,7 @@ impl Machine {
             .iter()
             .map(|(_, t)| *t)
             .chain(self.sandbox_retry)
+            .chain(self.apps_start)
             .min()
     }
 
@@ -193,7 +202,10 @@ impl Machine {
                 // It ran: its image was there.
                 self.pulls.retain(|(i, _)| *i != container);
                 record_exit(record, container, exit, now.wall);
-                if !self.stopping {
+                if self.stopping {
+                } else if record.containers[container].init {
+                    self.init_exited(record, container, exit, now, &mut actions);
+                } else {
                     self.restart_or_back_off(record, container, now, &mut actions);
                 }
             }
@@ -212,6 +224,7 @@ impl Machine {
                     "Pod sandbox changed, it will be killed and re-created.".into(),
                 );
                 self.timers.clear();
+                self.apps_start = None;
                 let killed = (0..record.containers.len())
                     .filter(|&i| is_running(&record.containers[i]))
                     .collect();
@@ -242,6 +255,7 @@ impl Machine {
                     format!("Failed to create pod sandbox: {message}"),
                 );
                 self.timers.clear();
+                self.apps_start = None;
                 // The kubelet consults the back-off only once the sandbox exists: the entries
                 // are taken back with the attempt.
                 if let Some(attempt) = &self.attempt {
@@ -265,6 +279,15 @@ impl Machine {
                     // The containers' timers wait for the next tick (the sandbox first).
                     self.plan_sandbox(record, &[], now, &mut actions);
                 } else {
+                    if self.apps_start.is_some_and(|t| t <= now.mono) {
+                        self.apps_start = None;
+                        for c in record.containers.iter_mut().filter(|c| !c.init) {
+                            begin_run(c);
+                        }
+                        let apps =
+                            (0..record.containers.len()).filter(|&j| !record.containers[j].init);
+                        actions.extend(apps.map(Action::Start));
+                    }
                     let due: Vec<usize> = self
                         .timers
                         .iter()
@@ -282,6 +305,7 @@ impl Machine {
             Event::StopRequested if !self.stopping => {
                 self.stopping = true;
                 self.timers.clear();
+                self.apps_start = None;
                 self.sandbox_retry = None;
                 let seconds = record
                     .deletion
@@ -298,6 +322,7 @@ impl Machine {
                 // cgroups, and last the record that named it all.
                 self.stopping = true;
                 self.timers.clear();
+                self.apps_start = None;
                 actions.extend([
                     Action::KillContainers,
                     Action::StopSandbox,
@@ -320,6 +345,69 @@ impl Machine {
             && self.attempt.is_none();
         let ready = record.sandbox.as_ref().is_some_and(|s| s.ready);
         (finished && ready && !self.stopping).then_some(Action::StopSandbox)
+    }
+
+    /// Init container `i` ended (`computeInitContainerActions`): completed, the next init
+    /// container starts, or after the last one every app container, at the next sync (a PLEG
+    /// relist later: PodInitializing until then); failed, it restarts
+    /// through its back-off (Always and OnFailure alike: an init container that completed
+    /// never restarts), or under Never it stays failed and so does the pod (its sandbox is
+    /// stopped when the phase settles).
+    fn init_exited(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        exit: Exit,
+        now: Now,
+        actions: &mut Vec<Action>,
+    ) {
+        if exit.code != 0 {
+            if record.plan.restart_policy != RestartPolicy::Never {
+                self.restart_or_back_off(record, i, now, actions);
+            }
+            return;
+        }
+        match record.containers.get(i + 1) {
+            Some(c) if c.init => {
+                begin_run(&mut record.containers[i + 1]);
+                actions.push(Action::Start(i + 1));
+            }
+            _ => self.apps_start = Some(now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR),
+        }
+    }
+
+    /// A new sandbox for a pod with init containers: they run again from the first one, at
+    /// once (the kubelet purges them with the old sandbox); every other container waits
+    /// (PodInitializing) for them, its run before kept as its lastState.
+    fn plan_init_sandbox(
+        &mut self,
+        record: &mut PodRecord,
+        attempt: u32,
+        actions: &mut Vec<Action>,
+    ) {
+        self.apps_start = None;
+        for c in record.containers.iter_mut().skip(1) {
+            if let ContainerState::Terminated { .. } = c.state {
+                c.last_state = Some(c.state.clone());
+            }
+            c.process = None;
+            c.state = ContainerState::Waiting {
+                reason: "PodInitializing".into(),
+                message: None,
+            };
+        }
+        let first = &mut record.containers[0];
+        let before = first.backoff_factor;
+        begin_run(first);
+        self.attempt = Some(Attempt {
+            waiting: (0..record.containers.len()).collect(),
+            starting: vec![(0, before)],
+            later: Vec::new(),
+        });
+        actions.push(Action::CreateSandbox {
+            attempt,
+            start: vec![0],
+        });
     }
 
     /// The kubelet's rule for container `i`, which is not running, in a ready sandbox: start it
@@ -372,6 +460,9 @@ impl Machine {
     ) {
         self.sandbox_retry = None;
         let attempt = record.sandbox.as_ref().map(|s| s.attempt + 1).unwrap_or(1);
+        if record.containers.first().is_some_and(|c| c.init) {
+            return self.plan_init_sandbox(record, attempt, actions);
+        }
         let (mut starting, mut later) = (Vec::new(), Vec::new());
         for i in 0..record.containers.len() {
             let c = &record.containers[i];
@@ -411,13 +502,19 @@ impl Machine {
         actions.push(Action::CreateSandbox { attempt, start });
     }
 
-    /// The failed sandbox is gone: its containers wait in ContainerCreating with their restart
+    /// The failed sandbox is gone: its containers wait in ContainerCreating (PodInitializing
+    /// with init containers) with their restart
     /// counts taken back, and the next attempt comes after the back-off period.
     fn sandbox_cleared(&mut self, record: &mut PodRecord, attempt: Attempt, now: Now) {
         for (i, _) in &attempt.starting {
             let c = &mut record.containers[*i];
             c.restart_count = c.restart_count.saturating_sub(1);
         }
+        // The kubelet's default waiting reason: PodInitializing in a pod with init containers.
+        let reason = match record.containers.first() {
+            Some(c) if c.init => "PodInitializing",
+            _ => "ContainerCreating",
+        };
         for &i in &attempt.waiting {
             let c = &mut record.containers[i];
             if let ContainerState::Terminated { .. } = c.state {
@@ -425,7 +522,7 @@ impl Machine {
             }
             c.process = None;
             c.state = ContainerState::Waiting {
-                reason: "ContainerCreating".into(),
+                reason: reason.into(),
                 message: None,
             };
         }
@@ -651,6 +748,23 @@ pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<U
             "OOMKilled",
             format!("Container {name} was killed by the kernel OOM killer{limit}"),
         );
+    }
+}
+
+/// The containers a pod's first start starts: the first init container, or without any, all.
+pub fn first_starts(record: &PodRecord) -> Vec<usize> {
+    match record.containers.first() {
+        Some(c) if c.init => vec![0],
+        _ => (0..record.containers.len()).collect(),
+    }
+}
+
+/// A container is about to start as the step after another (the next init container, the
+/// app containers after the last one): a restart (count + 1, lastState) if it ran before.
+fn begin_run(c: &mut ContainerRecord) {
+    if last_run(c).is_some() {
+        let factor = c.backoff_factor;
+        begin_restart(c, factor);
     }
 }
 

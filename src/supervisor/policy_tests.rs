@@ -744,3 +744,236 @@ fn a_failed_pull_is_err_image_pull_then_image_pull_back_off_doubling_until_it_pu
         [Action::Start(0)]
     );
 }
+
+// Init containers: one at a time, in order, before the app containers.
+
+fn creating() -> ContainerState {
+    ContainerState::Waiting {
+        reason: "PodInitializing".into(),
+        message: None,
+    }
+}
+
+/// A pod under `policy` with `inits` init containers (`i0` ... at 0..inits) and `apps` app
+/// containers after them, just started: the first init container runs, the rest waits.
+fn initializing(policy: &str, inits: usize, apps: usize, now: Now) -> PodRecord {
+    let waiting = |n: usize| -> Vec<States> { (0..n).map(|_| (creating(), None)).collect() };
+    let mut init_states = waiting(inits);
+    init_states[0] = (running(now.wall), None);
+    let mut r =
+        crate::supervisor::status::tests::record_with_inits(policy, &init_states, &waiting(apps));
+    let mut sandbox = super::super::lifecycle::planned_sandbox(&r, 0);
+    sandbox.ready = true;
+    r.sandbox = Some(sandbox);
+    r
+}
+
+#[test]
+fn a_first_start_runs_only_the_first_init_container() {
+    let now = Now::current();
+    let r = initializing("Always", 2, 2, now);
+    assert_eq!(first_starts(&r), [0]);
+    assert_eq!(first_starts(&all_running("Always", 3, now)), [0, 1, 2]);
+}
+
+#[test]
+fn init_containers_run_in_order_then_the_app_containers_all_at_once() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(initializing("Always", 2, 2, now), now);
+    k.machine.settle(&mut k.record);
+    assert_eq!(k.record.phase, Phase::Pending);
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:0/2");
+    assert!(dispatch(&mut k, exited(0, code(0))));
+    assert_eq!(k.performed, [Action::Start(1)], "the second, not the apps");
+    assert_eq!(k.record.phase, Phase::Pending);
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:1/2");
+    assert_eq!(reason(&k.record, 0), "Completed");
+    k.performed.clear();
+    assert!(dispatch(&mut k, exited(1, code(0))));
+    // The apps start at the next sync, a relist (a tenth of the base) later.
+    assert_eq!(k.performed, []);
+    assert_eq!(
+        crate::supervisor::pod_status_word(&k.record),
+        "PodInitializing"
+    );
+    assert_eq!(k.record.phase, Phase::Pending);
+    k.now = later(now, BASE / 10);
+    assert!(k.machine.due(k.now.mono));
+    assert!(dispatch(&mut k, Event::Tick));
+    assert_eq!(k.performed, [Action::Start(2), Action::Start(3)]);
+    assert_eq!(k.record.phase, Phase::Running);
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Running");
+    // First runs: no restart counted; the init containers stay Completed.
+    assert!(k.record.containers.iter().all(|c| c.restart_count == 0));
+    assert!(crate::supervisor::initialized(&k.record));
+    // An app container that ends restarts alone; the init containers do not run again.
+    k.performed.clear();
+    assert!(dispatch(&mut k, exited(2, code(0))));
+    assert_eq!(k.performed, [Action::Start(2)]);
+}
+
+#[test]
+fn app_containers_waiting_after_the_init_containers_show_pod_initializing() {
+    let now = Now::current();
+    let mut r = initializing("Always", 1, 1, now);
+    record_exit(&mut r, 0, code(0), now.wall);
+    assert_eq!(crate::supervisor::pod_status_word(&r), "PodInitializing");
+    assert_eq!(crate::supervisor::pod_phase(&r), Phase::Pending);
+}
+
+#[test]
+fn a_failed_init_container_restarts_through_its_back_off_and_the_apps_wait() {
+    for policy in ["Always", "OnFailure"] {
+        let mut now = Now::current();
+        let mut r = initializing(policy, 2, 1, now);
+        let mut m = Machine::new(BASE);
+        // The first failure restarts at once, the next waits 10 s as CrashLoopBackOff.
+        assert_eq!(
+            m.handle(&mut r, exited(0, code(1)), now),
+            [Action::Start(0)]
+        );
+        assert_eq!(r.containers[0].restart_count, 1);
+        start(&mut r, 0, now);
+        now = later(now, Duration::from_secs(1));
+        assert_eq!(m.handle(&mut r, exited(0, code(1)), now), []);
+        assert_eq!(reason(&r, 0), "CrashLoopBackOff");
+        m.settle(&mut r);
+        assert_eq!(r.phase, Phase::Pending, "{policy}");
+        assert_eq!(
+            crate::supervisor::pod_status_word(&r),
+            "Init:CrashLoopBackOff"
+        );
+        assert_eq!(crate::supervisor::pod_restarts(&r), 1);
+        assert_eq!(reason(&r, 2), "PodInitializing", "the app never started");
+        now = later(now, BASE);
+        assert_eq!(m.handle(&mut r, Event::Tick, now), [Action::Start(0)]);
+        assert_eq!(r.containers[0].restart_count, 2);
+        // It completes at last: the next init container runs, once.
+        start(&mut r, 0, now);
+        assert_eq!(
+            m.handle(&mut r, exited(0, code(0)), now),
+            [Action::Start(1)]
+        );
+    }
+}
+
+#[test]
+fn a_failed_init_container_under_never_fails_the_pod_and_no_app_starts() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(initializing("Never", 2, 1, now), now);
+    assert!(dispatch(&mut k, exited(0, code(3))));
+    assert_eq!(k.performed, [Action::StopSandbox]);
+    assert_eq!(k.record.phase, Phase::Failed);
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:Error");
+    assert_eq!(reason(&k.record, 1), "PodInitializing");
+    assert_eq!(reason(&k.record, 2), "PodInitializing");
+    assert_eq!(k.machine.next_deadline(), None);
+    // Without a reason: the exit code or the signal.
+    let mut r = initializing("Never", 1, 1, now);
+    r.containers[0].state = ContainerState::Terminated {
+        exit_code: 2,
+        signal: None,
+        reason: String::new(),
+        message: None,
+        started_at: now.wall,
+        finished_at: now.wall,
+    };
+    assert_eq!(crate::supervisor::pod_status_word(&r), "Init:ExitCode:2");
+}
+
+#[test]
+fn a_new_sandbox_runs_the_init_containers_again_from_the_first() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(initializing("Always", 2, 1, now), now);
+    dispatch(&mut k, exited(0, code(0)));
+    dispatch(&mut k, exited(1, code(0)));
+    k.now = later(now, BASE / 10);
+    dispatch(&mut k, Event::Tick);
+    assert_eq!(reason(&k.record, 2), "Running");
+    k.performed.clear();
+    assert!(dispatch(&mut k, Event::PauseDied));
+    assert_eq!(
+        k.performed,
+        [
+            Action::StopContainers {
+                grace: SANDBOX_CHANGE_GRACE
+            },
+            Action::StopSandbox,
+            Action::Then(Event::SandboxDown { killed: vec![2] }),
+            Action::CreateSandbox {
+                attempt: 1,
+                start: vec![0]
+            },
+        ]
+    );
+    let r = &k.record;
+    assert_eq!(reason(r, 0), "Running");
+    assert_eq!(r.containers[0].restart_count, 1);
+    assert_eq!(reason(r, 1), "PodInitializing");
+    assert_eq!(reason(r, 2), "PodInitializing", "the app waits for them");
+    assert!(matches!(
+        r.containers[2].last_state,
+        Some(ContainerState::Terminated { exit_code: 137, .. })
+    ));
+    assert_eq!(crate::supervisor::pod_status_word(r), "Init:0/2");
+    let mut counted = r.clone();
+    counted.containers[1].restart_count = 5;
+    assert_eq!(
+        crate::supervisor::pod_restarts(&counted),
+        1,
+        "RESTARTS stops at the init container that runs"
+    );
+    // They complete again, in order; the app restarts (count + 1).
+    k.performed.clear();
+    dispatch(&mut k, exited(0, code(0)));
+    assert_eq!(k.performed, [Action::Start(1)]);
+    assert_eq!(k.record.containers[1].restart_count, 1);
+    k.performed.clear();
+    dispatch(&mut k, exited(1, code(0)));
+    k.now = later(k.now, BASE / 10);
+    dispatch(&mut k, Event::Tick);
+    assert_eq!(k.performed, [Action::Start(2)]);
+    assert_eq!(k.record.containers[2].restart_count, 1);
+    assert_eq!(k.record.phase, Phase::Running);
+}
+
+#[test]
+fn a_stop_while_an_init_container_runs_starts_nothing_more() {
+    let now = Now::current();
+    let mut r = initializing("Always", 2, 1, now);
+    let mut m = Machine::new(BASE);
+    record_exit(&mut r, 0, code(0), now.wall);
+    r.containers[1].state = running(now.wall);
+    assert!(matches!(
+        m.handle(&mut r, Event::StopRequested, now)[..],
+        [Action::Remove { .. }]
+    ));
+    // The second init container ends under the stop's SIGTERM: recorded, nothing started.
+    assert_eq!(m.handle(&mut r, exited(1, code(0)), now), []);
+    assert_eq!(reason(&r, 1), "Completed");
+    assert_eq!(reason(&r, 2), "PodInitializing");
+    assert_eq!(m.next_deadline(), None, "no app start pending");
+}
+
+#[test]
+fn a_failed_re_creation_of_an_initializing_pod_is_retried_from_the_first_init_container() {
+    let now = Now::current();
+    let mut k = FakeKernel::new(initializing("Always", 2, 1, now), now);
+    k.failing_creations = 1;
+    assert!(dispatch(&mut k, Event::PauseDied));
+    assert!((0..3).all(|i| reason(&k.record, i) == "PodInitializing"));
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:0/2");
+    assert_eq!(k.record.containers[0].restart_count, 0, "taken back");
+    k.performed.clear();
+    k.now = later(now, BASE);
+    assert!(dispatch(&mut k, Event::Tick));
+    assert_eq!(
+        k.performed,
+        [Action::CreateSandbox {
+            attempt: 2,
+            start: vec![0]
+        }]
+    );
+    assert_eq!(reason(&k.record, 0), "Running");
+    assert_eq!(k.record.containers[0].restart_count, 1);
+}

@@ -7,13 +7,30 @@ use crate::state::{ContainerState, Phase, PodRecord};
 /// for its first start keeps the pod Pending; one waiting after it ran (its lastState is
 /// terminated: a back-off, or a sandbox being re-made) counts as stopped. Any running:
 /// Running. All stopped: Running while they will restart (Always; OnFailure after a
-/// failure), else Succeeded (all exited 0) or Failed.
+/// failure), else Succeeded (all exited 0) or Failed. Init containers: one that failed fails
+/// the pod under Never; while one is still to complete (and no app container started) the pod
+/// is Pending.
 pub fn pod_phase(record: &PodRecord) -> Phase {
     if record.start_time.is_none() {
         return Phase::Pending;
     }
+    let (mut pending_init, mut failed_init) = (0, 0);
+    for c in record.init_containers() {
+        match (&c.state, &c.last_state) {
+            (ContainerState::Terminated { exit_code, .. }, _)
+            | (
+                ContainerState::Waiting { .. },
+                Some(ContainerState::Terminated { exit_code, .. }),
+            ) => {
+                if *exit_code != 0 {
+                    failed_init += 1
+                }
+            }
+            _ => pending_init += 1,
+        }
+    }
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
-    for c in &record.containers {
+    for c in record.app_containers() {
         match (&c.state, &c.last_state) {
             (ContainerState::Running { .. }, _) => running += 1,
             (ContainerState::Terminated { exit_code, .. }, _) => {
@@ -28,7 +45,10 @@ pub fn pod_phase(record: &PodRecord) -> Phase {
             (ContainerState::Waiting { .. }, _) => waiting += 1,
         }
     }
+    let app_started = running + stopped > 0;
     match record.plan.restart_policy {
+        RestartPolicy::Never if failed_init > 0 => Phase::Failed,
+        _ if pending_init > 0 && !app_started => Phase::Pending,
         _ if waiting > 0 => Phase::Pending,
         _ if running > 0 => Phase::Running,
         _ if stopped == 0 => Phase::Pending,
@@ -39,8 +59,12 @@ pub fn pod_phase(record: &PodRecord) -> Phase {
     }
 }
 
-/// kubectl's STATUS column (printPod): the last container's waiting/terminated reason wins over
-/// the phase; a pod being deleted shows Terminating; a pod whose supervisor died shows Unknown.
+/// kubectl's STATUS column (printPod): while the init containers have not all completed, the
+/// first one that has not: `Init:<reason>` (it failed, or waits with a reason such as
+/// CrashLoopBackOff), `Init:ExitCode:N` / `Init:Signal:N` without one, else `Init:N/M` (N
+/// completed); then the last app container's waiting/terminated reason wins over the phase
+/// (`PodInitializing` while they wait for their first start); a pod being deleted shows
+/// Terminating; a pod whose supervisor died shows Unknown.
 pub fn pod_status_word(record: &PodRecord) -> String {
     if record.deletion.is_some() {
         return "Terminating".into();
@@ -48,12 +72,15 @@ pub fn pod_status_word(record: &PodRecord) -> String {
     if supervisor_lost(record) {
         return "Unknown".into();
     }
+    if let Some(word) = init_status_word(record) {
+        return word;
+    }
     let mut reason = record
         .reason
         .clone()
         .unwrap_or_else(|| record.phase.to_string());
     let mut has_running = false;
-    for c in &record.containers {
+    for c in record.app_containers() {
         match &c.state {
             ContainerState::Waiting { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated { reason: r, .. } if !r.is_empty() => reason = r.clone(),
@@ -71,6 +98,51 @@ pub fn pod_status_word(record: &PodRecord) -> String {
         reason = "Running".into();
     }
     reason
+}
+
+/// The `Init:` STATUS of a pod still initializing (kubectl's printPod), None once every init
+/// container completed.
+fn init_status_word(record: &PodRecord) -> Option<String> {
+    let total = record.init_containers().count();
+    for (i, c) in record.init_containers().enumerate() {
+        return Some(match &c.state {
+            ContainerState::Terminated { exit_code: 0, .. } => continue,
+            ContainerState::Terminated { reason, .. } if !reason.is_empty() => {
+                format!("Init:{reason}")
+            }
+            ContainerState::Terminated {
+                signal: Some(s), ..
+            } => format!("Init:Signal:{s}"),
+            ContainerState::Terminated { exit_code, .. } => format!("Init:ExitCode:{exit_code}"),
+            ContainerState::Waiting { reason, .. }
+                if !reason.is_empty() && reason != "PodInitializing" =>
+            {
+                format!("Init:{reason}")
+            }
+            _ => format!("Init:{i}/{total}"),
+        });
+    }
+    None
+}
+
+/// kubectl's RESTARTS: while the pod initializes, the restarts of the init containers up to
+/// the first that has not completed (printPod's loop stops there), else the app containers'.
+pub fn pod_restarts(record: &PodRecord) -> u32 {
+    let completed = |c: &crate::state::ContainerRecord| {
+        matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
+    };
+    if init_status_word(record).is_some() {
+        let done = record.init_containers().take_while(|c| completed(c));
+        let current = record.init_containers().find(|c| !completed(c));
+        done.chain(current).map(|c| c.restart_count).sum()
+    } else {
+        record.app_containers().map(|c| c.restart_count).sum()
+    }
+}
+
+/// Every init container completed (the pod's Initialized condition).
+pub fn initialized(record: &PodRecord) -> bool {
+    init_status_word(record).is_none()
 }
 
 /// True when the record says the pod is live but its supervisor process is gone.
@@ -134,12 +206,26 @@ pub(super) mod tests {
 
     /// A started pod record of containers `c0`, `c1` ... in `states`, under `policy`.
     pub(in crate::supervisor) fn record(policy: &str, states: &[States]) -> PodRecord {
-        let containers: String = (0..states.len())
-            .map(|i| format!("{{name: c{i}, image: 'debug:1', command: [sh]}},"))
-            .collect();
+        record_with_inits(policy, &[], states)
+    }
+
+    /// [`record`] with init containers `i0`, `i1` ... in `inits` (listed first).
+    pub(in crate::supervisor) fn record_with_inits(
+        policy: &str,
+        inits: &[States],
+        states: &[States],
+    ) -> PodRecord {
+        let list = |prefix: &str, n: usize| -> String {
+            (0..n)
+                .map(|i| format!("{{name: {prefix}{i}, image: 'debug:1', command: [sh]}},"))
+                .collect()
+        };
+        let (init_list, containers) = (list("i", inits.len()), list("c", states.len()));
         let manifest = format!(
-            "{{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{restartPolicy: {policy}, containers: [{containers}]}}}}"
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{restartPolicy: {policy}, initContainers: [{init_list}], containers: [{containers}]}}}}"
         );
+        let n_init = inits.len();
+        let states: Vec<States> = inits.iter().chain(states).cloned().collect();
         let plan = match crate::spec::load_str(&manifest, "test").unwrap().remove(0) {
             crate::spec::Object::Pod(plan) => plan,
             other => panic!("{other:?}"),
@@ -162,7 +248,10 @@ pub(super) mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, (state, last))| ContainerRecord {
-                    name: format!("c{i}"),
+                    name: match i.checked_sub(n_init) {
+                        None => format!("i{i}"),
+                        Some(j) => format!("c{j}"),
+                    },
                     image: "debug:1".into(),
                     id: String::new(),
                     process: None,
@@ -175,6 +264,7 @@ pub(super) mod tests {
                     image_config: None,
                     bundle: None,
                     rootfs: None,
+                    init: i < n_init,
                 })
                 .collect(),
             events: vec![],
