@@ -78,18 +78,6 @@ fn order_lines(node: &Node, pod: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// Poll `pod` until `done` holds for its JSON (bounded); the last JSON seen.
-fn wait_for(node: &Node, pod: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = node.pod_json(pod);
-        if done(&v) || Instant::now() >= deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn init_containers_run_in_order_to_completion_before_the_app() {
     require_root!();
@@ -226,7 +214,7 @@ fn a_failing_init_container_backs_off_or_fails_the_pod_under_never() {
         Some("Init:CrashLoopBackOff"),
         "{seen:?}"
     );
-    let pod = wait_for(&node, "crash", Duration::from_secs(20), |p| {
+    let pod = node.wait_for_pod("crash", Duration::from_secs(20), |p| {
         init_status(p, "init1")["restartCount"].as_u64() >= Some(2)
     });
     let init = init_status(&pod, "init1");
@@ -245,7 +233,7 @@ fn a_failing_init_container_backs_off_or_fails_the_pod_under_never() {
     // Never: the pod fails, the app never runs, the sandbox is stopped.
     node.apply_manifest("never.yaml", &failing_init_pod("never", "Never"))
         .ok();
-    let pod = wait_for(&node, "never", Duration::from_secs(20), |p| {
+    let pod = node.wait_for_pod("never", Duration::from_secs(20), |p| {
         p["status"]["phase"] == "Failed"
     });
     assert_eq!(pod["status"]["phase"], "Failed", "{pod}");
@@ -254,7 +242,7 @@ fn a_failing_init_container_backs_off_or_fails_the_pod_under_never() {
     assert_eq!(init["restartCount"], 0, "{init}");
     assert_app_never_started(&pod);
     assert_eq!(status_word(&node, "never"), "Init:Error");
-    let pod = wait_for(&node, "never", Duration::from_secs(10), |p| {
+    let pod = node.wait_for_pod("never", Duration::from_secs(10), |p| {
         p["status"]["conditions"][0]["status"] == "False"
     });
     assert_eq!(
@@ -286,7 +274,7 @@ fn a_new_sandbox_runs_the_init_containers_again() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let pod = wait_for(&node, "again", Duration::from_secs(30), |p| {
+    let pod = node.wait_for_pod("again", Duration::from_secs(30), |p| {
         p["status"]["containerStatuses"][0]["restartCount"] == 1
             && p["status"]["containerStatuses"][0]["state"]["running"].is_object()
     });

@@ -65,18 +65,6 @@ fn status_of<'a>(pod: &'a Value, c: &str) -> &'a Value {
         .expect("the container's status")
 }
 
-/// Poll `pod` until `done` holds for its JSON (bounded); the last JSON seen.
-fn wait_for(node: &Node, pod: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = node.pod_json(pod);
-        if done(&v) || Instant::now() >= deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A container whose command (a script on a hostPath) is removed while it runs: its next start
 /// fails. As the kubelet does, that start is retried after the back-off (here the real 10 s),
 /// not at once: within 5 s the restart count stays small, the status shows the start error
@@ -102,7 +90,7 @@ fn a_start_error_is_restarted_with_back_off() {
     .ok();
     std::fs::remove_file(&script).unwrap();
     // The run ends after ~1 s; the first restart comes at once and fails to start.
-    let pod = wait_for(&node, "gone", Duration::from_secs(10), |v| {
+    let pod = node.wait_for_pod("gone", Duration::from_secs(10), |v| {
         status_of(v, "c")["lastState"]["terminated"]["reason"] == "StartError"
     });
     let c = status_of(&pod, "c");
@@ -187,7 +175,7 @@ fn a_restart_loop_keeps_two_logs_and_bounded_state() {
     .ok();
     std::fs::remove_file(&script).unwrap();
     let restarts = |v: &Value, c: &str| status_of(v, c)["restartCount"].as_u64().unwrap();
-    let pod = wait_for(&node, "loop", Duration::from_secs(20), |v| {
+    let pod = node.wait_for_pod("loop", Duration::from_secs(20), |v| {
         restarts(v, "crash") >= 3 && restarts(v, "gone") >= 3
     });
     assert!(
@@ -196,7 +184,7 @@ fn a_restart_loop_keeps_two_logs_and_bounded_state() {
     );
     let pod_dir = node.root.path().join("pods/default_loop");
     let before = entries_under(&pod_dir);
-    let pod = wait_for(&node, "loop", Duration::from_secs(20), |v| {
+    let pod = node.wait_for_pod("loop", Duration::from_secs(20), |v| {
         restarts(v, "crash") >= 6 && restarts(v, "gone") >= 6
     });
     assert!(
@@ -331,7 +319,7 @@ fn a_new_sandbox_keeps_a_container_in_back_off() {
     )
     .ok();
     // First exit: restarted at once; second: 4 s of back-off.
-    let pod = wait_for(&node, "flappy", Duration::from_secs(10), |v| {
+    let pod = node.wait_for_pod("flappy", Duration::from_secs(10), |v| {
         let c = status_of(v, "crash");
         c["restartCount"] == 1 && c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     });
@@ -371,7 +359,7 @@ fn a_new_sandbox_keeps_a_container_in_back_off() {
         "{pod:#}"
     );
     // Once the back-off has passed, it runs again.
-    let pod = wait_for(&node, "flappy", Duration::from_secs(10), |v| {
+    let pod = node.wait_for_pod("flappy", Duration::from_secs(10), |v| {
         status_of(v, "crash")["restartCount"].as_u64() >= Some(2)
     });
     assert!(

@@ -258,6 +258,23 @@ impl Node {
             .expect("get -o json prints JSON")
     }
 
+    /// Poll `pod` until `done` holds for its JSON (bounded); the last JSON seen.
+    pub fn wait_for_pod(
+        &self,
+        pod: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.pod_json(pod);
+            if done(&v) || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn podrun_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = self.podrun_command(args);
         for (k, v) in env {
