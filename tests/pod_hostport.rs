@@ -204,12 +204,7 @@ fn host_port_reaches_the_pod_from_the_node_localhost_and_itself() {
     assert_eq!(node.veths().len(), 1, "{:?}", node.veths());
 
     // The pause dies: the sandbox is re-made with a new address, and the hostPort follows it.
-    let pause = inspect["sandbox"]["pause"]["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pause),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    node.kill_pause("web");
     let mut new_ip = ip.clone();
     for _ in 0..100 {
         new_ip = node.pod_ip("web");

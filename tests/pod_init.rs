@@ -266,14 +266,7 @@ fn a_new_sandbox_runs_the_init_containers_again() {
     let seen = watch_status(&node, "again", "Running", Duration::from_secs(30));
     assert_eq!(seen.last().map(String::as_str), Some("Running"), "{seen:?}");
     assert_eq!(order_lines(&node, "again").len(), 5);
-    let pause = node.inspect("again")["sandbox"]["pause"]["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pause),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    node.kill_pause("again");
     let pod = node.wait_for_pod("again", Duration::from_secs(30), |p| {
         p["status"]["containerStatuses"][0]["restartCount"] == 1
             && p["status"]["containerStatuses"][0]["state"]["running"].is_object()

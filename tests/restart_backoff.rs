@@ -328,14 +328,7 @@ fn a_new_sandbox_keeps_a_container_in_back_off() {
         crash["state"]["waiting"]["reason"], "CrashLoopBackOff",
         "{pod:#}"
     );
-    let pause = node.inspect("flappy")["sandbox"]["pause"]["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pause),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    node.kill_pause("flappy");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = node.inspect("flappy");
     while Instant::now() < deadline {

@@ -325,6 +325,18 @@ impl Node {
     }
 
     /// The pid of `pod`'s supervisor, from `podrun inspect`.
+    /// SIGKILL `pod`'s pause process (the sandbox dies; the supervisor re-creates it).
+    pub fn kill_pause(&self, pod: &str) {
+        let pause = self.inspect(pod)["sandbox"]["pause"]["pid"]
+            .as_i64()
+            .expect("inspect names the pause's pid") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pause),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+
     pub fn supervisor_pid(&self, pod: &str) -> i32 {
         self.inspect(pod)["supervisor"]["pid"]
             .as_i64()
