@@ -15,6 +15,7 @@ pub mod image;
 pub mod lockfile;
 pub mod net;
 pub mod pod;
+pub mod probe;
 pub mod procfs;
 pub mod resources;
 pub mod sandbox;
