@@ -267,6 +267,11 @@ pub fn build(input: &SpecInput) -> Spec {
     if !own("/etc/resolv.conf") {
         mounts.push(bind("/etc/resolv.conf", &input.pod_paths.resolv_conf(), ro));
     }
+    if !own(&c.termination_message_path) {
+        // The kubelet's per-run file, written by the container, read after it ends.
+        let log = input.pod_paths.termination_log(&c.name);
+        mounts.push(bind(&c.termination_message_path, &log, false));
+    }
     for v in input.volumes {
         mounts.push(match &v.source {
             MountSource::Bind(path) => bind(&v.destination, path, v.read_only),
@@ -466,7 +471,8 @@ mod tests {
                 "/sys/fs/cgroup",
                 "/etc/hosts",
                 "/etc/hostname",
-                "/etc/resolv.conf"
+                "/etc/resolv.conf",
+                "/dev/termination-log"
             ]
         );
         assert_eq!(v["linux"]["maskedPaths"].as_array().unwrap().len(), 11);

@@ -235,6 +235,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 bundle: None,
                 rootfs: None,
                 init: c.init,
+                probed: Default::default(),
             })
             .collect(),
         events: Vec::new(),

@@ -165,6 +165,7 @@ mod tests {
                 .collect(),
             ports: vec![],
             resources: Resources::default(),
+            ..Default::default()
         }
     }
 

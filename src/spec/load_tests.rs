@@ -316,12 +316,12 @@ fn type_error_names_the_path() {
 #[test]
 fn known_but_unsupported_fields() {
     let text = pod_with_container_extra(
-        "    livenessProbe: {exec: {command: ['true']}}\n    securityContext: {}\n    \
+        "    tty: true\n    securityContext: {}\n    \
          stdin: false\n  volumes: [{name: v, nfs: {server: s, path: /}}]\n",
     );
     assert_eq!(
         error(&text),
-        "pods/bad.yaml: field \"spec.containers[0].livenessProbe\" is not supported by podrun yet; \
+        "pods/bad.yaml: field \"spec.containers[0].tty\" is not supported by podrun yet; \
          field \"spec.volumes[0].nfs\" is not supported by podrun yet"
     );
 }
@@ -767,21 +767,31 @@ fn init_containers_are_planned_first_in_order() {
 }
 
 #[test]
-fn init_containers_are_validated_like_containers_and_sidecars_refused() {
-    let bad = WITH_INITS
-        .replace(
-            "  - name: migrate\n    image: busybox:1.36\n",
-            "  - name: web\n",
-        )
-        .replace(
-            "command: [\"true\"]",
-            "command: [\"true\"]\n    restartPolicy: Always",
-        );
+fn init_containers_are_validated_like_containers_and_sidecars_accepted() {
+    let sidecar = WITH_INITS.replace(
+        "command: [\"true\"]",
+        "command: [\"true\"]\n    restartPolicy: Always\n    ports: [{containerPort: 80}]\n    \
+         readinessProbe: {tcpSocket: {port: 80}}",
+    );
+    let p = pod(&sidecar);
+    let c = &p.containers[1];
+    assert!(c.init && c.sidecar, "{c:?}");
+    let probe = c.probes.readiness.as_ref().expect("a sidecar may have probes");
+    assert_eq!(
+        (probe.period_seconds, probe.timeout_seconds, probe.failure_threshold),
+        (10, 1, 3),
+        "the API server's defaults"
+    );
+    let bad = sidecar.replace("restartPolicy: Always", "restartPolicy: OnFailure");
     let message = error(&bad);
     assert!(
         message.contains(
-            "field \"spec.initContainers[1].restartPolicy\" is not supported by podrun yet"
+            "spec.initContainers[1].restartPolicy: Unsupported value: \"OnFailure\": supported values: \"Always\""
         ),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.initContainers[1].readinessProbe: Forbidden: may not be set for init containers without restartPolicy=Always"),
         "{message}"
     );
     let bad = WITH_INITS.replace(

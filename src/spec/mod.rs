@@ -8,6 +8,7 @@
 mod deployment;
 mod env;
 mod error;
+mod handlers;
 mod load;
 mod plan;
 pub mod quantity;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Origin, SpecError};
+pub use handlers::LifecyclePlan;
 pub use load::{load_file, load_file_in, load_str, load_str_in};
 
 /// One object of a manifest. Not boxed: objects are few and callers match on the plans directly.
@@ -233,7 +235,7 @@ impl RestartPolicy {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ContainerPlan {
     pub name: String,
     pub image: String,
@@ -255,6 +257,24 @@ pub struct ContainerPlan {
     /// containers. The plan lists them first.
     #[serde(default)]
     pub init: bool,
+    /// A native sidecar: an init container with `restartPolicy: Always` (started in order with
+    /// the init containers, kept running and restarted whatever the pod's policy).
+    #[serde(default)]
+    pub sidecar: bool,
+    #[serde(default)]
+    pub probes: crate::probe::ContainerProbes,
+    #[serde(default)]
+    pub lifecycle: LifecyclePlan,
+    /// `terminationMessagePath` (default `/dev/termination-log`).
+    #[serde(default = "default_termination_message_path")]
+    pub termination_message_path: String,
+    /// `terminationMessagePolicy: FallbackToLogsOnError` (else `File`).
+    #[serde(default)]
+    pub termination_message_fallback_to_logs: bool,
+}
+
+fn default_termination_message_path() -> String {
+    handlers::DEFAULT_TERMINATION_MESSAGE_PATH.into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -43,6 +43,7 @@ pub fn pod_plan(pod: &Pod) -> PodPlan {
             .flatten()
             .map(|c| ContainerPlan {
                 init: true,
+                sidecar: c.restart_policy.as_deref() == Some("Always"),
                 ..container_plan(c, spec.security_context.as_ref())
             })
             .chain(
@@ -248,6 +249,16 @@ fn container_plan(
             .collect(),
         resources: resources(container.resources.as_ref()),
         init: false,
+        sidecar: false,
+        probes: super::handlers::probes_plan(container),
+        lifecycle: super::handlers::lifecycle_plan(container),
+        termination_message_path: container
+            .termination_message_path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| super::handlers::DEFAULT_TERMINATION_MESSAGE_PATH.into()),
+        termination_message_fallback_to_logs: container.termination_message_policy.as_deref()
+            == Some("FallbackToLogsOnError"),
     }
 }
 

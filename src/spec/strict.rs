@@ -55,6 +55,73 @@ const POD_SPEC_FIELDS: &[&str] = &[
     "containers[].securityContext.readOnlyRootFilesystem",
     "containers[].terminationMessagePath",
     "containers[].terminationMessagePolicy",
+    "containers[].startupProbe.exec.command",
+    "containers[].startupProbe.httpGet.path",
+    "containers[].startupProbe.httpGet.port",
+    "containers[].startupProbe.httpGet.host",
+    "containers[].startupProbe.httpGet.scheme",
+    "containers[].startupProbe.httpGet.httpHeaders[].name",
+    "containers[].startupProbe.httpGet.httpHeaders[].value",
+    "containers[].startupProbe.tcpSocket.port",
+    "containers[].startupProbe.tcpSocket.host",
+    "containers[].startupProbe.grpc.port",
+    "containers[].startupProbe.grpc.service",
+    "containers[].startupProbe.initialDelaySeconds",
+    "containers[].startupProbe.periodSeconds",
+    "containers[].startupProbe.timeoutSeconds",
+    "containers[].startupProbe.successThreshold",
+    "containers[].startupProbe.failureThreshold",
+    "containers[].startupProbe.terminationGracePeriodSeconds",
+    "containers[].livenessProbe.exec.command",
+    "containers[].livenessProbe.httpGet.path",
+    "containers[].livenessProbe.httpGet.port",
+    "containers[].livenessProbe.httpGet.host",
+    "containers[].livenessProbe.httpGet.scheme",
+    "containers[].livenessProbe.httpGet.httpHeaders[].name",
+    "containers[].livenessProbe.httpGet.httpHeaders[].value",
+    "containers[].livenessProbe.tcpSocket.port",
+    "containers[].livenessProbe.tcpSocket.host",
+    "containers[].livenessProbe.grpc.port",
+    "containers[].livenessProbe.grpc.service",
+    "containers[].livenessProbe.initialDelaySeconds",
+    "containers[].livenessProbe.periodSeconds",
+    "containers[].livenessProbe.timeoutSeconds",
+    "containers[].livenessProbe.successThreshold",
+    "containers[].livenessProbe.failureThreshold",
+    "containers[].livenessProbe.terminationGracePeriodSeconds",
+    "containers[].readinessProbe.exec.command",
+    "containers[].readinessProbe.httpGet.path",
+    "containers[].readinessProbe.httpGet.port",
+    "containers[].readinessProbe.httpGet.host",
+    "containers[].readinessProbe.httpGet.scheme",
+    "containers[].readinessProbe.httpGet.httpHeaders[].name",
+    "containers[].readinessProbe.httpGet.httpHeaders[].value",
+    "containers[].readinessProbe.tcpSocket.port",
+    "containers[].readinessProbe.tcpSocket.host",
+    "containers[].readinessProbe.grpc.port",
+    "containers[].readinessProbe.grpc.service",
+    "containers[].readinessProbe.initialDelaySeconds",
+    "containers[].readinessProbe.periodSeconds",
+    "containers[].readinessProbe.timeoutSeconds",
+    "containers[].readinessProbe.successThreshold",
+    "containers[].readinessProbe.failureThreshold",
+    "containers[].readinessProbe.terminationGracePeriodSeconds",
+    "containers[].lifecycle.postStart.exec.command",
+    "containers[].lifecycle.postStart.httpGet.path",
+    "containers[].lifecycle.postStart.httpGet.port",
+    "containers[].lifecycle.postStart.httpGet.host",
+    "containers[].lifecycle.postStart.httpGet.scheme",
+    "containers[].lifecycle.postStart.httpGet.httpHeaders[].name",
+    "containers[].lifecycle.postStart.httpGet.httpHeaders[].value",
+    "containers[].lifecycle.postStart.sleep.seconds",
+    "containers[].lifecycle.preStop.exec.command",
+    "containers[].lifecycle.preStop.httpGet.path",
+    "containers[].lifecycle.preStop.httpGet.port",
+    "containers[].lifecycle.preStop.httpGet.host",
+    "containers[].lifecycle.preStop.httpGet.scheme",
+    "containers[].lifecycle.preStop.httpGet.httpHeaders[].name",
+    "containers[].lifecycle.preStop.httpGet.httpHeaders[].value",
+    "containers[].lifecycle.preStop.sleep.seconds",
     "restartPolicy",
     "terminationGracePeriodSeconds",
     "shareProcessNamespace",
@@ -117,13 +184,12 @@ fn whitelist(shape: Shape) -> Vec<String> {
         Shape::Pod => (&[], "spec."),
         Shape::Deployment => (DEPLOYMENT_FIELDS, "spec.template.spec."),
     };
-    // Init containers take the fields of app containers but ports (the API server allows
-    // them, they mean nothing for a container that runs to completion) and, for now, their
-    // own restartPolicy (native sidecars).
+    // Init containers take the fields of app containers and their own restartPolicy (native
+    // sidecars); validation refuses what only a sidecar may have (ports, probes, hooks).
     let init = POD_SPEC_FIELDS
         .iter()
         .filter_map(|f| f.strip_prefix("containers[]."))
-        .filter(|f| !f.starts_with("ports"))
+        .chain(["restartPolicy"])
         .map(|f| format!("initContainers[].{f}"));
     let nested = POD_SPEC_FIELDS
         .iter()
@@ -329,7 +395,7 @@ mod tests {
                 "hostNetwork": false,
                 "containers": [{
                     "name": "c",
-                    "livenessProbe": {"exec": {"command": ["true"]}},
+                    "tty": true,
                     "env": [{"name": "X", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}],
                     "resources": {"limits": {"cpu": "1", "nvidia.com/gpu": "1"}},
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}
@@ -340,9 +406,9 @@ mod tests {
             unsupported_fields(&value, Shape::Pod),
             [
                 "field \"spec.containers[0].env[0].valueFrom.resourceFieldRef\" is not supported by podrun yet",
-                "field \"spec.containers[0].livenessProbe\" is not supported by podrun yet",
                 "field \"spec.containers[0].resources.limits.nvidia.com/gpu\" is not supported by podrun yet",
                 "field \"spec.containers[0].securityContext.seccompProfile\" is not supported by podrun yet",
+                "field \"spec.containers[0].tty\" is not supported by podrun yet",
                 "field \"spec.volumes[0].nfs\" is not supported by podrun yet",
             ]
         );

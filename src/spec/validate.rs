@@ -265,11 +265,18 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
     let volumes = check_volumes(spec.volumes.as_deref().unwrap_or(&[]), path, problems);
     check_dns(spec, path, problems);
     let inits = spec.init_containers.iter().flatten().enumerate();
-    let inits = inits.map(|(i, c)| (format!("{path}.initContainers[{i}]"), c));
+    let inits = inits.map(|(i, c)| (format!("{path}.initContainers[{i}]"), c, true));
     let apps = spec.containers.iter().enumerate();
-    let apps = apps.map(|(i, c)| (format!("{path}.containers[{i}]"), c));
-    for (cpath, container) in inits.chain(apps) {
+    let apps = apps.map(|(i, c)| (format!("{path}.containers[{i}]"), c, false));
+    for (cpath, container, init) in inits.chain(apps) {
         check_container(container, &cpath, problems);
+        let sidecar = init && check_init_restart_policy(container, &cpath, problems);
+        super::handlers::check(container, &cpath, !init || sidecar, problems);
+        if init && !sidecar && container.ports.as_ref().is_some_and(|p| !p.is_empty()) {
+            problems.push(format!(
+                "{cpath}.ports: Forbidden: may not be set for init containers without restartPolicy=Always (podrun: they run to completion)"
+            ));
+        }
         check_volume_mounts(container, &volumes, &cpath, problems);
         if !container.name.is_empty() && !names.insert(container.name.as_str()) {
             problems.push(duplicate(&format!("{cpath}.name"), &container.name));
@@ -297,6 +304,18 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
     }
     if let Some(hostname) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         check_label(&format!("{path}.hostname"), hostname, problems);
+    }
+}
+
+/// An init container's `restartPolicy`: absent, or `Always` (a native sidecar: true).
+fn check_init_restart_policy(container: &Container, path: &str, problems: &mut Vec<String>) -> bool {
+    match container.restart_policy.as_deref() {
+        None => false,
+        Some("Always") => true,
+        Some(other) => {
+            problems.push(unsupported(&format!("{path}.restartPolicy"), other, &["Always"]));
+            false
+        }
     }
 }
 

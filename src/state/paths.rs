@@ -97,6 +97,11 @@ impl PodPaths {
         self.dir.join(CONTAINERS).join(container)
     }
 
+    /// The host file behind container `name`'s `terminationMessagePath` (emptied at each run).
+    pub fn termination_log(&self, container: &str) -> PathBuf {
+        self.bundle(container).join("termination-log")
+    }
+
     /// Log of run `restart` of a container (the kubelet's `<restart>.log`).
     pub fn container_log(&self, container: &str, restart: u32) -> PathBuf {
         self.bundle(container).join(format!("{restart}.log"))

@@ -139,6 +139,17 @@ pub struct ContainerRecord {
     /// An init container (`spec.initContainers`); the record lists them first, as the plan.
     #[serde(default)]
     pub init: bool,
+    /// This run's probe results: the startup probe passed (the kubelet's `started`; without
+    /// a startup probe a running container is started), the readiness probe passes.
+    #[serde(default)]
+    pub probed: ProbeResults,
+}
+
+/// The results of a run's startup and readiness probes (reset at each start).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResults {
+    pub startup: bool,
+    pub readiness: bool,
 }
 
 /// Kubernetes event, with the kubectl describe columns.

@@ -294,6 +294,8 @@ impl Supervisor {
         let pod = self.store.paths(&key);
         let log_path = pod.container_log(&spec.name, restart);
         let log = container::open_log(&spec.name, &log_path)?;
+        super::termination::fresh_termination_log(&pod.termination_log(&spec.name))
+            .map_err(setup_err)?;
 
         let (bundle, layout) = bundle_of(&pod, &name, &image.layers);
         // Recorded before they are made; usually already, by [`Supervisor::record_bundles`].
@@ -355,10 +357,12 @@ impl Supervisor {
         c.state = ContainerState::Running {
             started_at: Utc::now(),
         };
+        c.probed = Default::default();
         self.record
             .event("Normal", "Created", format!("Created container: {name}"));
         self.record
             .event("Normal", "Started", format!("Started container {name}"));
+        self.started_run(i);
         // No save here: every caller saves once after starting its containers. Until then a
         // crash loses nothing: the process is in the container's cgroup, which delete empties.
         Ok(())
@@ -388,6 +392,7 @@ impl Supervisor {
                 code,
                 signal,
                 oom_killed,
+                message: self.termination_message(i, code),
             },
         ))
     }
@@ -395,7 +400,8 @@ impl Supervisor {
     /// Record the end of a container's process without a decision (while stopping).
     pub(super) fn mark_exited(&mut self, pid: i32, code: i32, signal: Option<i32>) {
         if let Some((i, exit)) = self.exit_of(pid, code, signal) {
-            policy::record_exit(&mut self.record, i, exit, Utc::now());
+            self.ended_run(i);
+            policy::record_exit(&mut self.record, i, &exit, Utc::now());
         }
     }
 }

@@ -474,6 +474,7 @@ impl Supervisor {
                 tracing::warn!(pod = %self.record.key(), "pause exited: sandbox changed");
                 self.dispatch(Event::PauseDied);
             } else if let Some((container, exit)) = self.exit_of(pid, code, signal) {
+                self.ended_run(container);
                 self.dispatch(Event::Exited { container, exit });
             }
         }
@@ -562,20 +563,74 @@ impl Supervisor {
     /// Send SIGTERM to every running container's process group, wait up to `grace`, then
     /// SIGKILL what is left, including anything orphaned to us (we are a subreaper).
     pub(super) fn stop_containers(&mut self, grace: Duration) {
-        let mut pids = Vec::new();
-        for i in 0..self.record.containers.len() {
-            let c = &self.record.containers[i];
-            if let Some(p) = c.process.filter(|p| p.is_alive()) {
-                let name = c.name.clone();
+        self.stop_probing();
+        let deadline = Instant::now() + grace;
+        for group in stop_order(&self.record) {
+            let running: Vec<(usize, i32)> = group
+                .into_iter()
+                .filter_map(|i| {
+                    let p = self.record.containers[i].process.filter(|p| p.is_alive())?;
+                    Some((i, p.pid))
+                })
+                .collect();
+            if running.is_empty() {
+                continue;
+            }
+            let hooks_ran = self.run_pre_stop_hooks(&running, deadline);
+            for &(i, pid) in &running {
+                let name = self.record.containers[i].name.clone();
                 self.record
                     .event("Normal", "Killing", format!("Stopping container {name}"));
-                procfs::signal_group(p.pid, Signal::SIGTERM);
-                pids.push(p.pid);
+                procfs::signal_group(pid, Signal::SIGTERM);
+            }
+            self.save();
+            let mut left = deadline.saturating_duration_since(Instant::now());
+            if hooks_ran {
+                left = left.max(Duration::from_secs(2)); // the kubelet's floor after a hook
+            }
+            let pids: Vec<i32> = running.iter().map(|(_, p)| *p).collect();
+            self.wait_for(&pids, left);
+        }
+        self.kill_all_containers();
+    }
+
+    /// The preStop hooks of `running` containers, at once, each bounded by `deadline`; a
+    /// failed one is reported (`FailedPreStopHook`) and the stop goes on. True if any ran.
+    fn run_pre_stop_hooks(&mut self, running: &[(usize, i32)], deadline: Instant) -> bool {
+        let hooks: Vec<(usize, crate::probe::Handler, crate::probe::Target)> = running
+            .iter()
+            .filter_map(|&(i, _)| {
+                let hook = self.record.plan.containers[i].lifecycle.pre_stop.clone()?;
+                Some((i, hook, self.handler_target(i)))
+            })
+            .collect();
+        if hooks.is_empty() {
+            return false;
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let outcomes: Vec<(usize, crate::probe::Outcome)> = std::thread::scope(|s| {
+            let runs: Vec<_> = hooks
+                .iter()
+                .map(|(i, hook, target)| {
+                    (*i, s.spawn(move || crate::probe::check_blocking(hook, target, timeout)))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|(i, run)| {
+                    let outcome = run.join().unwrap_or_else(|_| {
+                        crate::probe::Outcome::Failure("the hook's thread panicked".into())
+                    });
+                    (i, outcome)
+                })
+                .collect()
+        });
+        for (i, outcome) in outcomes {
+            if let crate::probe::Outcome::Failure(error) = outcome {
+                let message = super::probes::hook_failure_message(&self.record, "PreStop", i, &error);
+                self.record.event("Warning", "FailedPreStopHook", message);
             }
         }
-        self.save();
-        self.wait_for(&pids, grace);
-        self.kill_all_containers();
+        true
     }
 
     /// SIGKILL every container process group and every other descendant but the pause.
@@ -625,6 +680,16 @@ impl Supervisor {
             .filter(|p| Some(*p) != pause)
             .collect()
     }
+}
+
+/// The order a pod's containers stop in (the kubelet since sidecars): the app containers (and
+/// any init container still running) together, then each sidecar alone, the last first.
+fn stop_order(record: &crate::state::PodRecord) -> Vec<Vec<usize>> {
+    let sidecar = |i: usize| record.plan.containers[i].sidecar;
+    let n = record.containers.len();
+    let mut groups = vec![(0..n).filter(|&i| !sidecar(i)).collect::<Vec<_>>()];
+    groups.extend((0..n).rev().filter(|&i| sidecar(i)).map(|i| vec![i]));
+    groups
 }
 
 /// A fresh CRI-style 64-hex id.

@@ -17,10 +17,12 @@ mod containers;
 mod images;
 mod lifecycle;
 mod policy;
+mod probes;
 pub mod report;
 mod sandbox_steps;
 mod status;
 pub mod teardown;
+mod termination;
 mod volumes;
 
 use std::io::Read;
@@ -50,7 +52,8 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
     containers::plan_bundles(&pod, record, all);
 }
 pub use status::{
-    SUPERVISOR_LOST_MESSAGE, initialized, pod_phase, pod_restarts, pod_status_word, supervisor_lost,
+    SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_phase, pod_ready, pod_restarts,
+    pod_status_word, ready, ready_counts, started, supervisor_lost,
 };
 
 /// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period
@@ -69,6 +72,10 @@ pub struct Supervisor {
     pod_volumes: Vec<(String, OwnedFd)>,
     /// The init stage exec'd for every container.
     init_program: crate::config::InitProgram,
+    /// Probes, hooks and kills in progress.
+    probing: probes::Probing,
+    /// The write end of the event loop's wake-up pipe (for the prober's reports).
+    wake: Option<UnixStream>,
 }
 
 /// A supervisor holds a few descriptors per container while it starts them all at once (the
@@ -115,6 +122,8 @@ pub fn run(
         machine: Machine::new(Duration::from_millis(backoff_ms)),
         pod_volumes: Vec::new(),
         init_program: crate::config::init_program(),
+        probing: Default::default(),
+        wake: None,
     };
     let (wake_rx, wake_tx) = match UnixStream::pair() {
         Ok(p) => p,
@@ -132,6 +141,8 @@ pub fn run(
         signal_hook::flag::register(sig, term.clone()).expect("register stop flag");
     }
     let _ = wake_rx.set_nonblocking(true);
+    let _ = wake_tx.set_nonblocking(true);
+    sup.wake = wake_tx.try_clone().ok();
     // SIGHUP/SIGPIPE must not take the shim down when its session or a reader goes away.
     let _ = ignore_hangup_and_pipe();
 
@@ -185,13 +196,14 @@ impl Supervisor {
                 return;
             }
             self.reap_children();
+            self.take_probe_reports();
+            self.fire_kill_deadlines(Instant::now());
             if self.machine.due(Instant::now()) {
                 self.dispatch(Event::Tick);
             }
-            let timeout = self
-                .machine
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let deadline = self.machine.next_deadline().into_iter();
+            let deadline = deadline.chain(self.probing.next_deadline()).min();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             wait_readable(wake, timeout);
         }
     }
@@ -205,7 +217,7 @@ impl Supervisor {
 
     /// Recompute the phase; stop the sandbox of a pod that has finished.
     fn settle(&mut self) {
-        if let Some(action) = self.machine.settle(&mut self.record) {
+        for action in self.machine.settle(&mut self.record) {
             self.perform(action);
         }
     }
@@ -250,6 +262,10 @@ impl policy::Kernel for Supervisor {
                 let mut errors = teardown::TeardownErrors::default();
                 teardown::remove_state_and_network(&self.store, &self.record, &mut errors);
                 log_errors(&errors, "remove state");
+                vec![]
+            }
+            Action::Kill { container, grace } => {
+                self.kill(container, grace);
                 vec![]
             }
             Action::Then(event) => vec![event],

@@ -62,13 +62,15 @@ impl Now {
 }
 
 /// How a container's main process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
     /// The exit code, or 128 + the signal.
     pub code: i32,
     pub signal: Option<i32>,
     /// Killed by the kernel's OOM killer (its cgroup's oom_kill count went up).
     pub oom_killed: bool,
+    /// The termination message (`terminationMessagePath`, or the log's tail).
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +100,17 @@ pub enum Event {
     Tick,
     /// `delete` asked (the request, if any, is in the record's `deletion`).
     StopRequested,
+    /// Look at the init sequence again (a sidecar started, its startup probe passed): start
+    /// the next init container, or the app containers after the last.
+    Sync,
+    /// A probe's result changed for container `container`'s current run.
+    Probed {
+        container: usize,
+        kind: crate::probe::Kind,
+        passed: bool,
+    },
+    /// Container `container`'s postStart hook failed (`message`).
+    PostStartFailed { container: usize, message: String },
     /// The pod's first start failed midway: apply fails, nothing of the pod may stay.
     FirstStartFailed,
 }
@@ -122,6 +135,9 @@ pub enum Action {
     RemoveCgroups,
     /// Remove the pod's state directory, and the node network if no other pod uses it.
     RemoveState,
+    /// Stop container `container`'s run (preStop, SIGTERM, SIGKILL after `grace`) without
+    /// waiting: its exit comes back as `Exited`.
+    Kill { container: usize, grace: Duration },
     /// Handle this event once the actions before it are done.
     Then(Event),
 }
@@ -145,9 +161,6 @@ pub struct Machine {
     timers: Vec<(usize, Instant)>,
     /// When to try again to make the sandbox.
     sandbox_retry: Option<Instant>,
-    /// When to start the app containers, the init containers being all completed (the
-    /// kubelet's next sync after the last one's exit; PodInitializing until then).
-    apps_start: Option<Instant>,
     attempt: Option<Attempt>,
     stopping: bool,
     /// Containers whose image pull failed: the failures in a row and when the next pull may
@@ -168,7 +181,6 @@ impl Machine {
             base,
             timers: Vec::new(),
             sandbox_retry: None,
-            apps_start: None,
             attempt: None,
             stopping: false,
             pulls: Vec::new(),
@@ -185,7 +197,6 @@ impl Machine {
             .iter()
             .map(|(_, t)| *t)
             .chain(self.sandbox_retry)
-            .chain(self.apps_start)
             .min()
     }
 
@@ -201,7 +212,7 @@ impl Machine {
             Event::Exited { container, exit } => {
                 // It ran: its image was there.
                 self.pulls.retain(|(i, _)| *i != container);
-                record_exit(record, container, exit, now.wall);
+                record_exit(record, container, &exit, now.wall);
                 if self.stopping {
                 } else if record.containers[container].init {
                     self.init_exited(record, container, exit, now, &mut actions);
@@ -224,7 +235,6 @@ impl Machine {
                     "Pod sandbox changed, it will be killed and re-created.".into(),
                 );
                 self.timers.clear();
-                self.apps_start = None;
                 let killed = (0..record.containers.len())
                     .filter(|&i| is_running(&record.containers[i]))
                     .collect();
@@ -247,6 +257,27 @@ impl Machine {
                         self.back_off(record, i, delay, remaining, now);
                     }
                 }
+                if record.containers.first().is_some_and(|c| c.init) {
+                    self.advance_init(record, &mut actions);
+                }
+            }
+            Event::Sync if !self.stopping && sandbox_ready(record) => {
+                self.advance_init(record, &mut actions)
+            }
+            Event::Probed {
+                container,
+                kind,
+                passed,
+            } if !self.stopping && is_running(&record.containers[container]) => {
+                self.probed(record, container, kind, passed, &mut actions)
+            }
+            Event::PostStartFailed { container, message } if !self.stopping => {
+                record.event("Warning", "FailedPostStartHook", message);
+                record.event("Normal", "Killing", "FailedPostStartHook".into());
+                actions.push(Action::Kill {
+                    container,
+                    grace: pod_grace(record),
+                });
             }
             Event::SandboxFailed { message } => {
                 record.event(
@@ -255,7 +286,6 @@ impl Machine {
                     format!("Failed to create pod sandbox: {message}"),
                 );
                 self.timers.clear();
-                self.apps_start = None;
                 // The kubelet consults the back-off only once the sandbox exists: the entries
                 // are taken back with the attempt.
                 if let Some(attempt) = &self.attempt {
@@ -279,15 +309,6 @@ impl Machine {
                     // The containers' timers wait for the next tick (the sandbox first).
                     self.plan_sandbox(record, &[], now, &mut actions);
                 } else {
-                    if self.apps_start.is_some_and(|t| t <= now.mono) {
-                        self.apps_start = None;
-                        for c in record.containers.iter_mut().filter(|c| !c.init) {
-                            begin_run(c);
-                        }
-                        let apps =
-                            (0..record.containers.len()).filter(|&j| !record.containers[j].init);
-                        actions.extend(apps.map(Action::Start));
-                    }
                     let due: Vec<usize> = self
                         .timers
                         .iter()
@@ -305,7 +326,6 @@ impl Machine {
             Event::StopRequested if !self.stopping => {
                 self.stopping = true;
                 self.timers.clear();
-                self.apps_start = None;
                 self.sandbox_retry = None;
                 let seconds = record
                     .deletion
@@ -322,7 +342,6 @@ impl Machine {
                 // cgroups, and last the record that named it all.
                 self.stopping = true;
                 self.timers.clear();
-                self.apps_start = None;
                 actions.extend([
                     Action::KillContainers,
                     Action::StopSandbox,
@@ -330,21 +349,85 @@ impl Machine {
                     Action::RemoveState,
                 ]);
             }
-            Event::PauseDied | Event::SandboxDown { .. } | Event::Tick | Event::StopRequested => {}
+            Event::PauseDied
+            | Event::SandboxDown { .. }
+            | Event::Tick
+            | Event::StopRequested
+            | Event::Sync
+            | Event::Probed { .. }
+            | Event::PostStartFailed { .. } => {}
         }
         actions
     }
 
     /// After the actions of an event are done: the phase; once nothing runs and nothing will
     /// restart, the sandbox is stopped (the pod keeps its record and logs until deleted).
-    pub fn settle(&mut self, record: &mut PodRecord) -> Option<Action> {
+    /// Sidecars are stopped then (they never keep a pod from completing), as the kubelet
+    /// stops them once every app container has exited for good.
+    pub fn settle(&mut self, record: &mut PodRecord) -> Vec<Action> {
         let phase = super::status::pod_phase(record);
         record.phase = phase;
-        let finished = matches!(phase, Phase::Succeeded | Phase::Failed)
-            && self.timers.is_empty()
-            && self.attempt.is_none();
-        let ready = record.sandbox.as_ref().is_some_and(|s| s.ready);
-        (finished && ready && !self.stopping).then_some(Action::StopSandbox)
+        let terminal = matches!(phase, Phase::Succeeded | Phase::Failed);
+        if terminal {
+            // A sidecar waiting for its back-off will not start again.
+            let sidecars: Vec<usize> = (0..record.containers.len())
+                .filter(|&i| record.plan.containers[i].sidecar)
+                .collect();
+            self.timers.retain(|(i, _)| !sidecars.contains(i));
+        }
+        let finished = terminal && self.timers.is_empty() && self.attempt.is_none();
+        if !(finished && sandbox_ready(record) && !self.stopping) {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        if record.containers.iter().any(is_running) {
+            actions.push(Action::StopContainers {
+                grace: pod_grace(record),
+            });
+        }
+        actions.push(Action::StopSandbox);
+        actions
+    }
+
+    /// A probe's result changed for container `i` (running): startup passed, the init
+    /// sequence may go on; readiness is recorded; liveness or startup failed, the container
+    /// is killed (its exit then goes through the restart rules), as the kubelet's
+    /// `computePodActions` does, with the probe's own grace period if it has one.
+    fn probed(
+        &mut self,
+        record: &mut PodRecord,
+        i: usize,
+        kind: crate::probe::Kind,
+        passed: bool,
+        actions: &mut Vec<Action>,
+    ) {
+        use crate::probe::Kind;
+        match (kind, passed) {
+            (Kind::Startup, true) => {
+                record.containers[i].probed.startup = true;
+                self.advance_init(record, actions);
+            }
+            (Kind::Readiness, passed) => record.containers[i].probed.readiness = passed,
+            (Kind::Liveness, true) => {}
+            (Kind::Liveness | Kind::Startup, false) => {
+                let probe = record.plan.containers[i].probes.get(kind);
+                let grace = probe
+                    .and_then(|p| p.termination_grace_period_seconds)
+                    .map(|s| Duration::from_secs(s.max(0) as u64))
+                    .unwrap_or_else(|| pod_grace(record));
+                let name = record.containers[i].name.clone();
+                let restarts = record.plan.containers[i].sidecar
+                    || record.plan.restart_policy != RestartPolicy::Never;
+                let word = kind.title().to_lowercase();
+                let then = if restarts { ", will be restarted" } else { "" };
+                record.event(
+                    "Normal",
+                    "Killing",
+                    format!("Container {name} failed {word} probe{then}"),
+                );
+                actions.push(Action::Kill { container: i, grace });
+            }
+        }
     }
 
     /// Init container `i` ended (`computeInitContainerActions`): completed, the next init
@@ -361,19 +444,62 @@ impl Machine {
         now: Now,
         actions: &mut Vec<Action>,
     ) {
+        if record.plan.containers[i].sidecar {
+            // Restarted whatever the pod's policy, until the app containers are done.
+            if !apps_finished(record) {
+                self.restart_or_back_off(record, i, now, actions);
+            }
+            return;
+        }
         if exit.code != 0 {
             if record.plan.restart_policy != RestartPolicy::Never {
                 self.restart_or_back_off(record, i, now, actions);
             }
             return;
         }
-        match record.containers.get(i + 1) {
-            Some(c) if c.init => {
-                begin_run(&mut record.containers[i + 1]);
-                actions.push(Action::Start(i + 1));
+        self.advance_init(record, actions);
+    }
+
+    /// The kubelet's `computeInitContainerActions` for a pod whose sandbox is ready: the first
+    /// init container that has neither completed nor (a sidecar) started is started unless it
+    /// runs or waits for its back-off; once there is none, the app containers that never
+    /// started are started at once (the first sync after the last init container's exit).
+    /// A sidecar without a startup probe counts as started once it runs: the sequence goes on
+    /// right after its start.
+    fn advance_init(&mut self, record: &mut PodRecord, actions: &mut Vec<Action>) {
+        for i in 0..record.containers.len() {
+            let c = &record.containers[i];
+            if !c.init {
+                break;
             }
-            _ => self.apps_start = Some(now.mono + self.base / SYNC_AFTER_ERROR_DIVISOR),
+            let sidecar = record.plan.containers[i].sidecar;
+            let completed = !sidecar
+                && matches!(c.state, ContainerState::Terminated { exit_code: 0, .. });
+            if completed || (sidecar && super::status::started(record, i)) {
+                continue;
+            }
+            let fresh = matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "PodInitializing");
+            if fresh && !self.timers.iter().any(|(j, _)| *j == i) {
+                begin_run(&mut record.containers[i]);
+                actions.push(Action::Start(i));
+                if sidecar && record.plan.containers[i].probes.startup.is_none() {
+                    actions.push(Action::Then(Event::Sync));
+                }
+            }
+            return;
         }
+        let apps: Vec<usize> = (0..record.containers.len())
+            .filter(|&j| !record.containers[j].init)
+            .filter(|&j| {
+                let c = &record.containers[j];
+                c.process.is_none()
+                    && matches!(&c.state, ContainerState::Waiting { reason, .. } if reason == "PodInitializing")
+            })
+            .collect();
+        for &j in &apps {
+            begin_run(&mut record.containers[j]);
+        }
+        actions.extend(apps.into_iter().map(Action::Start));
     }
 
     /// A new sandbox for a pod with init containers: they run again from the first one, at
@@ -385,7 +511,6 @@ impl Machine {
         attempt: u32,
         actions: &mut Vec<Action>,
     ) {
-        self.apps_start = None;
         for c in record.containers.iter_mut().skip(1) {
             if let ContainerState::Terminated { .. } = c.state {
                 c.last_state = Some(c.state.clone());
@@ -427,6 +552,9 @@ impl Machine {
             Decision::Start { next } => {
                 begin_restart(&mut record.containers[i], next);
                 actions.push(Action::Start(i));
+                if record.plan.containers[i].sidecar {
+                    actions.push(Action::Then(Event::Sync));
+                }
             }
         }
     }
@@ -438,8 +566,13 @@ impl Machine {
         last: Option<&ContainerState>,
         now: Now,
     ) -> Decision {
+        let policy = if record.plan.containers[i].sidecar {
+            RestartPolicy::Always
+        } else {
+            record.plan.restart_policy
+        };
         backoff::decide(
-            record.plan.restart_policy,
+            policy,
             last,
             record.containers[i].backoff_factor,
             now.wall,
@@ -707,7 +840,7 @@ pub fn dispatch(kernel: &mut impl Kernel, event: Event) -> bool {
     if machine.stopping() {
         return false;
     }
-    if let Some(action) = machine.settle(record) {
+    for action in machine.settle(record) {
         kernel.perform(action);
     }
     true
@@ -715,7 +848,7 @@ pub fn dispatch(kernel: &mut impl Kernel, event: Event) -> bool {
 
 /// Record the end of container `i`'s run (and an OOMKilled event for a kill by the OOM
 /// killer); no decision. Used while stopping too.
-pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<Utc>) {
+pub fn record_exit(record: &mut PodRecord, i: usize, exit: &Exit, now: DateTime<Utc>) {
     let limit = record.plan.containers[i]
         .resources
         .limits
@@ -736,7 +869,7 @@ pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<U
         exit_code: exit.code,
         signal: exit.signal,
         reason: reason.into(),
-        message: None,
+        message: exit.message.clone(),
         started_at,
         finished_at: now,
     };
@@ -749,6 +882,24 @@ pub fn record_exit(record: &mut PodRecord, i: usize, exit: Exit, now: DateTime<U
             format!("Container {name} was killed by the kernel OOM killer{limit}"),
         );
     }
+}
+
+/// The pod's grace period (`terminationGracePeriodSeconds`).
+fn pod_grace(record: &PodRecord) -> Duration {
+    Duration::from_secs(record.plan.termination_grace_period_seconds.max(0) as u64)
+}
+
+fn sandbox_ready(record: &PodRecord) -> bool {
+    record.sandbox.as_ref().is_some_and(|s| s.ready)
+}
+
+/// Every app container has ended and none will run again (their phase is terminal): a
+/// sidecar is then not restarted.
+fn apps_finished(record: &PodRecord) -> bool {
+    matches!(
+        super::status::pod_phase(record),
+        Phase::Succeeded | Phase::Failed
+    )
 }
 
 /// The containers a pod's first start starts: the first init container, or without any, all.

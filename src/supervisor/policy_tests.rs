@@ -40,6 +40,7 @@ fn code(code: i32) -> Exit {
         code,
         signal: None,
         oom_killed: false,
+        message: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn killed() -> Exit {
         code: 137,
         signal: Some(9),
         oom_killed: false,
+        message: None,
     }
 }
 
@@ -97,7 +99,7 @@ fn always_restarts_only_the_container_that_ended() {
     ));
     assert_eq!(r.containers[1].restart_count, 0);
     assert_eq!(reason(&r, 1), "Running", "the sibling is untouched");
-    assert_eq!(m.settle(&mut r), None, "the sandbox stays");
+    assert_eq!(m.settle(&mut r), vec![], "the sandbox stays");
 }
 
 #[test]
@@ -110,14 +112,14 @@ fn on_failure_restarts_failures_only_and_never_restarts_nothing() {
         let settle = m.settle(&mut r);
         (actions, r.phase, settle)
     };
-    let stop = Some(Action::StopSandbox);
+    let stop = vec![Action::StopSandbox];
     assert_eq!(
         exit("OnFailure", code(0)),
         (vec![], Phase::Succeeded, stop.clone())
     );
     assert_eq!(
         exit("OnFailure", code(1)),
-        (vec![Action::Start(0)], Phase::Running, None)
+        (vec![Action::Start(0)], Phase::Running, vec![])
     );
     assert_eq!(
         exit("Never", code(1)),
@@ -126,7 +128,7 @@ fn on_failure_restarts_failures_only_and_never_restarts_nothing() {
     assert_eq!(exit("Never", code(0)), (vec![], Phase::Succeeded, stop));
     assert_eq!(
         exit("Always", code(0)),
-        (vec![Action::Start(0)], Phase::Running, None)
+        (vec![Action::Start(0)], Phase::Running, vec![])
     );
 }
 
@@ -136,13 +138,13 @@ fn nothing_running_and_nothing_to_restart_stops_the_sandbox_once() {
     let mut r = all_running("Never", 2, now);
     let mut m = Machine::new(BASE);
     m.handle(&mut r, exited(0, code(0)), now);
-    assert_eq!(m.settle(&mut r), None, "one still runs");
+    assert_eq!(m.settle(&mut r), vec![], "one still runs");
     assert_eq!(r.phase, Phase::Running);
     m.handle(&mut r, exited(1, code(2)), now);
-    assert_eq!(m.settle(&mut r), Some(Action::StopSandbox));
+    assert_eq!(m.settle(&mut r), vec![Action::StopSandbox]);
     assert_eq!(r.phase, Phase::Failed);
     r.sandbox.as_mut().unwrap().ready = false;
-    assert_eq!(m.settle(&mut r), None);
+    assert_eq!(m.settle(&mut r), vec![]);
 }
 
 #[test]
@@ -154,6 +156,7 @@ fn an_oom_kill_is_recorded_as_oom_killed() {
         code: 137,
         signal: Some(9),
         oom_killed: true,
+        message: None,
     };
     assert_eq!(m.handle(&mut r, exited(0, exit), now), [Action::Start(0)]);
     assert!(matches!(
@@ -179,7 +182,7 @@ fn crash_loop(policy: &str, runs: usize, exit: Exit, ran: Duration) -> Vec<u64> 
     for _ in 0..runs {
         now = later(now, ran);
         let ended_at = now;
-        let mut actions = m.handle(&mut r, exited(0, exit), now);
+        let mut actions = m.handle(&mut r, exited(0, exit.clone()), now);
         while actions.is_empty() {
             let Some(deadline) = m.next_deadline() else {
                 return waits; // the policy keeps it stopped
@@ -246,7 +249,7 @@ fn back_off_is_shown_with_the_kubelets_words() {
     assert_eq!(m.next_deadline(), Some(now.mono + Duration::from_secs(20)));
     assert_eq!(
         m.settle(&mut r),
-        None,
+        vec![],
         "a pod in back-off keeps its sandbox"
     );
     assert_eq!(r.phase, Phase::Running);
@@ -298,7 +301,7 @@ fn a_start_error_under_never_ends_the_pod() {
     assert_eq!(m.handle(&mut r, failed, now), []);
     assert_eq!(reason(&r, 0), "StartError");
     assert_eq!(m.next_deadline(), None);
-    assert_eq!(m.settle(&mut r), Some(Action::StopSandbox));
+    assert_eq!(m.settle(&mut r), vec![Action::StopSandbox]);
     assert_eq!(r.phase, Phase::Failed);
 }
 
@@ -309,7 +312,7 @@ fn a_start_error_under_never_ends_the_pod() {
 fn kill_and_tear_down(r: &mut PodRecord, now: Now) {
     for i in 0..r.containers.len() {
         if is_running(&r.containers[i]) {
-            record_exit(r, i, killed(), now.wall);
+            record_exit(r, i, &killed(), now.wall);
         }
     }
     r.sandbox.as_mut().unwrap().ready = false;
@@ -365,7 +368,7 @@ fn pause_death_stops_every_container_and_makes_a_new_sandbox() {
     ));
     create(&mut r, 1, &[0, 1], now);
     assert_eq!(m.handle(&mut r, Event::SandboxCreated, now), []);
-    assert_eq!(m.settle(&mut r), None);
+    assert_eq!(m.settle(&mut r), vec![]);
     assert_eq!(r.phase, Phase::Running);
 }
 
@@ -378,7 +381,7 @@ fn pause_death_under_never_only_kills_the_pod() {
     kill_and_tear_down(&mut r, now);
     let down = Event::SandboxDown { killed: vec![0] };
     assert_eq!(m.handle(&mut r, down, now), []);
-    assert_eq!(m.settle(&mut r), None, "the sandbox is gone already");
+    assert_eq!(m.settle(&mut r), vec![], "the sandbox is gone already");
     assert_eq!(r.phase, Phase::Failed);
 }
 
@@ -499,7 +502,7 @@ fn a_failed_re_creation_leaves_nothing_and_is_retried_every_back_off_period() {
             assert_eq!(r.containers[i].restart_count, 0, "taken back");
             assert_eq!(r.containers[i].backoff_factor, 0, "taken back");
         }
-        assert_eq!(m.settle(&mut r), None);
+        assert_eq!(m.settle(&mut r), vec![]);
         assert_eq!(r.phase, Phase::Running, "waiting after a run");
         assert_eq!(m.next_deadline(), Some(t.mono + BASE));
         assert_eq!(m.handle(&mut r, Event::Tick, later(t, BASE / 2)), []);
@@ -592,11 +595,17 @@ impl Kernel for FakeKernel {
             Action::StopContainers { .. } | Action::KillContainers => {
                 for i in 0..r.containers.len() {
                     if is_running(&r.containers[i]) {
-                        record_exit(r, i, killed(), now.wall);
+                        record_exit(r, i, &killed(), now.wall);
                     }
                 }
             }
             Action::StopSandbox => r.sandbox.as_mut().unwrap().ready = false,
+            Action::Kill { container, .. } => {
+                return vec![Event::Exited {
+                    container,
+                    exit: killed(),
+                }];
+            }
             Action::CreateSandbox { attempt, start } => {
                 if self.failing_creations > 0 {
                     self.failing_creations -= 1;
@@ -790,16 +799,7 @@ fn init_containers_run_in_order_then_the_app_containers_all_at_once() {
     assert_eq!(reason(&k.record, 0), "Completed");
     k.performed.clear();
     assert!(dispatch(&mut k, exited(1, code(0))));
-    // The apps start at the next sync, a relist (a tenth of the base) later.
-    assert_eq!(k.performed, []);
-    assert_eq!(
-        crate::supervisor::pod_status_word(&k.record),
-        "PodInitializing"
-    );
-    assert_eq!(k.record.phase, Phase::Pending);
-    k.now = later(now, BASE / 10);
-    assert!(k.machine.due(k.now.mono));
-    assert!(dispatch(&mut k, Event::Tick));
+    // The apps start at once: no fixed delay after the last init container.
     assert_eq!(k.performed, [Action::Start(2), Action::Start(3)]);
     assert_eq!(k.record.phase, Phase::Running);
     assert_eq!(crate::supervisor::pod_status_word(&k.record), "Running");
@@ -816,7 +816,7 @@ fn init_containers_run_in_order_then_the_app_containers_all_at_once() {
 fn app_containers_waiting_after_the_init_containers_show_pod_initializing() {
     let now = Now::current();
     let mut r = initializing("Always", 1, 1, now);
-    record_exit(&mut r, 0, code(0), now.wall);
+    record_exit(&mut r, 0, &code(0), now.wall);
     assert_eq!(crate::supervisor::pod_status_word(&r), "PodInitializing");
     assert_eq!(crate::supervisor::pod_phase(&r), Phase::Pending);
 }
@@ -942,7 +942,7 @@ fn a_stop_while_an_init_container_runs_starts_nothing_more() {
     let now = Now::current();
     let mut r = initializing("Always", 2, 1, now);
     let mut m = Machine::new(BASE);
-    record_exit(&mut r, 0, code(0), now.wall);
+    record_exit(&mut r, 0, &code(0), now.wall);
     r.containers[1].state = running(now.wall);
     assert!(matches!(
         m.handle(&mut r, Event::StopRequested, now)[..],

@@ -15,7 +15,14 @@ pub fn pod_phase(record: &PodRecord) -> Phase {
         return Phase::Pending;
     }
     let (mut pending_init, mut failed_init) = (0, 0);
-    for c in record.init_containers() {
+    for (i, c) in record.containers.iter().enumerate().filter(|(_, c)| c.init) {
+        if record.plan.containers[i].sidecar {
+            // A sidecar counts while it has not started yet; then it never holds the pod.
+            if !started(record, i) && !has_run(c) {
+                pending_init += 1;
+            }
+            continue;
+        }
         match (&c.state, &c.last_state) {
             (ContainerState::Terminated { exit_code, .. }, _)
             | (
@@ -80,7 +87,8 @@ pub fn pod_status_word(record: &PodRecord) -> String {
         .clone()
         .unwrap_or_else(|| record.phase.to_string());
     let mut has_running = false;
-    for c in record.app_containers() {
+    // From the last container to the first: the first one with a reason wins.
+    for c in record.app_containers().collect::<Vec<_>>().into_iter().rev() {
         match &c.state {
             ContainerState::Waiting { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated { reason: r, .. } if !r.is_empty() => reason = r.clone(),
@@ -90,21 +98,24 @@ pub fn pod_status_word(record: &PodRecord) -> String {
             ContainerState::Terminated { exit_code, .. } => {
                 reason = format!("ExitCode:{exit_code}")
             }
-            ContainerState::Running { .. } => has_running = true,
-            ContainerState::Waiting { .. } => {}
+            ContainerState::Running { .. } if ready_named(record, &c.name) => has_running = true,
+            ContainerState::Running { .. } | ContainerState::Waiting { .. } => {}
         }
     }
     if reason == "Completed" && has_running {
-        reason = "Running".into();
+        reason = if pod_ready(record) { "Running" } else { "NotReady" }.into();
     }
     reason
 }
 
 /// The `Init:` STATUS of a pod still initializing (kubectl's printPod), None once every init
-/// container completed.
+/// container completed (a sidecar: started).
 fn init_status_word(record: &PodRecord) -> Option<String> {
     let total = record.init_containers().count();
     for (i, c) in record.init_containers().enumerate() {
+        if record.plan.containers[i].sidecar && started(record, i) {
+            continue;
+        }
         return Some(match &c.state {
             ContainerState::Terminated { exit_code: 0, .. } => continue,
             ContainerState::Terminated { reason, .. } if !reason.is_empty() => {
@@ -125,18 +136,70 @@ fn init_status_word(record: &PodRecord) -> Option<String> {
     None
 }
 
+/// Container `i` runs and has started: its startup probe passed, or it has none (the
+/// kubelet's `started`).
+pub fn started(record: &PodRecord, i: usize) -> bool {
+    let c = &record.containers[i];
+    matches!(c.state, ContainerState::Running { .. })
+        && (record.plan.containers[i].probes.startup.is_none() || c.probed.startup)
+}
+
+/// Container `i` is ready: started, and its readiness probe passes (or it has none).
+pub fn ready(record: &PodRecord, i: usize) -> bool {
+    started(record, i)
+        && (record.plan.containers[i].probes.readiness.is_none()
+            || record.containers[i].probed.readiness)
+}
+
+fn ready_named(record: &PodRecord, name: &str) -> bool {
+    (record.containers.iter()).position(|c| c.name == name).is_some_and(|i| ready(record, i))
+}
+
+/// The containers kubectl's READY column counts (apps and sidecars), and those ready.
+pub fn ready_counts(record: &PodRecord) -> (usize, usize) {
+    let counted = (0..record.containers.len())
+        .filter(|&i| !record.containers[i].init || record.plan.containers[i].sidecar);
+    counted.fold((0, 0), |(ready_n, total), i| {
+        (ready_n + usize::from(ready(record, i)), total + 1)
+    })
+}
+
+/// The pod's ContainersReady condition: every app container and sidecar is ready.
+pub fn containers_ready(record: &PodRecord) -> bool {
+    let (ready_n, total) = ready_counts(record);
+    ready_n == total
+}
+
+/// The pod's Ready condition (no readiness gates: the same as ContainersReady, once
+/// initialized).
+pub fn pod_ready(record: &PodRecord) -> bool {
+    initialized(record) && containers_ready(record)
+}
+
+fn has_run(c: &crate::state::ContainerRecord) -> bool {
+    matches!(c.state, ContainerState::Terminated { .. })
+        || matches!(c.last_state, Some(ContainerState::Terminated { .. }))
+}
+
 /// kubectl's RESTARTS: while the pod initializes, the restarts of the init containers up to
 /// the first that has not completed (printPod's loop stops there), else the app containers'.
 pub fn pod_restarts(record: &PodRecord) -> u32 {
-    let completed = |c: &crate::state::ContainerRecord| {
-        matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
-    };
+    let inits = (record.containers.iter().enumerate()).filter(|(_, c)| c.init);
     if init_status_word(record).is_some() {
-        let done = record.init_containers().take_while(|c| completed(c));
-        let current = record.init_containers().find(|c| !completed(c));
-        done.chain(current).map(|c| c.restart_count).sum()
+        let mut sum = 0;
+        for (i, c) in inits {
+            sum += c.restart_count;
+            let done = matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
+                || (record.plan.containers[i].sidecar && started(record, i));
+            if !done {
+                break;
+            }
+        }
+        sum
     } else {
-        record.app_containers().map(|c| c.restart_count).sum()
+        let sidecars = inits.filter(|(i, _)| record.plan.containers[*i].sidecar);
+        let sidecars: u32 = sidecars.map(|(_, c)| c.restart_count).sum();
+        sidecars + record.app_containers().map(|c| c.restart_count).sum::<u32>()
     }
 }
 
@@ -265,6 +328,7 @@ pub(super) mod tests {
                     bundle: None,
                     rootfs: None,
                     init: i < n_init,
+                    probed: Default::default(),
                 })
                 .collect(),
             events: vec![],
