@@ -89,9 +89,8 @@ pub fn render(r: &PodRecord) -> String {
     for (c, spec) in pairs().filter(|(c, _)| !c.init) {
         container(&mut o, r, c, spec);
     }
-    let mut apps = r.app_containers().peekable();
-    let ready =
-        apps.peek().is_some() && apps.all(|c| matches!(c.state, ContainerState::Running { .. }));
+    let ready = crate::pod::pod_ready(r);
+    let containers_ready = crate::pod::containers_ready(r);
     let sandbox_ready = r.sandbox.as_ref().is_some_and(|s| s.ready);
     let _ = writeln!(o, "Conditions:");
     let _ = writeln!(o, "  Type                        Status");
@@ -99,7 +98,7 @@ pub fn render(r: &PodRecord) -> String {
         ("PodReadyToStartContainers", sandbox_ready),
         ("Initialized", crate::pod::initialized(r)),
         ("Ready", ready),
-        ("ContainersReady", ready),
+        ("ContainersReady", containers_ready),
         ("PodScheduled", true),
     ] {
         let _ = writeln!(o, "  {t:<28}{}", if s { "True" } else { "False" });
@@ -143,7 +142,8 @@ fn container(
     if let Some(last) = &c.last_state {
         state(o, "Last State:", last);
     }
-    let ready = matches!(c.state, ContainerState::Running { .. });
+    let index = r.containers.iter().position(|x| x.name == c.name);
+    let ready = index.is_some_and(|i| crate::pod::ready(r, i));
     let _ = writeln!(
         o,
         "    Ready:          {}",
@@ -154,6 +154,15 @@ fn container(
         let _ = writeln!(o, "    PID:            {pid}");
     }
     resources(o, &spec.resources);
+    for (label, probe) in [
+        ("Liveness:", &spec.probes.liveness),
+        ("Readiness:", &spec.probes.readiness),
+        ("Startup:", &spec.probes.startup),
+    ] {
+        if let Some(p) = probe {
+            let _ = writeln!(o, "    {label:<16}{}", describe_probe(p));
+        }
+    }
     if spec.env.is_empty() {
         let _ = writeln!(o, "    Environment:    <none>");
     } else {
@@ -309,6 +318,41 @@ fn state(o: &mut String, label: &str, s: &ContainerState) {
             let _ = writeln!(o, "      Finished:     {}", date(finished_at));
         }
     }
+}
+
+/// kubectl's `describeProbe`: `http-get http://:8080/healthz delay=0s timeout=1s period=10s
+/// #success=1 #failure=3`.
+fn describe_probe(p: &crate::probe::Probe) -> String {
+    use crate::probe::{Handler, Scheme};
+    let what = match &p.handler {
+        Handler::Exec { command } => format!("exec [{}]", command.join(" ")),
+        Handler::HttpGet {
+            scheme,
+            host,
+            port,
+            path,
+            ..
+        } => {
+            let scheme = if *scheme == Scheme::Https { "https" } else { "http" };
+            let host = host.as_deref().unwrap_or("");
+            format!("http-get {scheme}://{host}:{port}{path}")
+        }
+        Handler::TcpSocket { host, port } => {
+            format!("tcp-socket {}:{port}", host.as_deref().unwrap_or(""))
+        }
+        Handler::Grpc { port, service } => {
+            format!("grpc <pod>:{port} {}", service.as_deref().unwrap_or(""))
+        }
+        Handler::Sleep { seconds } => format!("sleep {seconds}s"),
+    };
+    format!(
+        "{what} delay={}s timeout={}s period={}s #success={} #failure={}",
+        p.initial_delay_seconds,
+        p.timeout_seconds,
+        p.period_seconds,
+        p.success_threshold,
+        p.failure_threshold
+    )
 }
 
 fn resources(o: &mut String, r: &crate::spec::Resources) {

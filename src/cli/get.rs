@@ -7,7 +7,7 @@ use super::pod_object::pod_object;
 use super::{Result, msg, table};
 use crate::config::Config;
 use crate::pod::{pod_restarts, pod_status_word};
-use crate::state::{ContainerState, PodRecord};
+use crate::state::PodRecord;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -109,12 +109,9 @@ fn print_table(pods: &[&PodRecord], wide: bool, args: &GetArgs, namespace: &str)
         if all_ns {
             row.push(r.plan.namespace.clone());
         }
-        let running = r
-            .app_containers()
-            .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-            .count();
+        let (ready, total) = crate::pod::ready_counts(r);
         row.push(r.plan.name.clone());
-        row.push(format!("{running}/{}", r.app_containers().count()));
+        row.push(format!("{ready}/{total}"));
         row.push(pod_status_word(r));
         row.push(pod_restarts(r).to_string());
         row.push(table::age(r.created_at));

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::cgroup;
 use crate::pod::pod_status_word;
-use crate::state::{ContainerRecord, ContainerState, PodRecord};
+use crate::state::{ContainerState, PodRecord};
 
 pub fn pod_object(r: &PodRecord) -> Value {
     let mut obj = r.plan.manifest.clone();
@@ -31,9 +31,7 @@ pub fn pod_object(r: &PodRecord) -> Value {
 
 fn status(r: &PodRecord) -> Value {
     let ip = r.pod_ip().map(|ip| ip.to_string());
-    let mut apps = r.app_containers().peekable();
-    let all_ready = apps.peek().is_some() && apps.all(is_ready);
-    let ready = if all_ready { "True" } else { "False" };
+    let ready = if crate::pod::pod_ready(r) { "True" } else { "False" };
     let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) {
         "True"
     } else {
@@ -43,11 +41,11 @@ fn status(r: &PodRecord) -> Value {
         "phase": r.phase.to_string(),
         "hostIP": r.network_config.gateway().to_string(),
         "conditions": conditions(r, sandbox_ready, ready),
-        "containerStatuses": r.app_containers().map(container_status).collect::<Vec<_>>(),
+        "containerStatuses": statuses(r, false),
         "qosClass": qos(r).to_string(),
     });
     if r.init_containers().next().is_some() {
-        status["initContainerStatuses"] = r.init_containers().map(container_status).collect();
+        status["initContainerStatuses"] = statuses(r, true);
     }
     if let Some(ip) = ip {
         status["podIP"] = json!(ip);
@@ -104,27 +102,54 @@ fn conditions(r: &PodRecord, sandbox_ready: &str, ready: &str) -> Value {
         ("False", started)
     };
     let condition = |kind: &str, status: &str, at| json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": stamp(at)});
+    let mut ready_condition = condition("Ready", ready, ready_changed);
+    let mut containers_ready = condition(
+        "ContainersReady",
+        if crate::pod::containers_ready(r) { "True" } else { "False" },
+        ready_changed,
+    );
+    // The kubelet's reasons (`status/generate.go`): the containers not ready, by name.
+    let unready: Vec<&str> = (0..r.containers.len())
+        .filter(|&i| !r.containers[i].init || r.plan.containers[i].sidecar)
+        .filter(|&i| !crate::pod::ready(r, i))
+        .map(|i| r.containers[i].name.as_str())
+        .collect();
+    if initialized == "False" {
+        ready_condition["reason"] = json!("PodNotInitialized");
+    }
+    if !unready.is_empty() {
+        let message = format!("containers with unready status: [{}]", unready.join(" "));
+        if initialized != "False" {
+            ready_condition["reason"] = json!("ContainersNotReady");
+        }
+        ready_condition["message"] = json!(message);
+        containers_ready["reason"] = json!("ContainersNotReady");
+        containers_ready["message"] = json!(message);
+    }
     json!([
         condition("PodReadyToStartContainers", sandbox_ready, sandbox_changed),
         condition("Initialized", initialized, initialized_changed),
-        condition("Ready", ready, ready_changed),
-        condition("ContainersReady", ready, ready_changed),
+        ready_condition,
+        containers_ready,
         condition("PodScheduled", "True", taken),
     ])
 }
 
-fn is_ready(c: &ContainerRecord) -> bool {
-    matches!(c.state, ContainerState::Running { .. })
+/// The statuses of the init containers (`init`) or of the app containers.
+fn statuses(r: &PodRecord, init: bool) -> Value {
+    let which = (0..r.containers.len()).filter(|&i| r.containers[i].init == init);
+    which.map(|i| container_status(r, i)).collect()
 }
 
-fn container_status(c: &ContainerRecord) -> Value {
+fn container_status(r: &PodRecord, i: usize) -> Value {
+    let c = &r.containers[i];
     let mut v = json!({
         "name": c.name,
         "image": c.image,
         "imageID": c.image_config.as_ref().map(|i| i.image_id.as_str()).unwrap_or(""),
         "containerID": format!("podrun://{}", c.id),
-        "ready": is_ready(c),
-        "started": is_ready(c),
+        "ready": crate::pod::ready(r, i),
+        "started": crate::pod::started(r, i),
         "restartCount": c.restart_count,
         "state": api_state(&c.state),
         "lastState": c.last_state.as_ref().map(api_state).unwrap_or(json!({})),
