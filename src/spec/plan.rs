@@ -373,6 +373,52 @@ fn fill_container_defaults(containers: &mut [Value], planned: &[&ContainerPlan])
             }
         }
         default_requests_to_limits(container);
+        container["terminationMessagePath"] = json!(planned.termination_message_path);
+        container["terminationMessagePolicy"] = json!(if planned.termination_message_fallback_to_logs {
+            "FallbackToLogsOnError"
+        } else {
+            "File"
+        });
+        for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+            if let Some(probe) = container.get_mut(kind).filter(|p| p.is_object()) {
+                fill_probe_defaults(probe);
+            }
+        }
+        for hook in ["postStart", "preStop"] {
+            let http = container.get_mut("lifecycle").and_then(|l| l.get_mut(hook));
+            if let Some(http) = http.and_then(|h| h.get_mut("httpGet")) {
+                fill_http_defaults(http);
+            }
+        }
+    }
+}
+
+/// `SetDefaults_Probe` and `SetDefaults_HTTPGetAction`.
+fn fill_probe_defaults(probe: &mut Value) {
+    for (field, default) in [
+        ("timeoutSeconds", 1),
+        ("periodSeconds", 10),
+        ("successThreshold", 1),
+        ("failureThreshold", 3),
+    ] {
+        if probe.get(field).is_none_or(Value::is_null) {
+            probe[field] = json!(default);
+        }
+    }
+    if let Some(http) = probe.get_mut("httpGet") {
+        fill_http_defaults(http);
+    }
+}
+
+fn fill_http_defaults(http: &mut Value) {
+    if !http.is_object() {
+        return;
+    }
+    if http.get("path").is_none_or(Value::is_null) {
+        http["path"] = json!("/");
+    }
+    if http.get("scheme").is_none_or(Value::is_null) {
+        http["scheme"] = json!("HTTP");
     }
 }
 
