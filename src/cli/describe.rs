@@ -138,7 +138,7 @@ fn container(
             let _ = writeln!(o, "      {}", a.trim_end().replace('\n', "\n      "));
         });
     }
-    state(o, "State:", &c.state);
+    state(o, "State:", &crate::pod::shown_state(r, c));
     if let Some(last) = &c.last_state {
         state(o, "Last State:", last);
     }

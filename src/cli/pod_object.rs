@@ -151,7 +151,7 @@ fn container_status(r: &PodRecord, i: usize) -> Value {
         "ready": crate::pod::ready(r, i),
         "started": crate::pod::started(r, i),
         "restartCount": c.restart_count,
-        "state": api_state(&c.state),
+        "state": api_state(&crate::pod::shown_state(r, c)),
         "lastState": c.last_state.as_ref().map(api_state).unwrap_or(json!({})),
     });
     if let Some(p) = c.process {

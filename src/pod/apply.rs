@@ -236,6 +236,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 rootfs: None,
                 init: c.init,
                 probed: Default::default(),
+                post_start_running: false,
             })
             .collect(),
         events: Vec::new(),

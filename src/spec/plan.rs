@@ -367,7 +367,7 @@ fn fill_spec_defaults(spec: &mut Value, plan: &PodPlan) {
 fn fill_container_defaults(containers: &mut [Value], planned: &[&ContainerPlan]) {
     for (container, planned) in containers.iter_mut().zip(planned) {
         container["imagePullPolicy"] = json!(planned.image_pull_policy);
-        if let Some(ports) = container["ports"].as_array_mut() {
+        if let Some(ports) = container.get_mut("ports").and_then(Value::as_array_mut) {
             for port in ports.iter_mut().filter(|p| p["protocol"].is_null()) {
                 port["protocol"] = json!("TCP");
             }

@@ -143,6 +143,10 @@ pub struct ContainerRecord {
     /// a startup probe a running container is started), the readiness probe passes.
     #[serde(default)]
     pub probed: ProbeResults,
+    /// The run's postStart hook is running: as the kubelet's sync waits for it before it
+    /// writes a status, the container shows the state it had before it started.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub post_start_running: bool,
 }
 
 /// The results of a run's startup and readiness probes (reset at each start).

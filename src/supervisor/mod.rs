@@ -53,7 +53,7 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
 }
 pub use status::{
     SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_phase, pod_ready, pod_restarts,
-    pod_status_word, ready, ready_counts, started, supervisor_lost,
+    pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
 };
 
 /// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period
@@ -157,6 +157,9 @@ pub fn run(
     }
     report(ready, Ok(status::start_summary(&sup.record)));
     tracing::debug!("pod started, reported");
+    if sup.record.containers.first().is_some_and(|c| c.init) {
+        sup.dispatch(Event::Sync); // a first sidecar that started lets the sequence go on
+    }
     sup.event_loop(&wake_rx, &term);
     0
 }

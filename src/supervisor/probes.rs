@@ -108,6 +108,7 @@ impl Supervisor {
             prober.watch(i, id.clone(), probes, target.clone(), Instant::now());
         }
         if let Some(hook) = post_start {
+            self.record.containers[i].post_start_running = true;
             self.run_hook(HookRun::PostStart { container: i, id }, hook, target, POST_START_BOUND);
         }
     }
@@ -117,6 +118,7 @@ impl Supervisor {
         if let Some(prober) = &self.probing.prober {
             prober.forget(i);
         }
+        self.record.containers[i].post_start_running = false;
         self.probing.kills.retain(|k| k.container != i);
     }
 
@@ -234,12 +236,13 @@ impl Supervisor {
     fn hook_ended(&mut self, run: HookRun, outcome: Outcome) -> bool {
         match run {
             HookRun::PostStart { container, id } => {
-                let Outcome::Failure(error) = outcome else {
-                    return false;
-                };
                 if self.record.containers[container].id != id {
                     return false;
                 }
+                self.record.containers[container].post_start_running = false;
+                let Outcome::Failure(error) = outcome else {
+                    return true;
+                };
                 let message = self.hook_failure("PostStart", container, &error);
                 self.dispatch(Event::PostStartFailed { container, message });
                 false

@@ -89,7 +89,7 @@ pub fn pod_status_word(record: &PodRecord) -> String {
     let mut has_running = false;
     // From the last container to the first: the first one with a reason wins.
     for c in record.app_containers().collect::<Vec<_>>().into_iter().rev() {
-        match &c.state {
+        match shown_state(record, c).as_ref() {
             ContainerState::Waiting { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated {
@@ -136,11 +136,29 @@ fn init_status_word(record: &PodRecord) -> Option<String> {
     None
 }
 
+/// The state the API shows for `c`: while its postStart hook runs, the waiting state it had
+/// before the start (the kubelet writes no status until the hook returns).
+pub fn shown_state<'a>(record: &PodRecord, c: &'a crate::state::ContainerRecord) -> std::borrow::Cow<'a, ContainerState> {
+    if !c.post_start_running {
+        return std::borrow::Cow::Borrowed(&c.state);
+    }
+    let reason = if record.containers.iter().any(|c| c.init) {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    std::borrow::Cow::Owned(ContainerState::Waiting {
+        reason: reason.into(),
+        message: None,
+    })
+}
+
 /// Container `i` runs and has started: its startup probe passed, or it has none (the
 /// kubelet's `started`).
 pub fn started(record: &PodRecord, i: usize) -> bool {
     let c = &record.containers[i];
     matches!(c.state, ContainerState::Running { .. })
+        && !c.post_start_running
         && (record.plan.containers[i].probes.startup.is_none() || c.probed.startup)
 }
 
@@ -329,6 +347,7 @@ pub(super) mod tests {
                     rootfs: None,
                     init: i < n_init,
                     probed: Default::default(),
+                post_start_running: false,
                 })
                 .collect(),
             events: vec![],

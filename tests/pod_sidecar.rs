@@ -1,0 +1,185 @@
+//! Issue 20, native sidecars (init containers with `restartPolicy: Always`): the Kubernetes
+//! documentation's log-shipping example. The sidecar starts before the app and runs beside
+//! it, is restarted when killed (whatever the pod's policy), does not keep a `Never` pod from
+//! completing, and is stopped after the app on delete.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::Node;
+use serde_json::Value;
+
+/// A shell line appending `<what> <uptime>` to /shared/order.
+fn stamp(what: &str) -> String {
+    format!("echo {what} $(cut -d\" \" -f1 /proc/uptime) >> /shared/order")
+}
+
+/// The documentation's sidecar example: `myapp` appends to /opt/logs.txt, `logshipper`
+/// (an init container with restartPolicy Always) tails it; both record their start and their
+/// SIGTERM in the host directory `shared`.
+fn log_shipping_pod(name: &str, policy: &str, app_runs: &str, shared: &Path) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: {policy}
+  terminationGracePeriodSeconds: 10
+  volumes:
+  - {{name: data, emptyDir: {{}}}}
+  - {{name: shared, hostPath: {{path: '{shared}', type: Directory}}}}
+  initContainers:
+  - name: logshipper
+    image: podrun.local/debug:1
+    restartPolicy: Always
+    command: [sh, -c, 'trap "{term_sidecar}; exit 0" TERM; {start_sidecar}; touch /opt/logs.txt; tail -F /opt/logs.txt & wait']
+    volumeMounts: [{{name: data, mountPath: /opt}}, {{name: shared, mountPath: /shared}}]
+  containers:
+  - name: myapp
+    image: podrun.local/debug:1
+    command: [sh, -c, 'trap "{term_app}; exit 0" TERM; {start_app}; {app_runs}']
+    volumeMounts: [{{name: data, mountPath: /opt}}, {{name: shared, mountPath: /shared}}]
+"#,
+        shared = shared.display(),
+        term_sidecar = stamp("sidecar-term"),
+        start_sidecar = stamp("sidecar-start"),
+        term_app = stamp("app-term"),
+        start_app = stamp("app-start"),
+    )
+}
+
+const LOGGING_FOREVER: &str =
+    "while true; do echo logging $(date +%s) >> /opt/logs.txt; sleep 1 & wait; done";
+
+/// The `(what, uptime)` lines of the shared order file.
+fn order(shared: &Path) -> Vec<(String, f64)> {
+    std::fs::read_to_string(shared.join("order"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (what, at) = l.split_once(' ').expect("name and time");
+            (what.to_owned(), at.parse().expect("an uptime"))
+        })
+        .collect()
+}
+
+fn status_of<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
+    pod["status"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} in {pod}"))
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {list}"))
+}
+
+fn shared_dir(node: &Node) -> std::path::PathBuf {
+    let dir = node.root.path().join("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_log_shipping_sidecar_runs_before_and_beside_the_app_restarts_and_stops_last() {
+    require_root!();
+    let node = Node::new();
+    let shared = shared_dir(&node);
+    let manifest = log_shipping_pod("logship", "Always", LOGGING_FOREVER, &shared);
+    node.apply_manifest("logship.yaml", &manifest).ok();
+    let pod = node.wait_for_pod("logship", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let sidecar = status_of(&pod, "initContainerStatuses", "logshipper");
+    assert!(sidecar["state"]["running"].is_object(), "{sidecar}");
+    assert_eq!(sidecar["started"], true, "{sidecar}");
+    assert_eq!(sidecar["ready"], true, "{sidecar}");
+    let names: Vec<String> = order(&shared).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["sidecar-start", "app-start"], "the sidecar first");
+    // READY counts the sidecar; STATUS is Running; Initialized once the sidecar started.
+    let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[1..3], ["2/2", "Running"], "{row}");
+    let initialized = pod["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Initialized")
+        .unwrap()
+        .clone();
+    assert_eq!(initialized["status"], "True", "{initialized}");
+    // The sidecar ships the app's log lines.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = node.podrun(&["logs", "logship", "-c", "logshipper"]).ok().stdout;
+        if logs.contains("logging ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no shipped line: {logs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Killed, the sidecar is restarted (the app is not).
+    let pid = sidecar["pid"].as_i64().expect("the sidecar's pid") as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let pod = node.wait_for_pod("logship", Duration::from_secs(20), |p| {
+        let s = status_of(p, "initContainerStatuses", "logshipper");
+        s["restartCount"] == 1 && s["state"]["running"].is_object()
+    });
+    let app = status_of(&pod, "containerStatuses", "myapp");
+    assert_eq!(app["restartCount"], 0, "{app}");
+    assert!(app["state"]["running"].is_object(), "{app}");
+
+    // Delete: the app gets SIGTERM and ends before the sidecar gets its own.
+    node.podrun(&["delete", "logship"]).ok();
+    let lines = order(&shared);
+    let at = |what: &str| {
+        lines
+            .iter()
+            .rev()
+            .find(|(n, _)| n == what)
+            .unwrap_or_else(|| panic!("{what} in {lines:?}"))
+            .1
+    };
+    assert!(
+        at("app-term") <= at("sidecar-term"),
+        "the sidecar stops after the app: {lines:?}"
+    );
+    let describe_gone = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
+    assert!(!describe_gone.contains("logship"), "{describe_gone}");
+    node.assert_clean();
+}
+
+#[test]
+fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
+    require_root!();
+    let node = Node::new();
+    let shared = shared_dir(&node);
+    let manifest = log_shipping_pod(
+        "job",
+        "Never",
+        "echo work done >> /opt/logs.txt; sleep 1; exit 0",
+        &shared,
+    );
+    node.apply_manifest("job.yaml", &manifest).ok();
+    let pod = node.wait_for_pod("job", Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
+    let app = status_of(&pod, "containerStatuses", "myapp");
+    assert_eq!(app["state"]["terminated"]["exitCode"], 0, "{app}");
+    // The sidecar was stopped once the app ended (it handled the SIGTERM).
+    let sidecar = status_of(&pod, "initContainerStatuses", "logshipper");
+    assert!(sidecar["state"]["terminated"].is_object(), "{sidecar}");
+    assert_eq!(sidecar["restartCount"], 0, "not restarted: {sidecar}");
+    let names: Vec<String> = order(&shared).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["sidecar-start", "app-start", "sidecar-term"]);
+    let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
+    assert!(row.contains(" Completed "), "{row}");
+    node.podrun(&["delete", "job", "--now"]).ok();
+    node.assert_clean();
+}
