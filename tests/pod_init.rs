@@ -22,10 +22,11 @@ fn init_container(name: &str, sleep: u32) -> String {
 }
 
 /// Pod `name` with init containers `init1` and `init2` (each sleeping `sleep` s) and an app
-/// container `app` that appends its own line, then sleeps.
+/// container `app` that appends its own line, then sleeps; its postStart hook (1 s) holds it
+/// at PodInitializing, as the kubelet writes no status until the hook returns.
 fn pod_with_inits(name: &str, sleep: u32) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  volumes: [{{name: work, emptyDir: {{}}}}]\n  initContainers:\n{}{}  containers:\n  - name: app\n    image: podrun.local/debug:1\n    command: [sh, -c, 'echo app-start $(cut -d\" \" -f1 /proc/uptime) >> /work/order; exec sleep 3600']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  volumes: [{{name: work, emptyDir: {{}}}}]\n  initContainers:\n{}{}  containers:\n  - name: app\n    image: podrun.local/debug:1\n    command: [sh, -c, 'echo app-start $(cut -d\" \" -f1 /proc/uptime) >> /work/order; exec sleep 3600']\n    volumeMounts: [{{name: work, mountPath: /work}}]\n    lifecycle: {{postStart: {{exec: {{command: [sleep, '1']}}}}}}\n",
         init_container("init1", sleep),
         init_container("init2", sleep)
     )
