@@ -14,6 +14,8 @@
 
 mod check;
 mod prober;
+#[cfg(test)]
+mod test_support;
 
 pub use check::{check, check_blocking};
 pub use prober::{Prober, Report};
