@@ -18,7 +18,7 @@ mod prober;
 mod test_support;
 
 pub use check::{check, check_blocking};
-pub use prober::{Prober, Report};
+pub use prober::{Prober, Report, THREAD_NAME as PROBER_THREAD_NAME};
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
