@@ -14,9 +14,11 @@
 
 mod check;
 mod prober;
+#[cfg(test)]
+mod test_support;
 
 pub use check::{check, check_blocking};
-pub use prober::{Prober, Report};
+pub use prober::{Prober, Report, THREAD_NAME as PROBER_THREAD_NAME};
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
