@@ -38,6 +38,8 @@ base() { # root: busybox with its applets, /etc files, users
     with_libs "$(command -v curl)" "$root"
     rm -f "$root/sbin/ip" "$root/bin/ip"
     with_libs /usr/sbin/ip "$root"
+    # Rust test programs (the gRPC health server of the probe tests) need libgcc_s.
+    copy "$(readlink -f "$(gcc -print-file-name=libgcc_s.so.1)")" "$root"
     # curl needs CA certificates only for https; the tests use http.
 }
 

@@ -17,7 +17,7 @@ fn shared_dir(node: &Node) -> std::path::PathBuf {
 /// A container that appends `term <uptime>` to /shared/order on SIGTERM.
 fn trapping(name: &str, extra: &str) -> String {
     format!(
-        "  - name: {name}\n    image: podrun.local/debug:1\n    command: [sh, -c, 'trap \"echo {name}-term $(cut -d\\\" \\\" -f1 /proc/uptime) >> /shared/order; exit 0\" TERM; while true; do sleep 1 & wait; done']\n    volumeMounts: [{{name: shared, mountPath: /shared}}]\n{extra}"
+        "  - name: {name}\n    image: podrun.local/debug:1\n    command: [sh, -c, 'trap ''echo {name}-term $(cut -d\" \" -f1 /proc/uptime) >> /shared/order; exit 0'' TERM; while true; do sleep 1 & wait; done']\n    volumeMounts: [{{name: shared, mountPath: /shared}}]\n{extra}"
     )
 }
 
@@ -36,8 +36,8 @@ fn order(shared: &std::path::Path) -> Vec<(String, f64)> {
         .unwrap_or_default()
         .lines()
         .map(|l| {
-            let (what, at) = l.split_once(' ').unwrap();
-            (what.to_owned(), at.parse().unwrap())
+            let (what, at) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            (what.to_owned(), at.parse().unwrap_or_else(|_| panic!("{l:?}")))
         })
         .collect()
 }

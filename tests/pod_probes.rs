@@ -61,6 +61,8 @@ spec:
       httpGet: {{path: /healthz, port: http}}
       periodSeconds: 1
       failureThreshold: 2
+      # httpd is PID 1 of its PID namespace: it ignores SIGTERM, the kill waits this long.
+      terminationGracePeriodSeconds: 1
 "#,
         httpd("8080", 0)
     );
@@ -76,7 +78,8 @@ spec:
         status(p, "web")["restartCount"] == 1 && status(p, "web")["state"]["running"].is_object()
     });
     let web = status(&pod, "web");
-    assert_eq!(web["restartCount"], 1, "{web}");
+    let describe = node.podrun(&["describe", "pod", "live"]).ok().stdout;
+    assert_eq!(web["restartCount"], 1, "{web}\n{describe}");
     assert!(web["lastState"]["terminated"].is_object(), "{web}");
     let describe = node.podrun(&["describe", "pod", "live"]).ok().stdout;
     for needle in [

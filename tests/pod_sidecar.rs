@@ -34,12 +34,12 @@ spec:
   - name: logshipper
     image: podrun.local/debug:1
     restartPolicy: Always
-    command: [sh, -c, 'trap "{term_sidecar}; exit 0" TERM; {start_sidecar}; touch /opt/logs.txt; tail -F /opt/logs.txt & wait']
+    command: [sh, -c, 'trap ''{term_sidecar}; exit 0'' TERM; {start_sidecar}; touch /opt/logs.txt; tail -F /opt/logs.txt & wait']
     volumeMounts: [{{name: data, mountPath: /opt}}, {{name: shared, mountPath: /shared}}]
   containers:
   - name: myapp
     image: podrun.local/debug:1
-    command: [sh, -c, 'trap "{term_app}; exit 0" TERM; {start_app}; {app_runs}']
+    command: [sh, -c, 'trap ''{term_app}; exit 0'' TERM; {start_app}; {app_runs}']
     volumeMounts: [{{name: data, mountPath: /opt}}, {{name: shared, mountPath: /shared}}]
 "#,
         shared = shared.display(),
