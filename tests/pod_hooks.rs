@@ -37,7 +37,10 @@ fn order(shared: &std::path::Path) -> Vec<(String, f64)> {
         .lines()
         .map(|l| {
             let (what, at) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
-            (what.to_owned(), at.parse().unwrap_or_else(|_| panic!("{l:?}")))
+            (
+                what.to_owned(),
+                at.parse().unwrap_or_else(|_| panic!("{l:?}")),
+            )
         })
         .collect()
 }
@@ -67,8 +70,14 @@ fn pre_stop_runs_before_the_sigterm_within_the_grace_period() {
     let t0 = Instant::now();
     node.podrun(&["delete", "hooks"]).ok();
     let took = t0.elapsed();
-    assert!(took >= Duration::from_secs(2), "delete waited for the hook: {took:?}");
-    assert!(took < Duration::from_secs(15), "but not for the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "delete waited for the hook: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "but not for the grace period: {took:?}"
+    );
     let lines = order(&shared);
     let at = |what: &str| {
         lines
@@ -118,7 +127,10 @@ spec:
     let web = &pod["status"]["containerStatuses"][0];
     assert!(web["restartCount"].as_u64().unwrap() >= 1, "{web}");
     let describe = node.podrun(&["describe", "pod", "badhooks"]).ok().stdout;
-    for needle in ["FailedPostStartHook", "Exec lifecycle hook ([sh -c echo cannot start; exit 1]) for Container \"web\""] {
+    for needle in [
+        "FailedPostStartHook",
+        "Exec lifecycle hook ([sh -c echo cannot start; exit 1]) for Container \"web\"",
+    ] {
         assert!(describe.contains(needle), "{needle:?} in\n{describe}");
     }
     // A sandbox change stops the containers through their preStop hooks: the failed one is

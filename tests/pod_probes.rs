@@ -12,7 +12,9 @@ use serde_json::Value;
 
 /// A busybox httpd serving /www (with a /www/healthz) on `listen`, after `delay` seconds.
 fn httpd(listen: &str, delay: u32) -> String {
-    format!("sleep {delay}; mkdir -p /www; echo ok > /www/healthz; exec httpd -f -p {listen} -h /www")
+    format!(
+        "sleep {delay}; mkdir -p /www; echo ok > /www/healthz; exec httpd -f -p {listen} -h /www"
+    )
 }
 
 fn status<'a>(pod: &'a Value, name: &str) -> &'a Value {
@@ -147,7 +149,11 @@ spec:
         condition(p, "Ready")["status"] == "True"
     });
     assert_eq!(ready_column(&node, "ready"), "2/2");
-    assert_eq!(status(&pod, "gated")["restartCount"], 0, "readiness never restarts");
+    assert_eq!(
+        status(&pod, "gated")["restartCount"],
+        0,
+        "readiness never restarts"
+    );
     node.exec("ready", "gated", &["rm", "/tmp/ready"]).ok();
     let pod = node.wait_for_pod("ready", Duration::from_secs(10), |p| {
         status(p, "gated")["ready"] == false

@@ -111,11 +111,17 @@ fn the_log_shipping_sidecar_runs_before_and_beside_the_app_restarts_and_stops_la
     // The sidecar ships the app's log lines.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let logs = node.podrun(&["logs", "logship", "-c", "logshipper"]).ok().stdout;
+        let logs = node
+            .podrun(&["logs", "logship", "-c", "logshipper"])
+            .ok()
+            .stdout;
         if logs.contains("logging ") {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no shipped line: {logs:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no shipped line: {logs:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 

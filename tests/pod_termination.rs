@@ -85,7 +85,10 @@ spec:
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 1);
     // The run that succeeded has no message: the fallback is for errors only.
     assert_eq!(status["state"]["terminated"]["exitCode"], 0, "{status}");
-    assert!(status["state"]["terminated"]["message"].is_null(), "{status}");
+    assert!(
+        status["state"]["terminated"]["message"].is_null(),
+        "{status}"
+    );
     node.podrun(&["delete", "fallback", "--now"]).ok();
     node.assert_clean();
 }

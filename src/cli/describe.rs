@@ -333,7 +333,11 @@ fn describe_probe(p: &crate::probe::Probe) -> String {
             path,
             ..
         } => {
-            let scheme = if *scheme == Scheme::Https { "https" } else { "http" };
+            let scheme = if *scheme == Scheme::Https {
+                "https"
+            } else {
+                "http"
+            };
             let host = host.as_deref().unwrap_or("");
             format!("http-get {scheme}://{host}:{port}{path}")
         }

@@ -31,7 +31,11 @@ pub fn pod_object(r: &PodRecord) -> Value {
 
 fn status(r: &PodRecord) -> Value {
     let ip = r.pod_ip().map(|ip| ip.to_string());
-    let ready = if crate::pod::pod_ready(r) { "True" } else { "False" };
+    let ready = if crate::pod::pod_ready(r) {
+        "True"
+    } else {
+        "False"
+    };
     let sandbox_ready = if r.sandbox.as_ref().is_some_and(|s| s.ready) {
         "True"
     } else {
@@ -105,7 +109,11 @@ fn conditions(r: &PodRecord, sandbox_ready: &str, ready: &str) -> Value {
     let mut ready_condition = condition("Ready", ready, ready_changed);
     let mut containers_ready = condition(
         "ContainersReady",
-        if crate::pod::containers_ready(r) { "True" } else { "False" },
+        if crate::pod::containers_ready(r) {
+            "True"
+        } else {
+            "False"
+        },
         ready_changed,
     );
     // The kubelet's reasons (`status/generate.go`): the containers not ready, by name.

@@ -15,7 +15,8 @@ pub mod read;
 mod supervisor_start;
 
 pub use crate::supervisor::{
-    SUPERVISOR_LOST_MESSAGE, initialized, pod_cgroup, pod_restarts, pod_status_word, supervisor_lost, containers_ready, pod_ready, ready, ready_counts, shown_state, started,
+    SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_cgroup, pod_ready, pod_restarts,
+    pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
 };
 pub use apply::{Created, apply};
 pub use delete::{delete_pod, owned_by_deployment};

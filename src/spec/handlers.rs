@@ -26,7 +26,11 @@ pub fn check(container: &Container, path: &str, restartable: bool, problems: &mu
     let probes = [
         ("startupProbe", &container.startup_probe, Kind::Startup),
         ("livenessProbe", &container.liveness_probe, Kind::Liveness),
-        ("readinessProbe", &container.readiness_probe, Kind::Readiness),
+        (
+            "readinessProbe",
+            &container.readiness_probe,
+            Kind::Readiness,
+        ),
     ];
     for (field, probe, kind) in probes {
         let Some(probe) = probe else { continue };
@@ -92,7 +96,9 @@ fn check_probe(
         probe.grpc.is_some(),
     ];
     match handlers.iter().filter(|h| **h).count() {
-        0 => problems.push(format!("{path}: Required value: must specify a handler type")),
+        0 => problems.push(format!(
+            "{path}: Required value: must specify a handler type"
+        )),
         1 => {}
         _ => problems.push(format!(
             "{path}: Forbidden: may not specify more than 1 handler type"
@@ -107,7 +113,12 @@ fn check_probe(
         check_http(container, http, &format!("{path}.httpGet"), problems);
     }
     if let Some(tcp) = &probe.tcp_socket {
-        check_port(container, &tcp.port, &format!("{path}.tcpSocket.port"), problems);
+        check_port(
+            container,
+            &tcp.port,
+            &format!("{path}.tcpSocket.port"),
+            problems,
+        );
     }
     if let Some(grpc) = &probe.grpc
         && !(1..=65535).contains(&grpc.port)
@@ -151,7 +162,11 @@ fn check_probe(
                 "must not be set for readinessProbes",
             ));
         } else if grace <= 0 {
-            problems.push(invalid_raw(&p, &grace.to_string(), "must be greater than 0"));
+            problems.push(invalid_raw(
+                &p,
+                &grace.to_string(),
+                "must be greater than 0",
+            ));
         }
     }
 }
@@ -167,11 +182,15 @@ fn check_hook(
             "{path}.tcpSocket: Forbidden: may not be set for lifecycle hooks (deprecated, never run by the kubelet)"
         ));
     }
-    let handlers = [hook.exec.is_some(), hook.http_get.is_some(), hook.sleep.is_some()];
+    let handlers = [
+        hook.exec.is_some(),
+        hook.http_get.is_some(),
+        hook.sleep.is_some(),
+    ];
     match handlers.iter().filter(|h| **h).count() {
-        0 if hook.tcp_socket.is_none() => {
-            problems.push(format!("{path}: Required value: must specify a handler type"))
-        }
+        0 if hook.tcp_socket.is_none() => problems.push(format!(
+            "{path}: Required value: must specify a handler type"
+        )),
         0 | 1 => {}
         _ => problems.push(format!(
             "{path}: Forbidden: may not specify more than 1 handler type"
@@ -264,9 +283,8 @@ pub fn probes_plan(container: &Container) -> ContainerProbes {
 }
 
 fn probe_plan(container: &Container, p: &K8sProbe) -> Option<Probe> {
-    let positive = |v: Option<i32>, default: u32| {
-        v.filter(|v| *v > 0).map(|v| v as u32).unwrap_or(default)
-    };
+    let positive =
+        |v: Option<i32>, default: u32| v.filter(|v| *v > 0).map(|v| v as u32).unwrap_or(default);
     let handler = if let Some(exec) = &p.exec {
         Handler::Exec {
             command: exec.command.clone().unwrap_or_default(),

@@ -776,9 +776,17 @@ fn init_containers_are_validated_like_containers_and_sidecars_accepted() {
     let p = pod(&sidecar);
     let c = &p.containers[1];
     assert!(c.init && c.sidecar, "{c:?}");
-    let probe = c.probes.readiness.as_ref().expect("a sidecar may have probes");
+    let probe = c
+        .probes
+        .readiness
+        .as_ref()
+        .expect("a sidecar may have probes");
     assert_eq!(
-        (probe.period_seconds, probe.timeout_seconds, probe.failure_threshold),
+        (
+            probe.period_seconds,
+            probe.timeout_seconds,
+            probe.failure_threshold
+        ),
         (10, 1, 3),
         "the API server's defaults"
     );

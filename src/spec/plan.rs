@@ -374,11 +374,12 @@ fn fill_container_defaults(containers: &mut [Value], planned: &[&ContainerPlan])
         }
         default_requests_to_limits(container);
         container["terminationMessagePath"] = json!(planned.termination_message_path);
-        container["terminationMessagePolicy"] = json!(if planned.termination_message_fallback_to_logs {
-            "FallbackToLogsOnError"
-        } else {
-            "File"
-        });
+        container["terminationMessagePolicy"] =
+            json!(if planned.termination_message_fallback_to_logs {
+                "FallbackToLogsOnError"
+            } else {
+                "File"
+            });
         for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
             if let Some(probe) = container.get_mut(kind).filter(|p| p.is_object()) {
                 fill_probe_defaults(probe);

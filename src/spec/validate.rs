@@ -308,12 +308,20 @@ fn check_pod_spec(spec: &PodSpec, path: &str, policies: &[&str], problems: &mut 
 }
 
 /// An init container's `restartPolicy`: absent, or `Always` (a native sidecar: true).
-fn check_init_restart_policy(container: &Container, path: &str, problems: &mut Vec<String>) -> bool {
+fn check_init_restart_policy(
+    container: &Container,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> bool {
     match container.restart_policy.as_deref() {
         None => false,
         Some("Always") => true,
         Some(other) => {
-            problems.push(unsupported(&format!("{path}.restartPolicy"), other, &["Always"]));
+            problems.push(unsupported(
+                &format!("{path}.restartPolicy"),
+                other,
+                &["Always"],
+            ));
             false
         }
     }

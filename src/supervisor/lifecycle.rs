@@ -612,7 +612,10 @@ impl Supervisor {
             let runs: Vec<_> = hooks
                 .iter()
                 .map(|(i, hook, target)| {
-                    (*i, s.spawn(move || crate::probe::check_blocking(hook, target, timeout)))
+                    (
+                        *i,
+                        s.spawn(move || crate::probe::check_blocking(hook, target, timeout)),
+                    )
                 })
                 .collect();
             runs.into_iter()
@@ -626,7 +629,8 @@ impl Supervisor {
         });
         for (i, outcome) in outcomes {
             if let crate::probe::Outcome::Failure(error) = outcome {
-                let message = super::probes::hook_failure_message(&self.record, "PreStop", i, &error);
+                let message =
+                    super::probes::hook_failure_message(&self.record, "PreStop", i, &error);
                 self.record.event("Warning", "FailedPreStopHook", message);
             }
         }

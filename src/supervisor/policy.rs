@@ -425,7 +425,10 @@ impl Machine {
                     "Killing",
                     format!("Container {name} failed {word} probe{then}"),
                 );
-                actions.push(Action::Kill { container: i, grace });
+                actions.push(Action::Kill {
+                    container: i,
+                    grace,
+                });
             }
         }
     }
@@ -473,8 +476,8 @@ impl Machine {
                 break;
             }
             let sidecar = record.plan.containers[i].sidecar;
-            let completed = !sidecar
-                && matches!(c.state, ContainerState::Terminated { exit_code: 0, .. });
+            let completed =
+                !sidecar && matches!(c.state, ContainerState::Terminated { exit_code: 0, .. });
             if completed || (sidecar && super::status::started(record, i)) {
                 continue;
             }

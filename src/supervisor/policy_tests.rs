@@ -977,3 +977,89 @@ fn a_failed_re_creation_of_an_initializing_pod_is_retried_from_the_first_init_co
     assert_eq!(reason(&k.record, 0), "Running");
     assert_eq!(k.record.containers[0].restart_count, 1);
 }
+
+fn a_probe() -> crate::probe::Probe {
+    crate::probe::Probe {
+        handler: crate::probe::Handler::TcpSocket {
+            host: None,
+            port: 80,
+        },
+        initial_delay_seconds: 0,
+        period_seconds: 1,
+        timeout_seconds: 1,
+        success_threshold: 1,
+        failure_threshold: 3,
+        termination_grace_period_seconds: Some(1),
+    }
+}
+
+#[test]
+fn a_sidecar_with_a_startup_probe_holds_the_next_init_container_until_it_passes() {
+    let now = Now::current();
+    let mut r = initializing("Never", 2, 1, now);
+    r.plan.containers[0].sidecar = true;
+    r.plan.containers[0].probes.startup = Some(a_probe());
+    let mut k = FakeKernel::new(r, now);
+    assert!(dispatch(&mut k, Event::Sync));
+    assert_eq!(k.performed, [], "the sidecar runs but has not started");
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:0/2");
+    let startup = crate::probe::Kind::Startup;
+    let passed = |passed| Event::Probed {
+        container: 0,
+        kind: startup,
+        passed,
+    };
+    assert!(dispatch(&mut k, passed(true)));
+    assert_eq!(k.performed, [Action::Start(1)]);
+    assert_eq!(crate::supervisor::pod_status_word(&k.record), "Init:1/2");
+    k.performed.clear();
+    assert!(dispatch(&mut k, exited(1, code(0))));
+    assert_eq!(k.performed, [Action::Start(2)], "the app, at once");
+    assert_eq!(k.record.phase, Phase::Running);
+    // Under Never the sidecar is restarted all the same.
+    k.performed.clear();
+    assert!(dispatch(&mut k, exited(0, code(1))));
+    assert_eq!(k.performed, [Action::Start(0), Action::Then(Event::Sync)]);
+    // The app completes: the pod too, and the sidecar is stopped, not restarted.
+    k.performed.clear();
+    assert!(dispatch(&mut k, exited(2, code(0))));
+    assert_eq!(k.record.phase, Phase::Succeeded);
+    assert!(
+        matches!(
+            k.performed.as_slice(),
+            [Action::StopContainers { .. }, Action::StopSandbox]
+        ),
+        "{:?}",
+        k.performed
+    );
+}
+
+#[test]
+fn a_failed_liveness_probe_kills_with_the_probes_grace_and_the_exit_restarts() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    r.plan.containers[0].probes.liveness = Some(a_probe());
+    let mut k = FakeKernel::new(r, now);
+    assert!(dispatch(
+        &mut k,
+        Event::Probed {
+            container: 0,
+            kind: crate::probe::Kind::Liveness,
+            passed: false,
+        }
+    ));
+    assert_eq!(
+        k.performed,
+        [
+            Action::Kill {
+                container: 0,
+                grace: Duration::from_secs(1)
+            },
+            Action::Start(0)
+        ],
+        "killed (the fake answers with its exit), then restarted at once"
+    );
+    assert!(k.record.events.iter().any(|e| e.reason == "Killing"
+        && e.message == "Container c0 failed liveness probe, will be restarted"));
+    assert_eq!(k.record.containers[0].restart_count, 1);
+}

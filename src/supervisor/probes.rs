@@ -109,7 +109,12 @@ impl Supervisor {
         }
         if let Some(hook) = post_start {
             self.record.containers[i].post_start_running = true;
-            self.run_hook(HookRun::PostStart { container: i, id }, hook, target, POST_START_BOUND);
+            self.run_hook(
+                HookRun::PostStart { container: i, id },
+                hook,
+                target,
+                POST_START_BOUND,
+            );
         }
     }
 
@@ -172,8 +177,11 @@ impl Supervisor {
 
     /// SIGKILL what outlived its kill's deadline.
     pub(super) fn fire_kill_deadlines(&mut self, now: Instant) {
-        let (due, rest): (Vec<_>, Vec<_>) =
-            self.probing.kills.drain(..).partition(|k| k.deadline <= now);
+        let (due, rest): (Vec<_>, Vec<_>) = self
+            .probing
+            .kills
+            .drain(..)
+            .partition(|k| k.deadline <= now);
         self.probing.kills = rest;
         for k in due {
             if self.record.containers[k.container].id == k.id {
@@ -205,7 +213,8 @@ impl Supervisor {
                         continue; // an earlier run's
                     }
                     if let Outcome::Failure(output) = &outcome {
-                        let message = format!("{} probe failed: {}", kind.title(), output.trim_end());
+                        let message =
+                            format!("{} probe failed: {}", kind.title(), output.trim_end());
                         self.record.event("Warning", "Unhealthy", message);
                         changed = true;
                     }

@@ -88,7 +88,12 @@ pub fn pod_status_word(record: &PodRecord) -> String {
         .unwrap_or_else(|| record.phase.to_string());
     let mut has_running = false;
     // From the last container to the first: the first one with a reason wins.
-    for c in record.app_containers().collect::<Vec<_>>().into_iter().rev() {
+    for c in record
+        .app_containers()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         match shown_state(record, c).as_ref() {
             ContainerState::Waiting { reason: r, .. } if !r.is_empty() => reason = r.clone(),
             ContainerState::Terminated { reason: r, .. } if !r.is_empty() => reason = r.clone(),
@@ -103,7 +108,12 @@ pub fn pod_status_word(record: &PodRecord) -> String {
         }
     }
     if reason == "Completed" && has_running {
-        reason = if pod_ready(record) { "Running" } else { "NotReady" }.into();
+        reason = if pod_ready(record) {
+            "Running"
+        } else {
+            "NotReady"
+        }
+        .into();
     }
     reason
 }
@@ -138,7 +148,10 @@ fn init_status_word(record: &PodRecord) -> Option<String> {
 
 /// The state the API shows for `c`: while its postStart hook runs, the waiting state it had
 /// before the start (the kubelet writes no status until the hook returns).
-pub fn shown_state<'a>(record: &PodRecord, c: &'a crate::state::ContainerRecord) -> std::borrow::Cow<'a, ContainerState> {
+pub fn shown_state<'a>(
+    record: &PodRecord,
+    c: &'a crate::state::ContainerRecord,
+) -> std::borrow::Cow<'a, ContainerState> {
     if !c.post_start_running {
         return std::borrow::Cow::Borrowed(&c.state);
     }
@@ -170,7 +183,9 @@ pub fn ready(record: &PodRecord, i: usize) -> bool {
 }
 
 fn ready_named(record: &PodRecord, name: &str) -> bool {
-    (record.containers.iter()).position(|c| c.name == name).is_some_and(|i| ready(record, i))
+    (record.containers.iter())
+        .position(|c| c.name == name)
+        .is_some_and(|i| ready(record, i))
 }
 
 /// The containers kubectl's READY column counts (apps and sidecars), and those ready.
@@ -217,7 +232,11 @@ pub fn pod_restarts(record: &PodRecord) -> u32 {
     } else {
         let sidecars = inits.filter(|(i, _)| record.plan.containers[*i].sidecar);
         let sidecars: u32 = sidecars.map(|(_, c)| c.restart_count).sum();
-        sidecars + record.app_containers().map(|c| c.restart_count).sum::<u32>()
+        sidecars
+            + record
+                .app_containers()
+                .map(|c| c.restart_count)
+                .sum::<u32>()
     }
 }
 
@@ -347,7 +366,7 @@ pub(super) mod tests {
                     rootfs: None,
                     init: i < n_init,
                     probed: Default::default(),
-                post_start_running: false,
+                    post_start_running: false,
                 })
                 .collect(),
             events: vec![],

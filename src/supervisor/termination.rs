@@ -67,7 +67,10 @@ mod tests {
     fn tail_is_the_last_80_lines_within_2_kib() {
         let log: String = (0..100).map(|n| format!("line {n}\n")).collect();
         let tail = String::from_utf8(log_tail(log.as_bytes()).to_vec()).unwrap();
-        assert!(tail.starts_with("line 20\n") && tail.ends_with("line 99\n"), "{tail}");
+        assert!(
+            tail.starts_with("line 20\n") && tail.ends_with("line 99\n"),
+            "{tail}"
+        );
         let long = "x".repeat(5000);
         assert_eq!(log_tail(long.as_bytes()).len(), FALLBACK_BYTES);
         assert_eq!(log_tail(b"one\ntwo"), b"one\ntwo");
