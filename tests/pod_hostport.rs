@@ -89,9 +89,16 @@ fn curl_on_node(node: &Node, url: &str) -> String {
 
 /// One UDP datagram to `addr`:`port` from the node; the answer (empty when none came).
 fn udp_on_node(node: &Node, addr: &str, port: u16) -> String {
+    udp_on_node_from(node, addr, port, 0)
+}
+
+/// [`udp_on_node`] from source port `source` (0: any), as a client that keeps its port does.
+fn udp_on_node_from(node: &Node, addr: &str, port: u16, source: u16) -> String {
     let script = format!(
         "import socket\n\
          s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('', {source}))\n\
          s.settimeout(1)\n\
          s.sendto(b'x', ('{addr}', {port}))\n\
          print(s.recvfrom(100)[0].decode())\n"
@@ -203,11 +210,18 @@ fn host_port_reaches_the_pod_from_the_node_localhost_and_itself() {
     assert_ne!(node.podrun(&["get", "pod", "web2"]).code, 0);
     assert_eq!(node.veths().len(), 1, "{:?}", node.veths());
 
+    // A UDP client that keeps its source port has a conntrack entry DNATed to this address.
+    assert_eq!(
+        udp_on_node_from(&node, NODE_IP, 5300, 40555),
+        format!("udp {ip}")
+    );
     // The pause dies: the sandbox is re-made with a new address, and the hostPort follows it.
     node.kill_pause("web");
     let mut new_ip = ip.clone();
     for _ in 0..100 {
-        new_ip = node.pod_ip("web");
+        // No podIP while the sandbox is being re-made.
+        let pod = node.pod_json("web");
+        new_ip = pod["status"]["podIP"].as_str().unwrap_or(&ip).to_owned();
         if new_ip != ip {
             break;
         }
@@ -220,6 +234,13 @@ fn host_port_reaches_the_pod_from_the_node_localhost_and_itself() {
     );
     assert_eq!(r.code, 0, "hostPort does not reach {new_ip}");
     assert_eq!(udp_on_node(&node, NODE_IP, 5300), format!("udp {new_ip}"));
+    // Its entry went with the old sandbox (as portmap flushes UDP entries to the hostPort):
+    // the same source port reaches the new address.
+    assert_eq!(
+        udp_on_node_from(&node, NODE_IP, 5300, 40555),
+        format!("udp {new_ip}"),
+        "a stale UDP conntrack entry still points at {ip}"
+    );
     let table = nft_table(&node);
     assert!(
         !table.contains(&format!("{ip}:")),

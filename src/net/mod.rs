@@ -13,6 +13,7 @@
 //! call (the supervisor, which forks, is left with only the threads it made itself).
 
 mod bridge;
+mod conntrack;
 mod firewall;
 pub mod hostport;
 pub mod ipam;

@@ -45,16 +45,16 @@ const NFTA_RULE_USERDATA: u16 = 7;
 const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 
 const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLMSG_DONE: u16 = 3;
+pub(super) const NLM_F_REQUEST: u16 = 0x1;
+pub(super) const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_APPEND: u16 = 0x800;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 const NLA_F_NESTED: u16 = 0x8000;
 const HEADER_LEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
+pub(super) const NFGENMSG_LEN: usize = 4;
 
 /// One rule of the table, as far as podrun needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,7 +291,7 @@ pub(super) fn nested(kind: u16, inner: &[u8]) -> Vec<u8> {
 
 /// A netfilter netlink socket bound to the kernel. Replies are waited for at most
 /// [`REPLY_TIMEOUT`] (the kernel answers at once; this bounds a wait under the network lock).
-fn connect() -> io::Result<Socket> {
+pub(super) fn connect() -> io::Result<Socket> {
     use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
@@ -303,14 +303,14 @@ fn connect() -> io::Result<Socket> {
 
 const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-enum Flow {
+pub(super) enum Flow {
     More,
     Done,
 }
 
 /// Receive datagrams and hand each message (type, payload after the header) to `each` until it
 /// says done; an NLMSG_ERROR with a non-zero code becomes that errno.
-fn read_replies(
+pub(super) fn read_replies(
     socket: &Socket,
     mut each: impl FnMut(u16, &[u8]) -> io::Result<Flow>,
 ) -> io::Result<()> {
@@ -365,7 +365,7 @@ fn rule_comment(mut udata: &[u8]) -> Option<String> {
     None
 }
 
-fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn attributes(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if data.len() < 4 {
             return None;
@@ -407,14 +407,26 @@ pub(super) fn attribute(kind: u16, value: &[u8]) -> Vec<u8> {
 }
 
 fn request(msg: u16, flags: u16, seq: u32, attrs: &[u8]) -> Vec<u8> {
+    subsystem_request(NFNL_SUBSYS_NFTABLES, msg, NFPROTO_INET, flags, seq, attrs)
+}
+
+/// A message of netfilter subsystem `subsystem` (nf_tables, ctnetlink) for `family`.
+pub(super) fn subsystem_request(
+    subsystem: u16,
+    msg: u16,
+    family: u8,
+    flags: u16,
+    seq: u32,
+    attrs: &[u8],
+) -> Vec<u8> {
     let len = HEADER_LEN + NFGENMSG_LEN + attrs.len();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(&(len as u32).to_ne_bytes());
-    out.extend_from_slice(&(NFNL_SUBSYS_NFTABLES << 8 | msg).to_ne_bytes());
+    out.extend_from_slice(&(subsystem << 8 | msg).to_ne_bytes());
     out.extend_from_slice(&flags.to_ne_bytes());
     out.extend_from_slice(&seq.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[NFPROTO_INET, 0, 0, 0]);
+    out.extend_from_slice(&[family, 0, 0, 0]);
     out.extend_from_slice(attrs);
     out
 }
