@@ -50,6 +50,9 @@ pub enum Report {
     Hook { token: u64, outcome: Outcome },
 }
 
+/// How much longer than its timeout an attempt may take before the worker gives up on it.
+const ATTEMPT_GRACE: Duration = Duration::from_secs(1);
+
 /// The prober thread's name (the benchmark finds the thread by it).
 pub const THREAD_NAME: &str = "podrun-prober";
 
@@ -343,7 +346,19 @@ impl Worker {
             return Next::Continue;
         }
         let timeout = Duration::from_secs(u64::from(self.probe.timeout_seconds.max(1)));
-        let outcome = check(&self.probe.handler, &self.target, timeout).await;
+        // `check` keeps to its timeout (with the kubelet's message); the grace is a bound for
+        // a handler that has none of its own (a `sleep`, which is no probe handler).
+        let outcome = tokio::time::timeout(
+            timeout + ATTEMPT_GRACE,
+            check(&self.probe.handler, &self.target, timeout),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Outcome::Failure(format!(
+                "probe did not complete within {}s",
+                timeout.as_secs()
+            ))
+        });
         let success = outcome.is_success();
         let changed = self.record(success);
         if !success || changed.is_some() {

@@ -45,8 +45,21 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
         Err(e) => return Outcome::Failure(format!("cannot read the output: {e}")),
     };
     let run = async {
-        let output = read_limited(reader).await;
-        let status = child.wait().await;
+        let mut output = Vec::new();
+        let mut reader = reader;
+        let status = {
+            let reading = read_limited(&mut reader, &mut output);
+            tokio::pin!(reading);
+            tokio::select! {
+                () = &mut reading => child.wait().await,
+                status = child.wait() => {
+                    // What the command wrote before it ended; a process it left behind may
+                    // keep the pipe open, so the end of output is not waited for long.
+                    let _ = tokio::time::timeout(LINGER, &mut reading).await;
+                    status
+                }
+            }
+        };
         (output, status)
     };
     match tokio::time::timeout(timeout, run).await {
@@ -65,20 +78,23 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
     }
 }
 
-/// All the pipe says until its end, the first [`MAX_OUTPUT`] bytes kept (the rest drained, so
-/// a chatty command does not block on a full pipe).
-async fn read_limited(mut reader: pipe::Receiver) -> Vec<u8> {
-    let mut kept = Vec::new();
+/// How long the output is read after the command ended (a process it started in the
+/// background may hold the pipe: its output is not the probe's).
+const LINGER: Duration = Duration::from_millis(50);
+
+/// All the pipe says until its end into `kept`, the first [`MAX_OUTPUT`] bytes kept (the rest
+/// drained, so a chatty command does not block on a full pipe).
+async fn read_limited(reader: &mut pipe::Receiver, kept: &mut Vec<u8>) {
     let mut buf = [0u8; 4096];
     loop {
         match reader.read(&mut buf).await {
-            Ok(0) => return kept,
+            Ok(0) => return,
             Ok(n) => {
                 let room = MAX_OUTPUT - kept.len();
                 kept.extend_from_slice(&buf[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return kept,
+            Err(_) => return,
         }
     }
 }
@@ -136,6 +152,17 @@ mod tests {
             outcome,
             Outcome::Failure("command \"sleep 10\" timed out".into())
         );
+    }
+
+    #[test]
+    fn a_process_left_behind_does_not_hold_the_attempt() {
+        let t = Instant::now();
+        let outcome = run(
+            &["sh", "-c", "sleep 5 & echo bye; exit 1"],
+            Duration::from_secs(3),
+        );
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert_eq!(outcome, Outcome::Failure("bye\n".into()));
     }
 
     #[test]

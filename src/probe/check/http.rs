@@ -349,3 +349,77 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// An https server on 127.0.0.1 with a self-signed certificate for another name (so only
+    /// a client that verifies nothing gets through): one connection, answered 200; the ALPN
+    /// the client got comes out of the receiver.
+    fn https_server() -> (u16, mpsc::Receiver<Option<Vec<u8>>>) {
+        let cert =
+            rcgen::generate_simple_self_signed(vec!["not-this-host.test".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+                let mut tls = acceptor.accept(tcp).await.unwrap();
+                let _ = tx.send(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = tls.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        });
+        (port, rx)
+    }
+
+    #[test]
+    fn https_accepts_any_certificate_with_alpn_http1() {
+        let (port, alpn) = https_server();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let outcome = rt.block_on(check(
+            Scheme::Https,
+            "127.0.0.1",
+            port,
+            "/healthz",
+            &[],
+            Duration::from_secs(2),
+        ));
+        assert_eq!(outcome, Outcome::Success);
+        assert_eq!(alpn.recv().unwrap(), Some(b"http/1.1".to_vec()));
+    }
+}

@@ -260,3 +260,57 @@ fn hooks_report_their_outcome_and_drop_joins() {
     drop(h);
     assert!(t.elapsed() < Duration::from_millis(500));
 }
+
+#[test]
+fn a_slow_attempt_delays_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("attempts");
+    let script = format!("echo x >> {}; sleep 1.5", log.display());
+    let mut h = Harness::new();
+    h.watch(
+        "c1",
+        ContainerProbes {
+            readiness: Some(Probe {
+                timeout_seconds: 3,
+                ..probe(Handler::Exec {
+                    command: vec!["sh".into(), "-c".into(), script],
+                })
+            }),
+            ..Default::default()
+        },
+    );
+    let reports = h.collect(Duration::from_millis(2700));
+    // Attempts at 0 and 1.5 s (the tick at 1 s waited for the first), none at 2 s.
+    let attempts = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(attempts, 2);
+    assert_eq!(kinds(&reports), vec![(Kind::Readiness, Some(true))]);
+    assert!(reports[0].0 >= Duration::from_millis(1400), "{reports:?}");
+}
+
+#[test]
+fn an_attempt_is_bounded_by_its_timeout() {
+    let mut h = Harness::new();
+    h.watch(
+        "c1",
+        ContainerProbes {
+            liveness: Some(probe(Handler::Exec {
+                command: vec!["sleep".into(), "5".into()],
+            })),
+            ..Default::default()
+        },
+    );
+    let reports = h.collect(Duration::from_millis(1500));
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let (at, report) = &reports[0];
+    assert!(*at >= Duration::from_millis(950) && *at < Duration::from_millis(1400));
+    assert_eq!(
+        report,
+        &Report::Probe {
+            container: 0,
+            container_id: "c1".into(),
+            kind: Kind::Liveness,
+            outcome: Outcome::Failure("command \"sleep 5\" timed out".into()),
+            changed: None,
+        }
+    );
+}
