@@ -234,7 +234,15 @@ pub fn add(
                 comment,
             }),
     );
-    commit(&changes, "add hostPort rules")
+    commit(&changes, "add hostPort rules")?;
+    // As portmap: UDP entries to the port made before these rules (to an old address of the
+    // pod, or to nothing) would keep their DNAT; TCP connections get new entries.
+    for hp in ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+        if let Err(e) = super::conntrack::delete_udp_to_port(hp.host_port) {
+            tracing::warn!(port = hp.host_port, error = %e, "flush UDP conntrack entries");
+        }
+    }
+    Ok(())
 }
 
 /// Remove the hostPort rules of the pod with `uid`, and the table when no rule is left in it.

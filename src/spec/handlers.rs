@@ -95,23 +95,15 @@ fn check_probe(
         probe.tcp_socket.is_some(),
         probe.grpc.is_some(),
     ];
-    match handlers.iter().filter(|h| **h).count() {
-        0 => problems.push(format!(
-            "{path}: Required value: must specify a handler type"
-        )),
-        1 => {}
-        _ => problems.push(format!(
-            "{path}: Forbidden: may not specify more than 1 handler type"
-        )),
-    }
-    if let Some(exec) = &probe.exec
-        && exec.command.as_ref().is_none_or(|c| c.is_empty())
-    {
-        problems.push(required(&format!("{path}.exec.command")));
-    }
-    if let Some(http) = &probe.http_get {
-        check_http(container, http, &format!("{path}.httpGet"), problems);
-    }
+    let count = handlers.iter().filter(|h| **h).count();
+    check_common(
+        container,
+        count,
+        &probe.exec,
+        &probe.http_get,
+        path,
+        problems,
+    );
     if let Some(tcp) = &probe.tcp_socket {
         check_port(
             container,
@@ -187,23 +179,9 @@ fn check_hook(
         hook.http_get.is_some(),
         hook.sleep.is_some(),
     ];
-    match handlers.iter().filter(|h| **h).count() {
-        0 if hook.tcp_socket.is_none() => problems.push(format!(
-            "{path}: Required value: must specify a handler type"
-        )),
-        0 | 1 => {}
-        _ => problems.push(format!(
-            "{path}: Forbidden: may not specify more than 1 handler type"
-        )),
-    }
-    if let Some(exec) = &hook.exec
-        && exec.command.as_ref().is_none_or(|c| c.is_empty())
-    {
-        problems.push(required(&format!("{path}.exec.command")));
-    }
-    if let Some(http) = &hook.http_get {
-        check_http(container, http, &format!("{path}.httpGet"), problems);
-    }
+    // A tcpSocket hook was refused above: it counts as the handler.
+    let count = handlers.iter().filter(|h| **h).count() + usize::from(hook.tcp_socket.is_some());
+    check_common(container, count, &hook.exec, &hook.http_get, path, problems);
     if let Some(sleep) = &hook.sleep
         && sleep.seconds < 0
     {
@@ -212,6 +190,35 @@ fn check_hook(
             &sleep.seconds.to_string(),
             "must be greater than or equal to 0",
         ));
+    }
+}
+
+/// What probes and hooks share: one handler (`count` of them set), an exec with a command,
+/// an httpGet with a valid port, scheme and headers.
+fn check_common(
+    container: &Container,
+    count: usize,
+    exec: &Option<k8s_openapi::api::core::v1::ExecAction>,
+    http: &Option<HTTPGetAction>,
+    path: &str,
+    problems: &mut Vec<String>,
+) {
+    match count {
+        0 => problems.push(format!(
+            "{path}: Required value: must specify a handler type"
+        )),
+        1 => {}
+        _ => problems.push(format!(
+            "{path}: Forbidden: may not specify more than 1 handler type"
+        )),
+    }
+    if let Some(exec) = exec
+        && exec.command.as_ref().is_none_or(|c| c.is_empty())
+    {
+        problems.push(required(&format!("{path}.exec.command")));
+    }
+    if let Some(http) = http {
+        check_http(container, http, &format!("{path}.httpGet"), problems);
     }
 }
 

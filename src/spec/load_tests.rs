@@ -823,3 +823,53 @@ fn init_containers_are_validated_like_containers_and_sidecars_accepted() {
         error(&ports)
     );
 }
+
+#[test]
+fn probes_and_hooks_are_validated_as_the_api_server_does() {
+    let text = pod_with_container_extra(
+        "    ports: [{name: web, containerPort: 8080}]\n    \
+         livenessProbe: {httpGet: {port: web, path: healthz}, successThreshold: 2}\n    \
+         readinessProbe: {exec: {command: [x]}, tcpSocket: {port: 1}, terminationGracePeriodSeconds: 5}\n    \
+         startupProbe: {periodSeconds: -1}\n    \
+         lifecycle: {postStart: {httpGet: {port: nope}}, preStop: {exec: {}}}\n",
+    );
+    let message = error(&text);
+    for part in [
+        "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+        "spec.containers[0].readinessProbe: Forbidden: may not specify more than 1 handler type",
+        "spec.containers[0].readinessProbe.terminationGracePeriodSeconds: Invalid value: 5: must not be set for readinessProbes",
+        "spec.containers[0].startupProbe: Required value: must specify a handler type",
+        "spec.containers[0].startupProbe.periodSeconds: Invalid value: -1: must be greater than or equal to 0",
+        "spec.containers[0].lifecycle.postStart.httpGet.port: Invalid value: \"nope\"",
+        "spec.containers[0].lifecycle.preStop.exec.command: Required value",
+    ] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    // Valid: the named port resolved, the path made absolute, the defaults filled.
+    let ok = pod_with_container_extra(
+        "    ports: [{name: web, containerPort: 8080}]\n    \
+         livenessProbe: {httpGet: {port: web, path: healthz}}\n    \
+         lifecycle: {preStop: {sleep: {seconds: 2}}}\n",
+    );
+    let plan = pod(&ok);
+    let probe = plan.containers[0].probes.liveness.as_ref().unwrap();
+    assert_eq!(
+        probe.handler,
+        crate::probe::Handler::HttpGet {
+            scheme: crate::probe::Scheme::Http,
+            host: None,
+            port: 8080,
+            path: "/healthz".into(),
+            headers: vec![],
+        }
+    );
+    assert_eq!(
+        plan.containers[0].lifecycle.pre_stop,
+        Some(crate::probe::Handler::Sleep { seconds: 2 })
+    );
+    let manifest = &plan.manifest["spec"]["containers"][0];
+    assert_eq!(manifest["livenessProbe"]["periodSeconds"], 10);
+    assert_eq!(manifest["livenessProbe"]["httpGet"]["scheme"], "HTTP");
+    assert_eq!(manifest["terminationMessagePath"], "/dev/termination-log");
+    assert!(manifest.get("readinessProbe").is_none(), "{manifest}");
+}
