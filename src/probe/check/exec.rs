@@ -3,7 +3,9 @@
 //! exit 0 is success, anything else is a failure whose message is the output, at most 10 KiB).
 //!
 //! The child is killed when the attempt times out or is dropped (an aborted worker): a
-//! probe's command must never outlive its attempt.
+//! probe's command must never outlive its attempt. It leads a process group of its own, and
+//! the whole group is killed: `podrun exec` starts the command in the container as its child
+//! (in its group), which killing `podrun exec` alone would leave running.
 
 use std::io;
 use std::process::Stdio;
@@ -31,6 +33,7 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
     let spawned = cmd.spawn();
     // The write ends live in `cmd` until it goes: end of output is then the child's (and its
@@ -40,6 +43,7 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
         Ok(c) => c,
         Err(e) => return Outcome::Failure(e.to_string()),
     };
+    let _group = child.id().map(GroupKill);
     let reader = match pipe::Receiver::from_owned_fd(reader.into()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failure(format!("cannot read the output: {e}")),
@@ -75,6 +79,17 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
             let _ = child.start_kill();
             Outcome::Failure(format!("command {:?} timed out", command.join(" ")))
         }
+    }
+}
+
+/// Kills the process group of the attempt's command when the attempt ends, however it ends
+/// (what the command left behind in the container goes with it).
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     }
 }
 
