@@ -13,6 +13,7 @@
 //! filled, named ports resolved) and what the record keeps.
 
 mod check;
+pub mod children;
 mod prober;
 #[cfg(test)]
 mod test_support;

@@ -452,12 +452,8 @@ impl Supervisor {
     /// Reap every exited child; route container and pause exits to their handlers.
     pub(super) fn reap_children(&mut self) {
         loop {
-            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
-                Ok(s) => s,
-            };
-            let Some((pid, code, signal)) = procfs::exit_of(status) else {
-                continue;
+            let Some((pid, code, signal)) = reap_one() else {
+                return;
             };
             if self.machine.stopping() {
                 self.mark_exited(pid, code, signal);
@@ -506,13 +502,8 @@ impl Supervisor {
 
     /// Reap without reacting (used while stopping), recording exits of containers.
     fn reap_quietly(&mut self) {
-        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            if status == WaitStatus::StillAlive {
-                return;
-            }
-            if let Some((pid, code, signal)) = procfs::exit_of(status) {
-                self.mark_exited(pid, code, signal);
-            }
+        while let Some((pid, code, signal)) = reap_one() {
+            self.mark_exited(pid, code, signal);
         }
     }
 
@@ -683,6 +674,24 @@ impl Supervisor {
             .into_iter()
             .filter(|p| Some(*p) != pause)
             .collect()
+    }
+}
+
+/// Reap one exited child (pid, code, signal) that is not the prober's (its exit status is
+/// kept for the prober: [`crate::probe::children`]); None when no child has exited.
+fn reap_one() -> Option<(i32, i32, Option<i32>)> {
+    loop {
+        let mut reaping = crate::probe::children::reaping();
+        let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(s) => s,
+        };
+        let Some((pid, code, signal)) = procfs::exit_of(status) else {
+            continue;
+        };
+        if !reaping.claim(pid, code) {
+            return Some((pid, code, signal));
+        }
     }
 }
 

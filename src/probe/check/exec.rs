@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
-use tokio::process::Command;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 
 use super::MAX_OUTPUT;
 use crate::probe::{Outcome, Target};
@@ -33,17 +34,16 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
-    let spawned = cmd.spawn();
+        .process_group(0);
+    let spawned = super::super::children::spawn(&mut cmd);
     // The write ends live in `cmd` until it goes: end of output is then the child's (and its
     // children's) closing them.
     drop(cmd);
-    let mut child = match spawned {
+    let mut spawned = match spawned {
         Ok(c) => c,
         Err(e) => return Outcome::Failure(e.to_string()),
     };
-    let _group = child.id().map(GroupKill);
+    let _group = GroupKill(spawned.child.id());
     let reader = match pipe::Receiver::from_owned_fd(reader.into()) {
         Ok(r) => r,
         Err(e) => return Outcome::Failure(format!("cannot read the output: {e}")),
@@ -55,8 +55,8 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
             let reading = read_limited(&mut reader, &mut output);
             tokio::pin!(reading);
             tokio::select! {
-                () = &mut reading => child.wait().await,
-                status = child.wait() => {
+                () = &mut reading => exited(&mut spawned).await,
+                status = exited(&mut spawned) => {
                     // What the command wrote before it ended; a process it left behind may
                     // keep the pipe open, so the end of output is not waited for long.
                     let _ = tokio::time::timeout(LINGER, &mut reading).await;
@@ -67,17 +67,28 @@ pub(super) async fn check(command: &[String], target: &Target, timeout: Duration
         (output, status)
     };
     match tokio::time::timeout(timeout, run).await {
-        Ok((output, Ok(status))) => {
-            if status.success() {
+        Ok((output, Ok(code))) => {
+            if code == 0 {
                 Outcome::Success
             } else {
                 Outcome::Failure(String::from_utf8_lossy(&output).into_owned())
             }
         }
         Ok((_, Err(e))) => Outcome::Failure(e.to_string()),
-        Err(_) => {
-            let _ = child.start_kill();
-            Outcome::Failure(format!("command {:?} timed out", command.join(" ")))
+        // The group is killed as `_group` goes.
+        Err(_) => Outcome::Failure(format!("command {:?} timed out", command.join(" "))),
+    }
+}
+
+/// The exit code of `spawned` once its pidfd turns readable (it exited; reaped by the
+/// supervisor's reaper or here).
+async fn exited(spawned: &mut super::super::children::Spawned) -> io::Result<i32> {
+    let fd = crate::sys::async_readable(spawned.pidfd.try_clone()?)?;
+    loop {
+        let mut ready = fd.readable().await?;
+        match spawned.exit_code() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+            other => return other,
         }
     }
 }
