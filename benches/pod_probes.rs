@@ -3,7 +3,7 @@
 //! - probes: a pod of 10 containers, each with a startup (httpGet), a liveness (httpGet) and a
 //!   readiness (tcpSocket) probe at periodSeconds 1, against one Python server in the pod that
 //!   logs the monotonic time of every connection it accepts, by port and path. Over a window
-//!   of steady state: the supervisor's CPU time (all its threads, /proc/PID/stat) per probe
+//!   of steady state: the supervisor's CPU time (all its threads, /proc/PID/task/*/schedstat) per probe
 //!   attempt the server saw, and the period jitter: how far each liveness attempt came from
 //!   one period after the one before (median, p99, max);
 //! - init gap: a pod of 5 init containers that exit at once, then the app: from one init

@@ -394,6 +394,7 @@ impl Supervisor {
     pub(super) fn stop_sandbox(&mut self) -> TeardownErrors {
         let mut errors = TeardownErrors::default();
         self.ns = None;
+        self.drop_staged();
         if let Some(sb) = self.record.sandbox.clone() {
             let record = self.record.clone();
             teardown::remove_sandbox_after(&record, &sb, &mut errors, || {
@@ -555,6 +556,7 @@ impl Supervisor {
     /// SIGKILL what is left, including anything orphaned to us (we are a subreaper).
     pub(super) fn stop_containers(&mut self, grace: Duration) {
         self.stop_probing();
+        self.drop_staged();
         let deadline = Instant::now() + grace;
         for group in stop_order(&self.record) {
             let running: Vec<(usize, i32)> = group
@@ -630,6 +632,7 @@ impl Supervisor {
 
     /// SIGKILL every container process group and every other descendant but the pause.
     pub(super) fn kill_all_containers(&mut self) {
+        self.drop_staged();
         let pause = self.record.pause_pid();
         for c in &self.record.containers {
             if let Some(p) = c.process {

@@ -20,6 +20,7 @@ mod policy;
 mod probes;
 pub mod report;
 mod sandbox_steps;
+mod staging;
 mod status;
 pub mod teardown;
 mod termination;
@@ -76,6 +77,8 @@ pub struct Supervisor {
     probing: probes::Probing,
     /// The write end of the event loop's wake-up pipe (for the prober's reports).
     wake: Option<UnixStream>,
+    /// Containers launched ahead, waiting at their gates.
+    staged: staging::Staged,
 }
 
 /// A supervisor holds a few descriptors per container while it starts them all at once (the
@@ -124,6 +127,7 @@ pub fn run(
         init_program: crate::config::init_program(),
         probing: Default::default(),
         wake: None,
+        staged: Default::default(),
     };
     let (wake_rx, wake_tx) = match UnixStream::pair() {
         Ok(p) => p,
@@ -158,6 +162,7 @@ pub fn run(
     report(ready, Ok(status::start_summary(&sup.record)));
     tracing::debug!("pod started, reported");
     if sup.record.containers.first().is_some_and(|c| c.init) {
+        sup.stage_after(0);
         sup.dispatch(Event::Sync); // a first sidecar that started lets the sequence go on
     }
     sup.event_loop(&wake_rx, &term);
@@ -234,7 +239,7 @@ impl policy::Kernel for Supervisor {
     /// Carry out one action of the policy; the events it answers with.
     fn perform(&mut self, action: Action) -> Vec<Event> {
         match action {
-            Action::Start(i) => match self.start_container(i) {
+            Action::Start(i) => match self.start_or_release(i) {
                 Ok(()) => vec![],
                 Err(e) => vec![lifecycle::start_failed(&self.record, i, e)],
             },
@@ -250,7 +255,13 @@ impl policy::Kernel for Supervisor {
                 log_errors(&self.stop_sandbox(), "sandbox teardown");
                 vec![]
             }
-            Action::CreateSandbox { attempt, start } => self.create_sandbox(attempt, &start),
+            Action::CreateSandbox { attempt, start } => {
+                let events = self.create_sandbox(attempt, &start);
+                if start == [0] && self.record.containers[0].init {
+                    self.stage_after(0);
+                }
+                events
+            }
             Action::Remove { grace } => {
                 self.remove(grace);
                 vec![]
