@@ -28,7 +28,9 @@ enum Entry {
 static CHILDREN: Mutex<BTreeMap<i32, Entry>> = Mutex::new(BTreeMap::new());
 
 fn table() -> MutexGuard<'static, BTreeMap<i32, Entry>> {
-    CHILDREN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Held by the reaper around each `waitpid(-1)` and its [`claim`]: no child of the prober's
@@ -88,8 +90,8 @@ impl Spawned {
             self.done = true;
             return Ok(code);
         }
-        let status = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG))
-            .map_err(io::Error::from)?;
+        let status =
+            waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)).map_err(io::Error::from)?;
         let code = match status {
             WaitStatus::Exited(_, code) => code,
             WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,

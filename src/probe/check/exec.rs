@@ -11,10 +11,10 @@ use std::io;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 
 use super::MAX_OUTPUT;
 use crate::probe::{Outcome, Target};
