@@ -172,8 +172,12 @@ fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
         &shared,
     );
     node.apply_manifest("job.yaml", &manifest).ok();
+    // The phase follows the app containers (Succeeded as the app ends); the sidecar is
+    // stopped right after.
     let pod = node.wait_for_pod("job", Duration::from_secs(30), |p| {
         p["status"]["phase"] == "Succeeded"
+            && status_of(p, "initContainerStatuses", "logshipper")["state"]["terminated"]
+                .is_object()
     });
     assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
     let app = status_of(&pod, "containerStatuses", "myapp");
