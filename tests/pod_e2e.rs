@@ -476,8 +476,13 @@ fn bad_input_is_refused_and_creates_nothing() {
     );
     refused(
         &node,
-        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], livenessProbe: {exec: {command: ['true']}}}]}}",
-        "not supported",
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], livenessProbe: {exec: {command: ['true']}, successThreshold: 2}}]}}",
+        "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1",
+    );
+    refused(
+        &node,
+        "{apiVersion: v1, kind: Pod, metadata: {name: x}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '1'], tty: true}]}}",
+        "field \"spec.containers[0].tty\" is not supported by podrun yet",
     );
 }
 
