@@ -504,6 +504,14 @@ pub fn daemonize_forked(log: std::fs::File, keep: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `fd` registered with the current tokio runtime for readability (a pidfd, a pipe).
+pub fn async_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the AsyncFd takes `fd` by value: the descriptor is open, owned by it alone, and
+    // stays the same open file until the AsyncFd is dropped (OwnedFd's as_raw_fd never changes).
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::{AsFd, AsRawFd};
@@ -532,12 +540,4 @@ mod tests {
             "closed channel: nothing"
         );
     }
-}
-
-/// `fd` registered with the current tokio runtime for readability (a pidfd, a pipe).
-pub fn async_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
-    // SAFETY: the AsyncFd takes `fd` by value: the descriptor is open, owned by it alone, and
-    // stays the same open file until the AsyncFd is dropped (OwnedFd's as_raw_fd never changes).
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)
 }
