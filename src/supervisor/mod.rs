@@ -23,6 +23,7 @@ mod sandbox_steps;
 mod status;
 pub mod teardown;
 mod termination;
+mod update;
 mod volumes;
 
 use std::io::Read;
@@ -140,6 +141,7 @@ pub fn run(
     for sig in [SIGTERM, SIGINT] {
         signal_hook::flag::register(sig, term.clone()).expect("register stop flag");
     }
+    let update = update::register(&wake_tx);
     let _ = wake_rx.set_nonblocking(true);
     let _ = wake_tx.set_nonblocking(true);
     sup.wake = wake_tx.try_clone().ok();
@@ -160,7 +162,7 @@ pub fn run(
     if sup.record.containers.first().is_some_and(|c| c.init) {
         sup.dispatch(Event::Sync); // a first sidecar that started lets the sequence go on
     }
-    sup.event_loop(&wake_rx, &term);
+    sup.event_loop(&wake_rx, &term, &update);
     0
 }
 
@@ -191,7 +193,12 @@ impl Supervisor {
         }
     }
 
-    fn event_loop(&mut self, wake: &UnixStream, term: &std::sync::atomic::AtomicBool) {
+    fn event_loop(
+        &mut self,
+        wake: &UnixStream,
+        term: &std::sync::atomic::AtomicBool,
+        update: &std::sync::atomic::AtomicBool,
+    ) {
         loop {
             if term.load(std::sync::atomic::Ordering::SeqCst) && !self.machine.stopping() {
                 self.record.deletion = self.store.deletion_request(&self.record.key());
@@ -199,6 +206,7 @@ impl Supervisor {
                 return;
             }
             self.reap_children();
+            self.take_update(update);
             self.take_probe_reports();
             self.fire_kill_deadlines(Instant::now());
             if self.machine.due(Instant::now()) {
