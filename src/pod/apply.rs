@@ -1,27 +1,34 @@
 //! Apply: validate everything first, reserve the pod names, start one supervisor per pod,
 //! wait until each reports its sandbox ready and containers started. If any pod fails, every
-//! pod this apply created is removed again.
+//! pod this apply created is removed again. Objects that exist are compared with their last
+//! applied configuration first ([`super::declarative`]): unchanged ones are left alone,
+//! allowed pod updates go to their supervisors once every new pod has started, and any
+//! refusal stops the apply before anything is made.
 
 use chrono::Utc;
 
+use super::declarative::{self, DeploymentChange, PodChange};
 use super::{Result, failed as msg, supervisor_start as start_supervisor};
 use crate::config::Config;
 use crate::container::image::{self, ContainerImage};
-use crate::spec::{Object, PodPlan, VolumeSource};
+use crate::spec::{DeploymentPlan, Object, PodPlan, VolumeSource};
 use crate::state::{
-    CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
+    CgroupRecord, ContainerRecord, ContainerState, DeploymentRecord, Phase, PodKey, PodRecord,
+    StateError, Store,
 };
 use crate::supervisor::report::StartReport;
 
-/// What apply made of one object: kubectl's line (`pod/NAME created`) and each of its pods
-/// with what it started (sandbox, network, containers: a line each).
+/// What apply did with one object: kubectl's line (`pod/NAME created`, `unchanged`,
+/// `configured`) and each pod it created with what it started (sandbox, network,
+/// containers: a line each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub line: String,
     pub pods: Vec<(PodKey, String)>,
 }
 
-/// Create the pods of `objects`; all of them, or none. `note` hears what apply did on the
+/// Create the pods of `objects` (all of them, or none) and update those that exist and
+/// changed where allowed; nothing is made or changed if any object is refused. `note` hears what apply did on the
 /// side (leftovers of a lost state root it removed); `pulling` how the pulls of missing images
 /// go ([`super::images`]).
 pub fn apply(
@@ -40,22 +47,38 @@ pub fn apply(
     }
     let mut pods: Vec<PodPlan> = Vec::new();
     let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
+    let mut updates: Vec<(PodRecord, PodPlan, Vec<String>)> = Vec::new();
+    let mut deployments: Vec<DeploymentRecord> = Vec::new();
     for obj in objects {
         match obj {
-            Object::Pod(p) => {
-                headers.push((format!("pod/{} created", p.name), 1));
-                pods.push(p);
-            }
-            Object::Deployment(d) => {
-                if !super::owned_by_deployment(&store, &d.namespace, &d.name).is_empty() {
-                    return Err(msg(format!(
-                        "deployments.apps \"{}\" already exists",
-                        d.name
-                    )));
+            Object::Pod(p) => match existing(&store, &p)? {
+                None => {
+                    headers.push((format!("pod/{} created", p.name), 1));
+                    pods.push(p);
                 }
-                let plans = d.pod_plans();
-                headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
-                pods.extend(plans);
+                Some((_, PodChange::Unchanged)) => {
+                    headers.push((format!("pod/{} unchanged", p.name), 0));
+                }
+                Some((record, PodChange::Update { plan, images })) => {
+                    headers.push((format!("pod/{} configured", p.name), 0));
+                    updates.push((record, plan, images));
+                }
+            },
+            Object::Deployment(d) => {
+                let key = PodKey::new(&d.namespace, &d.name);
+                let owned = super::owned_by_deployment(&store, &d.namespace, &d.name).len();
+                let recorded = store.load_deployment(&key)?;
+                match declarative::deployment_change(recorded.as_ref(), owned, &d)? {
+                    DeploymentChange::Unchanged => {
+                        headers.push((format!("deployment.apps/{} unchanged", d.name), 0));
+                    }
+                    DeploymentChange::Create => {
+                        let plans = d.pod_plans();
+                        headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
+                        deployments.push(deployment_record(&d));
+                        pods.extend(plans);
+                    }
+                }
             }
         }
     }
@@ -75,17 +98,35 @@ pub fn apply(
             )));
         }
     }
-    let outcomes = super::images::ensure_images(cfg, &pods, pulling)?;
-    if let Some(problem) = pods
+    // The pods to make and the pods to update: their images are pulled and checked alike.
+    let mut checked: Vec<PodPlan> = pods.clone();
+    checked.extend(updates.iter().map(|(_, plan, _)| plan.clone()));
+    let outcomes = super::images::ensure_images(cfg, &checked, pulling)?;
+    if let Some(problem) = checked
         .iter()
         .find_map(|p| super::images::never_pull_problem(cfg, p))
     {
         return Err(msg(problem));
     }
-    check_images(cfg, &pods)?;
-    let images = pods
+    check_images(cfg, &checked)?;
+    let mut images = checked
         .iter()
         .map(|p| prepare(cfg, p))
+        .collect::<Result<Vec<_>>>()?;
+    let updates = images
+        .split_off(pods.len())
+        .into_iter()
+        .zip(updates)
+        .map(|(resolved, (record, plan, changed))| {
+            let new_images = plan
+                .containers
+                .iter()
+                .zip(resolved)
+                .filter(|(c, _)| changed.contains(&c.name))
+                .map(|(c, image)| (c.name.clone(), image))
+                .collect();
+            super::update::check(&record, plan, new_images)
+        })
         .collect::<Result<Vec<_>>>()?;
     tracing::debug!("images resolved");
     let reserved = reserve(cfg, &store, &pods, &images, &outcomes)?;
@@ -106,6 +147,10 @@ pub fn apply(
         return Err(msg(failures.join("\n")));
     }
     tracing::debug!("pods started");
+    for d in &deployments {
+        store.save_deployment(d)?;
+    }
+    super::update::send(&store, updates)?;
     let mut started = reserved
         .into_iter()
         .zip(started.into_iter().map(|(_, r)| r.unwrap_or_default()));
@@ -116,6 +161,36 @@ pub fn apply(
             pods: started.by_ref().take(n).collect(),
         })
         .collect())
+}
+
+/// Pod `plan` as it exists, and what applying it again does; None if it does not exist.
+fn existing(store: &Store, plan: &PodPlan) -> Result<Option<(PodRecord, PodChange)>> {
+    let key = PodKey::new(&plan.namespace, &plan.name);
+    let record = match store.load(&key) {
+        Ok(r) => r,
+        Err(StateError::NotFound(_)) if !store.exists(&key) => return Ok(None),
+        // A directory without its record yet: another apply is making the pod.
+        Err(StateError::NotFound(_)) => {
+            return Err(StateError::AlreadyExists(plan.name.clone()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let change = declarative::pod_change(&record.plan, plan)?;
+    Ok(Some((record, change)))
+}
+
+/// What is kept of an applied Deployment.
+fn deployment_record(d: &DeploymentPlan) -> DeploymentRecord {
+    DeploymentRecord {
+        namespace: d.namespace.clone(),
+        name: d.name.clone(),
+        uid: d.uid.clone(),
+        last_applied: d.last_applied.clone().unwrap_or_default(),
+        replicas: d.replicas,
+        template_hash: d.template_hash.clone(),
+        replica_set_name: d.replica_set_name.clone(),
+        created_at: Utc::now(),
+    }
 }
 
 /// Every missing or invalid image of every pod, all named in one error (a Deployment's pods
