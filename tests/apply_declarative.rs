@@ -266,3 +266,29 @@ spec:
         .ok();
     node.assert_clean();
 }
+
+#[test]
+fn under_restart_policy_never_the_updated_container_still_restarts() {
+    require_root!();
+    let node = Node::new();
+    let pod = |image: &str| {
+        format!(
+            "{{apiVersion: v1, kind: Pod, metadata: {{name: once}}, spec: {{restartPolicy: Never, terminationGracePeriodSeconds: 5, containers: [{{name: c, image: '{image}', command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1 & wait; done\"]}}]}}}}"
+        )
+    };
+    node.apply_manifest("once.yaml", &pod("podrun.local/debug:1"))
+        .ok();
+    node.wait_for_pod("once", Duration::from_secs(20), all_running);
+    let out = node
+        .apply_manifest("once.yaml", &pod("podrun.local/python:3.11-slim"))
+        .ok();
+    assert_eq!(out.stdout, "pod/once configured\n");
+    let pod = node.wait_for_pod("once", Duration::from_secs(20), |p| {
+        status(p, "c")["restartCount"] == 1 && all_running(p)
+    });
+    assert!(all_running(&pod), "{pod:#}");
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(status(&pod, "c")["image"], "podrun.local/python:3.11-slim");
+    node.podrun(&["delete", "once", "--now"]).ok();
+    node.assert_clean();
+}

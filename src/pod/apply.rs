@@ -312,6 +312,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 init: c.init,
                 probed: Default::default(),
                 post_start_running: false,
+                restart_for_update: false,
             })
             .collect(),
         events: Vec::new(),

@@ -4,10 +4,12 @@
 //! SIGUSR1; the event loop takes the request, puts the new plan into the record and, as the
 //! kubelet's `computePodActions` does for a container whose spec hash changed, kills every
 //! running container whose image changed ("Container C definition changed, will be
-//! restarted"). Its exit then goes through the restart rules with a fresh back-off entry
-//! (the kubelet's back-off key includes the container's hash), so it starts again at once,
-//! with the new image (pulled or refreshed by the start's `ensure_image`); the other
-//! containers are not touched.
+//! restarted"). Its exit then goes through the restart rules as under `Always` whatever the
+//! pod's policy (`ContainerRecord::restart_for_update`, read by the policy's decision and
+//! cleared by the start) with a fresh back-off entry (the kubelet's back-off key includes the
+//! container's hash), so it starts again at once, with the new image (pulled or refreshed by
+//! the start's `ensure_image`); the other containers are not touched. A container that is
+//! not running keeps the new image for its next start by the restart rules.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +81,7 @@ pub(super) fn update_record(record: &mut PodRecord, request: UpdateRequest) -> V
         }
         c.backoff_factor = 0;
         if matches!(c.state, ContainerState::Running { .. }) {
+            c.restart_for_update = true;
             restart.push(i);
         }
     }
@@ -91,11 +94,18 @@ mod tests {
     use super::*;
 
     fn record() -> PodRecord {
+        record_under("Always")
+    }
+
+    fn record_under(policy: &str) -> PodRecord {
         let running = ContainerState::Running {
             started_at: chrono::Utc::now(),
         };
         let states = [(running.clone(), None), (running, None)];
-        let mut r = crate::supervisor::status::tests::record("Always", &states);
+        let mut r = crate::supervisor::status::tests::record(policy, &states);
+        let mut sandbox = crate::supervisor::lifecycle::planned_sandbox(&r, 0);
+        sandbox.ready = true;
+        r.sandbox = Some(sandbox);
         for c in &mut r.containers {
             c.backoff_factor = 3;
         }
@@ -119,5 +129,42 @@ mod tests {
         assert_eq!(r.containers[1].backoff_factor, 0);
         assert_eq!(r.containers[0].image, "debug:1");
         assert_eq!(r.containers[0].backoff_factor, 3);
+    }
+
+    /// The container killed for its new image starts again at once, whatever the policy
+    /// (here Never, which keeps every other ended container stopped), and only once.
+    #[test]
+    fn the_killed_container_restarts_whatever_the_restart_policy() {
+        use crate::supervisor::policy::{Event, Exit, Machine, Now};
+        let mut r = record_under("Never");
+        let mut plan = r.plan.clone();
+        plan.containers[1].image = "podrun.local/python:3.11-slim".into();
+        let request = UpdateRequest {
+            plan,
+            images: Vec::new(),
+            requested_at: chrono::Utc::now(),
+        };
+        assert_eq!(update_record(&mut r, request), [1]);
+        let mut machine = Machine::new(Duration::from_millis(100));
+        let killed = Exit {
+            code: 143,
+            signal: Some(15),
+            oom_killed: false,
+            message: None,
+        };
+        let exited = |container| Event::Exited {
+            container,
+            exit: killed.clone(),
+        };
+        let actions = machine.handle(&mut r, exited(1), Now::current());
+        assert_eq!(actions, [Action::Start(1)]);
+        assert_eq!(r.containers[1].restart_count, 1);
+        assert!(!r.containers[1].restart_for_update);
+        // Its next exit, and the other container's, follow the policy again.
+        r.containers[1].state = ContainerState::Running {
+            started_at: chrono::Utc::now(),
+        };
+        assert!(machine.handle(&mut r, exited(1), Now::current()).is_empty());
+        assert!(machine.handle(&mut r, exited(0), Now::current()).is_empty());
     }
 }
