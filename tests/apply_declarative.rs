@@ -96,6 +96,22 @@ fn a_pod_applied_twice_is_unchanged_and_keeps_its_processes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(processes(&node, "web"), before);
 
+    // A label more: metadata, configured without touching a process.
+    let labelled = manifest.replace("{app: web}", "{app: web, tier: front}");
+    let out = node.apply_manifest("web.yaml", &labelled).ok();
+    assert_eq!(out.stdout, "pod/web configured\n");
+    let pod = node.pod_json("web");
+    assert_eq!(pod["metadata"]["labels"]["tier"], "front");
+    assert!(
+        pod["metadata"]["annotations"][ANNOTATION]
+            .as_str()
+            .unwrap()
+            .contains("\"tier\":\"front\"")
+    );
+    assert_eq!(processes(&node, "web"), before);
+    let again = node.apply_manifest("web.yaml", &labelled).ok();
+    assert_eq!(again.stdout, "pod/web unchanged\n");
+
     node.podrun(&["delete", "web", "--now"]).ok();
     node.assert_clean();
 }

@@ -29,7 +29,7 @@ pub enum Refused {
     )]
     DeploymentUpdate { name: String, changes: Vec<String> },
     #[error(
-        "deployments.apps \"{0}\" already exists (its pods were made by a podrun that kept no Deployment record): delete it (podrun delete -f FILE) and apply it again"
+        "deployments.apps \"{0}\" already exists without a record of how it was applied (its pods were made by an older podrun, or a delete of it did not finish): delete it (podrun delete -f FILE) and apply it again"
     )]
     DeploymentWithoutRecord(String),
 }
@@ -99,6 +99,15 @@ pub fn pod_change(old_plan: &PodPlan, new: &PodPlan) -> Result<PodChange, Refuse
         if stated[i] {
             c.image_pull_policy = n.image_pull_policy.clone();
         }
+    }
+    let same = images.is_empty()
+        && plan.labels == old_plan.labels
+        && plan.annotations == old_plan.annotations;
+    if same && old_plan.last_applied.is_none() {
+        // Recorded by an older podrun, without its last applied configuration: nothing to
+        // change (its supervisor may not take updates). Otherwise, as kubectl's patch of the
+        // annotation, a file written another way is `configured` (its new configuration kept).
+        return Ok(PodChange::Unchanged);
     }
     plan.manifest = updated_manifest(old_plan, new, &plan);
     Ok(PodChange::Update { plan, images })

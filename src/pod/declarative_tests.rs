@@ -31,6 +31,20 @@ fn the_same_file_is_unchanged() {
 }
 
 #[test]
+fn a_pod_recorded_without_its_last_applied_configuration_is_unchanged() {
+    let mut old = pod(WEB);
+    old.last_applied = None;
+    assert_eq!(pod_change(&old, &pod(WEB)), Ok(PodChange::Unchanged));
+    // Written another way (a default stated): configured, the new configuration kept.
+    let stated = WEB.replace("spec:\n", "spec:\n  restartPolicy: Always\n");
+    let Ok(PodChange::Update { plan, images }) = pod_change(&pod(WEB), &pod(&stated)) else {
+        panic!("an update");
+    };
+    assert!(images.is_empty());
+    assert_eq!(plan.last_applied, pod(&stated).last_applied);
+}
+
+#[test]
 fn an_image_change_updates_that_container_only() {
     let old = pod(WEB);
     let text = WEB.replacen("podrun.local/debug:1", "podrun.local/python:3.11-slim", 1);
