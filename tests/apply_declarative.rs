@@ -308,3 +308,34 @@ fn under_restart_policy_never_the_updated_container_still_restarts() {
     node.podrun(&["delete", "once", "--now"]).ok();
     node.assert_clean();
 }
+
+/// Issue 21, acceptance 1: `apply pods/deployment.yaml` twice.
+#[test]
+fn the_example_deployment_applied_twice_is_unchanged() {
+    require_root!();
+    let node = Node::new();
+    let first = node.apply("pods/deployment.yaml").ok();
+    assert!(
+        first.stdout.starts_with("deployment.apps/web created"),
+        "{}",
+        first.stdout
+    );
+    let pods: Vec<String> = node
+        .podrun(&["get", "pods", "-o", "name"])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| l.trim_start_matches("pod/").to_owned())
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    let before: Vec<_> = pods.iter().map(|p| processes(&node, p)).collect();
+    let again = node.apply("pods/deployment.yaml").ok();
+    assert_eq!(again.stdout, "deployment.apps/web unchanged\n");
+    std::thread::sleep(Duration::from_millis(500));
+    let after: Vec<_> = pods.iter().map(|p| processes(&node, p)).collect();
+    assert_eq!(after, before);
+    let file = common::repo_file("pods/deployment.yaml");
+    node.podrun(&["delete", "-f", file.to_str().unwrap(), "--now"])
+        .ok();
+    node.assert_clean();
+}
