@@ -7,14 +7,13 @@
 
 use chrono::Utc;
 
-use super::declarative::{self, DeploymentChange, PodChange};
+use super::sort::{Sorted, checked_updates, sort};
 use super::{Result, failed as msg, supervisor_start as start_supervisor};
 use crate::config::Config;
 use crate::container::image::{self, ContainerImage};
-use crate::spec::{DeploymentPlan, Object, PodPlan, VolumeSource};
+use crate::spec::{Object, PodPlan, VolumeSource};
 use crate::state::{
-    CgroupRecord, ContainerRecord, ContainerState, DeploymentRecord, Phase, PodKey, PodRecord,
-    StateError, Store,
+    CgroupRecord, ContainerRecord, ContainerState, Phase, PodKey, PodRecord, StateError, Store,
 };
 use crate::supervisor::report::StartReport;
 
@@ -28,9 +27,9 @@ pub struct Created {
 }
 
 /// Create the pods of `objects` (all of them, or none) and update those that exist and
-/// changed where allowed; nothing is made or changed if any object is refused. `note` hears what apply did on the
-/// side (leftovers of a lost state root it removed); `pulling` how the pulls of missing images
-/// go ([`super::images`]).
+/// changed where allowed; nothing is made or changed if any object is refused. `note` hears
+/// what apply did on the side (leftovers of a lost state root it removed); `pulling` how the
+/// pulls of missing images go ([`super::images`]).
 pub fn apply(
     cfg: &Config,
     objects: Vec<Object>,
@@ -45,43 +44,12 @@ pub fn apply(
             note(line);
         }
     }
-    let mut pods: Vec<PodPlan> = Vec::new();
-    let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
-    let mut updates: Vec<(PodRecord, PodPlan, Vec<String>)> = Vec::new();
-    let mut deployments: Vec<DeploymentRecord> = Vec::new();
-    for obj in objects {
-        match obj {
-            Object::Pod(p) => match existing(&store, &p)? {
-                None => {
-                    headers.push((format!("pod/{} created", p.name), 1));
-                    pods.push(p);
-                }
-                Some((_, PodChange::Unchanged)) => {
-                    headers.push((format!("pod/{} unchanged", p.name), 0));
-                }
-                Some((record, PodChange::Update { plan, images })) => {
-                    headers.push((format!("pod/{} configured", p.name), 0));
-                    updates.push((record, plan, images));
-                }
-            },
-            Object::Deployment(d) => {
-                let key = PodKey::new(&d.namespace, &d.name);
-                let owned = super::owned_by_deployment(&store, &d.namespace, &d.name).len();
-                let recorded = store.load_deployment(&key)?;
-                match declarative::deployment_change(recorded.as_ref(), owned, &d)? {
-                    DeploymentChange::Unchanged => {
-                        headers.push((format!("deployment.apps/{} unchanged", d.name), 0));
-                    }
-                    DeploymentChange::Create => {
-                        let plans = d.pod_plans();
-                        headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
-                        deployments.push(deployment_record(&d));
-                        pods.extend(plans);
-                    }
-                }
-            }
-        }
-    }
+    let Sorted {
+        pods,
+        headers,
+        updates,
+        deployments,
+    } = sort(&store, objects)?;
     for p in &pods {
         let key = PodKey::new(&p.namespace, &p.name);
         if store.exists(&key) {
@@ -113,21 +81,7 @@ pub fn apply(
         .iter()
         .map(|p| prepare(cfg, p))
         .collect::<Result<Vec<_>>>()?;
-    let updates = images
-        .split_off(pods.len())
-        .into_iter()
-        .zip(updates)
-        .map(|(resolved, (record, plan, changed))| {
-            let new_images = plan
-                .containers
-                .iter()
-                .zip(resolved)
-                .filter(|(c, _)| changed.contains(&c.name))
-                .map(|(c, image)| (c.name.clone(), image))
-                .collect();
-            super::update::check(&record, plan, new_images)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let updates = checked_updates(images.split_off(pods.len()), updates)?;
     tracing::debug!("images resolved");
     let reserved = reserve(cfg, &store, &pods, &images, &outcomes)?;
     tracing::debug!("names reserved");
@@ -161,36 +115,6 @@ pub fn apply(
             pods: started.by_ref().take(n).collect(),
         })
         .collect())
-}
-
-/// Pod `plan` as it exists, and what applying it again does; None if it does not exist.
-fn existing(store: &Store, plan: &PodPlan) -> Result<Option<(PodRecord, PodChange)>> {
-    let key = PodKey::new(&plan.namespace, &plan.name);
-    let record = match store.load(&key) {
-        Ok(r) => r,
-        Err(StateError::NotFound(_)) if !store.exists(&key) => return Ok(None),
-        // A directory without its record yet: another apply is making the pod.
-        Err(StateError::NotFound(_)) => {
-            return Err(StateError::AlreadyExists(plan.name.clone()).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let change = declarative::pod_change(&record.plan, plan)?;
-    Ok(Some((record, change)))
-}
-
-/// What is kept of an applied Deployment.
-fn deployment_record(d: &DeploymentPlan) -> DeploymentRecord {
-    DeploymentRecord {
-        namespace: d.namespace.clone(),
-        name: d.name.clone(),
-        uid: d.uid.clone(),
-        last_applied: d.last_applied.clone().unwrap_or_default(),
-        replicas: d.replicas,
-        template_hash: d.template_hash.clone(),
-        replica_set_name: d.replica_set_name.clone(),
-        created_at: Utc::now(),
-    }
 }
 
 /// Every missing or invalid image of every pod, all named in one error (a Deployment's pods

@@ -15,6 +15,7 @@ pub mod delete;
 pub mod exec;
 pub mod images;
 pub mod read;
+mod sort;
 mod supervisor_start;
 pub mod update;
 
