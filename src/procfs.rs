@@ -199,6 +199,19 @@ fn sigterm_blind_in(status: &str) -> Option<SigtermBlind> {
     (init_of_own_ns && mask("SigCgt")? & term == 0).then_some(SigtermBlind::InitWithoutHandler)
 }
 
+/// Whether `pid` has a handler for `signal` now (`SigCgt` of `/proc/<pid>/status`): a signal
+/// whose default action ends the process is only sent to one that catches it.
+pub fn catches(pid: i32, signal: Signal) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (signal as i32 - 1)) != 0)
+}
+
 /// Boot time in seconds since the epoch and the clock tick rate, to turn start times into dates.
 pub fn clock_ticks_per_second() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)

@@ -487,7 +487,7 @@ fn bad_input_is_refused_and_creates_nothing() {
 }
 
 #[test]
-fn existing_name_and_exhausted_range_are_refused() {
+fn existing_name_is_unchanged_and_exhausted_range_is_refused() {
     require_root!();
     let node = Node::with_cidr("10.99.0.0/30"); // one usable address: .2
     let f = write(
@@ -496,13 +496,9 @@ fn existing_name_and_exhausted_range_are_refused() {
         "{apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: [{name: c, image: podrun.local/debug:1, command: [sleep, '600']}]}}",
     );
     node.podrun(&["apply", "-f", &f]).ok();
-    let again = node.podrun(&["apply", "-f", &f]);
-    assert_ne!(again.code, 0);
-    assert!(
-        again.stderr.contains("pods \"one\" already exists"),
-        "{}",
-        again.stderr
-    );
+    // Applied again (declarative apply, issue 21): the existing pod is left as it is.
+    let again = node.podrun(&["apply", "-f", &f]).ok();
+    assert_eq!(again.stdout, "pod/one unchanged\n");
     let g = write(
         &node,
         "two.yaml",

@@ -1,6 +1,6 @@
 //! `podrun apply -f FILE`: read the manifest, hand its objects to [`crate::pod::apply`], print
-//! what was created as kubectl does (`pod/NAME created`, `deployment.apps/NAME created`), each
-//! pod's summary indented under it.
+//! what was done as kubectl does (`pod/NAME created`, `unchanged`, `configured`,
+//! `deployment.apps/NAME created`), each created pod's summary indented under it.
 
 use std::path::Path;
 

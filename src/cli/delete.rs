@@ -98,11 +98,11 @@ fn targets(
         for obj in spec::load_file_in(file, explicit_namespace)? {
             match obj {
                 Object::Pod(p) => keys.push(PodKey::new(&p.namespace, &p.name)),
-                Object::Deployment(d) => keys.extend(
-                    crate::pod::owned_by_deployment(&store, &d.namespace, &d.name)
-                        .iter()
-                        .map(|r| r.key()),
-                ),
+                Object::Deployment(d) => keys.extend(crate::pod::forget_deployment(
+                    &store,
+                    &d.namespace,
+                    &d.name,
+                )?),
             }
         }
         return Ok(keys);

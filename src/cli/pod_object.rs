@@ -24,6 +24,10 @@ pub fn pod_object(r: &PodRecord) -> Value {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }));
     }
+    if let Some(applied) = &r.plan.last_applied {
+        // As kubectl apply keeps it: in the object's own annotations.
+        meta["annotations"][crate::spec::LAST_APPLIED_ANNOTATION] = json!(applied);
+    }
     obj["spec"]["nodeName"] = json!(r.node_name);
     obj["status"] = status(r);
     obj

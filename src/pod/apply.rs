@@ -1,9 +1,13 @@
 //! Apply: validate everything first, reserve the pod names, start one supervisor per pod,
 //! wait until each reports its sandbox ready and containers started. If any pod fails, every
-//! pod this apply created is removed again.
+//! pod this apply created is removed again. Objects that exist are compared with their last
+//! applied configuration first ([`super::declarative`]): unchanged ones are left alone,
+//! allowed pod updates go to their supervisors once every new pod has started, and any
+//! refusal stops the apply before anything is made.
 
 use chrono::Utc;
 
+use super::sort::{Sorted, checked_updates, sort};
 use super::{Result, failed as msg, supervisor_start as start_supervisor};
 use crate::config::Config;
 use crate::container::image::{self, ContainerImage};
@@ -13,17 +17,19 @@ use crate::state::{
 };
 use crate::supervisor::report::StartReport;
 
-/// What apply made of one object: kubectl's line (`pod/NAME created`) and each of its pods
-/// with what it started (sandbox, network, containers: a line each).
+/// What apply did with one object: kubectl's line (`pod/NAME created`, `unchanged`,
+/// `configured`) and each pod it created with what it started (sandbox, network,
+/// containers: a line each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub line: String,
     pub pods: Vec<(PodKey, String)>,
 }
 
-/// Create the pods of `objects`; all of them, or none. `note` hears what apply did on the
-/// side (leftovers of a lost state root it removed); `pulling` how the pulls of missing images
-/// go ([`super::images`]).
+/// Create the pods of `objects` (all of them, or none) and update those that exist and
+/// changed where allowed; nothing is made or changed if any object is refused. `note` hears
+/// what apply did on the side (leftovers of a lost state root it removed); `pulling` how the
+/// pulls of missing images go ([`super::images`]).
 pub fn apply(
     cfg: &Config,
     objects: Vec<Object>,
@@ -38,27 +44,12 @@ pub fn apply(
             note(line);
         }
     }
-    let mut pods: Vec<PodPlan> = Vec::new();
-    let mut headers: Vec<(String, usize)> = Vec::new(); // (kubectl line, number of pods)
-    for obj in objects {
-        match obj {
-            Object::Pod(p) => {
-                headers.push((format!("pod/{} created", p.name), 1));
-                pods.push(p);
-            }
-            Object::Deployment(d) => {
-                if !super::owned_by_deployment(&store, &d.namespace, &d.name).is_empty() {
-                    return Err(msg(format!(
-                        "deployments.apps \"{}\" already exists",
-                        d.name
-                    )));
-                }
-                let plans = d.pod_plans();
-                headers.push((format!("deployment.apps/{} created", d.name), plans.len()));
-                pods.extend(plans);
-            }
-        }
-    }
+    let Sorted {
+        pods,
+        headers,
+        updates,
+        deployments,
+    } = sort(&store, objects)?;
     for p in &pods {
         let key = PodKey::new(&p.namespace, &p.name);
         if store.exists(&key) {
@@ -75,18 +66,22 @@ pub fn apply(
             )));
         }
     }
-    let outcomes = super::images::ensure_images(cfg, &pods, pulling)?;
-    if let Some(problem) = pods
+    // The pods to make and the pods to update: their images are pulled and checked alike.
+    let mut checked: Vec<PodPlan> = pods.clone();
+    checked.extend(updates.iter().map(|(_, plan, _)| plan.clone()));
+    let outcomes = super::images::ensure_images(cfg, &checked, pulling)?;
+    if let Some(problem) = checked
         .iter()
         .find_map(|p| super::images::never_pull_problem(cfg, p))
     {
         return Err(msg(problem));
     }
-    check_images(cfg, &pods)?;
-    let images = pods
+    check_images(cfg, &checked)?;
+    let mut images = checked
         .iter()
         .map(|p| prepare(cfg, p))
         .collect::<Result<Vec<_>>>()?;
+    let updates = checked_updates(images.split_off(pods.len()), updates)?;
     tracing::debug!("images resolved");
     let reserved = reserve(cfg, &store, &pods, &images, &outcomes)?;
     tracing::debug!("names reserved");
@@ -106,6 +101,10 @@ pub fn apply(
         return Err(msg(failures.join("\n")));
     }
     tracing::debug!("pods started");
+    for d in &deployments {
+        store.save_deployment(d)?;
+    }
+    super::update::send(&store, updates)?;
     let mut started = reserved
         .into_iter()
         .zip(started.into_iter().map(|(_, r)| r.unwrap_or_default()));
@@ -237,6 +236,7 @@ fn new_record(cfg: &Config, plan: &PodPlan, images: &[ContainerImage]) -> PodRec
                 init: c.init,
                 probed: Default::default(),
                 post_start_running: false,
+                restart_for_update: false,
             })
             .collect(),
         events: Vec::new(),

@@ -1,25 +1,30 @@
 //! The pod lifecycle as a library: what the verbs do, for any front end (the CLI today, a
 //! controller or an API server next). [`apply`] validates objects, reserves their names and
 //! starts one supervisor per pod, rolling back everything on any failure; [`delete`] asks
-//! supervisors to stop and tears down from the record what a lost supervisor left; the
+//! supervisors to stop and tears down from the record what a lost supervisor left; applied
+//! again, an object is left `unchanged` or updated where Kubernetes allows it
+//! ([`declarative`], [`update`]); the
 //! status words and the pod cgroups are read from here too. Front ends parse and print only.
 //!
 //! Below it: `supervisor` (the per-pod process that owns a pod's kernel objects), `state` (the
 //! records, [`crate::state::PodPaths`]), `diagnostics` (leftovers without a record).
 
 pub mod apply;
+pub mod declarative;
 pub mod delete;
 pub mod exec;
 pub mod images;
 pub mod read;
+mod sort;
 mod supervisor_start;
+pub mod update;
 
 pub use crate::supervisor::{
     SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_cgroup, pod_ready, pod_restarts,
     pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
 };
 pub use apply::{Created, apply};
-pub use delete::{delete_pod, owned_by_deployment};
+pub use delete::{delete_pod, forget_deployment, owned_by_deployment};
 
 /// Why a pod operation failed; every message names the object.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,9 @@ pub enum PodError {
     Net(#[from] crate::net::NetError),
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// A declarative apply refused to change an existing object.
+    #[error(transparent)]
+    Refused(#[from] declarative::Refused),
     /// Refused or failed, with the API server's or the runtime's words.
     #[error("{0}")]
     Failed(String),

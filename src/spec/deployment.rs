@@ -50,6 +50,7 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
             .and_then(|s| s.hostname)
             .filter(|h| !h.is_empty()),
         template,
+        last_applied: None,
     }
 }
 
@@ -108,7 +109,7 @@ pub fn safe_encode(text: &str) -> String {
 }
 
 /// Compact JSON with object keys sorted, independent of map ordering features.
-fn write_canonical(value: &Value, out: &mut String) {
+pub(super) fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -108,7 +108,12 @@ pub fn load_str_in(
             data.push(object);
             continue;
         }
-        let object = load_object(document, &origin)?;
+        let applied = super::last_applied(&document);
+        let mut object = load_object(document, &origin)?;
+        match &mut object {
+            Object::Pod(p) => p.last_applied = Some(applied),
+            Object::Deployment(d) => d.last_applied = Some(applied),
+        }
         check_unique(&object, &origin, &mut seen)?;
         objects.push((object, origin));
     }

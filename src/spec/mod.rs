@@ -5,6 +5,7 @@
 //! (`strict.rs`) → API-server style validation (`validate.rs`) → plan (`plan.rs`,
 //! `deployment.rs`).
 
+mod applied;
 mod deployment;
 mod env;
 mod error;
@@ -23,9 +24,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use applied::{LAST_APPLIED_ANNOTATION, last_applied};
 pub use error::{Origin, SpecError};
 pub use handlers::LifecyclePlan;
 pub use load::{load_file, load_file_in, load_str, load_str_in};
+pub use plan::set_metadata;
 
 /// One object of a manifest. Not boxed: objects are few and callers match on the plans directly.
 #[allow(clippy::large_enum_variant)]
@@ -54,6 +57,9 @@ pub struct DeploymentPlan {
     pub template: PodPlan,
     /// `spec.template.spec.hostname` when set (else each pod's hostname is its name).
     pub template_hostname: Option<String>,
+    /// The Deployment as written in the manifest (see [`PodPlan::last_applied`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<String>,
 }
 
 impl DeploymentPlan {
@@ -93,6 +99,11 @@ pub struct PodPlan {
     /// `.dockerconfigjson`), for the pulls of this pod's images; never shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull_credentials: Vec<PullCredentials>,
+    /// The object as written in the manifest (kubectl's
+    /// `kubectl.kubernetes.io/last-applied-configuration`), for a Pod of the file; None for a
+    /// Deployment's pods (their Deployment keeps its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<String>,
 }
 
 /// A `kubernetes.io/dockerconfigjson` Secret's content (a Docker config.json). Its `Debug`

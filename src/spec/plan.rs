@@ -73,6 +73,7 @@ pub fn pod_plan(pod: &Pod) -> PodPlan {
             .filter(|n| !n.is_empty())
             .collect(),
         pull_credentials: Vec::new(),
+        last_applied: None,
     };
     plan.manifest = manifest(&plan, &spec);
     plan

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <root>/pods/<ns>_<name>/                one pod's state: every file in [`PodPaths`]
+//! <root>/deployments/<ns>_<name>.json     an applied Deployment ([`DeploymentRecord`])
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])
@@ -9,6 +10,7 @@
 //! A pod name is reserved by `mkdir` of its directory, which is atomic, so two concurrent applies
 //! of the same name cannot both succeed.
 
+mod applied;
 mod paths;
 mod record;
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use crate::lockfile::LockFile;
 
+pub use applied::{DeploymentRecord, UpdateRequest};
 pub use paths::{PodPaths, bundle_config};
 pub use record::*;
 

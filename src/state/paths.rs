@@ -5,6 +5,7 @@
 //! ```text
 //! <pod dir>/pod.json                     the PodRecord (tmp + rename; only its supervisor writes it)
 //! <pod dir>/deletion.json                delete's request (grace period), read on SIGTERM
+//! <pod dir>/update.json                  apply's update request (new plan), read on SIGUSR1
 //! <pod dir>/supervisor.log               the supervisor's own log
 //! <pod dir>/pause.log                    the pause's stdout+stderr
 //! <pod dir>/etc/{hosts,hostname,resolv.conf}   the kubelet-managed /etc files, bind-mounted
@@ -47,6 +48,10 @@ impl PodPaths {
 
     pub fn deletion_request(&self) -> PathBuf {
         self.dir.join("deletion.json")
+    }
+
+    pub fn update_request(&self) -> PathBuf {
+        self.dir.join("update.json")
     }
 
     pub fn supervisor_log(&self) -> PathBuf {
@@ -125,6 +130,7 @@ mod tests {
         let own = [
             pod.record(),
             pod.deletion_request(),
+            pod.update_request(),
             pod.supervisor_log(),
             pod.pause_log(),
             pod.etc_dir(),

@@ -147,6 +147,10 @@ pub struct ContainerRecord {
     /// writes a status, the container shows the state it had before it started.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub post_start_running: bool,
+    /// Killed because apply changed its image: it starts again whatever the restart policy
+    /// (the kubelet's "definition changed, will be restarted"); cleared by that start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart_for_update: bool,
 }
 
 /// The results of a run's startup and readiness probes (reset at each start).

@@ -24,6 +24,7 @@ mod staging;
 mod status;
 pub mod teardown;
 mod termination;
+mod update;
 mod volumes;
 
 use std::io::Read;
@@ -144,6 +145,7 @@ pub fn run(
     for sig in [SIGTERM, SIGINT] {
         signal_hook::flag::register(sig, term.clone()).expect("register stop flag");
     }
+    let update = update::register(&wake_tx);
     let _ = wake_rx.set_nonblocking(true);
     let _ = wake_tx.set_nonblocking(true);
     sup.wake = wake_tx.try_clone().ok();
@@ -165,7 +167,7 @@ pub fn run(
         sup.stage_after(0);
         sup.dispatch(Event::Sync); // a first sidecar that started lets the sequence go on
     }
-    sup.event_loop(&wake_rx, &term);
+    sup.event_loop(&wake_rx, &term, &update);
     0
 }
 
@@ -196,7 +198,12 @@ impl Supervisor {
         }
     }
 
-    fn event_loop(&mut self, wake: &UnixStream, term: &std::sync::atomic::AtomicBool) {
+    fn event_loop(
+        &mut self,
+        wake: &UnixStream,
+        term: &std::sync::atomic::AtomicBool,
+        update: &std::sync::atomic::AtomicBool,
+    ) {
         loop {
             if term.load(std::sync::atomic::Ordering::SeqCst) && !self.machine.stopping() {
                 self.record.deletion = self.store.deletion_request(&self.record.key());
@@ -204,6 +211,7 @@ impl Supervisor {
                 return;
             }
             self.reap_children();
+            self.take_update(update);
             self.take_probe_reports();
             self.fire_kill_deadlines(Instant::now());
             if self.machine.due(Instant::now()) {

@@ -569,7 +569,8 @@ impl Machine {
         last: Option<&ContainerState>,
         now: Now,
     ) -> Decision {
-        let policy = if record.plan.containers[i].sidecar {
+        let updated = record.containers[i].restart_for_update;
+        let policy = if record.plan.containers[i].sidecar || updated {
             RestartPolicy::Always
         } else {
             record.plan.restart_policy
@@ -926,6 +927,7 @@ fn begin_run(c: &mut ContainerRecord) {
 /// becomes `next`, the last run becomes its lastState, and its restart count goes up.
 fn begin_restart(c: &mut ContainerRecord, next: u64) {
     c.backoff_factor = next;
+    c.restart_for_update = false;
     if let ContainerState::Terminated { .. } = c.state {
         c.last_state = Some(c.state.clone());
     }

@@ -367,6 +367,7 @@ pub(super) mod tests {
                     init: i < n_init,
                     probed: Default::default(),
                     post_start_running: false,
+                    restart_for_update: false,
                 })
                 .collect(),
             events: vec![],
