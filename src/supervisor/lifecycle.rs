@@ -435,13 +435,15 @@ impl Supervisor {
             tracing::debug!("sandbox removed");
             teardown::remove_cgroups(&self.record, &mut errors);
             tracing::debug!("cgroups removed");
-            teardown::remove_state(&self.store, &self.record, &mut errors);
-            tracing::debug!("state removed");
             match node_network.map(|t| t.join()) {
                 None | Some(Ok(Ok(()))) => {}
                 Some(Ok(Err(e))) => errors.0.push(format!("remove node network: {e}")),
                 Some(Err(_)) => errors.0.push("remove node network: thread panicked".into()),
             }
+            // Last: until the record goes, a supervisor killed midway (delete's deadline)
+            // leaves delete's fallback a record to tear the rest down from.
+            teardown::remove_state(&self.store, &self.record, &mut errors);
+            tracing::debug!("state removed");
             errors
         });
         drop(lock);
