@@ -193,3 +193,52 @@ fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
     node.podrun(&["delete", "job", "--now"]).ok();
     node.assert_clean();
 }
+
+#[test]
+fn the_app_waits_for_the_sidecars_startup_probe() {
+    require_root!();
+    let node = Node::new();
+    let shared = shared_dir(&node);
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: gated}}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes: [{{name: shared, hostPath: {{path: '{shared}', type: Directory}}}}]
+  initContainers:
+  - name: proxy
+    image: podrun.local/debug:1
+    restartPolicy: Always
+    command: [sh, -c, '{start}; sleep 2; touch /tmp/up; exec sleep 3600']
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+    startupProbe: {{exec: {{command: [test, -e, /tmp/up]}}, periodSeconds: 1, failureThreshold: 30}}
+  containers:
+  - name: app
+    image: podrun.local/debug:1
+    command: [sh, -c, '{app}; exec sleep 3600']
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+"#,
+        shared = shared.display(),
+        start = stamp("proxy-start"),
+        app = stamp("app-start"),
+    );
+    node.apply_manifest("gated.yaml", &manifest).ok();
+    // Until the sidecar's startup probe passes it has not started: Init:0/1, the app waits.
+    std::thread::sleep(Duration::from_millis(800));
+    let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
+    assert!(row.contains(" Init:0/1 "), "{row}");
+    let pod = node.wait_for_pod("gated", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let proxy = status_of(&pod, "initContainerStatuses", "proxy");
+    assert_eq!(proxy["started"], true, "{proxy}");
+    let lines = order(&shared);
+    let at = |what: &str| lines.iter().find(|(n, _)| n == what).unwrap().1;
+    assert!(
+        at("app-start") - at("proxy-start") >= 1.9,
+        "the app started after the probe passed: {lines:?}"
+    );
+    node.podrun(&["delete", "gated", "--now"]).ok();
+    node.assert_clean();
+}
