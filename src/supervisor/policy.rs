@@ -166,6 +166,10 @@ pub struct Machine {
     /// Containers whose image pull failed: the failures in a row and when the next pull may
     /// be tried (the kubelet's image back-off: the same 10 s doubling to 300 s).
     pulls: Vec<(usize, PullBackOff)>,
+    /// Containers whose restart is not counted while its image pull fails (the kubelet counts
+    /// a restart when the container is made): the count is taken back at each failed pull
+    /// and given again at the next try.
+    uncounted: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,6 +188,7 @@ impl Machine {
             attempt: None,
             stopping: false,
             pulls: Vec::new(),
+            uncounted: Vec::new(),
         }
     }
 
@@ -212,6 +217,7 @@ impl Machine {
             Event::Exited { container, exit } => {
                 // It ran: its image was there.
                 self.pulls.retain(|(i, _)| *i != container);
+                self.uncounted.retain(|i| *i != container);
                 record_exit(record, container, &exit, now.wall);
                 if self.stopping {
                 } else if record.containers[container].init {
@@ -734,6 +740,15 @@ impl Machine {
         ));
         let c = &mut record.containers[i];
         c.process = None;
+        // A restart whose container was not made: not counted (yet).
+        let restarting = matches!(c.state, ContainerState::Terminated { .. })
+            && matches!(c.last_state, Some(ContainerState::Terminated { .. }));
+        if (restarting || self.uncounted.contains(&i)) && c.restart_count > 0 {
+            c.restart_count -= 1;
+            if !self.uncounted.contains(&i) {
+                self.uncounted.push(i);
+            }
+        }
         c.state = ContainerState::Waiting {
             reason: reason.into(),
             message: Some(message),
@@ -768,6 +783,9 @@ impl Machine {
             };
             self.schedule(i, backoff.until);
         } else {
+            if self.uncounted.contains(&i) {
+                record.containers[i].restart_count += 1;
+            }
             actions.push(Action::Start(i));
         }
         true

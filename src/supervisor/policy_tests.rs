@@ -1063,3 +1063,40 @@ fn a_failed_liveness_probe_kills_with_the_probes_grace_and_the_exit_restarts() {
         && e.message == "Container c0 failed liveness probe, will be restarted"));
     assert_eq!(k.record.containers[0].restart_count, 1);
 }
+
+#[test]
+fn a_restart_whose_pull_fails_is_not_counted_until_the_container_is_made() {
+    let now = Now::current();
+    let mut r = all_running("Always", 1, now);
+    let mut m = Machine::new(BASE);
+    let ended = later(now, Duration::from_secs(700));
+    assert_eq!(
+        m.handle(&mut r, exited(0, code(1)), ended),
+        [Action::Start(0)]
+    );
+    assert_eq!(r.containers[0].restart_count, 1);
+    let failed = Event::PullFailed {
+        container: 0,
+        reason: "ErrImagePull",
+        message: "connection refused".into(),
+    };
+    assert_eq!(m.handle(&mut r, failed.clone(), ended), []);
+    assert_eq!(r.containers[0].restart_count, 0, "no container was made");
+    assert!(matches!(
+        r.containers[0].last_state,
+        Some(ContainerState::Terminated { .. })
+    ));
+    // The pull is tried again after its back-off: counted again; a second failure takes it back.
+    let retry = later(ended, BASE);
+    assert_eq!(m.handle(&mut r, Event::Tick, retry), [Action::Start(0)]);
+    assert_eq!(r.containers[0].restart_count, 1);
+    assert_eq!(m.handle(&mut r, failed, retry), []);
+    assert_eq!(r.containers[0].restart_count, 0);
+    let again = later(retry, 2 * BASE);
+    assert_eq!(m.handle(&mut r, Event::Tick, again), [Action::Start(0)]);
+    start(&mut r, 0, again);
+    assert_eq!(
+        r.containers[0].restart_count, 1,
+        "made at last: one restart"
+    );
+}
