@@ -175,7 +175,8 @@ impl Supervisor {
         self.probing.kills.push(kill);
     }
 
-    /// SIGKILL what outlived its kill's deadline.
+    /// At a kill's deadline: SIGKILL; or, if its preStop hook used up the grace period, the
+    /// SIGTERM now and the kubelet's 2 s floor before the SIGKILL.
     pub(super) fn fire_kill_deadlines(&mut self, now: Instant) {
         let (due, rest): (Vec<_>, Vec<_>) = self
             .probing
@@ -183,9 +184,17 @@ impl Supervisor {
             .drain(..)
             .partition(|k| k.deadline <= now);
         self.probing.kills = rest;
-        for k in due {
-            if self.record.containers[k.container].id == k.id {
+        for mut k in due {
+            if self.record.containers[k.container].id != k.id {
+                continue;
+            }
+            if k.terminated {
                 procfs::signal_group(k.pid, Signal::SIGKILL);
+            } else {
+                procfs::signal_group(k.pid, Signal::SIGTERM);
+                k.terminated = true;
+                k.deadline = now + MIN_GRACE_AFTER_HOOK;
+                self.probing.kills.push(k);
             }
         }
     }
