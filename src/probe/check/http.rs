@@ -150,38 +150,45 @@ where
     let request = builder
         .body(Empty::<Bytes>::new())
         .map_err(|e| GetError::InvalidHeader(e.to_string()))?;
-    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(stream));
-    let (mut sender, connection) = tokio::time::timeout_at(deadline, handshake)
-        .await
-        .map_err(|_| GetError::AwaitingHeaders)?
-        .map_err(GetError::Http)?;
-    // The connection is driven by a task of its own, aborted with the attempt.
-    let _connection = AbortOnDrop(tokio::spawn(connection));
-    let response = tokio::time::timeout_at(deadline, sender.send_request(request))
-        .await
-        .map_err(|_| GetError::AwaitingHeaders)?
-        .map_err(GetError::Http)?;
-    let status = response.status().as_u16();
-    let mut body = response.into_body();
-    let mut read = 0;
-    while read < MAX_OUTPUT {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(GetError::ReadingBody),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(GetError::Http(e)),
-            Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |d| d.len()),
+    // One deadline for the whole exchange (one timer), and the connection driven in this
+    // task beside the request (no task of its own per attempt).
+    let headers_seen = std::sync::atomic::AtomicBool::new(false);
+    let work = async {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(GetError::Http)?;
+        let exchange = async {
+            let response = sender.send_request(request).await.map_err(GetError::Http)?;
+            headers_seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut read = 0;
+            while read < MAX_OUTPUT {
+                match body.frame().await {
+                    None => break,
+                    Some(Err(e)) => return Err(GetError::Http(e)),
+                    Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                }
+            }
+            Ok(status)
+        };
+        tokio::pin!(exchange);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = &mut exchange => result,
+            ended = &mut connection => match ended {
+                Err(e) => Err(GetError::Http(e)),
+                // Closed after the response: what it delivered is read.
+                Ok(()) => exchange.await,
+            },
         }
-    }
-    Ok(status)
-}
-
-/// A task aborted when its handle goes (an attempt that ends or times out takes its
-/// connection with it).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+    };
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(result) => result,
+        Err(_) if headers_seen.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(GetError::ReadingBody)
+        }
+        Err(_) => Err(GetError::AwaitingHeaders),
     }
 }
 
