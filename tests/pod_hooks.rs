@@ -8,12 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::Node;
 
-fn shared_dir(node: &Node) -> std::path::PathBuf {
-    let dir = node.root.path().join("shared");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A container that appends `term <uptime>` to /shared/order on SIGTERM.
 fn trapping(name: &str, extra: &str) -> String {
     format!(
@@ -31,25 +25,11 @@ fn uptime() -> f64 {
         .unwrap()
 }
 
-fn order(shared: &std::path::Path) -> Vec<(String, f64)> {
-    std::fs::read_to_string(shared.join("order"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let (what, at) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
-            (
-                what.to_owned(),
-                at.parse().unwrap_or_else(|_| panic!("{l:?}")),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn pre_stop_runs_before_the_sigterm_within_the_grace_period() {
     require_root!();
     let node = Node::new();
-    let shared = shared_dir(&node);
+    let shared = node.shared_dir();
     let manifest = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: hooks}}\nspec:\n  terminationGracePeriodSeconds: 20\n  volumes: [{{name: shared, hostPath: {{path: '{}', type: Directory}}}}]\n  containers:\n{}{}",
         shared.display(),
@@ -78,7 +58,7 @@ fn pre_stop_runs_before_the_sigterm_within_the_grace_period() {
         took < Duration::from_secs(15),
         "but not for the grace period: {took:?}"
     );
-    let lines = order(&shared);
+    let lines = common::order_file(&shared);
     let at = |what: &str| {
         lines
             .iter()

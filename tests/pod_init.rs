@@ -32,22 +32,12 @@ fn pod_with_inits(name: &str, sleep: u32) -> String {
     )
 }
 
-/// The STATUS column of pod `pod` in `get pods`.
-fn status_word(node: &Node, pod: &str) -> String {
-    let out = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(pod))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("")
-        .to_owned()
-}
-
 /// The STATUS words `pod` goes through (each once, in order) until `last` or `timeout`.
 fn watch_status(node: &Node, pod: &str, last: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut seen: Vec<String> = Vec::new();
     while Instant::now() < deadline {
-        let word = status_word(node, pod);
+        let word = node.get_column(pod, 2);
         if seen.last() != Some(&word) {
             seen.push(word.clone());
         }
@@ -242,7 +232,7 @@ fn a_failing_init_container_backs_off_or_fails_the_pod_under_never() {
     assert_eq!(init["state"]["terminated"]["exitCode"], 1, "{init}");
     assert_eq!(init["restartCount"], 0, "{init}");
     assert_app_never_started(&pod);
-    assert_eq!(status_word(&node, "never"), "Init:Error");
+    assert_eq!(node.get_column("never", 2), "Init:Error");
     let pod = node.wait_for_pod("never", Duration::from_secs(10), |p| {
         p["status"]["conditions"][0]["status"] == "False"
     });

@@ -17,13 +17,9 @@ fn httpd(listen: &str, delay: u32) -> String {
     )
 }
 
+/// An app container's status.
 fn status<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["status"]["containerStatuses"]
-        .as_array()
-        .unwrap_or_else(|| panic!("containerStatuses in {pod}"))
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {pod}"))
+    common::container_status(pod, "containerStatuses", name)
 }
 
 fn condition(pod: &Value, kind: &str) -> Value {
@@ -34,15 +30,6 @@ fn condition(pod: &Value, kind: &str) -> Value {
         .find(|c| c["type"] == kind)
         .cloned()
         .unwrap_or_else(|| panic!("condition {kind} in {pod}"))
-}
-
-fn ready_column(node: &Node, pod: &str) -> String {
-    let out = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(pod))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("")
-        .to_owned()
 }
 
 #[test]
@@ -135,7 +122,7 @@ spec:
     assert_eq!(status(&pod, "slow")["restartCount"], 0, "{pod}");
     assert_eq!(status(&pod, "slow")["ready"], true);
     assert_eq!(status(&pod, "gated")["ready"], false);
-    assert_eq!(ready_column(&node, "ready"), "1/2");
+    assert_eq!(node.get_column("ready", 1), "1/2");
     assert_eq!(condition(&pod, "Ready")["status"], "False");
     assert_eq!(condition(&pod, "ContainersReady")["status"], "False");
     assert_eq!(
@@ -148,7 +135,7 @@ spec:
     let pod = node.wait_for_pod("ready", Duration::from_secs(10), |p| {
         condition(p, "Ready")["status"] == "True"
     });
-    assert_eq!(ready_column(&node, "ready"), "2/2");
+    assert_eq!(node.get_column("ready", 1), "2/2");
     assert_eq!(
         status(&pod, "gated")["restartCount"],
         0,
@@ -242,7 +229,7 @@ spec:
         assert_eq!(status(&pod, name)["ready"], false, "{name}: {pod}");
         assert_eq!(status(&pod, name)["restartCount"], 0, "{name}");
     }
-    assert_eq!(ready_column(&node, "kinds"), "3/7");
+    assert_eq!(node.get_column("kinds", 1), "3/7");
     let describe = node.podrun(&["describe", "pod", "kinds"]).ok().stdout;
     let ip = pod["status"]["podIP"].as_str().unwrap();
     for needle in [

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::Node;
-use serde_json::Value;
 
 /// A shell line appending `<what> <uptime>` to /shared/order.
 fn stamp(what: &str) -> String {
@@ -53,48 +52,24 @@ spec:
 const LOGGING_FOREVER: &str =
     "while true; do echo logging $(date +%s) >> /opt/logs.txt; sleep 1 & wait; done";
 
-/// The `(what, uptime)` lines of the shared order file.
-fn order(shared: &Path) -> Vec<(String, f64)> {
-    std::fs::read_to_string(shared.join("order"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let (what, at) = l.split_once(' ').expect("name and time");
-            (what.to_owned(), at.parse().expect("an uptime"))
-        })
-        .collect()
-}
-
-fn status_of<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
-    pod["status"][list]
-        .as_array()
-        .unwrap_or_else(|| panic!("{list} in {pod}"))
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {list}"))
-}
-
-fn shared_dir(node: &Node) -> std::path::PathBuf {
-    let dir = node.root.path().join("shared");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn the_log_shipping_sidecar_runs_before_and_beside_the_app_restarts_and_stops_last() {
     require_root!();
     let node = Node::new();
-    let shared = shared_dir(&node);
+    let shared = node.shared_dir();
     let manifest = log_shipping_pod("logship", "Always", LOGGING_FOREVER, &shared);
     node.apply_manifest("logship.yaml", &manifest).ok();
     let pod = node.wait_for_pod("logship", Duration::from_secs(30), |p| {
         p["status"]["containerStatuses"][0]["state"]["running"].is_object()
     });
-    let sidecar = status_of(&pod, "initContainerStatuses", "logshipper");
+    let sidecar = common::container_status(&pod, "initContainerStatuses", "logshipper");
     assert!(sidecar["state"]["running"].is_object(), "{sidecar}");
     assert_eq!(sidecar["started"], true, "{sidecar}");
     assert_eq!(sidecar["ready"], true, "{sidecar}");
-    let names: Vec<String> = order(&shared).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = common::order_file(&shared)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["sidecar-start", "app-start"], "the sidecar first");
     // READY counts the sidecar; STATUS is Running; Initialized once the sidecar started.
     let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
@@ -133,16 +108,16 @@ fn the_log_shipping_sidecar_runs_before_and_beside_the_app_restarts_and_stops_la
     )
     .unwrap();
     let pod = node.wait_for_pod("logship", Duration::from_secs(20), |p| {
-        let s = status_of(p, "initContainerStatuses", "logshipper");
+        let s = common::container_status(p, "initContainerStatuses", "logshipper");
         s["restartCount"] == 1 && s["state"]["running"].is_object()
     });
-    let app = status_of(&pod, "containerStatuses", "myapp");
+    let app = common::container_status(&pod, "containerStatuses", "myapp");
     assert_eq!(app["restartCount"], 0, "{app}");
     assert!(app["state"]["running"].is_object(), "{app}");
 
     // Delete: the app gets SIGTERM and ends before the sidecar gets its own.
     node.podrun(&["delete", "logship"]).ok();
-    let lines = order(&shared);
+    let lines = common::order_file(&shared);
     let at = |what: &str| {
         lines
             .iter()
@@ -164,7 +139,7 @@ fn the_log_shipping_sidecar_runs_before_and_beside_the_app_restarts_and_stops_la
 fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
     require_root!();
     let node = Node::new();
-    let shared = shared_dir(&node);
+    let shared = node.shared_dir();
     let manifest = log_shipping_pod(
         "job",
         "Never",
@@ -176,17 +151,20 @@ fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
     // stopped right after.
     let pod = node.wait_for_pod("job", Duration::from_secs(30), |p| {
         p["status"]["phase"] == "Succeeded"
-            && status_of(p, "initContainerStatuses", "logshipper")["state"]["terminated"]
+            && common::container_status(p, "initContainerStatuses", "logshipper")["state"]["terminated"]
                 .is_object()
     });
     assert_eq!(pod["status"]["phase"], "Succeeded", "{pod}");
-    let app = status_of(&pod, "containerStatuses", "myapp");
+    let app = common::container_status(&pod, "containerStatuses", "myapp");
     assert_eq!(app["state"]["terminated"]["exitCode"], 0, "{app}");
     // The sidecar was stopped once the app ended (it handled the SIGTERM).
-    let sidecar = status_of(&pod, "initContainerStatuses", "logshipper");
+    let sidecar = common::container_status(&pod, "initContainerStatuses", "logshipper");
     assert!(sidecar["state"]["terminated"].is_object(), "{sidecar}");
     assert_eq!(sidecar["restartCount"], 0, "not restarted: {sidecar}");
-    let names: Vec<String> = order(&shared).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = common::order_file(&shared)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["sidecar-start", "app-start", "sidecar-term"]);
     let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
     assert!(row.contains(" Completed "), "{row}");
@@ -198,7 +176,7 @@ fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
 fn the_app_waits_for_the_sidecars_startup_probe() {
     require_root!();
     let node = Node::new();
-    let shared = shared_dir(&node);
+    let shared = node.shared_dir();
     let manifest = format!(
         r#"apiVersion: v1
 kind: Pod
@@ -231,9 +209,9 @@ spec:
     let pod = node.wait_for_pod("gated", Duration::from_secs(30), |p| {
         p["status"]["containerStatuses"][0]["state"]["running"].is_object()
     });
-    let proxy = status_of(&pod, "initContainerStatuses", "proxy");
+    let proxy = common::container_status(&pod, "initContainerStatuses", "proxy");
     assert_eq!(proxy["started"], true, "{proxy}");
-    let lines = order(&shared);
+    let lines = common::order_file(&shared);
     let at = |what: &str| lines.iter().find(|(n, _)| n == what).unwrap().1;
     assert!(
         at("app-start") - at("proxy-start") >= 1.9,

@@ -253,6 +253,23 @@ impl Node {
     }
 
     /// `podrun get pod NAME -o json`, parsed.
+    /// Column `n` (0: NAME, 1: READY, 2: STATUS, ...) of `pod`'s row in `get pods`.
+    pub fn get_column(&self, pod: &str, n: usize) -> String {
+        let out = self.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(pod))
+            .and_then(|l| l.split_whitespace().nth(n))
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// A host directory for a test's hostPath volume (inside the node's state root).
+    pub fn shared_dir(&self) -> PathBuf {
+        let dir = self.root.path().join("shared");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     pub fn pod_json(&self, pod: &str) -> serde_json::Value {
         serde_json::from_str(&self.podrun(&["get", "pod", pod, "-o", "json"]).ok().stdout)
             .expect("get -o json prints JSON")
@@ -539,4 +556,35 @@ impl Drop for Node {
             }
         }
     }
+}
+
+/// The `(what, uptime)` lines containers appended to `dir/order` (`echo what $(cut -d" " -f1
+/// /proc/uptime)`), in order.
+pub fn order_file(dir: &Path) -> Vec<(String, f64)> {
+    std::fs::read_to_string(dir.join("order"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (what, at) = l.split_once(' ').unwrap_or_else(|| panic!("{l:?}"));
+            (
+                what.to_owned(),
+                at.parse().unwrap_or_else(|_| panic!("{l:?}")),
+            )
+        })
+        .collect()
+}
+
+/// The status of container `name` in `list` (`containerStatuses`, `initContainerStatuses`)
+/// of a pod's JSON.
+pub fn container_status<'a>(
+    pod: &'a serde_json::Value,
+    list: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    pod["status"][list]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list} in {pod}"))
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {list} of {pod}"))
 }
