@@ -43,6 +43,41 @@ impl LockFile {
         file.lock().map_err(err("lock"))?;
         Ok(LockFile { _file: file })
     }
+
+    /// As [`LockFile::exclusive`], without waiting: None while another holds the lock.
+    pub fn try_exclusive(path: &Path, mode: u32) -> Result<Option<LockFile>, LockError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(mode)
+            .open(path)
+            .map_err(|source| LockError {
+                op: "open",
+                path: path.to_owned(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(LockFile { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError {
+                op: "lock",
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// A file whose open description already holds the lock (inherited from the process
+    /// that took it).
+    pub fn from_locked(file: File) -> LockFile {
+        LockFile { _file: file }
+    }
+
+    /// The locked file (its descriptor carries the lock to a forked child).
+    pub fn file(&self) -> &File {
+        &self._file
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@ use clap::Args;
 use super::{Result, is_pod_kind, msg, pod_arg};
 use crate::config::Config;
 use crate::pod::delete::{finish, request_stop};
+use crate::pod::workloads;
 use crate::spec::{self, Object};
-use crate::state::{PodKey, StateError};
+use crate::state::{PodKey, StateError, WorkloadKind};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// `pod` (optional) and pod names, or `pod/NAME`.
-    #[arg(value_name = "[pod] NAME")]
+    /// `pod` (optional) and pod names, or `pod/NAME`; or `deployment|replicaset|job NAME...`
+    /// (`deployment/NAME`): the workload and its pods.
+    #[arg(value_name = "[KIND] NAME")]
     pub names: Vec<String>,
     /// Delete the pods of this manifest (Pods by name, Deployments with all their pods).
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
@@ -33,14 +35,20 @@ pub struct DeleteArgs {
     pub ignore_not_found: bool,
 }
 
+/// What a delete names: a pod, or a workload (whose pods go with it).
+enum Target {
+    Pod(PodKey),
+    Workload(WorkloadKind, PodKey),
+}
+
 pub fn delete(
     cfg: &Config,
     namespace: &str,
     explicit_namespace: Option<&str>,
     args: &DeleteArgs,
 ) -> Result<i32> {
-    let keys = targets(cfg, namespace, explicit_namespace, args)?;
-    if keys.is_empty() {
+    let targets = targets(cfg, namespace, explicit_namespace, args)?;
+    if targets.is_empty() {
         return Err(msg("resource(s) were provided, but no name was specified"));
     }
     let grace = if args.now {
@@ -48,27 +56,51 @@ pub fn delete(
     } else {
         args.grace_period.filter(|g| *g >= 0)
     };
+    let store = cfg.store();
     let mut missing = Vec::new();
+    let mut failed = Vec::new();
+    // Workloads first (forgotten under the workloads lock: no controller replaces their
+    // pods after), then every pod at once.
+    let mut pods: Vec<(PodKey, Option<String>)> = Vec::new();
+    let mut lines: Vec<(String, usize)> = Vec::new();
+    for target in targets {
+        match target {
+            Target::Pod(key) => pods.push((key, None)),
+            Target::Workload(kind, key) => match workloads::forget(&store, kind, &key) {
+                Ok(owned) => {
+                    let line = format!("{} \"{}\" deleted", workloads::qualified(kind), key.name);
+                    lines.push((line, owned.len()));
+                    pods.extend(owned.into_iter().map(|k| (k, Some(key.name.clone()))));
+                }
+                Err(_) if args.ignore_not_found => {}
+                Err(e) => missing.push(e.to_string()),
+            },
+        }
+    }
     let mut waiting = Vec::new();
-    for key in keys {
+    for (key, owner) in pods {
         match request_stop(cfg, &key, grace) {
             Ok((w, warnings)) => {
                 for warning in warnings {
                     eprintln!("podrun: {warning}");
                 }
-                waiting.push((key, w))
+                waiting.push((key, owner, w))
             }
-            Err(StateError::NotFound(_)) if args.ignore_not_found => {}
+            // A workload's pod may be gone already (its controller removed it).
+            Err(StateError::NotFound(_)) if args.ignore_not_found || owner.is_some() => {}
             Err(e @ StateError::NotFound(_)) => missing.push(e.to_string()),
             Err(e) => return Err(e.into()),
         }
     }
-    let mut failed = Vec::new();
-    for (key, w) in waiting {
+    for (key, owner, w) in waiting {
         match finish(cfg, w) {
-            Ok(()) => println!("pod \"{}\" deleted", key.name),
+            Ok(()) if owner.is_none() => println!("pod \"{}\" deleted", key.name),
+            Ok(()) => {}
             Err(e) => failed.push(format!("pod \"{}\": {e}", key.name)),
         }
+    }
+    for (line, _) in lines {
+        println!("{line}");
     }
     failed.extend(missing);
     if failed.is_empty() {
@@ -83,38 +115,68 @@ fn targets(
     namespace: &str,
     explicit_namespace: Option<&str>,
     args: &DeleteArgs,
-) -> Result<Vec<PodKey>> {
+) -> Result<Vec<Target>> {
     let store = cfg.store();
     if args.all {
+        if let Some(kind) = args.names.first().and_then(|w| workloads::workload_kind(w)) {
+            return Ok(all_workloads(&store, kind, namespace));
+        }
         return Ok(store
             .list()
             .into_iter()
             .map(|r| r.key())
             .filter(|k| k.namespace == namespace)
+            .map(Target::Pod)
             .collect());
     }
     if let Some(file) = &args.file {
-        let mut keys = Vec::new();
+        let mut targets = Vec::new();
         for obj in spec::load_file_in(file, explicit_namespace)? {
-            match obj {
-                Object::Pod(p) => keys.push(PodKey::new(&p.namespace, &p.name)),
-                Object::Deployment(d) => keys.extend(crate::pod::forget_deployment(
-                    &store,
-                    &d.namespace,
-                    &d.name,
-                )?),
-            }
+            let key = PodKey::new(obj.namespace(), obj.name());
+            targets.push(match obj {
+                Object::Pod(_) => Target::Pod(key),
+                Object::Deployment(_) => Target::Workload(WorkloadKind::Deployment, key),
+                Object::ReplicaSet(_) => Target::Workload(WorkloadKind::ReplicaSet, key),
+                Object::Job(_) => Target::Workload(WorkloadKind::Job, key),
+            });
         }
-        return Ok(keys);
+        return Ok(targets);
     }
     let mut names: &[String] = &args.names;
-    if let Some(first) = names.first()
-        && is_pod_kind(first)
-    {
-        names = &names[1..];
+    let mut kind = None;
+    if let Some(first) = names.first() {
+        if is_pod_kind(first) {
+            names = &names[1..];
+        } else if let Some(k) = workloads::workload_kind(first) {
+            kind = Some(k);
+            names = &names[1..];
+        }
     }
     names
         .iter()
-        .map(|n| Ok(PodKey::new(namespace, pod_arg(n)?)))
+        .map(|n| {
+            if let Some(k) = kind {
+                return Ok(Target::Workload(k, PodKey::new(namespace, n)));
+            }
+            match n.split_once('/') {
+                Some((word, name)) if workloads::workload_kind(word).is_some() => {
+                    let k = workloads::workload_kind(word).expect("checked");
+                    Ok(Target::Workload(k, PodKey::new(namespace, name)))
+                }
+                _ => Ok(Target::Pod(PodKey::new(namespace, pod_arg(n)?))),
+            }
+        })
+        .collect()
+}
+
+fn all_workloads(store: &crate::state::Store, kind: WorkloadKind, namespace: &str) -> Vec<Target> {
+    let keys: Vec<PodKey> = match kind {
+        WorkloadKind::Deployment => store.list_deployments().iter().map(|d| d.key()).collect(),
+        WorkloadKind::ReplicaSet => store.list_replica_sets().iter().map(|r| r.key()).collect(),
+        WorkloadKind::Job => store.list_jobs().iter().map(|j| j.key()).collect(),
+    };
+    keys.into_iter()
+        .filter(|k| k.namespace == namespace)
+        .map(|k| Target::Workload(kind, k))
         .collect()
 }

@@ -4,6 +4,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::pod_object::pod_object;
+use super::workloads::Resource;
 use super::{Result, msg, table};
 use crate::config::Config;
 use crate::pod::{pod_restarts, pod_status_word};
@@ -11,7 +12,8 @@ use crate::state::PodRecord;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Resource type: pods (pod, po).
+    /// Resource type: pods (pod, po), deployments (deploy), replicasets (rs), jobs; several
+    /// separated by commas.
     #[arg(value_name = "pods")]
     pub resource: String,
     /// Pod names (all pods when omitted).
@@ -32,15 +34,17 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         Some((r, n)) => (r, Some(n.to_owned())),
         None => (args.resource.as_str(), None),
     };
-    if !matches!(resource, "pods" | "pod" | "po") {
-        return Err(msg(format!(
-            "the server doesn't have a resource type \"{resource}\""
-        )));
-    }
     let names: Vec<String> = inline_name
         .into_iter()
         .chain(args.names.iter().cloned())
         .collect();
+    let resources = resource
+        .split(',')
+        .map(Resource::parse)
+        .collect::<Result<Vec<_>>>()?;
+    if resources != [Resource::Pods] {
+        return super::workloads::get(cfg, namespace, &resources, &names, args);
+    }
     let all = crate::pod::read::list(cfg, (!args.all_namespaces).then_some(namespace));
     let mut pods: Vec<&PodRecord> = all.iter().collect();
     if !names.is_empty() {
@@ -96,6 +100,46 @@ fn print_table(pods: &[&PodRecord], wide: bool, args: &GetArgs, namespace: &str)
         }
         return;
     }
+    let mut rows = pod_rows(pods, wide, all_ns);
+    if args.no_headers {
+        rows.remove(0);
+    }
+    table::print(&rows);
+}
+
+/// The pods of `namespace` (all with None) named `names` (all if none), as a listing among
+/// other kinds' (`get deployments,pods`).
+pub fn pods_listing(
+    cfg: &Config,
+    namespace: Option<&str>,
+    names: &[String],
+    wide: bool,
+) -> Result<super::workloads::Listing> {
+    let all = crate::pod::read::list(cfg, namespace);
+    let pods: Vec<&PodRecord> = all
+        .iter()
+        .filter(|r| names.is_empty() || names.contains(&r.plan.name))
+        .collect();
+    if let Some(n) = names
+        .iter()
+        .find(|n| !pods.iter().any(|r| &&r.plan.name == n))
+    {
+        return Err(msg(format!("pods \"{n}\" not found")));
+    }
+    let mut rows = pod_rows(&pods, wide, namespace.is_none());
+    if namespace.is_none() {
+        // The caller inserts the NAMESPACE header of the listing.
+        rows[0].remove(0);
+    }
+    Ok(super::workloads::Listing {
+        rows,
+        objects: pods.iter().map(|r| pod_object(r)).collect(),
+        names: pods.iter().map(|r| r.plan.name.clone()).collect(),
+    })
+}
+
+/// The table of `pods`, its header first.
+fn pod_rows(pods: &[&PodRecord], wide: bool, all_ns: bool) -> Vec<Vec<String>> {
     let mut header: Vec<&str> = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
     if all_ns {
         header.insert(0, "NAMESPACE");
@@ -127,8 +171,5 @@ fn print_table(pods: &[&PodRecord], wide: bool, args: &GetArgs, namespace: &str)
         }
         rows.push(row);
     }
-    if args.no_headers {
-        rows.remove(0);
-    }
-    table::print(&rows);
+    rows
 }

@@ -3,17 +3,22 @@
 mod apply;
 mod delete;
 mod describe;
+mod describe_workload;
 mod doctor;
 mod exec;
 mod get;
 mod image;
 mod inspect;
+mod jobs;
 mod logs;
 pub mod pod_object;
 mod pull_progress;
+mod rollout;
 mod table;
 mod terminal;
 mod top;
+mod workload_object;
+mod workloads;
 
 use std::path::PathBuf;
 
@@ -38,13 +43,19 @@ pub struct Cli {
 impl Cli {
     /// True for the hidden per-pod supervisor mode (it keeps its own signal dispositions).
     pub fn is_supervisor(&self) -> bool {
-        matches!(self.command, Command::Supervise { .. })
+        matches!(
+            self.command,
+            Command::Supervise { .. } | Command::Controller { .. }
+        )
     }
 
     /// True for verbs whose process may become a supervisor (`apply` forks them): their log
     /// lines end up in a file, so no terminal colours.
     pub fn may_fork_supervisors(&self) -> bool {
-        matches!(self.command, Command::Apply { .. })
+        matches!(
+            self.command,
+            Command::Apply { .. } | Command::Controller { .. }
+        )
     }
 }
 
@@ -145,6 +156,10 @@ pub enum Command {
         #[arg(required = true, num_args = 1..=2, value_name = "[pod] NAME")]
         what: Vec<String>,
     },
+    /// Set a Deployment's (or ReplicaSet's) number of replicas.
+    Scale(rollout::ScaleArgs),
+    /// Follow, list, undo or restart a Deployment's rollouts.
+    Rollout(rollout::RolloutArgs),
     /// CPU, memory, throttling and OOM kills of pods and containers, from their cgroups.
     Top(top::TopArgs),
     /// Check the node, and find (--fix: remove) podrun objects no pod record accounts for.
@@ -160,6 +175,15 @@ pub enum Command {
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
+    /// Internal: the controller of the Deployments, ReplicaSets and Jobs (started by the verbs).
+    #[command(name = "__controller", hide = true)]
+    Controller {
+        /// The worker a restarted keeper watches; `worker`: the worker's own name in `ps`.
+        #[arg(long)]
+        adopt: Option<i32>,
+        #[arg(hide = true)]
+        role: Option<String>,
+    },
     /// Internal: a container's init stage (reads `<bundle>/config.json`, execs the process).
     #[command(name = "__init", hide = true)]
     Init { bundle: PathBuf },
@@ -223,7 +247,7 @@ impl GlobalArgs {
 }
 
 /// `pod`, `pods` or `po`: the words kubectl takes for the pod resource.
-fn is_pod_kind(word: &str) -> bool {
+pub(crate) fn is_pod_kind(word: &str) -> bool {
     matches!(word, "pod" | "pods" | "po")
 }
 
@@ -276,6 +300,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Exec(args) => exec::exec(&cfg, &ns, &args),
         Command::Delete(args) => delete::delete(&cfg, &ns, explicit_ns.as_deref(), &args),
         Command::Top(args) => top::top(&cfg, &ns, &args),
+        Command::Scale(args) => rollout::scale(&cfg, &ns, &args),
+        Command::Rollout(args) => rollout::rollout(&cfg, &ns, &args),
         Command::Inspect { what } => inspect::inspect(&cfg, &ns, &pod_name(&what)?),
         Command::Doctor(args) => doctor::doctor(&cfg, &args),
         Command::Image(args) => image::image(&cfg, &args),
@@ -283,6 +309,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Pull(args) => image::pull(&cfg, &args),
         Command::Load(args) => image::load(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
+        Command::Controller { adopt, .. } => Ok(crate::controller::run(&cfg, adopt)),
         Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),
     }
 }

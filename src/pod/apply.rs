@@ -48,7 +48,8 @@ pub fn apply(
         pods,
         headers,
         updates,
-        deployments,
+        workloads,
+        templates,
     } = sort(&store, objects)?;
     for p in &pods {
         let key = PodKey::new(&p.namespace, &p.name);
@@ -66,9 +67,12 @@ pub fn apply(
             )));
         }
     }
-    // The pods to make and the pods to update: their images are pulled and checked alike.
+    // The pods to make, the pods to update and the templates the controller makes pods of
+    // later: their images are pulled and checked alike.
     let mut checked: Vec<PodPlan> = pods.clone();
     checked.extend(updates.iter().map(|(_, plan, _)| plan.clone()));
+    let made_or_updated = checked.len();
+    checked.extend(templates);
     let outcomes = super::images::ensure_images(cfg, &checked, pulling)?;
     if let Some(problem) = checked
         .iter()
@@ -81,13 +85,46 @@ pub fn apply(
         .iter()
         .map(|p| prepare(cfg, p))
         .collect::<Result<Vec<_>>>()?;
+    images.truncate(made_or_updated);
     let updates = checked_updates(images.split_off(pods.len()), updates)?;
     tracing::debug!("images resolved");
-    let reserved = reserve(cfg, &store, &pods, &images, &outcomes)?;
+    // A controller pass sees this apply's pods and records together, or neither.
+    let workloads_lock = store.workloads_lock()?;
+    let started = start(cfg, &store, &pods, &images, &outcomes)?;
+    for w in &workloads {
+        w.save(&store)?;
+    }
+    drop(workloads_lock);
+    super::update::send(&store, updates)?;
+    if !workloads.is_empty() {
+        for line in crate::controller::ensure_running(cfg) {
+            note(line);
+        }
+    }
+    let mut started = started.into_iter();
+    Ok(headers
+        .into_iter()
+        .map(|(line, n)| Created {
+            line,
+            pods: started.by_ref().take(n).collect(),
+        })
+        .collect())
+}
+
+/// Make the pods of `pods` (their images resolved as `images`): reserve their names, start
+/// their supervisors, wait for each one's report. All or none: if one fails, the others are
+/// removed again. Returns what each started.
+fn start(
+    cfg: &Config,
+    store: &Store,
+    pods: &[PodPlan],
+    images: &[Vec<ContainerImage>],
+    outcomes: &[(String, super::images::ImageOutcome)],
+) -> Result<Vec<(PodKey, String)>> {
+    let reserved = reserve(cfg, store, pods, images, outcomes)?;
     tracing::debug!("names reserved");
     let started: Vec<(PodKey, std::result::Result<String, String>)> =
         start_supervisors(cfg, &reserved);
-    let reserved: Vec<PodKey> = reserved.iter().map(PodRecord::key).collect();
     let failures: Vec<String> = started
         .iter()
         .filter_map(|(k, r)| r.as_ref().err().map(|e| format!("pod/{}: {e}", k.name)))
@@ -101,20 +138,24 @@ pub fn apply(
         return Err(msg(failures.join("\n")));
     }
     tracing::debug!("pods started");
-    for d in &deployments {
-        store.save_deployment(d)?;
-    }
-    super::update::send(&store, updates)?;
-    let mut started = reserved
+    Ok(started
         .into_iter()
-        .zip(started.into_iter().map(|(_, r)| r.unwrap_or_default()));
-    Ok(headers
-        .into_iter()
-        .map(|(line, n)| Created {
-            line,
-            pods: started.by_ref().take(n).collect(),
-        })
+        .map(|(k, r)| (k, r.unwrap_or_default()))
         .collect())
+}
+
+/// Make the pods `plans` of a workload, for its controller (which holds the workloads lock):
+/// images pulled if missing (a template's images were checked when it was applied), then as
+/// [`start`]. The error names the first pod that could not be made.
+pub fn create_pods(cfg: &Config, plans: &[PodPlan]) -> Result<Vec<(PodKey, String)>> {
+    let store = cfg.store();
+    let outcomes = super::images::ensure_images(cfg, plans, &mut |_| {})?;
+    check_images(cfg, plans)?;
+    let images = plans
+        .iter()
+        .map(|p| prepare(cfg, p))
+        .collect::<Result<Vec<_>>>()?;
+    start(cfg, &store, plans, &images, &outcomes)
 }
 
 /// Every missing or invalid image of every pod, all named in one error (a Deployment's pods

@@ -3,14 +3,15 @@
 //! configuration (kept in its record) is the file's is `unchanged`; a changed Pod is
 //! updated where the API server's `ValidatePodUpdate` allows it among the fields podrun
 //! supports (containers' `image`; labels and annotations are metadata, free to change) and
-//! refused with its message otherwise. A changed Deployment would need the Deployment
-//! controller (scaling, rollouts), which podrun does not have yet: it is refused, naming
-//! what changed. Pure: the callers load the records and carry the decision out.
+//! refused with its message otherwise. A changed Deployment or ReplicaSet is `configured`:
+//! its record takes the new spec and the controller scales or rolls it out. A Job's spec is
+//! immutable but for what the API server lets change (parallelism, activeDeadlineSeconds,
+//! ttlSecondsAfterFinished, labels and annotations). Pure: the callers load the records and
+//! carry the decision out.
 
 use serde_json::Value;
 
-use crate::spec::{DeploymentPlan, PodPlan};
-use crate::state::DeploymentRecord;
+use crate::spec::PodPlan;
 
 /// The API server's words for a pod update outside what it allows (`ValidatePodUpdate`).
 pub const POD_UPDATE_FORBIDDEN: &str = "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
@@ -24,10 +25,10 @@ pub enum Refused {
     )]
     PodUpdate { name: String, changes: Vec<String> },
     #[error(
-        "deployment.apps/{name}: podrun cannot yet roll out or scale an applied Deployment (there is no Deployment controller yet); changed:\n{}\ndelete it (podrun delete -f FILE) and apply it again to re-create its pods",
-        lines(changes)
+        "The Job \"{name}\" is invalid: {}: field is immutable",
+        changes.join(", ")
     )]
-    DeploymentUpdate { name: String, changes: Vec<String> },
+    JobUpdate { name: String, changes: Vec<String> },
     #[error(
         "deployments.apps \"{0}\" already exists without a record of how it was applied (its pods were made by an older podrun, or a delete of it did not finish): delete it (podrun delete -f FILE) and apply it again"
     )]
@@ -53,13 +54,14 @@ pub enum PodChange {
     Update { plan: PodPlan, images: Vec<String> },
 }
 
-/// What apply does with a Deployment.
+/// What apply does with a workload object (Deployment, ReplicaSet, Job).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeploymentChange {
-    /// Not applied yet, or a record whose pods are all gone (no controller replaces them
-    /// yet: apply makes them again).
+pub enum WorkloadChange {
+    /// Not applied yet.
     Create,
     Unchanged,
+    /// Changed: the record takes the new spec; the paths that changed.
+    Configured(Vec<String>),
 }
 
 /// A pod planned as `old_plan` applied again as `new` (a freshly loaded plan of the same name).
@@ -113,36 +115,54 @@ pub fn pod_change(old_plan: &PodPlan, new: &PodPlan) -> Result<PodChange, Refuse
     Ok(PodChange::Update { plan, images })
 }
 
-/// Deployment `new` applied while `old` is recorded and `pods` of it exist.
-pub fn deployment_change(
-    old: Option<&DeploymentRecord>,
+/// A workload applied as `new` (its last-applied configuration) while `old` is recorded;
+/// `pods`: how many pods it owns (a Deployment's pods without its record were made by an
+/// older podrun, or a delete of it did not finish).
+pub fn workload_change(
+    kind: &str,
+    name: &str,
+    old: Option<&str>,
     pods: usize,
-    new: &DeploymentPlan,
-) -> Result<DeploymentChange, Refused> {
+    new: &str,
+) -> Result<WorkloadChange, Refused> {
     let Some(old) = old else {
         if pods > 0 {
-            return Err(Refused::DeploymentWithoutRecord(new.name.clone()));
+            return Err(Refused::DeploymentWithoutRecord(name.to_owned()));
         }
-        return Ok(DeploymentChange::Create);
+        return Ok(WorkloadChange::Create);
     };
-    if pods == 0 {
-        return Ok(DeploymentChange::Create);
-    }
-    let applied = new.last_applied.as_deref().unwrap_or_default();
-    if old.last_applied == applied {
-        return Ok(DeploymentChange::Unchanged);
+    if old == new {
+        return Ok(WorkloadChange::Unchanged);
     }
     let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
     let mut changes = Vec::new();
-    diff(&parse(&old.last_applied), &parse(applied), "", &mut changes);
+    diff(&parse(old), &parse(new), "", &mut changes);
     if changes.is_empty() {
         // Same object, written another way (key order, a number's form): nothing changed.
-        return Ok(DeploymentChange::Unchanged);
+        return Ok(WorkloadChange::Unchanged);
     }
-    Err(Refused::DeploymentUpdate {
-        name: new.name.clone(),
-        changes,
-    })
+    if kind == "Job" {
+        const MUTABLE: [&str; 5] = [
+            "spec.parallelism",
+            "spec.activeDeadlineSeconds",
+            "spec.ttlSecondsAfterFinished",
+            "metadata.labels",
+            "metadata.annotations",
+        ];
+        let immutable: Vec<String> = changes
+            .iter()
+            .filter_map(|c| c.split(':').next())
+            .filter(|path| !MUTABLE.iter().any(|m| path.starts_with(m)))
+            .map(str::to_owned)
+            .collect();
+        if !immutable.is_empty() {
+            return Err(Refused::JobUpdate {
+                name: name.to_owned(),
+                changes: immutable,
+            });
+        }
+    }
+    Ok(WorkloadChange::Configured(changes))
 }
 
 /// Per container of `plan`, whether the file states its `imagePullPolicy` (else the default

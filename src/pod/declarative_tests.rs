@@ -1,5 +1,5 @@
 use super::*;
-use crate::spec::Object;
+use crate::spec::{DeploymentPlan, Object};
 
 fn pod(text: &str) -> PodPlan {
     match crate::spec::load_str(text, "test").unwrap().remove(0) {
@@ -117,45 +117,49 @@ spec:
       containers: [{name: c, image: 'podrun.local/debug:1', command: [sleep, '1000']}]
 ";
 
-fn record(d: &DeploymentPlan) -> DeploymentRecord {
-    DeploymentRecord {
-        namespace: d.namespace.clone(),
-        name: d.name.clone(),
-        uid: d.uid.clone(),
-        last_applied: d.last_applied.clone().unwrap(),
-        replicas: d.replicas,
-        template_hash: d.template_hash.clone(),
-        replica_set_name: d.replica_set_name.clone(),
-        created_at: chrono::Utc::now(),
-    }
+#[test]
+fn workloads_are_created_kept_or_configured() {
+    let d = deployment(DEPLOY);
+    let applied = d.last_applied.clone().unwrap();
+    let change = |old: Option<&str>, pods, new: &DeploymentPlan| {
+        workload_change(
+            "Deployment",
+            "d",
+            old,
+            pods,
+            new.last_applied.as_deref().unwrap(),
+        )
+    };
+    assert_eq!(change(None, 0, &d), Ok(WorkloadChange::Create));
+    assert_eq!(
+        change(None, 2, &d),
+        Err(Refused::DeploymentWithoutRecord("d".into()))
+    );
+    assert_eq!(
+        change(Some(&applied), 2, &deployment(DEPLOY)),
+        Ok(WorkloadChange::Unchanged)
+    );
+    let scaled = deployment(&DEPLOY.replace("replicas: 2", "replicas: 3"));
+    assert_eq!(
+        change(Some(&applied), 2, &scaled),
+        Ok(WorkloadChange::Configured(vec![
+            "spec.replicas: 2 -> 3".into()
+        ]))
+    );
 }
 
 #[test]
-fn deployments_are_created_kept_or_refused() {
-    let d = deployment(DEPLOY);
-    assert_eq!(deployment_change(None, 0, &d), Ok(DeploymentChange::Create));
+fn a_job_takes_only_the_changes_the_api_server_allows() {
+    let old = r#"{"spec":{"parallelism":1,"template":{"spec":{"containers":[{"image":"a"}]}}}}"#;
+    let wider = old.replace(r#""parallelism":1"#, r#""parallelism":2"#);
+    assert!(matches!(
+        workload_change("Job", "j", Some(old), 0, &wider),
+        Ok(WorkloadChange::Configured(_))
+    ));
+    let image = old.replace(r#""image":"a""#, r#""image":"b""#);
+    let err = workload_change("Job", "j", Some(old), 0, &image).unwrap_err();
     assert_eq!(
-        deployment_change(None, 2, &d),
-        Err(Refused::DeploymentWithoutRecord("d".into()))
+        err.to_string(),
+        "The Job \"j\" is invalid: spec.template.spec.containers[0].image: field is immutable"
     );
-    let r = record(&d);
-    assert_eq!(
-        deployment_change(Some(&r), 2, &deployment(DEPLOY)),
-        Ok(DeploymentChange::Unchanged)
-    );
-    // Its pods all deleted: made again.
-    assert_eq!(
-        deployment_change(Some(&r), 0, &d),
-        Ok(DeploymentChange::Create)
-    );
-    let scaled = deployment(&DEPLOY.replace("replicas: 2", "replicas: 3"));
-    let err = deployment_change(Some(&r), 2, &scaled).unwrap_err();
-    assert_eq!(
-        err,
-        Refused::DeploymentUpdate {
-            name: "d".into(),
-            changes: vec!["spec.replicas: 2 -> 3".into()]
-        }
-    );
-    assert!(err.to_string().contains("cannot yet roll out or scale"));
 }

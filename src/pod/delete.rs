@@ -32,20 +32,17 @@ pub fn owned_by_deployment(store: &Store, namespace: &str, name: &str) -> Vec<Po
         .collect()
 }
 
-/// Forget applied Deployment `name` in `namespace` (its record; its pods are deleted as
-/// pods); the keys of its pods.
-pub fn forget_deployment(store: &Store, namespace: &str, name: &str) -> Result<Vec<PodKey>> {
-    store.remove_deployment(&PodKey::new(namespace, name))?;
-    Ok(owned_by_deployment(store, namespace, name)
-        .iter()
-        .map(PodRecord::key)
-        .collect())
-}
-
 /// A pod asked to stop ([`request_stop`]); [`finish`] waits for it to be gone.
 pub struct Stopping {
     key: PodKey,
     wait: Wait,
+}
+
+impl Stopping {
+    /// A supervisor stops the pod (else [`finish`] does, from the record).
+    pub fn supervised(&self) -> bool {
+        matches!(self.wait, Wait::Supervisor { .. })
+    }
 }
 
 /// How to learn that the supervisor is done.

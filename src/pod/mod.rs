@@ -15,16 +15,19 @@ pub mod delete;
 pub mod exec;
 pub mod images;
 pub mod read;
+pub mod rollout;
 mod sort;
 mod supervisor_start;
+pub use supervisor_start::exec_supervisors;
 pub mod update;
+pub mod workloads;
 
 pub use crate::supervisor::{
     SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_cgroup, pod_ready, pod_restarts,
     pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
 };
 pub use apply::{Created, apply};
-pub use delete::{delete_pod, forget_deployment, owned_by_deployment};
+pub use delete::{delete_pod, owned_by_deployment};
 
 /// Why a pod operation failed; every message names the object.
 #[derive(Debug, thiserror::Error)]

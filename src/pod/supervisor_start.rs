@@ -73,10 +73,21 @@ pub fn start(cfg: &Config, store: &Store, record: &PodRecord) -> Result<StartedS
     })
 }
 
+/// Set by a long-running process (the controller) whose state a fork would carry into the
+/// supervisor: process-wide state of libraries it used before (tokio's signal registry holds
+/// a socket the forked child closes, and a later runtime there fails), so it execs them.
+static EXEC_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, this process execs every supervisor it starts instead of forking it.
+pub fn exec_supervisors() {
+    EXEC_ALWAYS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// `PODRUN_SUPERVISOR=exec`: always exec a fresh `podrun __supervise` (the fallback path; for
 /// tests, and for hosts where a renamed fork would confuse some tool).
 fn exec_requested() -> bool {
-    std::env::var("PODRUN_SUPERVISOR").is_ok_and(|v| v == "exec")
+    EXEC_ALWAYS.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("PODRUN_SUPERVISOR").is_ok_and(|v| v == "exec")
 }
 
 /// `--root ROOT __supervise KEY`: the supervisor's command line after the program name.

@@ -5,7 +5,8 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use super::plan::{hostname_for, namespace_or_default, new_uid, pod_plan, set_metadata};
+use super::plan::{namespace_or_default, new_uid, pod_plan};
+use super::workload::{PodTemplate, Strategy, pod_name, template_hash_labels};
 use super::{DeploymentPlan, Owner, PodPlan};
 
 /// `k8s.io/apimachinery/pkg/util/rand` alphabet: no vowels, no confusable characters.
@@ -20,6 +21,7 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
     let name = meta.name.clone().unwrap_or_default();
     let namespace = namespace_or_default(meta.namespace.as_deref());
     let template_hash = template_hash(&spec.template);
+    let template_json = serde_json::to_value(&spec.template).unwrap_or(Value::Null);
     let template_meta = spec.template.metadata.clone().unwrap_or_default();
     let template_pod = Pod {
         metadata: ObjectMeta {
@@ -50,40 +52,51 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
             .and_then(|s| s.hostname)
             .filter(|h| !h.is_empty()),
         template,
+        template_json,
+        strategy: Strategy::of(spec.strategy.as_ref()),
+        min_ready_seconds: u32::try_from(spec.min_ready_seconds.unwrap_or(0)).unwrap_or(0),
+        revision_history_limit: u32::try_from(spec.revision_history_limit.unwrap_or(10))
+            .unwrap_or(0),
+        progress_deadline_seconds: u32::try_from(spec.progress_deadline_seconds.unwrap_or(600))
+            .unwrap_or(600),
         last_applied: None,
+    }
+}
+
+impl DeploymentPlan {
+    /// The pod template, compiled.
+    pub fn pod_template(&self) -> PodTemplate {
+        PodTemplate {
+            plan: self.template.clone(),
+            hostname: self.template_hostname.clone(),
+            json: self.template_json.clone(),
+        }
+    }
+
+    /// The owner reference of its ReplicaSet's pods.
+    pub fn replica_set_owner(&self) -> Owner {
+        Owner {
+            kind: "ReplicaSet".to_string(),
+            name: self.replica_set_name.clone(),
+            deployment: Some(self.name.clone()),
+            uid: self.replica_set_uid.clone(),
+        }
     }
 }
 
 /// `replicas` pods as the ReplicaSet controller would create them.
 pub fn pod_plans(plan: &DeploymentPlan) -> Vec<PodPlan> {
+    let template = plan.pod_template();
+    let labels = template_hash_labels(&plan.template_hash);
     let mut names = std::collections::HashSet::new();
     let mut pods = Vec::new();
     while pods.len() < plan.replicas as usize {
-        let name = format!("{}-{}", plan.replica_set_name, random_suffix());
+        let name = pod_name(&plan.replica_set_name);
         if names.insert(name.clone()) {
-            pods.push(replica_pod(plan, name));
+            pods.push(template.pod(name, plan.replica_set_owner(), &labels));
         }
     }
     pods
-}
-
-fn replica_pod(plan: &DeploymentPlan, name: String) -> PodPlan {
-    let mut pod = plan.template.clone();
-    pod.hostname = hostname_for(plan.template_hostname.as_deref(), &name);
-    pod.name = name;
-    pod.uid = new_uid();
-    pod.labels
-        .insert(TEMPLATE_HASH_LABEL.to_string(), plan.template_hash.clone());
-    pod.owner = Some(Owner {
-        kind: "ReplicaSet".to_string(),
-        name: plan.replica_set_name.clone(),
-        deployment: Some(plan.name.clone()),
-    });
-    let mut manifest = std::mem::take(&mut pod.manifest);
-    set_metadata(&mut manifest, &pod);
-    manifest["metadata"]["ownerReferences"][0]["uid"] = plan.replica_set_uid.clone().into();
-    pod.manifest = manifest;
-    pod
 }
 
 /// FNV-32a over the canonical JSON of the template, printed in decimal and safe-encoded
@@ -93,6 +106,12 @@ pub fn template_hash(template: &PodTemplateSpec) -> String {
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
     safe_encode(&fnv32a(canonical.as_bytes()).to_string())
+}
+
+/// [`template_hash`] of a template as JSON (`PodTemplateSpec`).
+pub fn template_hash_of(template: &Value) -> String {
+    let typed: PodTemplateSpec = serde_json::from_value(template.clone()).unwrap_or_default();
+    template_hash(&typed)
 }
 
 fn fnv32a(bytes: &[u8]) -> u32 {
@@ -140,7 +159,7 @@ pub(super) fn write_canonical(value: &Value, out: &mut String) {
 }
 
 /// Five characters from the safe alphabet, drawn from a v4 uuid's random bytes.
-fn random_suffix() -> String {
+pub(super) fn random_suffix() -> String {
     let bytes = *uuid::Uuid::new_v4().as_bytes();
     // 27^5 is about 2^23.8, so 32 random bits give an almost uniform pick.
     let mut n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde_json::Value;
 
@@ -14,7 +15,9 @@ use super::error::{Origin, SpecError};
 use super::plan::{namespace_or_default, pod_plan};
 use super::refs::{self, DataObject};
 use super::strict::{Shape, decode_typed, unsupported_fields};
-use super::validate::{deployment_problems, pod_problems, unsupported_values};
+use super::validate::{
+    deployment_problems, job_problems, pod_problems, replica_set_problems, unsupported_values,
+};
 use super::{Object, PodPlan};
 
 /// Kinds Kubernetes has but podrun does not run yet, with their apiVersion.
@@ -30,10 +33,8 @@ const KNOWN_KINDS: &[(&str, &str)] = &[
     ("v1", "ResourceQuota"),
     ("v1", "PodTemplate"),
     ("v1", "List"),
-    ("apps/v1", "ReplicaSet"),
     ("apps/v1", "DaemonSet"),
     ("apps/v1", "StatefulSet"),
-    ("batch/v1", "Job"),
     ("batch/v1", "CronJob"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
@@ -110,29 +111,20 @@ pub fn load_str_in(
         }
         let applied = super::last_applied(&document);
         let mut object = load_object(document, &origin)?;
-        match &mut object {
-            Object::Pod(p) => p.last_applied = Some(applied),
-            Object::Deployment(d) => d.last_applied = Some(applied),
-        }
+        object.set_last_applied(applied);
         check_unique(&object, &origin, &mut seen)?;
         objects.push((object, origin));
     }
     objects
         .into_iter()
         .map(|(mut object, origin)| {
-            let (kind, plan) = match &mut object {
-                Object::Pod(p) => ("Pod", p),
-                Object::Deployment(d) => ("Deployment", &mut d.template),
-            };
-            match refs::resolve(plan, &data) {
+            let kind = object.kind();
+            match refs::resolve(object.pod_plan_mut(), &data) {
                 Ok(()) => Ok(object),
                 Err(message) => Err(SpecError::Reference {
                     origin,
                     kind,
-                    name: match &object {
-                        Object::Pod(p) => p.name.clone(),
-                        Object::Deployment(d) => d.name.clone(),
-                    },
+                    name: object.name().to_owned(),
                     message,
                 }),
             }
@@ -227,6 +219,14 @@ fn load_object(mut document: Value, origin: &Origin) -> Result<Object, SpecError
         ("apps/v1", "Deployment") => {
             prepare(&mut document, "/spec/template/spec");
             load_deployment(document, origin).map(Object::Deployment)
+        }
+        ("apps/v1", "ReplicaSet") => {
+            prepare(&mut document, "/spec/template/spec");
+            load_replica_set(document, origin).map(Object::ReplicaSet)
+        }
+        ("batch/v1", "Job") => {
+            prepare(&mut document, "/spec/template/spec");
+            load_job(document, origin).map(Object::Job)
         }
         pair if KNOWN_KINDS.contains(&pair) => Err(SpecError::UnsupportedKind {
             origin: origin.clone(),
@@ -332,6 +332,35 @@ fn load_deployment(document: Value, origin: &Origin) -> Result<super::Deployment
     Ok(deployment_plan(&deployment))
 }
 
+fn load_replica_set(
+    document: Value,
+    origin: &Origin,
+) -> Result<super::workload::ReplicaSetPlan, SpecError> {
+    let rs: ReplicaSet = decode_typed(document, origin)?;
+    let spec = rs.spec.clone();
+    let pod_spec = spec.template.and_then(|t| t.spec).unwrap_or_default();
+    let values = unsupported_values(&pod_spec, "spec.template.spec");
+    check_supported(&rs, Shape::ReplicaSet, values, origin)?;
+    let problems = replica_set_problems(&rs);
+    check_valid("ReplicaSet", rs.metadata.name.as_deref(), problems, origin)?;
+    Ok(super::workload::replica_set_plan(&rs))
+}
+
+fn load_job(document: Value, origin: &Origin) -> Result<super::workload::JobPlan, SpecError> {
+    let job: Job = decode_typed(document, origin)?;
+    let spec = job.spec.clone().unwrap_or_default();
+    let pod_spec = spec.template.spec.unwrap_or_default();
+    let values = unsupported_values(&pod_spec, "spec.template.spec");
+    check_supported(&job, Shape::Job, values, origin)?;
+    check_valid(
+        "Job",
+        job.metadata.name.as_deref(),
+        job_problems(&job),
+        origin,
+    )?;
+    Ok(super::workload::job_plan(&job))
+}
+
 /// Fields (and field values) Kubernetes knows but podrun does not honour yet.
 fn check_supported<T: serde::Serialize>(
     object: &T,
@@ -373,10 +402,11 @@ fn check_unique(
     origin: &Origin,
     seen: &mut HashMap<(&'static str, String, String), Origin>,
 ) -> Result<(), SpecError> {
-    let (kind, namespace, name) = match object {
-        Object::Pod(p) => ("Pod", p.namespace.clone(), p.name.clone()),
-        Object::Deployment(d) => ("Deployment", d.namespace.clone(), d.name.clone()),
-    };
+    let (kind, namespace, name) = (
+        object.kind(),
+        object.namespace().to_owned(),
+        object.name().to_owned(),
+    );
     let key = (kind, namespace_or_default(Some(&namespace)), name);
     if let Some(first) = seen.get(&key) {
         return Err(SpecError::DuplicateObject {

@@ -490,15 +490,59 @@ fn deployment_problems() {
 
 #[test]
 fn deployment_unsupported_fields() {
+    let text = DEPLOYMENT.replace("  replicas: 3\n", "  replicas: 3\n  paused: true\n");
+    let err = error(&text);
+    assert!(
+        err.contains("field \"spec.paused\" is not supported by podrun yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deployment_strategy_and_timings() {
     let text = DEPLOYMENT.replace(
         "  replicas: 3\n",
-        "  replicas: 3\n  minReadySeconds: 5\n  strategy: {type: Recreate}\n",
+        "  replicas: 3\n  minReadySeconds: 5\n  revisionHistoryLimit: 2\n  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: '0%'}}\n",
     );
+    let Object::Deployment(d) = load_one(&text) else {
+        panic!("a deployment")
+    };
+    assert_eq!(d.min_ready_seconds, 5);
+    assert_eq!(d.revision_history_limit, 2);
+    assert_eq!(d.strategy.fenceposts(3), (1, 0));
+    let bad = DEPLOYMENT.replace(
+        "  replicas: 3\n",
+        "  replicas: 3\n  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n",
+    );
+    assert!(
+        error(&bad).contains("spec.strategy.rollingUpdate: Forbidden"),
+        "{}",
+        error(&bad)
+    );
+}
+
+#[test]
+fn jobs_and_replica_sets_load_with_their_defaults() {
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: pi}\nspec:\n  completions: 3\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: c, image: busybox, command: ['true']}]\n";
+    let Object::Job(j) = load_one(job) else {
+        panic!("a job")
+    };
     assert_eq!(
-        error(&text),
-        "pods/bad.yaml: field \"spec.minReadySeconds\" is not supported by podrun yet; \
-         field \"spec.strategy\" is not supported by podrun yet"
+        (j.completions, j.parallelism, j.backoff_limit),
+        (Some(3), 2, 6)
     );
+    assert_eq!(j.labels["job-name"], "pi");
+    let always = job.replace("restartPolicy: Never", "restartPolicy: Always");
+    assert!(
+        error(&always).contains("spec.template.spec.restartPolicy: Unsupported value: \"Always\""),
+        "{}",
+        error(&always)
+    );
+    let rs = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r}\nspec:\n  replicas: 2\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    let Object::ReplicaSet(r) = load_one(rs) else {
+        panic!("a replica set")
+    };
+    assert_eq!(r.replicas, 2);
 }
 
 #[test]

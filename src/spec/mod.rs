@@ -16,6 +16,7 @@ pub mod quantity;
 mod refs;
 mod strict;
 mod validate;
+pub mod workload;
 
 #[cfg(test)]
 mod load_tests;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use applied::{LAST_APPLIED_ANNOTATION, last_applied};
+pub use deployment::{TEMPLATE_HASH_LABEL, template_hash_of};
 pub use error::{Origin, SpecError};
 pub use handlers::LifecyclePlan;
 pub use load::{load_file, load_file_in, load_str, load_str_in};
@@ -36,6 +38,58 @@ pub use plan::set_metadata;
 pub enum Object {
     Pod(PodPlan),
     Deployment(DeploymentPlan),
+    ReplicaSet(workload::ReplicaSetPlan),
+    Job(workload::JobPlan),
+}
+
+impl Object {
+    /// The kind, as in the manifest.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Pod(_) => "Pod",
+            Object::Deployment(_) => "Deployment",
+            Object::ReplicaSet(_) => "ReplicaSet",
+            Object::Job(_) => "Job",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Object::Pod(p) => &p.name,
+            Object::Deployment(d) => &d.name,
+            Object::ReplicaSet(r) => &r.name,
+            Object::Job(j) => &j.name,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Object::Pod(p) => &p.namespace,
+            Object::Deployment(d) => &d.namespace,
+            Object::ReplicaSet(r) => &r.namespace,
+            Object::Job(j) => &j.namespace,
+        }
+    }
+
+    /// The plan of the pod (a Pod's own, a workload's template).
+    pub fn pod_plan_mut(&mut self) -> &mut PodPlan {
+        match self {
+            Object::Pod(p) => p,
+            Object::Deployment(d) => &mut d.template,
+            Object::ReplicaSet(r) => &mut r.template.plan,
+            Object::Job(j) => &mut j.template.plan,
+        }
+    }
+
+    pub fn set_last_applied(&mut self, applied: String) {
+        let slot = match self {
+            Object::Pod(p) => &mut p.last_applied,
+            Object::Deployment(d) => &mut d.last_applied,
+            Object::ReplicaSet(r) => &mut r.last_applied,
+            Object::Job(j) => &mut j.last_applied,
+        };
+        *slot = Some(applied);
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,6 +111,17 @@ pub struct DeploymentPlan {
     pub template: PodPlan,
     /// `spec.template.spec.hostname` when set (else each pod's hostname is its name).
     pub template_hostname: Option<String>,
+    /// `spec.template` as written (its hash, history, undo).
+    #[serde(default)]
+    pub template_json: serde_json::Value,
+    #[serde(default)]
+    pub strategy: workload::Strategy,
+    #[serde(default)]
+    pub min_ready_seconds: u32,
+    #[serde(default)]
+    pub revision_history_limit: u32,
+    #[serde(default)]
+    pub progress_deadline_seconds: u32,
     /// The Deployment as written in the manifest (see [`PodPlan::last_applied`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied: Option<String>,
@@ -210,11 +275,24 @@ pub struct SecurityPlan {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Owner {
-    /// `ReplicaSet`.
+    /// `ReplicaSet` or `Job`.
     pub kind: String,
     pub name: String,
     /// The deployment that owns the ReplicaSet.
     pub deployment: Option<String>,
+    /// The owner's uid (`ownerReferences[0].uid`).
+    #[serde(default)]
+    pub uid: String,
+}
+
+impl Owner {
+    /// The owner's apiVersion.
+    pub fn api_version(&self) -> &'static str {
+        match self.kind.as_str() {
+            "Job" => "batch/v1",
+            _ => "apps/v1",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -439,8 +439,7 @@ fn default_requests_to_limits(container: &mut Value) {
     }
 }
 
-/// Writes `metadata` (name, namespace, uid, labels, annotations, ownerReferences) from the plan;
-/// the owner reference's `uid` is left to the caller, who knows the owner.
+/// Writes `metadata` (name, namespace, uid, labels, annotations, ownerReferences) from the plan.
 pub fn set_metadata(manifest: &mut Value, plan: &PodPlan) {
     let mut metadata = json!({"name": plan.name, "namespace": plan.namespace, "uid": plan.uid});
     if !plan.labels.is_empty() {
@@ -457,9 +456,10 @@ pub fn set_metadata(manifest: &mut Value, plan: &PodPlan) {
 
 fn owner_reference(owner: &Owner) -> Value {
     json!({
-        "apiVersion": "apps/v1",
+        "apiVersion": owner.api_version(),
         "kind": owner.kind,
         "name": owner.name,
+        "uid": owner.uid,
         "controller": true,
         "blockOwnerDeletion": true,
     })

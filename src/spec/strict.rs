@@ -170,6 +170,32 @@ const DEPLOYMENT_FIELDS: &[&str] = &[
     "spec.selector.matchLabels",
     "spec.template.metadata.labels",
     "spec.template.metadata.annotations",
+    "spec.strategy.type",
+    "spec.strategy.rollingUpdate.maxSurge",
+    "spec.strategy.rollingUpdate.maxUnavailable",
+    "spec.minReadySeconds",
+    "spec.revisionHistoryLimit",
+    "spec.progressDeadlineSeconds",
+];
+
+/// ReplicaSet fields podrun honours.
+const REPLICA_SET_FIELDS: &[&str] = &[
+    "spec.replicas",
+    "spec.selector.matchLabels",
+    "spec.template.metadata.labels",
+    "spec.template.metadata.annotations",
+    "spec.minReadySeconds",
+];
+
+/// Job fields podrun honours.
+const JOB_FIELDS: &[&str] = &[
+    "spec.completions",
+    "spec.parallelism",
+    "spec.backoffLimit",
+    "spec.activeDeadlineSeconds",
+    "spec.ttlSecondsAfterFinished",
+    "spec.template.metadata.labels",
+    "spec.template.metadata.annotations",
 ];
 
 /// The kinds the whitelist knows.
@@ -177,12 +203,16 @@ const DEPLOYMENT_FIELDS: &[&str] = &[
 pub enum Shape {
     Pod,
     Deployment,
+    ReplicaSet,
+    Job,
 }
 
 fn whitelist(shape: Shape) -> Vec<String> {
     let (own, spec_prefix): (&[&str], _) = match shape {
         Shape::Pod => (&[], "spec."),
         Shape::Deployment => (DEPLOYMENT_FIELDS, "spec.template.spec."),
+        Shape::ReplicaSet => (REPLICA_SET_FIELDS, "spec.template.spec."),
+        Shape::Job => (JOB_FIELDS, "spec.template.spec."),
     };
     // Init containers take the fields of app containers and their own restartPolicy (native
     // sidecars); validation refuses what only a sidecar may have (ports, probes, hooks).
@@ -421,6 +451,7 @@ mod tests {
             "spec": {
                 "replicas": 2,
                 "strategy": {"type": "Recreate"},
+                "paused": true,
                 "selector": {"matchLabels": {"app": "d"}, "matchExpressions": []},
                 "template": {
                     "metadata": {"labels": {"app": "d"}, "name": "x"},
@@ -431,7 +462,7 @@ mod tests {
         assert_eq!(
             unsupported_fields(&value, Shape::Deployment),
             [
-                "field \"spec.strategy\" is not supported by podrun yet",
+                "field \"spec.paused\" is not supported by podrun yet",
                 "field \"spec.template.metadata.name\" is not supported by podrun yet",
             ]
         );

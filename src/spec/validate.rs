@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, Pod, PodSpec, SecurityContext, Volume,
 };
@@ -211,6 +213,28 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
     let selector = spec.selector.match_labels.as_ref();
     check_labels(selector, "spec.selector.matchLabels", &mut problems);
     check_selector(selector, &spec.template.metadata, &mut problems);
+    super::workload::strategy_problems(spec.strategy.as_ref(), &mut problems);
+    for (path, value) in [
+        ("spec.minReadySeconds", spec.min_ready_seconds),
+        ("spec.revisionHistoryLimit", spec.revision_history_limit),
+        (
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds,
+        ),
+    ] {
+        non_negative(path, value, &mut problems);
+    }
+    if let (Some(deadline), min_ready) = (
+        spec.progress_deadline_seconds,
+        spec.min_ready_seconds.unwrap_or(0),
+    ) && deadline <= min_ready
+    {
+        problems.push(invalid_raw(
+            "spec.progressDeadlineSeconds",
+            &deadline.to_string(),
+            "must be greater than minReadySeconds",
+        ));
+    }
     match &spec.template.spec {
         Some(pod_spec) => {
             check_pod_spec(pod_spec, "spec.template.spec", &["Always"], &mut problems)
@@ -218,6 +242,93 @@ pub fn deployment_problems(deployment: &Deployment) -> Vec<String> {
         None => problems.push(required("spec.template.spec.containers")),
     }
     problems
+}
+
+fn non_negative<T: Into<i64> + Copy>(path: &str, value: Option<T>, problems: &mut Vec<String>) {
+    if let Some(v) = value.map(Into::into).filter(|v| *v < 0) {
+        problems.push(invalid_raw(
+            path,
+            &v.to_string(),
+            "must be greater than or equal to 0",
+        ));
+    }
+}
+
+/// All problems of a ReplicaSet, its pod template included.
+pub fn replica_set_problems(rs: &ReplicaSet) -> Vec<String> {
+    let mut problems = Vec::new();
+    check_object_meta(&rs.metadata, &mut problems);
+    let spec = rs.spec.clone();
+    non_negative("spec.replicas", spec.replicas, &mut problems);
+    non_negative(
+        "spec.minReadySeconds",
+        spec.min_ready_seconds,
+        &mut problems,
+    );
+    let template = spec.template.unwrap_or_default();
+    template_problems(&template, &["Always"], &mut problems);
+    let selector = spec.selector.match_labels.as_ref();
+    check_labels(selector, "spec.selector.matchLabels", &mut problems);
+    check_selector(selector, &template.metadata, &mut problems);
+    problems
+}
+
+/// All problems of a Job, its pod template included (`restartPolicy` Never or OnFailure).
+pub fn job_problems(job: &Job) -> Vec<String> {
+    let mut problems = Vec::new();
+    check_object_meta(&job.metadata, &mut problems);
+    let spec = job.spec.clone().unwrap_or_default();
+    for (path, value) in [
+        ("spec.completions", spec.completions),
+        ("spec.parallelism", spec.parallelism),
+        ("spec.backoffLimit", spec.backoff_limit),
+        (
+            "spec.ttlSecondsAfterFinished",
+            spec.ttl_seconds_after_finished,
+        ),
+    ] {
+        non_negative(path, value, &mut problems);
+    }
+    if let Some(d) = spec.active_deadline_seconds.filter(|d| *d <= 0) {
+        problems.push(invalid_raw(
+            "spec.activeDeadlineSeconds",
+            &d.to_string(),
+            "must be greater than 0",
+        ));
+    }
+    let restart = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref());
+    if restart.is_none() && spec.template.spec.is_some() {
+        // Defaulted to Always first, as the API server does, which a Job refuses.
+        problems.push(unsupported(
+            "spec.template.spec.restartPolicy",
+            "Always",
+            &["OnFailure", "Never"],
+        ));
+    }
+    template_problems(&spec.template, &["OnFailure", "Never"], &mut problems);
+    problems
+}
+
+fn template_problems(template: &PodTemplateSpec, policies: &[&str], problems: &mut Vec<String>) {
+    let meta = template.metadata.as_ref();
+    check_annotations(
+        meta.and_then(|m| m.annotations.as_ref()),
+        "spec.template.metadata.annotations",
+        problems,
+    );
+    check_labels(
+        meta.and_then(|m| m.labels.as_ref()),
+        "spec.template.metadata.labels",
+        problems,
+    );
+    match &template.spec {
+        Some(pod_spec) => check_pod_spec(pod_spec, "spec.template.spec", policies, problems),
+        None => problems.push(required("spec.template.spec.containers")),
+    }
 }
 
 fn check_selector(

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! <root>/pods/<ns>_<name>/                one pod's state: every file in [`PodPaths`]
-//! <root>/deployments/<ns>_<name>.json     an applied Deployment ([`DeploymentRecord`])
+//! <root>/deployments/, replicasets/, jobs/ the workload objects (see `workloads.rs`)
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])
@@ -13,6 +13,7 @@
 mod applied;
 mod paths;
 mod record;
+pub mod workloads;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -20,9 +21,12 @@ use std::path::{Path, PathBuf};
 
 use crate::lockfile::LockFile;
 
-pub use applied::{DeploymentRecord, UpdateRequest};
+pub use applied::UpdateRequest;
 pub use paths::{PodPaths, bundle_config};
 pub use record::*;
+pub use workloads::{
+    DeploymentRecord, JobCondition, JobRecord, JobStatus, ReplicaSetRecord, WorkloadKind,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -378,6 +378,38 @@ impl Node {
         }
     }
 
+    /// Every pod of the node (`get pods -o json` items).
+    pub fn pods_json(&self) -> Vec<serde_json::Value> {
+        let out = self.podrun(&["get", "pods", "-o", "json"]).ok().stdout;
+        let list: serde_json::Value = serde_json::from_str(&out).expect("get pods -o json");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The pods for which `keep` holds, once `done` holds for that list, polled for up to
+    /// `timeout`; panics with the last list if it never does.
+    #[track_caller]
+    pub fn wait_for_pods(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let pods = self.pods_json();
+            if done(&pods) {
+                return pods;
+            }
+            if Instant::now() >= deadline {
+                let names: Vec<String> = pods
+                    .iter()
+                    .map(|p| format!("{} {}", p["metadata"]["name"], p["status"]["phase"]))
+                    .collect();
+                panic!("pods never got there: {names:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Processes that live in this node's mount namespace (everything podrun started here),
     /// those in the node's cgroups (containers have mount namespaces of their own), and
     /// supervisors of the node's state root wherever they run.
@@ -459,6 +491,16 @@ impl Node {
     /// process, no state, no allocated address.
     #[track_caller]
     pub fn assert_clean(&self) {
+        // The controller ends once no workload is left: give it the moment it takes.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && self
+                .processes()
+                .iter()
+                .any(|p| cmdline(*p).contains("__controller"))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let links = self.links();
         assert!(
             links
@@ -507,6 +549,10 @@ fn own_ns(kind: &str) -> u64 {
 impl Drop for Node {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.root.path().join("controller.log"));
+            if let Ok(text) = log {
+                eprintln!("--- controller.log:\n{text}");
+            }
             // A failed test: show what the supervisors said before everything is removed.
             for entry in std::fs::read_dir(self.root.path().join("pods"))
                 .into_iter()
@@ -518,6 +564,10 @@ impl Drop for Node {
                     eprintln!("--- {}/{log}:\n{text}", entry.file_name().to_string_lossy());
                 }
             }
+        }
+        // Workloads first (else their controller replaces the pods deleted), then the pods.
+        for kind in ["deployments", "replicasets", "jobs"] {
+            let _ = self.podrun(&["delete", kind, "--all", "--grace-period=0"]);
         }
         let _ = self.podrun(&["delete", "--all", "--grace-period=0"]);
         // Whatever is still running in the node's mount namespace is ours: kill it by PID.

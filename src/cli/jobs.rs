@@ -1,0 +1,14 @@
+//! `podrun get jobs` (being written: issue 21).
+
+use super::Result;
+use super::workloads::Listing;
+use crate::config::Config;
+
+pub fn listing(
+    _cfg: &Config,
+    _namespace: Option<&str>,
+    _names: &[String],
+    _wide: bool,
+) -> Result<Listing> {
+    Err(super::msg("podrun get jobs: not listed yet"))
+}

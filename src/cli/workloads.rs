@@ -1,0 +1,256 @@
+//! `podrun get deployments|replicasets|jobs [NAME...]` (and several kinds at once:
+//! `get deployments,replicasets,pods`), with kubectl's columns.
+
+use serde_json::{Value, json};
+
+use super::get::GetArgs;
+use super::{Result, msg, table};
+use crate::config::Config;
+use crate::pod::workloads::{self, DeploymentView, ReplicaSetView};
+use crate::state::WorkloadKind;
+
+/// What `get` lists: pods or a workload kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Pods,
+    Workload(WorkloadKind),
+}
+
+impl Resource {
+    pub fn parse(word: &str) -> Result<Self> {
+        if super::is_pod_kind(word) {
+            return Ok(Resource::Pods);
+        }
+        workloads::workload_kind(word)
+            .map(Resource::Workload)
+            .ok_or_else(|| {
+                msg(format!(
+                    "the server doesn't have a resource type \"{word}\""
+                ))
+            })
+    }
+}
+
+/// The rows (header first) and the objects of one workload kind's listing.
+pub struct Listing {
+    pub rows: Vec<Vec<String>>,
+    pub objects: Vec<Value>,
+    pub names: Vec<String>,
+}
+
+/// List workload `kind` in `namespace` (every namespace with None), `names` only if given.
+pub fn listing(
+    cfg: &Config,
+    kind: WorkloadKind,
+    namespace: Option<&str>,
+    names: &[String],
+    wide: bool,
+) -> Result<Listing> {
+    let store = cfg.store();
+    let all_ns = namespace.is_none();
+    let mut listing = match kind {
+        WorkloadKind::Deployment => {
+            let mut views = workloads::deployments(&store, namespace);
+            keep_named(kind, names, &mut views, |v| &v.record.name)?;
+            deployments_listing(&views, wide, all_ns)
+        }
+        WorkloadKind::ReplicaSet => {
+            let mut views = workloads::replica_sets(&store, namespace);
+            keep_named(kind, names, &mut views, |v| &v.record.name)?;
+            replica_sets_listing(&views, wide, all_ns)
+        }
+        WorkloadKind::Job => super::jobs::listing(cfg, namespace, names, wide)?,
+    };
+    if all_ns {
+        listing.rows[0].insert(0, "NAMESPACE".into());
+    }
+    Ok(listing)
+}
+
+fn keep_named<T>(
+    kind: WorkloadKind,
+    names: &[String],
+    views: &mut Vec<T>,
+    name: impl Fn(&T) -> &String,
+) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    if let Some(missing) = names.iter().find(|n| !views.iter().any(|v| name(v) == *n)) {
+        return Err(workloads::not_found(kind, missing).into());
+    }
+    views.retain(|v| names.contains(name(v)));
+    Ok(())
+}
+
+/// CONTAINERS, IMAGES (comma-separated) of a template.
+pub fn containers_images(plan: &crate::spec::PodPlan) -> (String, String) {
+    let apps: Vec<&crate::spec::ContainerPlan> =
+        plan.containers.iter().filter(|c| !c.init).collect();
+    let names: Vec<&str> = apps.iter().map(|c| c.name.as_str()).collect();
+    let images: Vec<&str> = apps.iter().map(|c| c.image.as_str()).collect();
+    (names.join(","), images.join(","))
+}
+
+/// `app=web,pod-template-hash=...`.
+pub fn selector(map: &std::collections::BTreeMap<String, String>) -> String {
+    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(",")
+}
+
+fn deployments_listing(views: &[DeploymentView], wide: bool, all_ns: bool) -> Listing {
+    let mut header = vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
+    if wide {
+        header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+    }
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
+    for v in views {
+        let p = &v.record.plan;
+        let mut row = Vec::new();
+        if all_ns {
+            row.push(v.record.namespace.clone());
+        }
+        row.extend([
+            v.record.name.clone(),
+            format!("{}/{}", v.status.ready, p.replicas),
+            v.status.updated.to_string(),
+            v.status.available.to_string(),
+            table::age(v.record.created_at),
+        ]);
+        if wide {
+            let (c, i) = containers_images(&p.template);
+            row.extend([c, i, selector(&p.selector)]);
+        }
+        rows.push(row);
+    }
+    Listing {
+        rows,
+        objects: views
+            .iter()
+            .map(super::workload_object::deployment_object)
+            .collect(),
+        names: views.iter().map(|v| v.record.name.clone()).collect(),
+    }
+}
+
+fn replica_sets_listing(views: &[ReplicaSetView], wide: bool, all_ns: bool) -> Listing {
+    let mut header = vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"];
+    if wide {
+        header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+    }
+    let mut rows = vec![header.into_iter().map(str::to_owned).collect::<Vec<_>>()];
+    for v in views {
+        let mut row = Vec::new();
+        if all_ns {
+            row.push(v.record.namespace.clone());
+        }
+        row.extend([
+            v.record.name.clone(),
+            v.record.replicas.to_string(),
+            v.counts.current.to_string(),
+            v.counts.ready.to_string(),
+            table::age(v.record.created_at),
+        ]);
+        if wide {
+            let (c, i) = containers_images(&v.record.template.plan);
+            row.extend([c, i, selector(&v.record.selector)]);
+        }
+        rows.push(row);
+    }
+    Listing {
+        rows,
+        objects: views
+            .iter()
+            .map(super::workload_object::replica_set_object)
+            .collect(),
+        names: views.iter().map(|v| v.record.name.clone()).collect(),
+    }
+}
+
+/// `get` of one workload kind, or of several kinds (`deployments,replicasets,pods`): a table
+/// per kind, names prefixed with the kind when there are several, as kubectl prints them.
+pub fn get(
+    cfg: &Config,
+    namespace: &str,
+    resources: &[Resource],
+    names: &[String],
+    args: &GetArgs,
+) -> Result<i32> {
+    let ns = (!args.all_namespaces).then_some(namespace);
+    let several = resources.len() > 1;
+    let output = args.output.as_deref();
+    let wide = output == Some("wide");
+    let mut objects: Vec<Value> = Vec::new();
+    let mut printed = false;
+    for resource in resources {
+        let (kind_word, listing) = match resource {
+            Resource::Pods => (
+                "pod".to_owned(),
+                super::get::pods_listing(cfg, ns, names, wide)?,
+            ),
+            Resource::Workload(kind) => (
+                workloads::qualified(*kind).to_owned(),
+                listing(cfg, *kind, ns, names, wide)?,
+            ),
+        };
+        match output {
+            Some("json") | Some("yaml") => objects.extend(listing.objects),
+            Some("name") => {
+                for n in &listing.names {
+                    println!("{kind_word}/{n}");
+                }
+            }
+            None | Some("wide") => {
+                if listing.names.is_empty() {
+                    continue;
+                }
+                let mut rows = listing.rows;
+                if several {
+                    let at = usize::from(args.all_namespaces);
+                    for row in rows.iter_mut().skip(1) {
+                        row[at] = format!("{kind_word}/{}", row[at]);
+                    }
+                    if printed {
+                        println!();
+                    }
+                }
+                if args.no_headers {
+                    rows.remove(0);
+                }
+                table::print(&rows);
+                printed = true;
+            }
+            Some(other) => {
+                return Err(msg(format!(
+                    "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
+                )));
+            }
+        }
+    }
+    match output {
+        Some("json") | Some("yaml") => {
+            let doc = if objects.len() == 1 && !names.is_empty() && !several {
+                objects.remove(0)
+            } else {
+                json!({"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {"resourceVersion": ""}})
+            };
+            if output == Some("json") {
+                println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            } else {
+                print!(
+                    "{}",
+                    serde_saphyr::to_string(&doc).map_err(|e| msg(e.to_string()))?
+                );
+            }
+        }
+        None | Some("wide") if !printed => {
+            if args.all_namespaces {
+                eprintln!("No resources found");
+            } else {
+                eprintln!("No resources found in {namespace} namespace.");
+            }
+        }
+        _ => {}
+    }
+    Ok(0)
+}

@@ -1,0 +1,1 @@
+//! The Job controller's rules (placeholder until the Job controller lands).
