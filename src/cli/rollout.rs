@@ -200,7 +200,7 @@ fn history(store: &crate::state::Store, key: &PodKey, revision: u64) -> Result<i
     }
     // kubectl's tabwriter here pads with two spaces, not three.
     println!("deployment.apps/{} ", key.name);
-    println!("{:<10}{}", "REVISION", "CHANGE-CAUSE");
+    println!("REVISION  CHANGE-CAUSE");
     for r in &revisions {
         let cause = r.change_cause.as_deref().unwrap_or("<none>");
         println!("{:<10}{cause}", r.number);
