@@ -168,7 +168,7 @@ fn a_sidecar_does_not_keep_a_never_pod_from_completing() {
     assert_eq!(names, ["sidecar-start", "app-start", "sidecar-term"]);
     let row = node.podrun(&["get", "pods", "--no-headers"]).ok().stdout;
     assert!(row.contains(" Completed "), "{row}");
-    node.podrun(&["delete", "job", "--now"]).ok();
+    node.podrun(&["delete", "pod", "job", "--now"]).ok();
     node.assert_clean();
 }
 

@@ -375,7 +375,22 @@ fn resources(o: &mut String, r: &crate::spec::Resources) {
 }
 
 fn events(o: &mut String, r: &PodRecord) {
-    if r.events.is_empty() {
+    event_table(o, &r.events, |reason| {
+        if reason == "Scheduled" {
+            "podrun-scheduler"
+        } else {
+            "podrun"
+        }
+    });
+}
+
+/// kubectl's `Events:` table; `from` names the component that reported each reason.
+pub(super) fn event_table(
+    o: &mut String,
+    events: &[crate::state::Event],
+    from: impl Fn(&str) -> &'static str,
+) {
+    if events.is_empty() {
         let _ = writeln!(o, "Events:            <none>");
         return;
     }
@@ -388,7 +403,7 @@ fn events(o: &mut String, r: &PodRecord) {
             .map(String::from)
             .to_vec(),
     ];
-    for e in &r.events {
+    for e in events {
         let age = if e.count > 1 {
             format!(
                 "{} (x{} over {})",
@@ -399,11 +414,7 @@ fn events(o: &mut String, r: &PodRecord) {
         } else {
             table::age(e.first_timestamp)
         };
-        let from = if e.reason == "Scheduled" {
-            "podrun-scheduler"
-        } else {
-            "podrun"
-        };
+        let from = from(&e.reason);
         rows.push(vec![
             e.kind.clone(),
             e.reason.clone(),

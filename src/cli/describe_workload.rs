@@ -107,3 +107,195 @@ fn env_shown(e: &crate::spec::EnvVar) -> String {
         EnvSource::Literal(_) => "<set from a ConfigMap or Secret>".to_owned(),
     }
 }
+
+/// `describe deployment NAME` and `describe replicaset NAME`, kubectl's layout.
+pub fn describe(
+    cfg: &crate::config::Config,
+    namespace: &str,
+    kind: crate::state::WorkloadKind,
+    name: &str,
+) -> super::Result<i32> {
+    use crate::pod::workloads;
+    use crate::state::{PodKey, WorkloadKind};
+    let store = cfg.store();
+    let key = PodKey::new(namespace, name);
+    let mut text = match kind {
+        WorkloadKind::Deployment => deployment_text(&workloads::deployment(&store, &key)?),
+        WorkloadKind::ReplicaSet => {
+            let view = workloads::replica_sets(&store, Some(namespace))
+                .into_iter()
+                .find(|v| v.record.name == name)
+                .ok_or_else(|| workloads::not_found(kind, name))?;
+            replica_set_text(&view)
+        }
+        WorkloadKind::Job => return super::jobs::describe(cfg, namespace, name),
+    };
+    let from = match kind {
+        WorkloadKind::Deployment => "deployment-controller",
+        WorkloadKind::ReplicaSet => "replicaset-controller",
+        WorkloadKind::Job => "job-controller",
+    };
+    let events = store.workload_events(kind, &key);
+    super::describe::event_table(&mut text, &events, |_| from);
+    print!("{text}");
+    Ok(0)
+}
+
+fn header(o: &mut String, name: &str, namespace: &str, created: chrono::DateTime<chrono::Utc>) {
+    let _ = writeln!(o, "{:<24}{name}", "Name:");
+    let _ = writeln!(o, "{:<24}{namespace}", "Namespace:");
+    let _ = writeln!(
+        o,
+        "{:<24}{}",
+        "CreationTimestamp:",
+        created.format("%a, %d %b %Y %H:%M:%S %z")
+    );
+}
+
+fn map_block(
+    o: &mut String,
+    label: &str,
+    map: &std::collections::BTreeMap<String, String>,
+    sep: &str,
+) {
+    if map.is_empty() {
+        let _ = writeln!(o, "{label:<24}<none>");
+    }
+    for (i, (k, v)) in map.iter().enumerate() {
+        let head = if i == 0 { label } else { "" };
+        let _ = writeln!(o, "{head:<24}{k}{sep}{v}");
+    }
+}
+
+fn deployment_text(v: &crate::pod::workloads::DeploymentView) -> String {
+    use crate::spec::workload::Strategy;
+    let mut o = String::new();
+    let r = &v.record;
+    let p = &r.plan;
+    header(&mut o, &r.name, &r.namespace, r.created_at);
+    map_block(&mut o, "Labels:", &p.labels, "=");
+    let mut annotations = p.annotations.clone();
+    if let Some(new) = v.new_replica_set() {
+        annotations.insert(
+            crate::state::workloads::REVISION_ANNOTATION.to_owned(),
+            new.record.revision().to_string(),
+        );
+    }
+    map_block(&mut o, "Annotations:", &annotations, ": ");
+    let _ = writeln!(
+        o,
+        "{:<24}{}",
+        "Selector:",
+        super::workloads::selector(&p.selector)
+    );
+    let s = &v.status;
+    let _ = writeln!(
+        o,
+        "{:<24}{} desired | {} updated | {} total | {} available | {} unavailable",
+        "Replicas:",
+        p.replicas,
+        s.updated,
+        s.replicas,
+        s.available,
+        s.unavailable(p.replicas)
+    );
+    let _ = writeln!(o, "{:<24}{}", "StrategyType:", p.strategy.type_name());
+    let _ = writeln!(o, "{:<24}{}", "MinReadySeconds:", p.min_ready_seconds);
+    if let Strategy::RollingUpdate {
+        max_surge,
+        max_unavailable,
+    } = p.strategy
+    {
+        let _ = writeln!(
+            o,
+            "{:<24}{max_unavailable} max unavailable, {max_surge} max surge",
+            "RollingUpdateStrategy:"
+        );
+    }
+    o.push_str(&pod_template(&p.pod_template()));
+    let (available, reason) = if s.available >= p.replicas.saturating_sub(unavailable_allowed(p)) {
+        ("True", "MinimumReplicasAvailable")
+    } else {
+        ("False", "MinimumReplicasUnavailable")
+    };
+    let complete = crate::workload::deployment::rollout_status(&r.name, p.replicas, s).1;
+    let (progressing, why) = if complete {
+        ("True", "NewReplicaSetAvailable")
+    } else {
+        ("True", "ReplicaSetUpdated")
+    };
+    let _ = writeln!(o, "Conditions:");
+    let _ = writeln!(o, "  Type           Status  Reason");
+    let _ = writeln!(o, "  ----           ------  ------");
+    let _ = writeln!(o, "  Available      {available:<8}{reason}");
+    let _ = writeln!(o, "  Progressing    {progressing:<8}{why}");
+    let new = v.new_replica_set();
+    let old: Vec<String> = v
+        .replica_sets
+        .iter()
+        .filter(|rs| Some(rs.record.name.as_str()) != new.map(|n| n.record.name.as_str()))
+        .filter(|rs| rs.record.replicas > 0 || rs.counts.current > 0)
+        .map(|rs| {
+            format!(
+                "{} ({}/{} replicas created)",
+                rs.record.name, rs.counts.current, rs.record.replicas
+            )
+        })
+        .collect();
+    let old = if old.is_empty() {
+        "<none>".to_owned()
+    } else {
+        old.join(", ")
+    };
+    let _ = writeln!(o, "{:<17}{old}", "OldReplicaSets:");
+    let new = new
+        .map(|n| {
+            format!(
+                "{} ({}/{} replicas created)",
+                n.record.name, n.counts.current, n.record.replicas
+            )
+        })
+        .unwrap_or_else(|| "<none>".to_owned());
+    let _ = writeln!(o, "{:<17}{new}", "NewReplicaSet:");
+    o
+}
+
+fn unavailable_allowed(p: &crate::spec::DeploymentPlan) -> u32 {
+    let (_, unavailable) = p.strategy.fenceposts(p.replicas as i32);
+    unavailable.max(0) as u32
+}
+
+fn replica_set_text(v: &crate::pod::workloads::ReplicaSetView) -> String {
+    let mut o = String::new();
+    let r = &v.record;
+    let _ = writeln!(o, "{:<14}{}", "Name:", r.name);
+    let _ = writeln!(o, "{:<14}{}", "Namespace:", r.namespace);
+    let _ = writeln!(
+        o,
+        "{:<14}{}",
+        "Selector:",
+        super::workloads::selector(&r.selector)
+    );
+    labelled(&mut o, "Labels:", &r.labels);
+    labelled(&mut o, "Annotations:", &r.annotations);
+    let controlled = r
+        .deployment
+        .as_ref()
+        .map(|(d, _)| format!("Deployment/{d}"))
+        .unwrap_or_else(|| "<none>".to_owned());
+    let _ = writeln!(o, "{:<14}{controlled}", "Controlled By:");
+    let _ = writeln!(
+        o,
+        "{:<14}{} current / {} desired",
+        "Replicas:", v.counts.current, r.replicas
+    );
+    let c = &v.counts;
+    let waiting = c.present.saturating_sub(c.ready);
+    let _ = writeln!(
+        o,
+        "{:<14}{} Running / {waiting} Waiting / 0 Succeeded / 0 Failed",
+        "Pods Status:", c.ready
+    );
+    o.push_str(&pod_template(&r.template));
+    o
+}

@@ -99,7 +99,34 @@ fn environment_checks(cfg: &Config) -> Vec<Check> {
         ("oom_score_adj", oom_scores()),
         ("state root", state_root(cfg).into()),
         ("images", images(cfg).into()),
+        ("controller", controller(cfg)),
     ]
+}
+
+/// Workloads recorded need a controller: running, or started now.
+fn controller(cfg: &Config) -> Status {
+    let store = cfg.store();
+    let counts = format!(
+        "{} deployments, {} replicasets, {} jobs",
+        store.list_deployments().len(),
+        store.list_replica_sets().len(),
+        store.list_jobs().len()
+    );
+    if !store.has_workloads() {
+        return Status::Ok("not needed (no workload recorded)".into());
+    }
+    if let Some(pid) = crate::controller::worker_pid(cfg) {
+        return Status::Ok(format!("running (worker pid {pid}): {counts}"));
+    }
+    let notes = crate::controller::ensure_running(cfg);
+    if notes.is_empty() {
+        Status::Warn(format!("was not running with {counts} recorded: started"))
+    } else {
+        Status::Fail(format!(
+            "not running with {counts} recorded: {}",
+            notes.join("; ")
+        ))
+    }
 }
 
 /// Lowering a process's oom_score_adj takes CAP_SYS_RESOURCE. Without it (some sandboxes and

@@ -12,3 +12,9 @@ pub fn listing(
 ) -> Result<Listing> {
     Err(super::msg("podrun get jobs: not listed yet"))
 }
+
+pub fn describe(_cfg: &Config, _namespace: &str, name: &str) -> Result<i32> {
+    Err(super::msg(format!(
+        "podrun describe job {name}: not described yet"
+    )))
+}

@@ -139,9 +139,10 @@ pub enum Command {
     },
     /// List pods (`get pods [NAME...] [-o wide|json|yaml|name]`).
     Get(get::GetArgs),
-    /// Show a pod's containers, states, IP, sandbox and events.
+    /// Show a pod's containers, states, IP, sandbox and events (or a Deployment's,
+    /// ReplicaSet's, Job's spec and status).
     Describe {
-        /// `pod` (optional) then the pod name.
+        /// `pod` (optional, or `deployment`, `replicaset`, `job`) then the name.
         #[arg(required = true, num_args = 1..=2, value_name = "[pod] NAME")]
         what: Vec<String>,
     },
@@ -269,6 +270,16 @@ fn pod_arg(arg: &str) -> Result<&str> {
     }
 }
 
+/// `deployment NAME` or `deployment/NAME` (any workload kind) -> (kind, NAME).
+fn workload_target(what: &[String]) -> Option<(crate::state::WorkloadKind, String)> {
+    let (word, name) = match what {
+        [one] => one.split_once('/')?,
+        [kind, name] => (kind.as_str(), name.as_str()),
+        _ => return None,
+    };
+    crate::pod::workloads::workload_kind(word).map(|k| (k, name.to_owned()))
+}
+
 /// `[pod] NAME` or `pod/NAME` -> NAME.
 fn pod_name(what: &[String]) -> Result<String> {
     match what {
@@ -285,6 +296,16 @@ fn load_pod(cfg: &Config, namespace: &str, name: &str) -> Result<PodRecord> {
 /// Run a command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     let cfg = cli.global.config();
+    // Workloads recorded and no controller (both of its processes killed, or a reboot of the
+    // state root's host kept it): any verb brings it back, as the verbs that change them do.
+    if !matches!(
+        cli.command,
+        Command::Supervise { .. } | Command::Controller { .. } | Command::Init { .. }
+    ) {
+        for line in crate::controller::ensure_running(&cfg) {
+            eprintln!("podrun: {line}");
+        }
+    }
     let explicit_ns = cli.global.namespace.clone();
     let ns = explicit_ns.clone().unwrap_or_else(|| "default".into());
     match cli.command {
@@ -295,7 +316,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             apply::apply(&cfg, &file, explicit_ns.as_deref())
         }
         Command::Get(args) => get::get(&cfg, &ns, &args),
-        Command::Describe { what } => describe::describe(&cfg, &ns, &pod_name(&what)?),
+        Command::Describe { what } => match workload_target(&what) {
+            Some((kind, name)) => describe_workload::describe(&cfg, &ns, kind, &name),
+            None => describe::describe(&cfg, &ns, &pod_name(&what)?),
+        },
         Command::Logs(args) => logs::logs(&cfg, &ns, &args),
         Command::Exec(args) => exec::exec(&cfg, &ns, &args),
         Command::Delete(args) => delete::delete(&cfg, &ns, explicit_ns.as_deref(), &args),

@@ -18,7 +18,7 @@ pub struct Memory {
     /// Per workload whose pods could not be made: when to try again, and the back-off.
     retry: HashMap<String, (Instant, Duration)>,
     /// Per workload, the last error logged (logged once, not at every retry).
-    logged: HashMap<String, String>,
+    pub logged: HashMap<String, String>,
 }
 
 impl Memory {
@@ -247,16 +247,19 @@ impl Pass<'_> {
                     d.namespace, d.name, rs.name
                 ));
                 self.store.save_replica_set(&rs)?;
+                self.scaling_event(d, &rs.name, 0, *replicas);
                 replica_sets.push(rs);
             }
             Action::Scale { name, replicas } => {
                 if let Some(i) = find(replica_sets, name) {
+                    let from = replica_sets[i].replicas;
                     log(&format!(
-                        "deployment {}/{}: scaled replicaset {name} from {} to {replicas}",
-                        d.namespace, d.name, replica_sets[i].replicas
+                        "deployment {}/{}: scaled replicaset {name} from {from} to {replicas}",
+                        d.namespace, d.name
                     ));
                     replica_sets[i].replicas = *replicas;
                     self.store.save_replica_set(&replica_sets[i])?;
+                    self.scaling_event(d, name, from, *replicas);
                 }
             }
             Action::Revise { name, revision } => {
@@ -274,6 +277,21 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The Deployment's `ScalingReplicaSet` event, in the deployment controller's words.
+    fn scaling_event(&self, d: &DeploymentRecord, rs: &str, from: u32, to: u32) {
+        if from == to {
+            return;
+        }
+        let way = if to > from { "up" } else { "down" };
+        self.store.add_workload_event(
+            WorkloadKind::Deployment,
+            &d.key(),
+            "Normal",
+            "ScalingReplicaSet",
+            format!("Scaled {way} replica set {rs} from {from} to {to}"),
+        );
     }
 
     fn replica_set(&mut self, rs: &ReplicaSetRecord, deployments: &[DeploymentRecord]) {
@@ -308,10 +326,12 @@ impl Pass<'_> {
 
     /// Make `plans` for workload `key` (unless it is backing off after a failure; `key` names
     /// the workload in the log, e.g. `job default/pi`).
-    pub fn create(&mut self, key: &str, plans: &[crate::spec::PodPlan]) {
+    /// The pods made, or None (backing off, or failed: the error is logged and kept in
+    /// `memory.logged[key]`).
+    pub fn create(&mut self, key: &str, plans: &[crate::spec::PodPlan]) -> Option<Vec<PodKey>> {
         if let Err(at) = self.memory.may_try(key) {
             self.next = earliest(self.next, Some(at));
-            return;
+            return None;
         }
         self.changed = true;
         match crate::pod::apply::create_pods(self.cfg, plans) {
@@ -319,11 +339,13 @@ impl Pass<'_> {
                 self.memory.succeeded(key);
                 let names: Vec<&str> = made.iter().map(|(k, _)| k.name.as_str()).collect();
                 log(&format!("{key}: created pod {}", names.join(", ")));
+                Some(made.into_iter().map(|(k, _)| k).collect())
             }
             Err(e) => {
                 self.memory.failed(key, &e.to_string());
                 let (at, _) = self.memory.retry[key];
                 self.next = earliest(self.next, Some(at));
+                None
             }
         }
     }

@@ -307,7 +307,7 @@ impl PodRecord {
 }
 
 /// [`PodRecord::event`] on a list of events, at `now`.
-fn record_event(
+pub(crate) fn record_event(
     events: &mut Vec<Event>,
     kind: &str,
     reason: &str,

@@ -5,6 +5,8 @@
 //! <root>/replicasets/<ns>_<name>.json       a ReplicaSet (a Deployment's: the controller writes it)
 //! <root>/jobs/<ns>_<name>.json              a Job (apply writes it)
 //! <root>/jobs/<ns>_<name>.status.json       its status (the controller writes it)
+//! <root>/events/<kind>_<ns>_<name>.json    a workload's events (the controller writes them)
+//! <root>/events/<kind>_<ns>_<name>.json    a workload's events (the controller writes them)
 //! <root>/workloads.lock                     flock: one writer of workload objects and pods at a time
 //! ```
 //!
@@ -235,8 +237,40 @@ impl Store {
         )
     }
 
-    /// Forget workload `key` of `kind` (idempotent; a Job's status with it).
+    fn events_file(&self, kind: WorkloadKind, key: &PodKey) -> PathBuf {
+        self.root()
+            .join("events")
+            .join(format!("{}_{}.json", kind.dir(), key.dir_name()))
+    }
+
+    /// Workload `key`'s events, oldest first.
+    pub fn workload_events(&self, kind: WorkloadKind, key: &PodKey) -> Vec<super::Event> {
+        read_json(self.events_file(kind, key))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Add an event to workload `key` (a repeat counts up; the last 50 are kept). Outside the
+    /// directories the controller watches: writing one wakes nothing.
+    pub fn add_workload_event(
+        &self,
+        kind: WorkloadKind,
+        key: &PodKey,
+        event_type: &str,
+        reason: &str,
+        message: String,
+    ) {
+        let mut events = self.workload_events(kind, key);
+        super::record::record_event(&mut events, event_type, reason, message, Utc::now());
+        let excess = events.len().saturating_sub(50);
+        events.drain(..excess);
+        let _ = write_json(self.events_file(kind, key), &events);
+    }
+
+    /// Forget workload `key` of `kind` (idempotent; a Job's status and its events with it).
     pub fn remove_workload(&self, kind: WorkloadKind, key: &PodKey) -> Result<(), StateError> {
+        let _ = fs::remove_file(self.events_file(kind, key));
         for suffix in ["", ".status"] {
             let path = self.workload_file(kind, key, suffix);
             match fs::remove_file(&path) {
