@@ -50,13 +50,25 @@ fn pid_file(node: &Node, file: &str) -> i32 {
         .unwrap()
 }
 
-/// PSS of `pid` in KiB (`smaps_rollup`).
-fn pss_kib(pid: i32) -> u64 {
+/// Field `name` of `pid`'s `smaps_rollup`, in KiB.
+fn smaps_kib(pid: i32, name: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// PSS of `pid` in KiB.
+fn pss_kib(pid: i32) -> u64 {
+    smaps_kib(pid, "Pss:")
+}
+
+/// Private dirty memory of `pid` in KiB (heap, stack, written data): what it alone costs.
+/// Its private clean pages are the binary's code that no other process touched, page cache
+/// the kernel can drop at any time.
+fn uss_kib(pid: i32) -> u64 {
+    smaps_kib(pid, "Private_Dirty:")
 }
 
 /// (voluntary + involuntary context switches, utime + stime ticks) of `pid`.
@@ -97,6 +109,7 @@ fn rest(node: &Node) {
         pid_file(node, "controller-keeper.pid"),
     );
     let one = pss_kib(worker) + pss_kib(keeper);
+    let uss_one = uss_kib(worker) + uss_kib(keeper);
     for i in 1..10 {
         node.apply_manifest(&format!("d{i}.yaml"), &deployment(&format!("d{i}")))
             .ok();
@@ -104,6 +117,13 @@ fn rest(node: &Node) {
     node.wait_for_pods(Duration::from_secs(60), |p| running_count(p) == 10);
     std::thread::sleep(Duration::from_secs(2));
     let ten = pss_kib(worker) + pss_kib(keeper);
+    let uss_ten = uss_kib(worker) + uss_kib(keeper);
+    println!(
+        "rest: controller private dirty memory (worker + keeper) {uss_one} KiB with 1 Deployment, {uss_ten} KiB with 10 (worker {} KiB, keeper {} KiB): {:.0} KiB for each one more",
+        uss_kib(worker),
+        uss_kib(keeper),
+        (uss_ten as f64 - uss_one as f64) / 9.0
+    );
     println!(
         "rest: controller PSS (worker + keeper) {one} KiB with 1 Deployment, {ten} KiB with 10: {:.0} KiB per Deployment at 10, {:.0} KiB for each one more (target < 1024)",
         ten as f64 / 10.0,

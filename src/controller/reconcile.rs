@@ -310,18 +310,58 @@ impl Pass<'_> {
         let pods = self.pods_of("ReplicaSet", &rs.namespace, &rs.name);
         let decision = replica_set::sync(rs, &pods);
         let key = format!("replicaset {}/{}", rs.namespace, rs.name);
-        for pod in &decision.remove {
-            self.remove(pod);
+        for pod in decision.remove.iter().chain(&decision.delete) {
+            self.rs_event(rs, "SuccessfulDelete", format!("Deleted pod: {}", pod.name));
         }
         for pod in &decision.delete {
             self.stop(pod, None);
         }
-        if decision.create > 0 {
-            let taken: HashSet<String> =
-                self.store.list().into_iter().map(|r| r.plan.name).collect();
-            let plans = crate::workload::replica_set_pods(rs, decision.create, &taken);
-            self.create(&key, &plans);
+        // A lost pod's teardown (its sandbox's network: tens of ms) waits until its
+        // replacement is made, unless the replacement needs what it still holds (a hostPort).
+        let host_ports = !crate::net::hostport::of_plan(&rs.template.plan).is_empty();
+        if host_ports {
+            for pod in &decision.remove {
+                self.remove(pod);
+            }
         }
+        self.make_pods(rs, decision.create, &key);
+        if !host_ports {
+            for pod in &decision.remove {
+                self.remove(pod);
+            }
+        }
+    }
+
+    /// `n` new pods of `rs`, with their events.
+    fn make_pods(&mut self, rs: &ReplicaSetRecord, n: usize, key: &str) {
+        if n == 0 {
+            return;
+        }
+        let taken: HashSet<String> = self.store.list().into_iter().map(|r| r.plan.name).collect();
+        let plans = crate::workload::replica_set_pods(rs, n, &taken);
+        match self.create(key, &plans) {
+            Some(made) => {
+                for pod in made {
+                    self.rs_event(rs, "SuccessfulCreate", format!("Created pod: {}", pod.name));
+                }
+            }
+            None => {
+                if let Some(error) = self.memory.logged.get(key).cloned() {
+                    self.rs_event(rs, "FailedCreate", format!("Error creating: {error}"));
+                }
+            }
+        }
+    }
+
+    /// An event of ReplicaSet `rs`, in the replicaset controller's words.
+    fn rs_event(&self, rs: &ReplicaSetRecord, reason: &str, message: String) {
+        let kind = if reason == "FailedCreate" {
+            "Warning"
+        } else {
+            "Normal"
+        };
+        self.store
+            .add_workload_event(WorkloadKind::ReplicaSet, &rs.key(), kind, reason, message);
     }
 
     /// Make `plans` for workload `key` (unless it is backing off after a failure; `key` names
