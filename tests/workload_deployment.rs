@@ -392,3 +392,81 @@ fn a_killed_controller_comes_back_finishes_the_rollout_and_never_runs_twice() {
     node.podrun(&["delete", "deployment", "idle", "--now"]).ok();
     node.assert_clean();
 }
+
+#[test]
+fn recreate_stops_every_old_pod_before_a_new_one_starts() {
+    require_root!();
+    let node = Node::new();
+    let recreate = "strategy: {type: Recreate}";
+    node.apply_manifest("idle.yaml", &idle(2, "podrun.local/debug:1", recreate))
+        .ok();
+    node.wait_for_pods(Duration::from_secs(10), |p| running_names(p).len() == 2);
+    let python = "podrun.local/python:3.11-slim";
+    node.apply_manifest("idle.yaml", &idle(2, python, recreate))
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = node.pods_json();
+        let images: Vec<String> = pods.iter().map(image).collect();
+        assert!(
+            !(images.iter().any(|i| i == python) && images.iter().any(|i| i != python)),
+            "old and new pods at once: {images:?}"
+        );
+        if running_names(&pods).len() == 2 && images.iter().all(|i| i == python) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recreated: {images:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.podrun(&["delete", "deployment", "idle", "--now"]).ok();
+    node.assert_clean();
+}
+
+#[test]
+fn a_replica_set_of_its_own_keeps_its_replicas() {
+    require_root!();
+    let node = Node::new();
+    let rs = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {{name: solo}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: solo}}}}
+  template:
+    metadata: {{labels: {{app: solo}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {{name: c, image: podrun.local/debug:1, command: [sleep, '3600']}}
+"
+        )
+    };
+    let out = node.apply_manifest("solo.yaml", &rs(2)).ok();
+    assert!(
+        out.stdout.starts_with("replicaset.apps/solo created"),
+        "{}",
+        out.stdout
+    );
+    let pods = node.wait_for_pods(Duration::from_secs(10), |p| running_names(p).len() == 2);
+    assert!(pods.iter().all(|p| name(p).starts_with("solo-")));
+    assert_eq!(
+        pods[0]["metadata"]["ownerReferences"][0]["kind"],
+        "ReplicaSet"
+    );
+    let victim = name(&pods[0]);
+    node.podrun(&["delete", "pod", &victim, "--now"]).ok();
+    node.wait_for_pods(Duration::from_secs(5), |p| {
+        running_names(p).len() == 2 && !running_names(p).contains(&victim)
+    });
+    node.podrun(&["scale", "rs/solo", "--replicas=3"]).ok();
+    node.wait_for_pods(Duration::from_secs(10), |p| running_names(p).len() == 3);
+    let out = node.apply_manifest("solo.yaml", &rs(1)).ok();
+    assert_eq!(out.stdout, "replicaset.apps/solo configured\n");
+    node.wait_for_pods(Duration::from_secs(10), |p| {
+        p.len() == 1 && running_names(p).len() == 1
+    });
+    node.podrun(&["delete", "rs", "solo"]).ok();
+    node.assert_clean();
+}

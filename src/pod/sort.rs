@@ -162,7 +162,14 @@ fn sort_replica_set(store: &Store, r: ReplicaSetPlan, sorted: &mut Sorted) -> Re
     let old = recorded.as_ref().and_then(|o| o.last_applied.as_deref());
     let name = r.name.clone();
     let line = |word: &str| format!("replicaset.apps/{name} {word}");
-    match declarative::workload_change("ReplicaSet", &r.name, old, 0, &applied)? {
+    let mut change = declarative::workload_change("ReplicaSet", &r.name, old, 0, &applied)?;
+    // Scaled since it was applied: the file's replicas are put back (kubectl's merge).
+    if let (WorkloadChange::Unchanged, Some(o)) = (&change, &recorded)
+        && o.replicas != r.replicas
+    {
+        change = WorkloadChange::Configured(Vec::new());
+    }
+    match change {
         WorkloadChange::Unchanged => sorted.headers.push((line("unchanged"), 0)),
         WorkloadChange::Create => {
             let record = crate::workload::replica_set_record(&r);
