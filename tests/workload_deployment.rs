@@ -470,3 +470,50 @@ spec:
     node.podrun(&["delete", "rs", "solo"]).ok();
     node.assert_clean();
 }
+
+#[test]
+fn a_rollout_that_makes_no_progress_exceeds_its_deadline() {
+    require_root!();
+    let node = Node::new();
+    let strategy = format!("{SURGE_1}\n  progressDeadlineSeconds: 2");
+    node.apply_manifest("idle.yaml", &idle(2, "podrun.local/debug:1", &strategy))
+        .ok();
+    node.wait_for_pods(Duration::from_secs(10), |p| running_names(p).len() == 2);
+    // The new pods never get ready: the rollout stops at one surge pod.
+    let never_ready = idle(2, "podrun.local/python:3.11-slim", &strategy).replace(
+        "        command:",
+        "        readinessProbe: {exec: {command: ['false']}, periodSeconds: 1}\n        command:",
+    );
+    node.apply_manifest("idle.yaml", &never_ready).ok();
+    let started = Instant::now();
+    let out = node.podrun(&["rollout", "status", "deployment/idle", "--timeout=20s"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("deployment \"idle\" exceeded its progress deadline"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout
+            .contains("1 out of 2 new replicas have been updated"),
+        "{}",
+        out.stdout
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let describe = node.podrun(&["describe", "deployment", "idle"]).ok().stdout;
+    assert!(
+        describe.contains("Progressing    False   ProgressDeadlineExceeded"),
+        "{describe}"
+    );
+    // The old pods still serve: maxUnavailable 0.
+    assert_eq!(
+        running_names(&node.pods_json())
+            .iter()
+            .filter(|n| !n.is_empty())
+            .count(),
+        2
+    );
+    node.podrun(&["delete", "deployment", "idle", "--now"]).ok();
+    node.assert_clean();
+}

@@ -120,7 +120,7 @@ pub fn describe(
     let store = cfg.store();
     let key = PodKey::new(namespace, name);
     let mut text = match kind {
-        WorkloadKind::Deployment => deployment_text(&workloads::deployment(&store, &key)?),
+        WorkloadKind::Deployment => deployment_text(&workloads::deployment(&store, &key)?, &store),
         WorkloadKind::ReplicaSet => {
             let view = workloads::replica_sets(&store, Some(namespace))
                 .into_iter()
@@ -167,7 +167,10 @@ fn map_block(
     }
 }
 
-fn deployment_text(v: &crate::pod::workloads::DeploymentView) -> String {
+fn deployment_text(
+    v: &crate::pod::workloads::DeploymentView,
+    store: &crate::state::Store,
+) -> String {
     use crate::spec::workload::Strategy;
     let mut o = String::new();
     let r = &v.record;
@@ -213,17 +216,8 @@ fn deployment_text(v: &crate::pod::workloads::DeploymentView) -> String {
         );
     }
     o.push_str(&pod_template(&p.pod_template()));
-    let (available, reason) = if s.available >= p.replicas.saturating_sub(unavailable_allowed(p)) {
-        ("True", "MinimumReplicasAvailable")
-    } else {
-        ("False", "MinimumReplicasUnavailable")
-    };
-    let complete = crate::workload::deployment::rollout_status(&r.name, p.replicas, s).1;
-    let (progressing, why) = if complete {
-        ("True", "NewReplicaSetAvailable")
-    } else {
-        ("True", "ReplicaSetUpdated")
-    };
+    let (available, reason) = v.available();
+    let (progressing, why) = v.progressing(store);
     let _ = writeln!(o, "Conditions:");
     let _ = writeln!(o, "  Type           Status  Reason");
     let _ = writeln!(o, "  ----           ------  ------");
@@ -258,11 +252,6 @@ fn deployment_text(v: &crate::pod::workloads::DeploymentView) -> String {
         .unwrap_or_else(|| "<none>".to_owned());
     let _ = writeln!(o, "{:<17}{new}", "NewReplicaSet:");
     o
-}
-
-fn unavailable_allowed(p: &crate::spec::DeploymentPlan) -> u32 {
-    let (_, unavailable) = p.strategy.fenceposts(p.replicas as i32);
-    unavailable.max(0) as u32
 }
 
 fn replica_set_text(v: &crate::pod::workloads::ReplicaSetView) -> String {

@@ -177,6 +177,12 @@ fn status(cfg: &Config, key: &PodKey, watch: bool, timeout: Duration) -> Result<
         if done || !watch {
             return Ok(0);
         }
+        if view.progressing(&store).1 == "ProgressDeadlineExceeded" {
+            return Err(msg(format!(
+                "deployment \"{}\" exceeded its progress deadline",
+                key.name
+            )));
+        }
         if !timeout.is_zero() && started.elapsed() >= timeout {
             return Err(msg("timed out waiting for the condition"));
         }

@@ -11,7 +11,7 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-pub fn deployment_object(v: &DeploymentView) -> Value {
+pub fn deployment_object(v: &DeploymentView, store: &crate::state::Store) -> Value {
     let r = &v.record;
     let p = &r.plan;
     let mut annotations = serde_json::Map::new();
@@ -45,6 +45,11 @@ pub fn deployment_object(v: &DeploymentView) -> Value {
     if unavailable > 0 {
         status["unavailableReplicas"] = json!(unavailable);
     }
+    let condition = |kind: &str, (state, reason): (&str, &str)| json!({"type": kind, "status": state, "reason": reason});
+    status["conditions"] = json!([
+        condition("Available", v.available()),
+        condition("Progressing", v.progressing(store)),
+    ]);
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",

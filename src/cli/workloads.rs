@@ -52,7 +52,7 @@ pub fn listing(
         WorkloadKind::Deployment => {
             let mut views = workloads::deployments(&store, namespace);
             keep_named(kind, names, &mut views, |v| &v.record.name)?;
-            deployments_listing(&views, wide, all_ns)
+            deployments_listing(&views, wide, all_ns, &store)
         }
         WorkloadKind::ReplicaSet => {
             let mut views = workloads::replica_sets(&store, namespace);
@@ -98,7 +98,12 @@ pub fn selector(map: &std::collections::BTreeMap<String, String>) -> String {
     parts.join(",")
 }
 
-fn deployments_listing(views: &[DeploymentView], wide: bool, all_ns: bool) -> Listing {
+fn deployments_listing(
+    views: &[DeploymentView],
+    wide: bool,
+    all_ns: bool,
+    store: &crate::state::Store,
+) -> Listing {
     let mut header = vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"];
     if wide {
         header.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
@@ -127,7 +132,7 @@ fn deployments_listing(views: &[DeploymentView], wide: bool, all_ns: bool) -> Li
         rows,
         objects: views
             .iter()
-            .map(super::workload_object::deployment_object)
+            .map(|v| super::workload_object::deployment_object(v, store))
             .collect(),
         names: views.iter().map(|v| v.record.name.clone()).collect(),
     }

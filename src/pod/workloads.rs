@@ -154,6 +154,45 @@ impl DeploymentView {
             .collect()
     }
 
+    /// The rollout is done: every replica updated and available, no old pod left.
+    pub fn complete(&self) -> bool {
+        let replicas = self.record.plan.replicas;
+        crate::workload::deployment::rollout_status(&self.record.name, replicas, &self.status).1
+    }
+
+    /// The `Progressing` condition's status and reason, as the deployment controller sets it:
+    /// `ProgressDeadlineExceeded` once the rollout made no progress (no ReplicaSet scaled) for
+    /// `progressDeadlineSeconds`.
+    pub fn progressing(&self, store: &Store) -> (&'static str, &'static str) {
+        if self.complete() {
+            return ("True", "NewReplicaSetAvailable");
+        }
+        let last = store
+            .workload_events(WorkloadKind::Deployment, &self.record.key())
+            .iter()
+            .filter(|e| e.reason == "ScalingReplicaSet")
+            .map(|e| e.last_timestamp)
+            .max()
+            .unwrap_or(self.record.created_at);
+        let deadline = i64::from(self.record.plan.progress_deadline_seconds);
+        if (chrono::Utc::now() - last).num_seconds() > deadline {
+            ("False", "ProgressDeadlineExceeded")
+        } else {
+            ("True", "ReplicaSetUpdated")
+        }
+    }
+
+    /// The `Available` condition: at least replicas - maxUnavailable available.
+    pub fn available(&self) -> (&'static str, &'static str) {
+        let p = &self.record.plan;
+        let (_, unavailable) = p.strategy.fenceposts(p.replicas as i32);
+        if self.status.available >= p.replicas.saturating_sub(unavailable.max(0) as u32) {
+            ("True", "MinimumReplicasAvailable")
+        } else {
+            ("False", "MinimumReplicasUnavailable")
+        }
+    }
+
     /// The ReplicaSet of the current template, if made yet.
     pub fn new_replica_set(&self) -> Option<&ReplicaSetView> {
         let hash = &self.record.plan.template_hash;
