@@ -17,8 +17,8 @@ mod rollout;
 mod table;
 mod terminal;
 mod top;
-mod workload_object;
-mod workloads;
+pub mod workload_object;
+pub mod workloads;
 
 use std::path::PathBuf;
 
