@@ -26,37 +26,18 @@ impl LockFile {
     /// Open (creating it with `mode` if missing, never truncating) and lock `path`
     /// exclusively, waiting for any other holder.
     pub fn exclusive(path: &Path, mode: u32) -> Result<LockFile, LockError> {
-        let err = |op| {
-            move |source| LockError {
-                op,
-                path: path.to_owned(),
-                source,
-            }
-        };
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(mode)
-            .open(path)
-            .map_err(err("open"))?;
-        file.lock().map_err(err("lock"))?;
+        let file = open(path, mode)?;
+        file.lock().map_err(|source| LockError {
+            op: "lock",
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(LockFile { _file: file })
     }
 
     /// As [`LockFile::exclusive`], without waiting: None while another holds the lock.
     pub fn try_exclusive(path: &Path, mode: u32) -> Result<Option<LockFile>, LockError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(mode)
-            .open(path)
-            .map_err(|source| LockError {
-                op: "open",
-                path: path.to_owned(),
-                source,
-            })?;
+        let file = open(path, mode)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(LockFile { _file: file })),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -78,6 +59,21 @@ impl LockFile {
     pub fn file(&self) -> &File {
         &self._file
     }
+}
+
+/// Open (creating it with `mode` if missing, never truncating) a lock file.
+fn open(path: &Path, mode: u32) -> Result<File, LockError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| LockError {
+            op: "open",
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]

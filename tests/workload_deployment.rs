@@ -54,6 +54,18 @@ fn running_names(pods: &[Value]) -> Vec<String> {
     names
 }
 
+/// Poll `done` every 50 ms for up to `timeout`; whether it became true.
+fn until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
 /// Pause processes of the node (one per live sandbox).
 fn pauses(node: &Node) -> usize {
     node.processes()
@@ -118,10 +130,7 @@ fn a_deleted_pod_or_a_killed_supervisor_is_replaced_never_doubled() {
         let names = running_names(p);
         names.len() == 3 && !names.contains(&target) && p.len() == 3
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pauses(&node) != 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until(Duration::from_secs(5), || pauses(&node) == 3);
     assert_eq!(pauses(&node), 3);
     assert_eq!(node.veths().len(), 3, "{:?}", node.veths());
     assert_eq!(node.ipam_files().len(), 3, "{:?}", node.ipam_files());
@@ -162,10 +171,9 @@ fn scaled_by_scale_and_by_a_changed_file() {
         p.len() == 2 && running_names(p).len() == 2
     });
     // The extra pods went with every kernel object they had.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while (pauses(&node) != 2 || node.veths().len() != 2) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until(Duration::from_secs(5), || {
+        pauses(&node) == 2 && node.veths().len() == 2
+    });
     assert_eq!(pauses(&node), 2);
     assert_eq!(node.veths().len(), 2, "{:?}", node.veths());
     assert_eq!(node.ipam_files().len(), 2, "{:?}", node.ipam_files());
@@ -382,10 +390,7 @@ fn a_killed_controller_comes_back_finishes_the_rollout_and_never_runs_twice() {
     );
     assert_eq!(workers(&node), [second]);
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pauses(&node) != 4 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until(Duration::from_secs(5), || pauses(&node) == 4);
     assert_eq!(pauses(&node), 4);
     assert_eq!(node.veths().len(), 4);
     assert_eq!(node.ipam_files().len(), 4);

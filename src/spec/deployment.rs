@@ -1,11 +1,10 @@
 //! Deployments: the pod-template hash and the pods a ReplicaSet would create.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
-use super::plan::{namespace_or_default, new_uid, pod_plan};
+use super::plan::{namespace_or_default, new_uid};
 use super::workload::{PodTemplate, Strategy, pod_name, template_hash_labels};
 use super::{DeploymentPlan, Owner, PodPlan};
 
@@ -21,20 +20,7 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
     let name = meta.name.clone().unwrap_or_default();
     let namespace = namespace_or_default(meta.namespace.as_deref());
     let template_hash = template_hash(&spec.template);
-    let template_json = serde_json::to_value(&spec.template).unwrap_or(Value::Null);
-    let template_meta = spec.template.metadata.clone().unwrap_or_default();
-    let template_pod = Pod {
-        metadata: ObjectMeta {
-            namespace: Some(namespace.clone()),
-            labels: template_meta.labels,
-            annotations: template_meta.annotations,
-            ..ObjectMeta::default()
-        },
-        spec: spec.template.spec.clone(),
-        status: None,
-    };
-    let mut template = pod_plan(&template_pod);
-    template.uid.clear();
+    let template = PodTemplate::compile(&namespace, &spec.template);
     DeploymentPlan {
         replica_set_name: format!("{name}-{template_hash}"),
         replica_set_uid: new_uid(),
@@ -46,13 +32,9 @@ pub fn deployment_plan(deployment: &Deployment) -> DeploymentPlan {
         labels: meta.labels.clone().unwrap_or_default(),
         annotations: meta.annotations.clone().unwrap_or_default(),
         selector: spec.selector.match_labels.clone().unwrap_or_default(),
-        template_hostname: spec
-            .template
-            .spec
-            .and_then(|s| s.hostname)
-            .filter(|h| !h.is_empty()),
-        template,
-        template_json,
+        template_hostname: template.hostname,
+        template: template.plan,
+        template_json: template.json,
         strategy: Strategy::of(spec.strategy.as_ref()),
         min_ready_seconds: u32::try_from(spec.min_ready_seconds.unwrap_or(0)).unwrap_or(0),
         revision_history_limit: u32::try_from(spec.revision_history_limit.unwrap_or(10))

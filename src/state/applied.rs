@@ -7,7 +7,7 @@ use std::fs;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{PodKey, StateError, Store, io_err};
+use super::{PodKey, StateError, Store};
 use crate::container::image::ContainerImage;
 use crate::spec::PodPlan;
 
@@ -26,22 +26,8 @@ impl Store {
     /// supervisor never reads half of one).
     pub fn request_update(&self, key: &PodKey, request: &UpdateRequest) -> Result<(), StateError> {
         let path = self.paths(key).update_request();
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec(request).expect("an UpdateRequest serialises");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            // Owner-only, as the record: the plan holds values of the pod's Secrets.
-            let mut file = fs::File::options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_err("create", &tmp))?;
-            file.write_all(&data).map_err(io_err("write", &tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+        super::write_private(&path, &data)
     }
 
     /// The pending update of pod `key`, taken (the file is removed): for its supervisor.

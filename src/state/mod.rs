@@ -47,6 +47,22 @@ pub enum StateError {
     },
 }
 
+/// Write `data` to `path` atomically and owner-only (records hold values of Secrets): into a
+/// file beside it first, then renamed into place, so a reader sees the old or the new one.
+fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let mut file = File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    file.write_all(data).map_err(io_err("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(io_err("rename", &tmp))
+}
+
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError + use<> {
     let path = path.to_owned();
     move |source| StateError::Io {
@@ -184,21 +200,8 @@ impl Store {
     /// Atomic replace: readers see the old or the new record, never half of one.
     pub fn save(&self, record: &PodRecord) -> Result<(), StateError> {
         let path = self.paths(&record.key()).record();
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         let data = serde_json::to_vec_pretty(record).expect("a PodRecord always serialises");
-        // Owner-only: the plan holds values of the pod's Secrets.
-        let mut file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            File::options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io_err("create", &tmp))?
-        };
-        file.write_all(&data).map_err(io_err("write", &tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+        write_private(&path, &data)
     }
 
     /// Every pod record, sorted by namespace and name. Unreadable entries are skipped.

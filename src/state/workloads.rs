@@ -307,21 +307,10 @@ fn read_json<T: DeserializeOwned>(path: PathBuf) -> Result<Option<T>, StateError
 
 /// Written aside (owner-only: templates hold values of Secrets), then renamed into place.
 fn write_json<T: Serialize>(path: PathBuf, value: &T) -> Result<(), StateError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().expect("a workload file has a directory");
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let data = serde_json::to_vec(value).expect("a workload record serialises");
-    let mut file = fs::File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    file.write_all(&data).map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+    super::write_private(&path, &data)
 }
 
 /// Every record in `dir` (not the `.status` files), sorted by key; unreadable ones skipped.
