@@ -176,11 +176,16 @@ pub fn pull(cfg: &Config, args: &PullArgs) -> Result<i32> {
     }
     let started = std::time::Instant::now();
     let mut bars = super::pull_progress::PullProgress::new(quiet, true);
-    let image = crate::image::pull(&cfg.images(), &registries, &auth, &reference, &mut |e| {
-        bars.event(e)
-    });
+    let pulled = crate::image::ensure(
+        &cfg.images(),
+        &registries,
+        &auth,
+        &reference,
+        true,
+        &mut |e| bars.event(e),
+    );
     drop(bars);
-    let image = image?;
+    let (image, _) = pulled?;
     if quiet {
         println!("sha256:{}", image.id);
     } else {

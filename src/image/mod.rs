@@ -2,7 +2,7 @@
 //!
 //! An image is a stack of read-only layers plus an OCI image config (Env, Entrypoint, Cmd,
 //! WorkingDir, User, created), kept in an [`ImageStore`] under the image root
-//! (`/var/lib/podrun/images`, `--image-root`, `PODRUN_IMAGE_ROOT`). [`pull`] fetches one from a
+//! (`/var/lib/podrun/images`, `--image-root`, `PODRUN_IMAGE_ROOT`). [`ensure`] fetches one from a
 //! registry (mirrors and credentials by [`Registries`] and [`AuthFiles`]), `podrun image import`
 //! makes one from a directory or a tarball, [`ImageArchive`] imports OCI layouts and archives
 //! and `docker save` archives; names are normalised as docker's ([`Reference`]);
@@ -39,7 +39,7 @@ pub use error::{CredentialsUsed, ImageError, Result};
 pub use layers::find_in_layers;
 pub use oci_spec::image::ImageConfiguration;
 pub use policy::{LOCAL_DOMAINS, PullPolicy};
-pub use pull::{PullEvent, ensure, pull};
+pub use pull::{PullEvent, ensure};
 pub use reference::Reference;
 pub use registries::{DEFAULT_REGISTRIES_CONF, Endpoint, Registries, RegistriesError};
 pub use store::{DEFAULT_IMAGE_ROOT, Image, ImageStore, Removed};

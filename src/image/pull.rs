@@ -49,21 +49,9 @@ pub enum PullEvent {
     LayerDone { digest: String },
 }
 
-/// Pull `reference` into `store`, named by it: every endpoint in turn; the error names the
-/// image and each endpoint's failure.
-pub fn pull(
-    store: &ImageStore,
-    registries: &Registries,
-    auth: &AuthFiles,
-    reference: &Reference,
-    progress: &mut dyn FnMut(PullEvent),
-) -> Result<Image> {
-    let _one_at_a_time = store.pull_lock(reference)?;
-    pull_unlocked(store, registries, auth, reference, progress)
-}
-
-/// [`pull`], unless the store has `reference` already and `always` is false (the
-/// `IfNotPresent` policy: a lookup, no registry round trip). True when it pulled.
+/// Pull `reference` into `store`, named by it (every endpoint in turn; the error names the
+/// image and each endpoint's failure), unless the store has it already and `always` is false
+/// (the `IfNotPresent` policy: a lookup, no registry round trip). True when it pulled.
 pub fn ensure(
     store: &ImageStore,
     registries: &Registries,

@@ -17,43 +17,84 @@ use std::io;
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
-const NFNL_SUBSYS_NFTABLES: u16 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 16;
-const NFNL_MSG_BATCH_END: u16 = 17;
-const NFT_MSG_NEWTABLE: u16 = 0;
-const NFT_MSG_GETTABLE: u16 = 1;
-const NFT_MSG_DELTABLE: u16 = 2;
-const NFT_MSG_NEWCHAIN: u16 = 3;
-const NFT_MSG_NEWRULE: u16 = 6;
-const NFT_MSG_GETRULE: u16 = 7;
-const NFT_MSG_DELRULE: u16 = 8;
-const NFPROTO_INET: u8 = 1;
+/// nfnetlink: the nftables subsystem, the batch markers (linux/netfilter/nfnetlink.h).
+mod nfnl {
+    pub(super) const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    pub(super) const NFNL_MSG_BATCH_BEGIN: u16 = 16;
+    pub(super) const NFNL_MSG_BATCH_END: u16 = 17;
+    pub(super) const NFPROTO_INET: u8 = 1;
+}
 
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
+/// `enum nf_tables_msg_types` (linux/netfilter/nf_tables.h).
+mod msg {
+    pub(super) const NFT_MSG_NEWTABLE: u16 = 0;
+    pub(super) const NFT_MSG_GETTABLE: u16 = 1;
+    pub(super) const NFT_MSG_DELTABLE: u16 = 2;
+    pub(super) const NFT_MSG_NEWCHAIN: u16 = 3;
+}
 
-const NFTA_TABLE_NAME: u16 = 1;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_HANDLE: u16 = 3;
-const NFTA_RULE_USERDATA: u16 = 7;
+/// `enum nf_tables_msg_types`, rules.
+mod rule_msg {
+    pub(super) const NFT_MSG_NEWRULE: u16 = 6;
+    pub(super) const NFT_MSG_GETRULE: u16 = 7;
+    pub(super) const NFT_MSG_DELRULE: u16 = 8;
+}
+
+/// `enum nft_table_attributes`, `nft_chain_attributes`.
+mod chain_attr {
+    pub(super) const NFTA_TABLE_NAME: u16 = 1;
+    pub(super) const NFTA_CHAIN_TABLE: u16 = 1;
+    pub(super) const NFTA_CHAIN_NAME: u16 = 3;
+    pub(super) const NFTA_CHAIN_HOOK: u16 = 4;
+    pub(super) const NFTA_CHAIN_TYPE: u16 = 7;
+}
+
+/// `enum nft_hook_attributes`.
+mod hook_attr {
+    pub(super) const NFTA_HOOK_HOOKNUM: u16 = 1;
+    pub(super) const NFTA_HOOK_PRIORITY: u16 = 2;
+}
+
+/// `enum nft_rule_attributes`.
+mod rule_attr {
+    pub(super) const NFTA_RULE_TABLE: u16 = 1;
+    pub(super) const NFTA_RULE_CHAIN: u16 = 2;
+    pub(super) const NFTA_RULE_HANDLE: u16 = 3;
+    pub(super) const NFTA_RULE_EXPRESSIONS: u16 = 4;
+    pub(super) const NFTA_RULE_USERDATA: u16 = 7;
+}
+
+/// libnftnl's TLV of a rule's comment in its user data.
 const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 
-const NLMSG_ERROR: u16 = 2;
-pub(super) const NLMSG_DONE: u16 = 3;
-pub(super) const NLM_F_REQUEST: u16 = 0x1;
-pub(super) const NLM_F_ACK: u16 = 0x4;
-pub(super) const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_APPEND: u16 = 0x800;
-const NLA_TYPE_MASK: u16 = 0x3fff;
-const NLA_F_NESTED: u16 = 0x8000;
-const HEADER_LEN: usize = 16;
+/// linux/netlink.h: message types and header flags.
+mod nlm {
+    pub(in crate::net) const NLMSG_ERROR: u16 = 2;
+    pub(in crate::net) const NLMSG_DONE: u16 = 3;
+    pub(in crate::net) const NLM_F_REQUEST: u16 = 0x1;
+    pub(in crate::net) const NLM_F_ACK: u16 = 0x4;
+    pub(in crate::net) const NLM_F_DUMP: u16 = 0x300;
+}
+
+/// linux/netlink.h: creation flags, attribute bits, header sizes.
+mod nla {
+    pub(super) const NLM_F_CREATE: u16 = 0x400;
+    pub(super) const NLM_F_APPEND: u16 = 0x800;
+    pub(super) const NLA_TYPE_MASK: u16 = 0x3fff;
+    pub(super) const NLA_F_NESTED: u16 = 0x8000;
+    pub(super) const HEADER_LEN: usize = 16;
+}
+
+use chain_attr::*;
+use hook_attr::*;
+use msg::*;
+use nfnl::*;
+use nla::*;
+use nlm::NLMSG_ERROR;
+pub(super) use nlm::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE};
+use rule_attr::*;
+use rule_msg::*;
+
 pub(super) const NFGENMSG_LEN: usize = 4;
 
 /// One rule of the table, as far as podrun needs it.
