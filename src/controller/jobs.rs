@@ -50,6 +50,13 @@ fn sync_job(pass: &mut Pass<'_>, record: &JobRecord) {
     }
     for key in &decision.stop {
         pass.stop(key, None);
+        event(
+            pass,
+            record,
+            "Normal",
+            "SuccessfulDelete",
+            format!("Deleted pod: {}", key.name),
+        );
     }
     if decision.create > 0 {
         let taken: HashSet<String> = pass.store.list().into_iter().map(|r| r.plan.name).collect();
@@ -67,8 +74,19 @@ fn sync_job(pass: &mut Pass<'_>, record: &JobRecord) {
             decision.create,
             &taken,
         );
-        if pass.create(&name, &plans).is_none() {
-            decision.status.active -= decision.create as u32;
+        match pass.create(&name, &plans) {
+            Some(made) => {
+                for pod in made {
+                    event(
+                        pass,
+                        record,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", pod.name),
+                    );
+                }
+            }
+            None => decision.status.active -= decision.create as u32,
         }
     }
     if let Some(at) = decision.wake {
@@ -80,10 +98,28 @@ fn sync_job(pass: &mut Pass<'_>, record: &JobRecord) {
             && old.finished.is_none()
         {
             log(&format!("{name}: {} ({})", done.kind, done.reason));
+            // The job controller's events: `Completed`, or the failure's reason as a warning.
+            if done.kind == "Complete" {
+                event(
+                    pass,
+                    record,
+                    "Normal",
+                    "Completed",
+                    "Job completed".to_owned(),
+                );
+            } else {
+                let (reason, message) = (done.reason.clone(), done.message.clone());
+                event(pass, record, "Warning", &reason, message);
+            }
         }
         if let Err(e) = pass.store.save_job_status(&key, &decision.status) {
             log(&format!("{name}: status: {e}"));
         }
         pass.changed = true;
     }
+}
+
+fn event(pass: &Pass<'_>, record: &JobRecord, kind: &str, reason: &str, message: String) {
+    pass.store
+        .add_workload_event(WorkloadKind::Job, &record.key(), kind, reason, message);
 }
