@@ -176,6 +176,19 @@ fn completions_3_parallelism_2_completes_with_at_most_2_at_once() {
         "{wide}"
     );
 
+    let described = node.podrun(&["describe", "job", "ok"]).ok().stdout;
+    for want in [
+        "Parallelism:",
+        "0 Active (0 Ready) / 3 Succeeded / 0 Failed",
+        "Completed At:",
+        "SuccessfulCreate",
+        "Created pod: ok-",
+        "Job completed",
+        "job-controller",
+    ] {
+        assert!(described.contains(want), "{want:?} not in:\n{described}");
+    }
+
     // Applied again: unchanged, nothing rerun.
     let again = apply(
         &node,
@@ -227,6 +240,12 @@ fn a_failing_job_backs_off_and_reaches_its_backoff_limit() {
     // No third pod comes.
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(node.pods_json().len(), 2);
+    let described = node.podrun(&["describe", "job", "bad"]).ok().stdout;
+    assert!(
+        described.contains("0 Active (0 Ready) / 0 Succeeded / 2 Failed"),
+        "{described}"
+    );
+    assert!(described.contains("BackoffLimitExceeded"), "{described}");
     let r = row(&node, "bad");
     assert_eq!(&r[..3], ["bad", "Failed", "0/1"], "{r:?}");
 

@@ -219,10 +219,86 @@ fn job_object(v: &JobView) -> Value {
     })
 }
 
-pub fn describe(_cfg: &Config, _namespace: &str, name: &str) -> Result<i32> {
-    Err(super::msg(format!(
-        "podrun describe job {name}: not described yet"
-    )))
+/// `podrun describe job NAME`, kubectl's layout.
+pub fn describe(cfg: &Config, namespace: &str, name: &str) -> Result<i32> {
+    let store = cfg.store();
+    let key = crate::state::PodKey::new(namespace, name);
+    let record = store
+        .load_job(&key)?
+        .ok_or_else(|| not_found(WorkloadKind::Job, name))?;
+    let status = store.job_status(&key);
+    let pods: Vec<crate::workload::PodView> = crate::workload::pod_views(&store)
+        .into_iter()
+        .filter(|p| p.key.namespace == namespace && p.owned_by("Job", name))
+        .collect();
+    let ready = pods.iter().filter(|p| p.ready && p.active()).count();
+    let mut text = describe_text(&record, &status, ready);
+    let events = store.workload_events(WorkloadKind::Job, &key);
+    super::describe::event_table(&mut text, &events, |_| "job-controller");
+    print!("{text}");
+    Ok(0)
+}
+
+fn describe_text(r: &JobRecord, s: &JobStatus, ready: usize) -> String {
+    use std::fmt::Write;
+    let p = &r.plan;
+    let when = |t: DateTime<Utc>| t.format("%a, %d %b %Y %H:%M:%S %z").to_string();
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut line = |k: &str, v: String| lines.push((k.to_owned(), v));
+    line("Name:", r.name.clone());
+    line("Namespace:", r.namespace.clone());
+    line("Selector:", format!("{CONTROLLER_UID_LABEL}={}", r.uid));
+    let block = |lines: &mut Vec<(String, String)>,
+                 k: &str,
+                 map: &std::collections::BTreeMap<String, String>,
+                 sep: &str| {
+        if map.is_empty() {
+            lines.push((k.to_owned(), "<none>".to_owned()));
+        }
+        for (i, (key, v)) in map.iter().enumerate() {
+            let head = if i == 0 { k } else { "" };
+            lines.push((head.to_owned(), format!("{key}{sep}{v}")));
+        }
+    };
+    block(&mut lines, "Labels:", &p.labels, "=");
+    block(&mut lines, "Annotations:", &p.annotations, ": ");
+    let mut line = |k: &str, v: String| lines.push((k.to_owned(), v));
+    line("Parallelism:", p.parallelism.to_string());
+    line(
+        "Completions:",
+        p.completions
+            .map_or("<unset>".to_owned(), |c| c.to_string()),
+    );
+    line("Completion Mode:", "NonIndexed".to_owned());
+    line("Suspend:", "false".to_owned());
+    line("Backoff Limit:", p.backoff_limit.to_string());
+    if let Some(ttl) = p.ttl_seconds_after_finished {
+        line("TTL Seconds After Finished:", ttl.to_string());
+    }
+    if let Some(t) = s.start_time {
+        line("Start Time:", when(t));
+    }
+    if let (Some(_), Some(end)) = (s.start_time, s.completion_time) {
+        line("Completed At:", when(end));
+        line("Duration:", duration(s, Utc::now()));
+    }
+    if let Some(d) = p.active_deadline_seconds {
+        line("Active Deadline Seconds:", format!("{d}s"));
+    }
+    line(
+        "Pods Statuses:",
+        format!(
+            "{} Active ({ready} Ready) / {} Succeeded / {} Failed",
+            s.active, s.succeeded, s.failed
+        ),
+    );
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    let mut o = String::new();
+    for (k, v) in lines {
+        let _ = writeln!(o, "{k:<width$}{v}");
+    }
+    o.push_str(&super::describe_workload::pod_template(&p.template));
+    o
 }
 
 #[cfg(test)]
