@@ -165,7 +165,6 @@ pub(super) struct Pass<'a> {
 
 impl Pass<'_> {
     /// A pass is due at `at` at the latest.
-    #[allow(dead_code)] // the Job controller's, next
     pub fn wake_at(&mut self, at: Instant) {
         self.next = earliest(self.next, Some(at));
     }

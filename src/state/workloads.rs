@@ -124,6 +124,9 @@ pub struct JobStatus {
     pub finished: Option<JobCondition>,
     /// When the last pod failed (the back-off before the next one starts).
     pub last_failure: Option<DateTime<Utc>>,
+    /// The uids of the finished pods already counted (each counted once), while they exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
