@@ -16,6 +16,7 @@ pub mod diagnostics;
 pub mod image;
 pub mod lockfile;
 pub mod net;
+pub mod objects;
 pub mod pod;
 pub mod probe;
 pub mod procfs;
