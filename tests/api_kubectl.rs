@@ -2,7 +2,8 @@
 //! The oldest (1.27), the PATH's (1.32) and the newest (1.33) kubectl, with the kubeconfig the
 //! server wrote, list the book's Deployment's pods (`-o wide -l app=cs-pod`), print the
 //! jsonpath containerIDs, get a pod as `podrun get pod -o json` prints it, list deployments,
-//! replicasets, the node and every namespace's pods, and get the API server's 404. Without the
+//! replicasets, the node and every namespace's pods, get the API server's 404, and delete a
+//! pod (1.27 and 1.33: gone when kubectl returns, replaced by the Deployment). Without the
 //! token, or with a wrong one, the server answers 401; its keys and kubeconfig are 0600; it
 //! listens on loopback only; it restarts with the same CA and token without touching pods.
 
@@ -296,6 +297,45 @@ fn kubectl_reads_the_books_deployment() {
                 .contains("Error from server (NotFound): pods \"nope\" not found"),
             "{version}: {missing:?}"
         );
+    }
+
+    // `kubectl delete pod`: gone when kubectl returns (its wait finds it so), the Deployment's
+    // controller makes another.
+    let bins = kubectls();
+    for bin in [&bins[0], &bins[2]] {
+        let version = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let cache = cache.path().join(&version);
+        let victim = node.pods_json()[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = kubectl(
+            &node,
+            bin,
+            &cache,
+            &["delete", "pod", &victim, "--grace-period=1"],
+        );
+        assert_eq!(out.code, 0, "{version}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("pod \"{victim}\" deleted")),
+            "{version}: {out:?}"
+        );
+        assert!(
+            node.pods_json()
+                .iter()
+                .all(|p| p["metadata"]["name"] != victim.as_str()),
+            "{version}: {victim} still listed"
+        );
+        let missing = kubectl(&node, bin, &cache, &["delete", "pod", &victim]);
+        assert!(
+            missing
+                .stderr
+                .contains(&format!("pods \"{victim}\" not found")),
+            "{version}: {missing:?}"
+        );
+        node.wait_for_pods(Duration::from_secs(30), |p| {
+            p.len() == 3 && p.iter().all(running)
+        });
     }
 
     // Stopped and started again: the pods run on, untouched; the same kubeconfig works.

@@ -137,7 +137,11 @@ pub fn resource_list(group: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group) {
-        let verbs = ["get", "list"];
+        let verbs: &[&str] = if r.plural == "pods" {
+            &["delete", "get", "list"]
+        } else {
+            &["get", "list"]
+        };
         let mut entry = json!({
             "name": r.plural,
             "singularName": r.singular,

@@ -203,25 +203,43 @@ async fn handle(
             .unwrap_or_default()
             .to_owned();
         let started = std::time::Instant::now();
+        let (parts, body) = req.into_parts();
+        let body =
+            match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, 1 << 20))
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(respond(router::status(
+                        400,
+                        "BadRequest",
+                        &format!("request body: {e}"),
+                        None,
+                    )));
+                }
+            };
         let reply = tokio::task::spawn_blocking(move || {
-            router::route(&ctx, &method, &path, &query, &accept)
+            router::route(&ctx, &method, &path, &query, &accept, &body)
         })
         .await
         .unwrap_or_else(|e| router::status(500, "InternalError", &e.to_string(), None));
         tracing::debug!(
             "{} {} -> {} in {:?}",
-            req.method(),
-            req.uri(),
+            parts.method,
+            parts.uri,
             reply.status,
             started.elapsed()
         );
         reply
     };
+    Ok(respond(reply))
+}
+
+fn respond(reply: router::Reply) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(&reply.body).unwrap_or_default();
-    let response = Response::builder()
+    Response::builder()
         .status(reply.status)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
-    Ok(response)
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }

@@ -71,7 +71,17 @@ struct Selectors {
     fields: String,
 }
 
-pub fn route(ctx: &Context, method: &str, path: &str, query: &str, accept: &str) -> Reply {
+pub fn route(
+    ctx: &Context,
+    method: &str,
+    path: &str,
+    query: &str,
+    accept: &str,
+    body: &[u8],
+) -> Reply {
+    if method == "DELETE" {
+        return delete(ctx, path, query, body);
+    }
     if method != "GET" {
         return status(
             405,
@@ -106,6 +116,58 @@ pub fn route(ctx: &Context, method: &str, path: &str, query: &str, accept: &str)
         ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, accept),
         ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, accept),
         _ => not_found_path(),
+    }
+}
+
+/// `DELETE /api/v1/namespaces/{ns}/pods/{name}`: the pod stops with its grace period (or
+/// DeleteOptions' `gracePeriodSeconds`, in the body or the query) and is removed, as `podrun
+/// delete pod` does it, before the answer: the pod as it was when its deletion was asked
+/// (`deletionTimestamp` set). kubectl's wait for the deletion then finds it gone.
+fn delete(ctx: &Context, path: &str, query: &str, body: &[u8]) -> Reply {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["api", "v1", "namespaces", ns, "pods", name] = segs.as_slice() else {
+        return status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource (DELETE)",
+            None,
+        );
+    };
+    let options: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return status(400, "BadRequest", &format!("DeleteOptions: {e}"), None),
+        }
+    };
+    let from_query = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "gracePeriodSeconds")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
+    let grace = options["gracePeriodSeconds"].as_i64().or(from_query);
+    let key = crate::state::PodKey::new(ns, name);
+    let missing = || {
+        status(
+            404,
+            "NotFound",
+            &format!("pods \"{name}\" not found"),
+            Some(json!({"name": name, "kind": "pods"})),
+        )
+    };
+    if crate::pod::read::get(&ctx.cfg, ns, name).is_err() {
+        return missing();
+    }
+    let stopping = match crate::pod::delete::request_stop(&ctx.cfg, &key, grace) {
+        Ok((s, _)) => s,
+        Err(_) if crate::pod::read::get(&ctx.cfg, ns, name).is_err() => return missing(),
+        Err(e) => return status(500, "InternalError", &e.to_string(), None),
+    };
+    let object = crate::pod::read::get(&ctx.cfg, ns, name)
+        .map(|r| crate::cli::pod_object::pod_object(&r))
+        .unwrap_or_else(|_| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}}));
+    match crate::pod::delete::finish(&ctx.cfg, stopping) {
+        Ok(()) => ok(object),
+        Err(e) => status(500, "InternalError", &e.to_string(), None),
     }
 }
 
@@ -206,12 +268,12 @@ mod tests {
     #[test]
     fn discovery_and_errors() {
         let c = ctx();
-        let r = route(&c, "GET", "/api/v1", "", "application/json");
+        let r = route(&c, "GET", "/api/v1", "", "application/json", b"");
         assert_eq!(r.body["kind"], "APIResourceList");
         let pods = &r.body["resources"][0];
         assert_eq!(pods["name"], "pods");
         assert_eq!(pods["shortNames"][0], "po");
-        let apps = route(&c, "GET", "/apis/apps/v1", "", "");
+        let apps = route(&c, "GET", "/apis/apps/v1", "", "", b"");
         assert!(
             apps.body["resources"]
                 .as_array()
@@ -225,6 +287,7 @@ mod tests {
             "/api/v1/namespaces/default/pods/x",
             "",
             "application/json",
+            b"",
         );
         assert_eq!(missing.status, 404);
         assert_eq!(missing.body["message"], "pods \"x\" not found");
@@ -234,21 +297,43 @@ mod tests {
             "/apis/apps/v1/namespaces/default/deployments/x",
             "",
             "",
+            b"",
         );
         assert_eq!(d.body["message"], "deployments.apps \"x\" not found");
-        assert_eq!(route(&c, "GET", "/apis/foo/v1", "", "").status, 404);
+        assert_eq!(route(&c, "GET", "/apis/foo/v1", "", "", b"").status, 404);
         assert_eq!(
-            route(&c, "POST", "/api/v1/namespaces/default/pods", "", "").status,
+            route(&c, "POST", "/api/v1/namespaces/default/pods", "", "", b"").status,
             405
         );
-        let bad = route(&c, "GET", "/api/v1/pods", "labelSelector=a%20in%20b", "");
+        assert_eq!(
+            route(&c, "DELETE", "/api/v1/nodes/node1", "", "", b"").status,
+            405
+        );
+        let gone = route(
+            &c,
+            "DELETE",
+            "/api/v1/namespaces/default/pods/x",
+            "",
+            "",
+            b"{}",
+        );
+        assert_eq!(gone.status, 404);
+        assert_eq!(gone.body["message"], "pods \"x\" not found");
+        let bad = route(
+            &c,
+            "GET",
+            "/api/v1/pods",
+            "labelSelector=a%20in%20b",
+            "",
+            b"",
+        );
         assert_eq!(bad.status, 400);
     }
 
     #[test]
     fn node_and_namespaces_listed() {
         let c = ctx();
-        let nodes = route(&c, "GET", "/api/v1/nodes", "", "application/json");
+        let nodes = route(&c, "GET", "/api/v1/nodes", "", "application/json", b"");
         assert_eq!(nodes.body["kind"], "NodeList");
         assert_eq!(nodes.body["items"][0]["metadata"]["name"], "node1");
         assert_eq!(
@@ -261,10 +346,11 @@ mod tests {
             "/api/v1/namespaces",
             "",
             "application/json;as=Table;v=v1;g=meta.k8s.io",
+            b"",
         );
         assert_eq!(t.body["kind"], "Table");
         assert_eq!(t.body["rows"][0]["cells"][0], "default");
-        let pods = route(&c, "GET", "/api/v1/pods", "", "application/json");
+        let pods = route(&c, "GET", "/api/v1/pods", "", "application/json", b"");
         assert_eq!(pods.body["kind"], "PodList");
         assert_eq!(pods.body["items"], json!([]));
     }
