@@ -7,6 +7,7 @@
 //! pure) and `controller` (the process that keeps Deployments, ReplicaSets and Jobs), `cli` (the kubectl-shaped verbs). `sys` is the only module allowed to use `unsafe`.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod diagnostics;
 pub mod image;
 pub mod lockfile;
 pub mod net;
+pub mod objects;
 pub mod pod;
 pub mod probe;
 pub mod procfs;

@@ -14,6 +14,7 @@ mod logs;
 pub mod pod_object;
 mod pull_progress;
 mod rollout;
+mod serve;
 mod table;
 mod terminal;
 mod top;
@@ -173,6 +174,8 @@ pub enum Command {
     Pull(image::PullArgs),
     /// Load the images of an OCI or docker save archive (`image load`).
     Load(image::LoadArgs),
+    /// Serve the Kubernetes API (HTTPS, a token in the kubeconfig it writes) for kubectl.
+    Serve(serve::ServeArgs),
     /// Internal: the per-pod supervisor started by `apply`.
     #[command(name = "__supervise", hide = true)]
     Supervise { key: String },
@@ -332,6 +335,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Images(args) => image::list(&cfg, &args),
         Command::Pull(args) => image::pull(&cfg, &args),
         Command::Load(args) => image::load(&cfg, &args),
+        Command::Serve(args) => serve::serve(&cfg, &args),
         Command::Supervise { key } => Ok(supervise(&cfg, &key)),
         Command::Controller { adopt, .. } => Ok(crate::controller::run(&cfg, adopt)),
         Command::Init { bundle } => Ok(crate::container::init::main(&bundle)),

@@ -1,0 +1,166 @@
+//! Discovery: `/version`, `/api`, `/apis` and the group versions' resource lists, in the legacy
+//! format. A kubectl that asks for aggregated discovery (`as=APIGroupDiscoveryList`) gets the
+//! legacy documents with `Content-Type: application/json`, and client-go then falls back to
+//! reading `/api/v1` and each `/apis/<group>/<version>` (its `discovery` package checks the
+//! response's media type before decoding it as aggregated).
+
+use serde_json::{Value, json};
+
+/// One resource served, and what discovery says of it.
+pub struct Resource {
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub kind: &'static str,
+    pub namespaced: bool,
+    pub short_names: &'static [&'static str],
+}
+
+pub const RESOURCES: &[Resource] = &[
+    Resource {
+        group: "",
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+    },
+    Resource {
+        group: "",
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+    },
+    Resource {
+        group: "",
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+    },
+    Resource {
+        group: "apps",
+        plural: "deployments",
+        singular: "deployment",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+    },
+    Resource {
+        group: "apps",
+        plural: "replicasets",
+        singular: "replicaset",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
+    },
+    Resource {
+        group: "batch",
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+    },
+];
+
+pub const GROUPS: &[&str] = &["apps", "batch"];
+
+/// The resource `plural` of `group`, if served.
+pub fn resource(group: &str, plural: &str) -> Option<&'static Resource> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+}
+
+/// `apiVersion` of a group's objects (`v1`, `apps/v1`).
+pub fn api_version(group: &str) -> String {
+    if group.is_empty() {
+        "v1".into()
+    } else {
+        format!("{group}/v1")
+    }
+}
+
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": concat!("v1.33.0-podrun.", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    })
+}
+
+pub fn api_versions(address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
+    })
+}
+
+fn group(name: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    json!({"name": name, "versions": [gv], "preferredVersion": gv})
+}
+
+pub fn api_group_list() -> Value {
+    json!({
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": GROUPS.iter().map(|g| group(g)).collect::<Vec<_>>(),
+    })
+}
+
+/// `/apis/<group>`, if served.
+pub fn api_group(name: &str) -> Option<Value> {
+    GROUPS.contains(&name).then(|| {
+        let mut g = group(name);
+        g["kind"] = json!("APIGroup");
+        g["apiVersion"] = json!("v1");
+        g
+    })
+}
+
+/// `/api/v1` (group "") or `/apis/<group>/v1`, if served.
+pub fn resource_list(group: &str) -> Option<Value> {
+    if !group.is_empty() && !GROUPS.contains(&group) {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in RESOURCES.iter().filter(|r| r.group == group) {
+        let verbs: &[&str] = if r.plural == "pods" {
+            &["delete", "get", "list"]
+        } else {
+            &["get", "list"]
+        };
+        let mut entry = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": verbs,
+        });
+        if !r.short_names.is_empty() {
+            entry["shortNames"] = json!(r.short_names);
+        }
+        if r.namespaced {
+            entry["categories"] = json!(["all"]);
+        }
+        resources.push(entry);
+    }
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": api_version(group),
+        "resources": resources,
+    }))
+}

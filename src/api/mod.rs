@@ -1,0 +1,245 @@
+//! `podrun serve`: the node as a Kubernetes API endpoint, so the real kubectl reads its pods,
+//! workloads, namespaces and the node itself.
+//!
+//! HTTPS (hyper's http1 server over tokio-rustls) on loopback by default, a CA and serving
+//! certificate made on first start (`tls`), a bearer token (`auth`) and the kubeconfig that
+//! carries both (`kubeconfig`), all under `<state root>/api/`. Requests go through `router`
+//! (discovery, resources, selectors, server-side Tables) on the blocking pool; everything
+//! they show comes from the pod library, as the CLI's verbs show it. The server holds no
+//! state of its own: it can stop and start again while pods run.
+
+pub mod auth;
+pub mod discovery;
+pub mod kubeconfig;
+pub mod resources;
+pub mod router;
+pub mod selectors;
+pub mod table;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn io(context: impl AsRef<Path>, source: std::io::Error) -> Self {
+        ApiError::Io {
+            context: context.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Write `bytes` to `path` with mode 0600 (through a temporary file renamed into place).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| ApiError::io(&tmp, e))?;
+    std::io::Write::write_all(&mut f, bytes).map_err(|e| ApiError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ApiError::io(path, e))
+}
+
+/// How `podrun serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub address: IpAddr,
+    pub port: u16,
+    /// Where the kubeconfig goes (default `<state root>/api/kubeconfig`).
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The API directory of a state root.
+pub fn api_dir(cfg: &Config) -> PathBuf {
+    cfg.root.join("api")
+}
+
+/// Serve until SIGTERM or SIGINT.
+pub fn serve(cfg: Config, opts: ServeOptions) -> Result<(), ApiError> {
+    let dir = api_dir(&cfg);
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::io(&dir, e))?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|e| ApiError::io(&dir, e))?;
+    let id = tls::load_or_create(&dir, &tls::serving_names(opts.address))?;
+    let token = auth::load_or_create(&dir)?;
+    let tls_config = tls::server_config(&id)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ApiError::io("tokio runtime", e))?;
+    runtime.block_on(run(cfg, opts, id, token, tls_config))
+}
+
+async fn run(
+    cfg: Config,
+    opts: ServeOptions,
+    id: tls::Identity,
+    token: String,
+    tls_config: Arc<rustls::ServerConfig>,
+) -> Result<(), ApiError> {
+    let bind = SocketAddr::new(opts.address, opts.port);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| ApiError::io(format!("listen on {bind}"), e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ApiError::io("listener", e))?;
+    let host = if opts.address.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        opts.address
+    };
+    let reach = SocketAddr::new(host, local.port()).to_string();
+    let server = format!("https://{reach}");
+    let kubeconfig = opts
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| api_dir(&cfg).join("kubeconfig"));
+    kubeconfig::write(&kubeconfig, &server, &id.ca_pem, &token)?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| ApiError::io("SIGTERM", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| ApiError::io("SIGINT", e))?;
+    // Whoever started the server may have stopped reading its output: no panic on EPIPE.
+    let mut out = std::io::stdout();
+    let _ = std::io::Write::write_all(
+        &mut out,
+        format!(
+            "serving {server}\nexport KUBECONFIG={}\n",
+            kubeconfig.display()
+        )
+        .as_bytes(),
+    );
+    let _ = std::io::Write::flush(&mut out);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    let ctx = Arc::new(router::Context {
+        cfg,
+        address: reach,
+    });
+    let token: Arc<str> = token.into();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let ctx = ctx.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(stream).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("tls handshake with {peer}: {e}");
+                    return;
+                }
+            };
+            let service =
+                hyper::service::service_fn(move |req| handle(ctx.clone(), token.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn handle(
+    ctx: Arc<router::Context>,
+    token: Arc<str>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let reply = if !auth::authorized(authorization, &token) {
+        router::status(401, "Unauthorized", "Unauthorized", None)
+    } else {
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        let accept = req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let started = std::time::Instant::now();
+        let (parts, body) = req.into_parts();
+        let body =
+            match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, 1 << 20))
+                .await
+            {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(respond(router::status(
+                        400,
+                        "BadRequest",
+                        &format!("request body: {e}"),
+                        None,
+                    )));
+                }
+            };
+        let reply = tokio::task::spawn_blocking(move || {
+            router::route(&ctx, &method, &path, &query, &accept, &body)
+        })
+        .await
+        .unwrap_or_else(|e| router::status(500, "InternalError", &e.to_string(), None));
+        tracing::debug!(
+            "{} {} -> {} in {:?}",
+            parts.method,
+            parts.uri,
+            reply.status,
+            started.elapsed()
+        );
+        reply
+    };
+    Ok(respond(reply))
+}
+
+fn respond(reply: router::Reply) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&reply.body).unwrap_or_default();
+    Response::builder()
+        .status(reply.status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}

@@ -1,0 +1,463 @@
+//! Issue 22, first slice: `podrun serve` is a Kubernetes API endpoint the real kubectl reads.
+//! The oldest (1.27), the PATH's (1.32) and the newest (1.33) kubectl, with the kubeconfig the
+//! server wrote, list the book's Deployment's pods (`-o wide -l app=cs-pod`), print the
+//! jsonpath containerIDs, get a pod as `podrun get pod -o json` prints it, list deployments,
+//! replicasets, the node and every namespace's pods, get the API server's 404, and delete a
+//! pod (1.27 and 1.33: gone when kubectl returns, replaced by the Deployment). Without the
+//! token, or with a wrong one, the server answers 401; its keys and kubeconfig are 0600; it
+//! listens on loopback only; it restarts with the same CA and token without touching pods.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Node, Run};
+use serde_json::Value;
+
+const PORT: &str = "16443";
+
+/// The kubectl binaries: the oldest, the PATH's, the newest.
+fn kubectls() -> Vec<PathBuf> {
+    let path = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+            .output()
+            .expect("find kubectl")
+            .stdout,
+    )
+    .unwrap();
+    let path = PathBuf::from(path.trim());
+    let dir = path.parent().unwrap().to_owned();
+    vec![dir.join("kubectl.1.27"), path, dir.join("kubectl.1.33")]
+}
+
+/// `podrun serve --port PORT` on the node, once it prints its address.
+struct Server {
+    child: Child,
+    started_in: Duration,
+    /// Its stdout, kept open while it runs.
+    _out: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(node: &Node) -> Server {
+        let t0 = Instant::now();
+        let mut child = node
+            .podrun_command(&["serve", "--port", PORT])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start podrun serve");
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        assert!(line.starts_with("serving https://127.0.0.1:"), "{line:?}");
+        Server {
+            child,
+            started_in: t0.elapsed(),
+            _out: out,
+        }
+    }
+
+    /// SIGTERM by PID (nsenter execs podrun: the child is the server), and its exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve ended with {status}");
+    }
+}
+
+fn kubeconfig(node: &Node) -> PathBuf {
+    node.root.path().join("api/kubeconfig")
+}
+
+fn kubectl(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> Run {
+    let kc = kubeconfig(node);
+    Run::from(
+        node.command(bin.to_str().unwrap())
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(args)
+            .output()
+            .expect("run kubectl"),
+    )
+}
+
+fn running(p: &Value) -> bool {
+    p["status"]["phase"] == "Running"
+        && p["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|l| l.iter().all(|c| c["ready"] == true))
+}
+
+/// Every column but AGE (index `age`) of a table's lines.
+fn without_age(text: &str, age: usize) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .enumerate()
+                .filter(|(i, _)| *i != age)
+                .map(|(_, c)| c.to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+fn strip_volatile(mut v: Value) -> Value {
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    v
+}
+
+#[test]
+fn kubectl_reads_the_books_deployment() {
+    require_root!();
+    let node = Node::new();
+    let manifest = common::repo_file("pods/cs-deployment-local.yaml");
+    node.podrun(&["apply", "-f", manifest.to_str().unwrap()])
+        .ok();
+    let pods = node.wait_for_pods(Duration::from_secs(30), |p| {
+        p.len() == 3 && p.iter().all(running)
+    });
+    let first = pods[0]["metadata"]["name"].as_str().unwrap().to_owned();
+
+    let server = Server::start(&node);
+    assert!(
+        server.started_in < Duration::from_millis(900),
+        "started in {:?}",
+        server.started_in
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let podrun_wide = node.podrun(&["get", "pods", "-o", "wide"]).ok().stdout;
+    let gateway = format!(
+        "{}.1",
+        node.cidr
+            .split('/')
+            .next()
+            .unwrap()
+            .rsplit_once('.')
+            .unwrap()
+            .0
+    );
+    for bin in kubectls() {
+        let version = bin.file_name().unwrap().to_string_lossy().into_owned();
+        // Each version discovers the API itself.
+        let cache = cache.path().join(&version);
+        let k = |args: &[&str]| kubectl(&node, &bin, &cache, args);
+
+        // The chapter's listing: 3 rows with IPs and the node, as podrun prints them.
+        let out = k(&["get", "pods", "-o", "wide", "-l", "app=cs-pod"])
+            .ok()
+            .stdout;
+        assert_eq!(out.lines().count(), 4, "{version}: {out}");
+        assert!(out.starts_with("NAME "), "{version}: {out}");
+        assert_eq!(
+            without_age(&out, 4),
+            without_age(&podrun_wide, 4),
+            "{version}:\n{out}\npodrun:\n{podrun_wide}"
+        );
+        for p in &pods {
+            let ip = p["status"]["podIP"].as_str().unwrap();
+            assert!(out.contains(ip), "{version}: {ip} missing in\n{out}");
+        }
+        let none = k(&["get", "pods", "-l", "app!=cs-pod"]);
+        assert_eq!(none.code, 0, "{version}: {none:?}");
+        assert!(
+            none.stderr
+                .contains("No resources found in default namespace."),
+            "{version}: {none:?}"
+        );
+        let sel = k(&[
+            "get",
+            "pods",
+            "-l",
+            "app in (cs-pod),!nope",
+            "--field-selector",
+            &format!("metadata.name={first},status.phase=Running"),
+            "-o",
+            "name",
+        ])
+        .ok()
+        .stdout;
+        assert_eq!(sel.trim(), format!("pod/{first}"), "{version}");
+
+        // The chapter's jsonpath.
+        let out = k(&[
+            "get",
+            "pod",
+            &first,
+            "-o",
+            "jsonpath={range .status.containerStatuses[*]}{.name}: {.containerID}{\"\\n\"}{end}",
+        ])
+        .ok()
+        .stdout;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{version}: {out}");
+        let statuses = pods[0]["status"]["containerStatuses"].as_array().unwrap();
+        for (line, c) in lines.iter().zip(statuses) {
+            assert_eq!(
+                *line,
+                format!(
+                    "{}: {}",
+                    c["name"].as_str().unwrap(),
+                    c["containerID"].as_str().unwrap()
+                ),
+                "{version}"
+            );
+            assert!(line.contains(": podrun://"), "{version}: {line}");
+        }
+
+        // The object itself: what `podrun get pod -o json` prints.
+        let theirs: Value =
+            serde_json::from_str(&k(&["get", "pod", &first, "-o", "json"]).ok().stdout).unwrap();
+        let ours: Value = serde_json::from_str(
+            &node
+                .podrun(&["get", "pod", &first, "-o", "json"])
+                .ok()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(strip_volatile(theirs), strip_volatile(ours), "{version}");
+
+        // Deployments, ReplicaSets (short names), the node, every namespace.
+        let out = k(&["get", "deploy"]).ok().stdout;
+        let rows = without_age(&out, 4);
+        assert_eq!(
+            rows[0],
+            ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"],
+            "{version}: {out}"
+        );
+        assert_eq!(
+            rows[1],
+            ["cs-deployment", "3/3", "3", "3"],
+            "{version}: {out}"
+        );
+        let out = k(&["get", "deployments", "-o", "wide"]).ok().stdout;
+        assert!(out.contains("curl-client,web-server"), "{version}: {out}");
+        assert!(out.contains("app=cs-pod"), "{version}: {out}");
+        let out = k(&["get", "rs"]).ok().stdout;
+        assert!(out.contains("cs-deployment-"), "{version}: {out}");
+        let out = k(&["get", "nodes", "-o", "wide"]).ok().stdout;
+        let rows = without_age(&out, 3);
+        assert_eq!(
+            &rows[0][..5],
+            ["NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP"],
+            "{version}: {out}"
+        );
+        assert_eq!(rows[1][1], "Ready", "{version}: {out}");
+        assert_eq!(rows[1][4], gateway, "{version}: {out}");
+        let node_name = pods[0]["spec"]["nodeName"].as_str().unwrap();
+        assert_eq!(rows[1][0], node_name, "{version}: {out}");
+        let out = k(&[
+            "get",
+            "no",
+            node_name,
+            "-o",
+            "jsonpath={.status.capacity.cpu}",
+        ])
+        .ok()
+        .stdout;
+        assert!(out.parse::<u32>().is_ok_and(|n| n > 0), "{version}: {out}");
+        let out = k(&["get", "ns"]).ok().stdout;
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("default ") && l.contains("Active")),
+            "{version}: {out}"
+        );
+        let out = k(&["get", "pods", "-A"]).ok().stdout;
+        assert!(out.starts_with("NAMESPACE "), "{version}: {out}");
+        assert_eq!(
+            out.lines()
+                .skip(1)
+                .filter(|l| l.starts_with("default "))
+                .count(),
+            3,
+            "{version}: {out}"
+        );
+
+        // The API server's 404.
+        let missing = k(&["get", "pod", "nope"]);
+        assert_ne!(missing.code, 0, "{version}");
+        assert!(
+            missing
+                .stderr
+                .contains("Error from server (NotFound): pods \"nope\" not found"),
+            "{version}: {missing:?}"
+        );
+    }
+
+    // `kubectl delete pod`: gone when kubectl returns (its wait finds it so), the Deployment's
+    // controller makes another.
+    let bins = kubectls();
+    for bin in [&bins[0], &bins[2]] {
+        let version = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let cache = cache.path().join(&version);
+        let victim = node.pods_json()[0]["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let out = kubectl(
+            &node,
+            bin,
+            &cache,
+            &["delete", "pod", &victim, "--grace-period=1"],
+        );
+        assert_eq!(out.code, 0, "{version}: {out:?}");
+        assert!(
+            out.stdout.contains(&format!("pod \"{victim}\" deleted")),
+            "{version}: {out:?}"
+        );
+        assert!(
+            node.pods_json()
+                .iter()
+                .all(|p| p["metadata"]["name"] != victim.as_str()),
+            "{version}: {victim} still listed"
+        );
+        let missing = kubectl(&node, bin, &cache, &["delete", "pod", &victim]);
+        assert!(
+            missing
+                .stderr
+                .contains(&format!("pods \"{victim}\" not found")),
+            "{version}: {missing:?}"
+        );
+        node.wait_for_pods(Duration::from_secs(30), |p| {
+            p.len() == 3 && p.iter().all(running)
+        });
+    }
+
+    // Stopped and started again: the pods run on, untouched; the same kubeconfig works.
+    let before = node.podrun(&["get", "pods", "-o", "json"]).ok().stdout;
+    server.stop();
+    let server = Server::start(&node);
+    let after = node.podrun(&["get", "pods", "-o", "json"]).ok().stdout;
+    let uids = |s: &str| -> Vec<Value> {
+        let v: Value = serde_json::from_str(s).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["status"]["containerStatuses"].clone())
+            .collect()
+    };
+    assert_eq!(uids(&before), uids(&after));
+    let bin = &kubectls()[1];
+    let out = kubectl(&node, bin, cache.path(), &["get", "pods", "--no-headers"])
+        .ok()
+        .stdout;
+    assert_eq!(out.lines().count(), 3, "{out}");
+    server.stop();
+
+    node.podrun(&["delete", "deployment", "cs-deployment", "--now"])
+        .ok();
+    node.wait_for_pods(Duration::from_secs(30), |p| p.is_empty());
+    node.assert_clean();
+}
+
+/// `curl` to the server inside the node: (HTTP status, body).
+fn curl(node: &Node, headers: &[&str], path: &str) -> (String, String) {
+    let ca = node.root.path().join("api/ca.crt");
+    let mut c = node.command("curl");
+    c.args(["-s", "--max-time", "5", "--cacert"]).arg(&ca);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    c.args(["-w", "\n%{http_code}"])
+        .arg(format!("https://127.0.0.1:{PORT}{path}"));
+    let out = Run::from(c.output().unwrap());
+    let (body, code) = out.stdout.rsplit_once('\n').unwrap_or(("", ""));
+    (code.to_owned(), body.to_owned())
+}
+
+#[test]
+fn serve_refuses_anonymous_requests_and_keeps_its_secrets() {
+    require_root!();
+    let node = Node::new();
+    let server = Server::start(&node);
+    let dir = node.root.path().join("api");
+
+    // Without the token, or with a wrong one: 401 and a Status.
+    for headers in [
+        vec![],
+        vec!["Authorization: Bearer wrong"],
+        vec!["Authorization: Basic eDp5"],
+    ] {
+        let (code, body) = curl(&node, &headers, "/api/v1/pods");
+        assert_eq!(code, "401", "{headers:?}: {body}");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status["kind"], "Status");
+        assert_eq!(status["reason"], "Unauthorized");
+        assert_eq!(status["code"], 401);
+    }
+    let token = std::fs::read_to_string(dir.join("token")).unwrap();
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let (code, body) = curl(&node, &[&auth], "/api/v1/pods");
+    assert_eq!(code, "200", "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["kind"],
+        "PodList"
+    );
+    // The aggregated discovery asked for: the legacy document, as application/json.
+    let (code, body) = curl(
+        &node,
+        &[
+            &auth,
+            "Accept: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        ],
+        "/apis",
+    );
+    assert_eq!(code, "200");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["kind"],
+        "APIGroupList"
+    );
+
+    // Secrets: 0600 files in a 0700 directory.
+    for f in ["ca.key", "server.key", "token", "kubeconfig"] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}: {mode:o}");
+    }
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let kc: Value =
+        serde_json::from_str(&std::fs::read_to_string(kubeconfig(&node)).unwrap()).unwrap();
+    assert_eq!(kc["current-context"], "podrun");
+    assert_eq!(kc["clusters"][0]["name"], "podrun");
+    assert!(kc["clusters"][0]["cluster"]["certificate-authority-data"].is_string());
+
+    // Loopback only: the one listening socket of the node is 127.0.0.1:PORT.
+    let listening = node.sh("ss -Hltn").ok().stdout;
+    let local: Vec<&str> = listening
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(local, [format!("127.0.0.1:{PORT}")], "{listening}");
+
+    // A restart keeps the CA, the serving certificate and the token.
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let (ca, cert, tok) = (read("ca.crt"), read("server.crt"), read("token"));
+    server.stop();
+    let server = Server::start(&node);
+    assert_eq!(
+        (read("ca.crt"), read("server.crt"), read("token")),
+        (ca, cert, tok)
+    );
+    let (code, _) = curl(&node, &[&auth], "/version");
+    assert_eq!(code, "200");
+    server.stop();
+    node.assert_clean();
+}
