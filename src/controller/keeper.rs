@@ -18,7 +18,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub fn run(cfg: &Config, lock: LockFile, adopt: Option<i32>) -> i32 {
     let paths = ControllerPaths::new(cfg);
-    let _ = std::fs::write(paths.keeper_pid(), format!("{}\n", std::process::id()));
+    let _ = crate::state::write_private(
+        &paths.keeper_pid(),
+        format!("{}\n", std::process::id()).as_bytes(),
+    );
     let store = cfg.store();
     let mut backoff = FIRST_BACKOFF;
     let mut worker = match adopt {

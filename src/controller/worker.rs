@@ -39,7 +39,8 @@ pub fn run(cfg: &Config, lock: &LockFile, keeper: i32) -> i32 {
     let _ = crate::sys::set_cmdline(&name);
     // A long-lived process: its supervisors are exec'd, not forked (see `exec_supervisors`).
     crate::pod::exec_supervisors();
-    let _ = std::fs::write(paths.worker_pid(), format!("{me}\n"));
+    // Atomically: a reader never sees it empty or half-written.
+    let _ = crate::state::write_private(&paths.worker_pid(), format!("{me}\n").as_bytes());
     let mut watches = match Watches::new(&cfg.root) {
         Ok(w) => w,
         Err(e) => {

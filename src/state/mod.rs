@@ -49,9 +49,11 @@ pub enum StateError {
 
 /// Write `data` to `path` atomically and owner-only (records hold values of Secrets): into a
 /// file beside it first, then renamed into place, so a reader sees the old or the new one.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), StateError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
     let mut file = File::options()
         .write(true)
         .create(true)
