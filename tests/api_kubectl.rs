@@ -461,3 +461,195 @@ fn serve_refuses_anonymous_requests_and_keeps_its_secrets() {
     server.stop();
     node.assert_clean();
 }
+
+fn idle_pod(image: &str, command: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: idle, labels: {{app: idle}}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: c
+    image: {image}
+    command: [sh, -c, \"trap 'exit 0' TERM; {command}; while true; do sleep 1 & wait; done\"]
+{extra}"
+    )
+}
+
+fn container_image(node: &Node, pod: &str) -> String {
+    let out = node.podrun(&["get", "pod", pod, "-o", "json"]).ok().stdout;
+    let pod: Value = serde_json::from_str(&out).unwrap();
+    pod["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Issue 22 acceptance 1 and 4 with the oldest and the newest kubectl: `kubectl apply` creates
+/// the book's Deployment, says `unchanged` the second time, `kubectl patch` scales it,
+/// `kubectl delete deployment` removes it with its pods; a Pod's image change is applied to
+/// the running pod, another change refused with the API server's message, an unknown field
+/// refused with strict validation (and only warned about with `--validate=warn`).
+#[test]
+fn kubectl_applies_patches_and_deletes() {
+    require_root!();
+    let node = Node::new();
+    let server = Server::start(&node);
+    let cache = tempfile::tempdir().unwrap();
+    let bins = kubectls();
+    let deployment = common::repo_file("pods/cs-deployment-local.yaml");
+    let deployment = deployment.to_str().unwrap();
+    for bin in [&bins[0], &bins[2]] {
+        let version = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let cache = cache.path().join(&version);
+        let k = |args: &[&str]| kubectl(&node, bin, &cache, args);
+
+        let out = k(&["apply", "-f", deployment]);
+        assert_eq!(out.code, 0, "{version}: {out:?}");
+        assert_eq!(
+            out.stdout.trim(),
+            "deployment.apps/cs-deployment created",
+            "{version}"
+        );
+        let pods = node.wait_for_pods(Duration::from_secs(30), |p| {
+            p.len() == 3 && p.iter().all(running)
+        });
+        let mut names: Vec<String> = pods
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        let again = k(&["apply", "-f", deployment]).ok().stdout;
+        assert_eq!(
+            again.trim(),
+            "deployment.apps/cs-deployment unchanged",
+            "{version}"
+        );
+        let mut after: Vec<String> = node
+            .pods_json()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        after.sort();
+        assert_eq!(
+            after, names,
+            "{version}: pods changed by an unchanged apply"
+        );
+        // Seen by podrun's own CLI as applied there.
+        let podrun_again = node.podrun(&["apply", "-f", deployment]).ok().stdout;
+        assert!(
+            podrun_again.contains("deployment.apps/cs-deployment unchanged"),
+            "{version}: {podrun_again}"
+        );
+
+        let patched = k(&[
+            "patch",
+            "deployment",
+            "cs-deployment",
+            "-p",
+            r#"{"spec":{"replicas":2}}"#,
+        ]);
+        assert_eq!(patched.code, 0, "{version}: {patched:?}");
+        assert!(
+            patched
+                .stdout
+                .contains("deployment.apps/cs-deployment patched"),
+            "{version}: {patched:?}"
+        );
+        // The surplus pod terminating (its containers wait out the 30 s grace period).
+        node.wait_for_pods(Duration::from_secs(10), |p| {
+            p.iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null() && running(p))
+                .count()
+                == 2
+        });
+
+        let deleted = k(&["delete", "deployment", "cs-deployment", "--grace-period=1"]);
+        assert_eq!(deleted.code, 0, "{version}: {deleted:?}");
+        assert!(
+            deleted
+                .stdout
+                .contains("deployment.apps \"cs-deployment\" deleted"),
+            "{version}: {deleted:?}"
+        );
+        assert_eq!(node.pods_json().len(), 0, "{version}: pods left");
+        assert!(node.veths().is_empty(), "{version}: veths left");
+
+        // A Pod: created, its image changed in place, any other change refused.
+        let file = node.root.path().join("idle.yaml");
+        let file = file.to_str().unwrap();
+        std::fs::write(file, idle_pod("podrun.local/debug:1", "true", "")).unwrap();
+        let out = k(&["apply", "-f", file]);
+        assert_eq!(out.stdout.trim(), "pod/idle created", "{version}: {out:?}");
+        node.wait_for_pods(Duration::from_secs(20), |p| {
+            p.len() == 1 && p.iter().all(running)
+        });
+        let sandbox = node.pod_ip("idle");
+        std::fs::write(file, idle_pod("podrun.local/python:3.11-slim", "true", "")).unwrap();
+        let out = k(&["apply", "-f", file]);
+        assert_eq!(
+            out.stdout.trim(),
+            "pod/idle configured",
+            "{version}: {out:?}"
+        );
+        assert_eq!(
+            container_image(&node, "idle"),
+            "podrun.local/python:3.11-slim"
+        );
+        assert_eq!(
+            node.pod_ip("idle"),
+            sandbox,
+            "{version}: the sandbox was re-made"
+        );
+
+        std::fs::write(
+            file,
+            idle_pod("podrun.local/python:3.11-slim", "echo other", ""),
+        )
+        .unwrap();
+        let refused = k(&["apply", "-f", file]);
+        assert_ne!(refused.code, 0, "{version}: {refused:?}");
+        assert!(
+            refused.stderr.contains("The Pod \"idle\" is invalid")
+                && refused
+                    .stderr
+                    .contains("Forbidden: pod updates may not change fields other than"),
+            "{version}: {refused:?}"
+        );
+        assert_eq!(
+            container_image(&node, "idle"),
+            "podrun.local/python:3.11-slim"
+        );
+
+        // Unknown fields: refused (strict, kubectl's default), or warned about and dropped.
+        let unknown = node.root.path().join("unknown.yaml");
+        let unknown = unknown.to_str().unwrap();
+        let text = idle_pod("podrun.local/debug:1", "true", "  bogus: 1\n").replace("idle", "odd");
+        std::fs::write(unknown, &text).unwrap();
+        let strict = k(&["apply", "-f", unknown]);
+        assert_ne!(strict.code, 0, "{version}: {strict:?}");
+        assert!(
+            strict
+                .stderr
+                .contains("strict decoding error: unknown field \"spec.bogus\""),
+            "{version}: {strict:?}"
+        );
+        assert!(
+            node.pods_json()
+                .iter()
+                .all(|p| p["metadata"]["name"] != "odd"),
+            "{version}: a refused pod was made"
+        );
+        let warned = k(&["apply", "--validate=warn", "-f", unknown]);
+        assert_eq!(warned.code, 0, "{version}: {warned:?}");
+        assert!(
+            warned.stderr.contains("unknown field \"spec.bogus\""),
+            "{version}: {warned:?}"
+        );
+        k(&["delete", "pod", "odd", "idle", "--grace-period=1"]).ok();
+        assert_eq!(node.pods_json().len(), 0, "{version}: pods left");
+    }
+    server.stop();
+    node.assert_clean();
+}

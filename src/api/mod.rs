@@ -11,11 +11,14 @@
 pub mod auth;
 pub mod discovery;
 pub mod kubeconfig;
+pub mod openapi;
+pub mod patch;
 pub mod resources;
 pub mod router;
 pub mod selectors;
 pub mod table;
 pub mod tls;
+pub mod write;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -193,15 +196,15 @@ async fn handle(
     let reply = if !auth::authorized(authorization, &token) {
         router::status(401, "Unauthorized", "Unauthorized", None)
     } else {
-        let method = req.method().as_str().to_owned();
-        let path = req.uri().path().to_owned();
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        let accept = req
-            .headers()
-            .get(http::header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let header = |name: http::header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let accept = header(http::header::ACCEPT);
+        let content_type = header(http::header::CONTENT_TYPE);
         let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let body =
@@ -218,15 +221,23 @@ async fn handle(
                     )));
                 }
             };
+        let uri = parts.uri.clone();
+        let method = parts.method.clone();
         let reply = tokio::task::spawn_blocking(move || {
-            router::route(&ctx, &method, &path, &query, &accept, &body)
+            let call = router::Call {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or_default(),
+                accept: &accept,
+                content_type: &content_type,
+                body: &body,
+            };
+            router::route(&ctx, &call)
         })
         .await
         .unwrap_or_else(|e| router::status(500, "InternalError", &e.to_string(), None));
         tracing::debug!(
-            "{} {} -> {} in {:?}",
-            parts.method,
-            parts.uri,
+            "{method} {uri} -> {} in {:?}",
             reply.status,
             started.elapsed()
         );
@@ -236,10 +247,22 @@ async fn handle(
 }
 
 fn respond(reply: router::Reply) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&reply.body).unwrap_or_default();
-    Response::builder()
+    let (content_type, body) = match reply.raw {
+        Some((content_type, bytes)) => (content_type, bytes),
+        None => (
+            "application/json",
+            serde_json::to_vec(&reply.body).unwrap_or_default(),
+        ),
+    };
+    let mut response = Response::builder()
         .status(reply.status)
-        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::CONTENT_TYPE, content_type);
+    for warning in &reply.warnings {
+        // The API server's form: code 299, agent "-", the text quoted.
+        let text = format!("299 - \"{}\"", warning.replace('"', "\\\""));
+        response = response.header(http::header::WARNING, text);
+    }
+    response
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }

@@ -36,6 +36,21 @@ pub fn collect(
     })
 }
 
+/// The object `name` of `res` in `namespace`, as a get shows it; None if there is none.
+pub fn object(cfg: &Config, res: &Resource, namespace: &str, name: &str) -> Option<Value> {
+    if res.plural == "pods" {
+        return crate::pod::read::get(cfg, namespace, name)
+            .ok()
+            .map(|r| pod_object(&r));
+    }
+    collect(cfg, res, Some(namespace))
+        .ok()?
+        .rows
+        .into_iter()
+        .map(|(_, obj)| obj)
+        .find(|obj| obj["metadata"]["name"] == name)
+}
+
 fn pods(cfg: &Config, namespace: Option<&str>) -> Collection {
     let rows = crate::pod::read::list(cfg, namespace)
         .iter()

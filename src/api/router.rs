@@ -1,12 +1,12 @@
-//! From a request's method, path, query and Accept header to a status and a JSON body. Reads
-//! only: everything it shows comes from the pod library and the object builders.
+//! From a request (method, path, query, Accept and Content-Type, body) to a status and a
+//! body. Reads come from the pod library and the object builders (`resources`); writes go
+//! to `write`, the OpenAPI documents to `openapi`.
 
 use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
-use super::resources;
-use super::selectors;
-use super::table;
+use super::write::{self, FieldValidation, Target};
+use super::{openapi, resources, selectors, table};
 use crate::config::Config;
 
 /// What the router needs of the server.
@@ -16,13 +16,42 @@ pub struct Context {
     pub address: String,
 }
 
+/// One request, as the router needs it.
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub accept: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+}
+
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// `Warning` headers (`299 - "..."`), e.g. unknown fields with `fieldValidation=Warn`.
+    pub warnings: Vec<String>,
+    /// A body that is not JSON: its content type and bytes (OpenAPI v2 as protobuf).
+    pub raw: Option<(&'static str, Vec<u8>)>,
 }
 
-fn ok(body: Value) -> Reply {
-    Reply { status: 200, body }
+impl Reply {
+    fn new(status: u16, body: Value) -> Self {
+        Reply {
+            status,
+            body,
+            warnings: Vec::new(),
+            raw: None,
+        }
+    }
+}
+
+pub fn ok(body: Value) -> Reply {
+    Reply::new(200, body)
+}
+
+pub fn created(body: Value) -> Reply {
+    Reply::new(201, body)
 }
 
 /// A Kubernetes `Status` (the API server's error body).
@@ -39,7 +68,7 @@ pub fn status(code: u16, reason: &str, message: &str, details: Option<Value>) ->
     if let Some(d) = details {
         body["details"] = d;
     }
-    Reply { status: code, body }
+    Reply::new(code, body)
 }
 
 fn not_found_path() -> Reply {
@@ -71,27 +100,9 @@ struct Selectors {
     fields: String,
 }
 
-pub fn route(
-    ctx: &Context,
-    method: &str,
-    path: &str,
-    query: &str,
-    accept: &str,
-    body: &[u8],
-) -> Reply {
-    if method == "DELETE" {
-        return delete(ctx, path, query, body);
-    }
-    if method != "GET" {
-        return status(
-            405,
-            "MethodNotAllowed",
-            &format!("the server does not allow this method on the requested resource ({method})"),
-            None,
-        );
-    }
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+pub fn route(ctx: &Context, call: &Call) -> Reply {
+    let segs: Vec<&str> = call.path.trim_matches('/').split('/').collect();
+    let params: Vec<(String, String)> = form_urlencoded::parse(call.query.as_bytes())
         .into_owned()
         .collect();
     let param = |k: &str| {
@@ -101,6 +112,30 @@ pub fn route(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
+    if matches!(segs.first(), Some(&"openapi")) {
+        return match call.method {
+            "GET" => openapi::route(&segs[1..], call.accept).unwrap_or_else(not_found_path),
+            other => write_not_allowed(other),
+        };
+    }
+    if call.method != "GET" {
+        let Some(target) = write_target(&segs) else {
+            return match call.method {
+                "POST" | "PUT" | "PATCH" | "DELETE" => write_not_allowed(call.method),
+                _ => not_found_path(),
+            };
+        };
+        let validation = match FieldValidation::from_query(&param("fieldValidation")) {
+            Ok(v) => v,
+            Err(reply) => return reply,
+        };
+        return match call.method {
+            "POST" if target.name.is_none() => write::create(ctx, &target, validation, call.body),
+            "PATCH" => write::patch(ctx, &target, validation, call.content_type, call.body),
+            "DELETE" => write::delete(ctx, &target, call.query, call.body),
+            other => write_not_allowed(other),
+        };
+    }
     let sel = Selectors {
         labels: param("labelSelector"),
         fields: param("fieldSelector"),
@@ -113,62 +148,39 @@ pub fn route(
         ["api", "v1"] => found(discovery::resource_list("")),
         ["apis", group] => found(discovery::api_group(group)),
         ["apis", group, "v1"] => found(discovery::resource_list(group)),
-        ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, accept),
-        ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, accept),
+        ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, call.accept),
+        ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, call.accept),
         _ => not_found_path(),
     }
 }
 
-/// `DELETE /api/v1/namespaces/{ns}/pods/{name}`: the pod stops with its grace period (or
-/// DeleteOptions' `gracePeriodSeconds`, in the body or the query) and is removed, as `podrun
-/// delete pod` does it, before the answer: the pod as it was when its deletion was asked
-/// (`deletionTimestamp` set). kubectl's wait for the deletion then finds it gone.
-fn delete(ctx: &Context, path: &str, query: &str, body: &[u8]) -> Reply {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["api", "v1", "namespaces", ns, "pods", name] = segs.as_slice() else {
-        return status(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource (DELETE)",
-            None,
-        );
+fn write_not_allowed(method: &str) -> Reply {
+    status(
+        405,
+        "MethodNotAllowed",
+        &format!("the server does not allow this method on the requested resource ({method})"),
+        None,
+    )
+}
+
+/// The namespaced resource (and name) a write names: `.../namespaces/NS/PLURAL[/NAME]`.
+fn write_target<'a>(segs: &[&'a str]) -> Option<Target<'a>> {
+    let (group, rest) = match segs {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, "v1", rest @ ..] => (*group, rest),
+        _ => return None,
     };
-    let options: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(v) => v,
-            Err(e) => return status(400, "BadRequest", &format!("DeleteOptions: {e}"), None),
-        }
+    let (ns, plural, name) = match rest {
+        ["namespaces", ns, plural] => (*ns, *plural, None),
+        ["namespaces", ns, plural, name] => (*ns, *plural, Some(*name)),
+        _ => return None,
     };
-    let from_query = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "gracePeriodSeconds")
-        .and_then(|(_, v)| v.parse::<i64>().ok());
-    let grace = options["gracePeriodSeconds"].as_i64().or(from_query);
-    let key = crate::state::PodKey::new(ns, name);
-    let missing = || {
-        status(
-            404,
-            "NotFound",
-            &format!("pods \"{name}\" not found"),
-            Some(json!({"name": name, "kind": "pods"})),
-        )
-    };
-    if crate::pod::read::get(&ctx.cfg, ns, name).is_err() {
-        return missing();
-    }
-    let stopping = match crate::pod::delete::request_stop(&ctx.cfg, &key, grace) {
-        Ok((s, _)) => s,
-        Err(_) if crate::pod::read::get(&ctx.cfg, ns, name).is_err() => return missing(),
-        Err(e) => return status(500, "InternalError", &e.to_string(), None),
-    };
-    let object = crate::pod::read::get(&ctx.cfg, ns, name)
-        .map(|r| crate::cli::pod_object::pod_object(&r))
-        .unwrap_or_else(|_| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns}}));
-    match crate::pod::delete::finish(&ctx.cfg, stopping) {
-        Ok(()) => ok(object),
-        Err(e) => status(500, "InternalError", &e.to_string(), None),
-    }
+    let res = discovery::resource(group, plural).filter(|r| r.namespaced)?;
+    Some(Target {
+        res,
+        namespace: ns,
+        name,
+    })
 }
 
 fn resource_path(
@@ -247,6 +259,27 @@ fn resource_path(
 mod tests {
     use super::*;
 
+    fn call(
+        c: &Context,
+        method: &str,
+        path: &str,
+        query: &str,
+        accept: &str,
+        body: &[u8],
+    ) -> Reply {
+        route(
+            c,
+            &Call {
+                method,
+                path,
+                query,
+                accept,
+                content_type: "application/json",
+                body,
+            },
+        )
+    }
+
     fn ctx() -> Context {
         let root = std::env::temp_dir().join(format!("podrun-api-router-{}", std::process::id()));
         Context {
@@ -268,12 +301,12 @@ mod tests {
     #[test]
     fn discovery_and_errors() {
         let c = ctx();
-        let r = route(&c, "GET", "/api/v1", "", "application/json", b"");
+        let r = call(&c, "GET", "/api/v1", "", "application/json", b"");
         assert_eq!(r.body["kind"], "APIResourceList");
         let pods = &r.body["resources"][0];
         assert_eq!(pods["name"], "pods");
         assert_eq!(pods["shortNames"][0], "po");
-        let apps = route(&c, "GET", "/apis/apps/v1", "", "", b"");
+        let apps = call(&c, "GET", "/apis/apps/v1", "", "", b"");
         assert!(
             apps.body["resources"]
                 .as_array()
@@ -281,7 +314,7 @@ mod tests {
                 .iter()
                 .any(|r| r["shortNames"][0] == "deploy")
         );
-        let missing = route(
+        let missing = call(
             &c,
             "GET",
             "/api/v1/namespaces/default/pods/x",
@@ -291,7 +324,7 @@ mod tests {
         );
         assert_eq!(missing.status, 404);
         assert_eq!(missing.body["message"], "pods \"x\" not found");
-        let d = route(
+        let d = call(
             &c,
             "GET",
             "/apis/apps/v1/namespaces/default/deployments/x",
@@ -300,16 +333,16 @@ mod tests {
             b"",
         );
         assert_eq!(d.body["message"], "deployments.apps \"x\" not found");
-        assert_eq!(route(&c, "GET", "/apis/foo/v1", "", "", b"").status, 404);
+        assert_eq!(call(&c, "GET", "/apis/foo/v1", "", "", b"").status, 404);
         assert_eq!(
-            route(&c, "POST", "/api/v1/namespaces/default/pods", "", "", b"").status,
+            call(&c, "PUT", "/api/v1/namespaces/default/pods", "", "", b"").status,
             405
         );
         assert_eq!(
-            route(&c, "DELETE", "/api/v1/nodes/node1", "", "", b"").status,
+            call(&c, "DELETE", "/api/v1/nodes/node1", "", "", b"").status,
             405
         );
-        let gone = route(
+        let gone = call(
             &c,
             "DELETE",
             "/api/v1/namespaces/default/pods/x",
@@ -319,7 +352,7 @@ mod tests {
         );
         assert_eq!(gone.status, 404);
         assert_eq!(gone.body["message"], "pods \"x\" not found");
-        let bad = route(
+        let bad = call(
             &c,
             "GET",
             "/api/v1/pods",
@@ -333,14 +366,14 @@ mod tests {
     #[test]
     fn node_and_namespaces_listed() {
         let c = ctx();
-        let nodes = route(&c, "GET", "/api/v1/nodes", "", "application/json", b"");
+        let nodes = call(&c, "GET", "/api/v1/nodes", "", "application/json", b"");
         assert_eq!(nodes.body["kind"], "NodeList");
         assert_eq!(nodes.body["items"][0]["metadata"]["name"], "node1");
         assert_eq!(
             nodes.body["items"][0]["status"]["addresses"][0]["address"],
             "10.244.0.1"
         );
-        let t = route(
+        let t = call(
             &c,
             "GET",
             "/api/v1/namespaces",
@@ -350,7 +383,7 @@ mod tests {
         );
         assert_eq!(t.body["kind"], "Table");
         assert_eq!(t.body["rows"][0]["cells"][0], "default");
-        let pods = route(&c, "GET", "/api/v1/pods", "", "application/json", b"");
+        let pods = call(&c, "GET", "/api/v1/pods", "", "application/json", b"");
         assert_eq!(pods.body["kind"], "PodList");
         assert_eq!(pods.body["items"], json!([]));
     }

@@ -28,13 +28,45 @@ pub fn last_applied(document: &Value) -> String {
     }
     let mut text = String::new();
     super::deployment::write_canonical(&object, &mut text);
+    let mut text = go_escaped(&text);
     text.push('\n');
     text
+}
+
+/// JSON text with `<`, `>`, `&`, U+2028 and U+2029 escaped as Go's `encoding/json` writes
+/// them (kubectl's annotation is Go's JSON: byte for byte the same, a second `kubectl apply`
+/// of the same file finds nothing to patch). They can only occur inside strings.
+fn go_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_characters_as_go_escapes_them() {
+        let doc =
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"x": "a > b && c < d\u{2028}"}});
+        let text = last_applied(&doc);
+        assert!(
+            text.contains(r#""x":"a \u003e b \u0026\u0026 c \u003c d\u2028""#),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["spec"]["x"], doc["spec"]["x"]);
+    }
 
     #[test]
     fn as_kubectl_writes_it() {
