@@ -653,3 +653,127 @@ fn kubectl_applies_patches_and_deletes() {
     server.stop();
     node.assert_clean();
 }
+
+/// The lines a running command prints, gathered by a thread.
+struct Lines {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    fn spawn(mut command: std::process::Command) -> Lines {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Wait until a line has all of `words`.
+    fn wait_for(&self, words: &[&str], what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = self.lines.lock().unwrap().clone();
+            if lines.iter().any(|l| words.iter().all(|w| l.contains(w))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no {words:?} in {lines:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 22 acceptance 2 with the oldest and the newest kubectl: `kubectl get pods -w
+/// --output-watch-events` sees ADDED, MODIFIED and DELETED as podrun's CLI creates a pod,
+/// its container exits and restarts, and the pod is deleted; `kubectl wait
+/// --for=condition=Ready` returns once a readiness probe passes.
+#[test]
+fn kubectl_watches_and_waits() {
+    require_root!();
+    let node = Node::new();
+    let server = Server::start(&node);
+    let cache = tempfile::tempdir().unwrap();
+    let bins = kubectls();
+    for bin in [&bins[0], &bins[2]] {
+        let version = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let cache = cache.path().join(&version);
+        let mut watch = node.command(bin.to_str().unwrap());
+        watch
+            .arg("--kubeconfig")
+            .arg(kubeconfig(&node))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["get", "pods", "-w", "--output-watch-events"]);
+        let watch = Lines::spawn(watch);
+        // kubectl lists first ("No resources found"), then watches.
+        std::thread::sleep(Duration::from_millis(1500));
+        let t0 = Instant::now();
+        node.apply_manifest("idle.yaml", &idle_pod("podrun.local/debug:1", "true", ""))
+            .ok();
+        watch.wait_for(&["ADDED", "idle"], &version);
+        let added_in = t0.elapsed();
+        node.wait_for_pods(Duration::from_secs(10), |p| p.iter().all(running));
+        // Its PID 1 ends (the exec dies with it: 137), the kubelet's rules restart it.
+        node.podrun(&["exec", "idle", "-c", "c", "--", "kill", "1"]);
+        watch.wait_for(&["MODIFIED", "idle", "Running   ", "  1 "], &version);
+        node.podrun(&["delete", "pod", "idle", "--now"]).ok();
+        watch.wait_for(&["DELETED", "idle"], &version);
+        watch.stop();
+        eprintln!("{version}: ADDED seen {added_in:?} after the apply began");
+
+        // Ready once its probe passes (the file appears 2 s after the start).
+        let probe = "    readinessProbe:\n      exec: {command: [test, -f, /tmp/ready]}\n      periodSeconds: 1\n";
+        let ready = idle_pod(
+            "podrun.local/debug:1",
+            "(sleep 2; touch /tmp/ready) & true",
+            probe,
+        )
+        .replace("name: idle,", "name: late,")
+        .replace("{app: idle}", "{app: late}");
+        node.apply_manifest("late.yaml", &ready).ok();
+        let t0 = Instant::now();
+        let waited = kubectl(
+            &node,
+            bin,
+            &cache,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "pod",
+                "-l",
+                "app=late",
+                "--timeout=30s",
+            ],
+        );
+        assert_eq!(waited.code, 0, "{version}: {waited:?}");
+        assert!(
+            waited.stdout.contains("pod/late condition met"),
+            "{version}: {waited:?}"
+        );
+        assert!(
+            t0.elapsed() > Duration::from_millis(500),
+            "{version}: ready at once ({:?}): the probe was not waited for",
+            t0.elapsed()
+        );
+        node.podrun(&["delete", "pod", "late", "--now"]).ok();
+    }
+    server.stop();
+    node.assert_clean();
+}

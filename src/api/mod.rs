@@ -18,6 +18,7 @@ pub mod router;
 pub mod selectors;
 pub mod table;
 pub mod tls;
+pub mod watch;
 pub mod write;
 
 use std::convert::Infallible;
@@ -188,7 +189,7 @@ async fn handle(
     ctx: Arc<router::Context>,
     token: Arc<str>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let authorization = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -246,7 +247,35 @@ async fn handle(
     Ok(respond(reply))
 }
 
-fn respond(reply: router::Reply) -> Response<Full<Bytes>> {
+/// A response body: whole, or streamed from a channel (a watch).
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A body of the chunks a channel carries, ended when its sender goes.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+fn respond(reply: router::Reply) -> Response<Body> {
+    use http_body_util::BodyExt;
+    if let Some(stream) = reply.stream {
+        return Response::builder()
+            .status(200)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(ChannelBody(stream).boxed())
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()));
+    }
     let (content_type, body) = match reply.raw {
         Some((content_type, bytes)) => (content_type, bytes),
         None => (
@@ -263,6 +292,6 @@ fn respond(reply: router::Reply) -> Response<Full<Bytes>> {
         response = response.header(http::header::WARNING, text);
     }
     response
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }

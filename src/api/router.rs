@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::write::{self, FieldValidation, Target};
-use super::{openapi, resources, selectors, table};
+use super::{openapi, resources, selectors, table, watch};
 use crate::config::Config;
 
 /// What the router needs of the server.
+#[derive(Clone)]
 pub struct Context {
     pub cfg: Config,
     /// `host:port` clients reach the server at (in `/api`'s serverAddressByClientCIDRs).
@@ -33,15 +34,18 @@ pub struct Reply {
     pub warnings: Vec<String>,
     /// A body that is not JSON: its content type and bytes (OpenAPI v2 as protobuf).
     pub raw: Option<(&'static str, Vec<u8>)>,
+    /// A body streamed as it comes (a watch's events, one JSON object a line).
+    pub stream: Option<tokio::sync::mpsc::Receiver<bytes::Bytes>>,
 }
 
 impl Reply {
-    fn new(status: u16, body: Value) -> Self {
+    pub fn new(status: u16, body: Value) -> Self {
         Reply {
             status,
             body,
             warnings: Vec::new(),
             raw: None,
+            stream: None,
         }
     }
 }
@@ -89,15 +93,17 @@ fn qualified(res: &Resource) -> String {
     }
 }
 
-/// A list's resourceVersion: the time in milliseconds (podrun keeps no revision counter yet).
-fn resource_version() -> String {
-    chrono::Utc::now().timestamp_millis().to_string()
+/// A list's resourceVersion: the time in microseconds (podrun keeps no revision counter; a
+/// watch from it reports what changes after it).
+pub fn resource_version() -> String {
+    chrono::Utc::now().timestamp_micros().to_string()
 }
 
 /// A list request's `labelSelector` and `fieldSelector` ("" when absent).
-struct Selectors {
-    labels: String,
-    fields: String,
+#[derive(Clone)]
+pub struct Selectors {
+    pub labels: String,
+    pub fields: String,
 }
 
 pub fn route(ctx: &Context, call: &Call) -> Reply {
@@ -140,6 +146,22 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
         labels: param("labelSelector"),
         fields: param("fieldSelector"),
     };
+    if matches!(param("watch").as_str(), "1" | "true") {
+        let (group, rest) = match segs.as_slice() {
+            ["api", "v1", rest @ ..] => ("", rest),
+            ["apis", group, "v1", rest @ ..] => (*group, rest),
+            _ => return not_found_path(),
+        };
+        let Some(target) = read_target(group, rest) else {
+            return not_found_path();
+        };
+        return watch::start(
+            ctx,
+            &target,
+            sel,
+            watch::Options::from_params(&param, call.accept),
+        );
+    }
     let found = |v: Option<Value>| v.map(ok).unwrap_or_else(not_found_path);
     match segs.as_slice() {
         ["version"] => ok(discovery::version()),
@@ -183,6 +205,51 @@ fn write_target<'a>(segs: &[&'a str]) -> Option<Target<'a>> {
     })
 }
 
+/// What a read path names: the resource, the namespace (None: all, or cluster-scoped) and
+/// the name of one object.
+pub struct ReadTarget<'a> {
+    pub res: &'static Resource,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+fn read_target<'a>(group: &str, rest: &[&'a str]) -> Option<ReadTarget<'a>> {
+    let lookup = |plural: &str| discovery::resource(group, plural);
+    let (res, namespace, name) = match rest {
+        [plural] => (lookup(plural)?, None, None),
+        ["namespaces", ns, plural] => (lookup(plural).filter(|r| r.namespaced)?, Some(*ns), None),
+        ["namespaces", ns, plural, name] => (
+            lookup(plural).filter(|r| r.namespaced)?,
+            Some(*ns),
+            Some(*name),
+        ),
+        [plural, name] => (lookup(plural).filter(|r| !r.namespaced)?, None, Some(*name)),
+        _ => return None,
+    };
+    Some(ReadTarget {
+        res,
+        namespace,
+        name,
+    })
+}
+
+/// The rows of `rows` the selectors choose (a bad selector: the 400 to answer).
+pub fn select(
+    rows: &mut Vec<(Vec<Value>, Value)>,
+    res: &Resource,
+    sel: &Selectors,
+) -> Result<(), Reply> {
+    let labels = selectors::parse_labels(&sel.labels)
+        .map_err(|e| status(400, "BadRequest", &e.to_string(), None))?;
+    let fields = selectors::parse_fields(&sel.fields, res.kind)
+        .map_err(|e| status(400, "BadRequest", &e.to_string(), None))?;
+    rows.retain(|(_, obj)| {
+        selectors::matches(&labels, &selectors::labels_of(obj))
+            && selectors::fields_match(&fields, obj)
+    });
+    Ok(())
+}
+
 fn resource_path(
     ctx: &Context,
     group: &str,
@@ -190,25 +257,13 @@ fn resource_path(
     sel: &Selectors,
     accept: &str,
 ) -> Reply {
-    let lookup = |plural: &str| discovery::resource(group, plural);
-    let (res, namespace, name) = match rest {
-        [plural] => match lookup(plural) {
-            Some(r) => (r, None, None),
-            None => return not_found_path(),
-        },
-        ["namespaces", ns, plural] => match lookup(plural) {
-            Some(r) if r.namespaced => (r, Some(*ns), None),
-            _ => return not_found_path(),
-        },
-        ["namespaces", ns, plural, name] => match lookup(plural) {
-            Some(r) if r.namespaced => (r, Some(*ns), Some(*name)),
-            _ => return not_found_path(),
-        },
-        [plural, name] => match lookup(plural) {
-            Some(r) if !r.namespaced => (r, None, Some(*name)),
-            _ => return not_found_path(),
-        },
-        _ => return not_found_path(),
+    let Some(ReadTarget {
+        res,
+        namespace,
+        name,
+    }) = read_target(group, rest)
+    else {
+        return not_found_path();
     };
     let collection = match resources::collect(&ctx.cfg, res, namespace) {
         Ok(c) => c,
@@ -229,19 +284,8 @@ fn resource_path(
         if !as_table {
             return ok(rows.swap_remove(0).1);
         }
-    } else {
-        let labels = match selectors::parse_labels(&sel.labels) {
-            Ok(l) => l,
-            Err(e) => return status(400, "BadRequest", &e.to_string(), None),
-        };
-        let fields = match selectors::parse_fields(&sel.fields, res.kind) {
-            Ok(f) => f,
-            Err(e) => return status(400, "BadRequest", &e.to_string(), None),
-        };
-        rows.retain(|(_, obj)| {
-            selectors::matches(&labels, &selectors::labels_of(obj))
-                && selectors::fields_match(&fields, obj)
-        });
+    } else if let Err(reply) = select(&mut rows, res, sel) {
+        return reply;
     }
     let rv = resource_version();
     if as_table {

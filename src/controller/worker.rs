@@ -2,13 +2,10 @@
 //! one poll(2) in between (see the module notes of `controller`).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -16,7 +13,7 @@ use super::ControllerPaths;
 use super::reconcile::{self, Memory};
 use crate::config::Config;
 use crate::lockfile::LockFile;
-use crate::state::WorkloadKind;
+use crate::state::StateWatch;
 
 /// A pass even when nothing was heard of for this long: a safety net, not a poll.
 const RESYNC: Duration = Duration::from_secs(60);
@@ -41,7 +38,7 @@ pub fn run(cfg: &Config, lock: &LockFile, keeper: i32) -> i32 {
     crate::pod::exec_supervisors();
     // Atomically: a reader never sees it empty or half-written.
     let _ = crate::state::write_private(&paths.worker_pid(), format!("{me}\n").as_bytes());
-    let mut watches = match Watches::new(&cfg.root) {
+    let mut watches = match StateWatch::new(&cfg.root) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("podrun: controller: inotify: {e}");
@@ -82,12 +79,12 @@ pub fn run(cfg: &Config, lock: &LockFile, keeper: i32) -> i32 {
 /// Sleep until a change, the keeper's end, a supervisor's end or `timeout`; whether the
 /// keeper ended.
 fn wait(
-    watches: &Watches,
+    watches: &StateWatch,
     keeper: Option<&OwnedFd>,
     supervisors: &HashMap<i32, OwnedFd>,
     timeout: Duration,
 ) -> bool {
-    let mut fds = vec![PollFd::new(watches.inotify.as_fd(), PollFlags::POLLIN)];
+    let mut fds = vec![PollFd::new(watches.fd(), PollFlags::POLLIN)];
     if let Some(k) = keeper {
         fds.push(PollFd::new(k.as_fd(), PollFlags::POLLIN));
     }
@@ -142,78 +139,6 @@ fn reap() {
     while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
         if status == WaitStatus::StillAlive {
             break;
-        }
-    }
-}
-
-/// The inotify watches: the state root (its directories appear), each workload directory,
-/// the pods directory and each pod's directory (records renamed into place, deletion
-/// requests, a pod directory removed).
-struct Watches {
-    inotify: Inotify,
-    root: PathBuf,
-    watched: HashSet<OsString>,
-    pods: HashSet<OsString>,
-}
-
-const DIR_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
-    .union(AddWatchFlags::IN_DELETE)
-    .union(AddWatchFlags::IN_MOVED_TO)
-    .union(AddWatchFlags::IN_MOVED_FROM)
-    .union(AddWatchFlags::IN_CLOSE_WRITE)
-    .union(AddWatchFlags::IN_ONLYDIR);
-
-impl Watches {
-    fn new(root: &Path) -> nix::Result<Self> {
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-        inotify.add_watch(
-            root,
-            AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ONLYDIR,
-        )?;
-        Ok(Watches {
-            inotify,
-            root: root.to_owned(),
-            watched: HashSet::new(),
-            pods: HashSet::new(),
-        })
-    }
-
-    /// Watch what appeared since the last pass.
-    fn refresh(&mut self) {
-        let store = crate::state::Store::new(&self.root);
-        let dirs = WorkloadKind::ALL
-            .iter()
-            .map(|k| store.workload_dir(*k))
-            .chain([store.pods_dir()]);
-        for dir in dirs {
-            let name = dir.clone().into_os_string();
-            if !self.watched.contains(&name) && self.inotify.add_watch(&dir, DIR_EVENTS).is_ok() {
-                self.watched.insert(name);
-            }
-        }
-        let present: HashSet<OsString> = std::fs::read_dir(store.pods_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        self.pods.retain(|p| present.contains(p));
-        for name in present {
-            if !self.pods.contains(&name) {
-                let dir = store.pods_dir().join(&name);
-                if self.inotify.add_watch(&dir, DIR_EVENTS).is_ok() {
-                    self.pods.insert(name);
-                }
-            }
-        }
-    }
-
-    /// Read (and forget) the events heard of: the pass that follows looks at everything.
-    fn drain(&self) {
-        while let Ok(events) = self.inotify.read_events() {
-            if events.is_empty() {
-                break;
-            }
         }
     }
 }

@@ -13,6 +13,7 @@
 mod applied;
 mod paths;
 mod record;
+mod watch;
 pub mod workloads;
 
 use std::fs::{self, File};
@@ -24,6 +25,7 @@ use crate::lockfile::LockFile;
 pub use applied::UpdateRequest;
 pub use paths::{PodPaths, bundle_config};
 pub use record::*;
+pub use watch::StateWatch;
 pub use workloads::{
     DeploymentRecord, JobCondition, JobRecord, JobStatus, ReplicaSetRecord, WorkloadKind,
 };
