@@ -725,14 +725,58 @@ fn kubectl_watches_and_waits() {
         // kubectl lists first ("No resources found"), then watches.
         std::thread::sleep(Duration::from_millis(1500));
         let t0 = Instant::now();
-        node.apply_manifest("idle.yaml", &idle_pod("podrun.local/debug:1", "true", ""))
-            .ok();
+        node.apply_manifest(
+            "idle.yaml",
+            &idle_pod("podrun.local/debug:1", "echo hello from idle", ""),
+        )
+        .ok();
         watch.wait_for(&["ADDED", "idle"], &version);
         let added_in = t0.elapsed();
         node.wait_for_pods(Duration::from_secs(10), |p| p.iter().all(running));
         // Its PID 1 ends (the exec dies with it: 137), the kubelet's rules restart it.
         node.podrun(&["exec", "idle", "-c", "c", "--", "kill", "1"]);
         watch.wait_for(&["MODIFIED", "idle", "Running   ", "  1 "], &version);
+
+        // Logs: the current run, the previous one, the last line, and followed.
+        let k = |args: &[&str]| kubectl(&node, bin, &cache, args);
+        for args in [
+            &["logs", "idle"][..],
+            &["logs", "idle", "-p"],
+            &["logs", "idle", "-c", "c", "--tail=1"],
+        ] {
+            let out = k(args).ok().stdout;
+            assert_eq!(out, "hello from idle\n", "{version}: {args:?}");
+        }
+        let missing = k(&["logs", "idle", "-c", "nope"]);
+        assert!(
+            missing
+                .stderr
+                .contains("container nope is not valid for pod idle"),
+            "{version}: {missing:?}"
+        );
+        let mut follow = node.command(bin.to_str().unwrap());
+        follow
+            .arg("--kubeconfig")
+            .arg(kubeconfig(&node))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["logs", "-f", "idle"]);
+        let follow = Lines::spawn(follow);
+        follow.wait_for(&["hello from idle"], &version);
+        // A run that writes on (its PID 1 replaced by one that echoes): seen as it comes.
+        node.podrun(&[
+            "exec",
+            "idle",
+            "-c",
+            "c",
+            "--",
+            "sh",
+            "-c",
+            "echo more >> /proc/1/fd/1",
+        ])
+        .ok();
+        follow.wait_for(&["more"], &version);
+        follow.stop();
         node.podrun(&["delete", "pod", "idle", "--now"]).ok();
         watch.wait_for(&["DELETED", "idle"], &version);
         watch.stop();

@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod kubeconfig;
+pub mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod resources;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::write::{self, FieldValidation, Target};
-use super::{openapi, resources, selectors, table, watch};
+use super::{logs, openapi, resources, selectors, table, watch};
 use crate::config::Config;
 
 /// What the router needs of the server.
@@ -146,6 +146,12 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
         labels: param("labelSelector"),
         fields: param("fieldSelector"),
     };
+    if let ["api", "v1", "namespaces", ns, "pods", name, "log"] = segs.as_slice() {
+        return match call.method {
+            "GET" => logs::serve(ctx, ns, name, &param),
+            other => write_not_allowed(other),
+        };
+    }
     if matches!(param("watch").as_str(), "1" | "true") {
         let (group, rest) = match segs.as_slice() {
             ["api", "v1", rest @ ..] => ("", rest),

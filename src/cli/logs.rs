@@ -1,14 +1,14 @@
 //! `podrun logs NAME [-c C] [-f] [-p] [--tail N]`: a container run's stdout+stderr file.
 
-use std::io::{Read, Seek, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use clap::Args;
 
 use super::{Result, load_pod, msg, pod_arg};
 use crate::config::Config;
-use crate::pod::read::{self, Run};
-use crate::state::{PodKey, PodRecord};
+use crate::pod::logs;
+use crate::pod::read::Run;
+use crate::state::PodRecord;
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
@@ -71,69 +71,15 @@ pub fn logs(cfg: &Config, namespace: &str, args: &LogsArgs) -> Result<i32> {
     } else {
         Run::Current
     };
-    let (path, run) = read::log_of(cfg, &r, &container, which)?;
-    let key = r.key();
-    let mut file =
-        std::fs::File::open(&path).map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
-    let mut text = Vec::new();
-    file.read_to_end(&mut text)
-        .map_err(|e| msg(format!("read log {}: {e}", path.display())))?;
+    let mut log = logs::open(cfg, &r, &container, which)?;
+    let text = log.read_all()?;
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(tail(&text, args.tail));
+    let _ = out.write_all(logs::tail(&text, args.tail));
     let _ = out.flush();
     if args.follow && !args.previous {
-        follow(cfg, &key, &container, run, &mut file, &mut out);
+        log.follow(cfg, &mut |chunk| {
+            out.write_all(chunk).and_then(|()| out.flush()).is_ok()
+        });
     }
     Ok(0)
-}
-
-fn tail(text: &[u8], n: Option<i64>) -> &[u8] {
-    let Some(n) = n.filter(|n| *n >= 0) else {
-        return text;
-    };
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    let mut count = 0;
-    for (i, b) in body.iter().enumerate().rev() {
-        if *b == b'\n' {
-            count += 1;
-            if count == n {
-                return &text[i + 1..];
-            }
-        }
-    }
-    if n == 0 { &[] } else { text }
-}
-
-/// Print new output until this run of the container ends or the pod is deleted.
-fn follow(
-    cfg: &Config,
-    key: &PodKey,
-    container: &str,
-    run: u32,
-    file: &mut std::fs::File,
-    out: &mut impl Write,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut progressed = false;
-        while let Ok(n) = file.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            progressed = true;
-            let _ = out.write_all(&buf[..n]);
-        }
-        let _ = out.flush();
-        if !read::run_is_live(cfg, key, container, run) && !progressed {
-            let _ = file.stream_position();
-            while let Ok(n) = file.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let _ = out.write_all(&buf[..n]);
-            }
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -14,6 +14,7 @@ pub mod declarative;
 pub mod delete;
 pub mod exec;
 pub mod images;
+pub mod logs;
 pub mod read;
 pub mod rollout;
 mod sort;
