@@ -22,3 +22,9 @@ if ! command -v cargo >/dev/null 2>&1; then
         rustup default stable >/dev/null 2>&1 || true
     fi
 fi
+# The Kubernetes Python client: a second real client of `podrun serve` in the tests.
+if ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+    echo "installing: the Kubernetes Python client"
+    python3 -m pip install -q kubernetes >/dev/null 2>&1 ||
+        { apt-get install -y -qq python3-kubernetes >/dev/null; }
+fi

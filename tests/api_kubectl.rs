@@ -821,3 +821,42 @@ fn kubectl_watches_and_waits() {
     server.stop();
     node.assert_clean();
 }
+
+/// Issue 22 acceptance 5: the official Kubernetes Python client lists the pods (typed: every
+/// field it requires is there), watches them and deletes one through the API.
+#[test]
+fn the_python_client_lists_watches_and_deletes() {
+    require_root!();
+    let node = Node::new();
+    node.apply_manifest("idle.yaml", &idle_pod("podrun.local/debug:1", "true", ""))
+        .ok();
+    node.wait_for_pods(Duration::from_secs(10), |p| p.iter().all(running));
+    let ip = node.pod_ip("idle");
+    let server = Server::start(&node);
+    let script = common::repo_file("tests/api_python_client.py");
+    let out = Run::from(
+        node.command("python3")
+            .arg(&script)
+            .arg(kubeconfig(&node))
+            .arg("idle")
+            .output()
+            .expect("run python3"),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("listed idle Running {ip} c=podrun://")),
+        "{out:?}"
+    );
+    for line in [
+        "event ADDED idle",
+        "deleted idle",
+        "event DELETED idle",
+        "nodes ",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {out:?}");
+    }
+    assert!(node.pods_json().is_empty(), "the pod is still there");
+    server.stop();
+    node.assert_clean();
+}

@@ -9,14 +9,19 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::router::{Context, Reply, status};
+use super::router::{Context, Reply, status, truthy};
 use crate::pod::logs;
 use crate::pod::read::Run;
 
 pub fn serve(ctx: &Context, namespace: &str, name: &str, param: &dyn Fn(&str) -> String) -> Reply {
     for unsupported in ["timestamps", "sinceSeconds", "sinceTime"] {
         let value = param(unsupported);
-        if !value.is_empty() && value != "false" {
+        if !value.is_empty()
+            && !matches!(
+                value.as_str(),
+                "0" | "f" | "F" | "false" | "FALSE" | "False"
+            )
+        {
             return status(
                 400,
                 "BadRequest",
@@ -56,7 +61,7 @@ pub fn serve(ctx: &Context, namespace: &str, name: &str, param: &dyn Fn(&str) ->
             apps[0].to_owned()
         }
     };
-    let which = if param("previous") == "true" {
+    let which = if truthy(&param("previous")) {
         Run::Previous
     } else {
         Run::Current
@@ -75,7 +80,7 @@ pub fn serve(ctx: &Context, namespace: &str, name: &str, param: &dyn Fn(&str) ->
     if let Some(limit) = limit {
         first.truncate(limit);
     }
-    if param("follow") != "true" || which == Run::Previous {
+    if !truthy(&param("follow")) || which == Run::Previous {
         let mut reply = Reply::new(200, Value::Null);
         reply.raw = Some(("text/plain", first));
         return reply;

@@ -208,6 +208,8 @@ pub fn node_object(cfg: &Config) -> Value {
             ],
             "nodeInfo": {
                 "machineID": machine_id,
+                "systemUUID": read_trimmed("/sys/class/dmi/id/product_uuid").unwrap_or_else(|| machine_id.clone()),
+                "bootID": read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default(),
                 "kernelVersion": kernel,
                 "osImage": os_image(),
                 "containerRuntimeVersion": concat!("podrun://", env!("CARGO_PKG_VERSION")),
@@ -218,6 +220,12 @@ pub fn node_object(cfg: &Config) -> Value {
             },
         },
     })
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
 }
 
 fn node(cfg: &Config) -> Collection {

@@ -152,7 +152,7 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
             other => write_not_allowed(other),
         };
     }
-    if matches!(param("watch").as_str(), "1" | "true") {
+    if truthy(&param("watch")) {
         let (group, rest) = match segs.as_slice() {
             ["api", "v1", rest @ ..] => ("", rest),
             ["apis", group, "v1", rest @ ..] => (*group, rest),
@@ -180,6 +180,12 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
         ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, call.accept),
         _ => not_found_path(),
     }
+}
+
+/// A boolean query parameter as the API server reads it (Go's `strconv.ParseBool`: the
+/// Python client sends `watch=True`).
+pub fn truthy(value: &str) -> bool {
+    matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 fn write_not_allowed(method: &str) -> Reply {

@@ -46,8 +46,10 @@ impl Options {
         let rv = param("resourceVersion");
         Options {
             table: table::wants_table(accept),
-            initial_events: rv.is_empty() || rv == "0" || param("sendInitialEvents") == "true",
-            bookmarks: param("allowWatchBookmarks") == "true",
+            initial_events: rv.is_empty()
+                || rv == "0"
+                || super::router::truthy(&param("sendInitialEvents")),
+            bookmarks: super::router::truthy(&param("allowWatchBookmarks")),
             timeout: param("timeoutSeconds")
                 .parse::<u64>()
                 .ok()
