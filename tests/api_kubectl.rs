@@ -220,6 +220,46 @@ fn kubectl_reads_the_books_deployment() {
             assert!(line.contains(": podrun://"), "{version}: {line}");
         }
 
+        // podrun's own CLI prints the same for the same template, selectors and columns.
+        for args in [
+            &[
+                "get",
+                "pod",
+                &first,
+                "-o",
+                "jsonpath={range .status.containerStatuses[*]}{.name}: {.containerID}{\"\\n\"}{end}",
+            ][..],
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=cs-pod",
+                "-o",
+                "jsonpath={.items[*].status.podIP}",
+            ],
+            &[
+                "get",
+                "pods",
+                "-o",
+                "custom-columns=NAME:.metadata.name,IP:.status.podIP,NODE:.spec.nodeName,NONE:.metadata.nope",
+                "--field-selector",
+                &format!("metadata.name={first}"),
+            ],
+            &["get", "pods", "-l", "app in (cs-pod),!nope", "-o", "name"],
+            &["get", "deployments", "-l", "app=cs-pod", "-o", "name"],
+        ] {
+            let theirs = k(args).ok().stdout;
+            let ours = node.podrun(args).ok().stdout;
+            assert_eq!(ours, theirs, "{version}: {args:?}");
+            assert!(!ours.trim().is_empty(), "{version}: {args:?}");
+        }
+        let none = node.podrun(&["get", "pods", "-l", "app!=cs-pod"]);
+        assert!(
+            none.stderr
+                .contains("No resources found in default namespace."),
+            "{none:?}"
+        );
+
         // The object itself: what `podrun get pod -o json` prints.
         let theirs: Value =
             serde_json::from_str(&k(&["get", "pod", &first, "-o", "json"]).ok().stdout).unwrap();

@@ -16,7 +16,6 @@ pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod router;
-pub mod selectors;
 pub mod table;
 pub mod tls;
 pub mod watch;

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::write::{self, FieldValidation, Target};
-use super::{logs, openapi, resources, selectors, table, watch};
+use super::{logs, openapi, resources, table, watch};
 use crate::config::Config;
+use crate::objects::selectors;
 
 /// What the router needs of the server.
 #[derive(Clone)]

@@ -1,8 +1,10 @@
-//! `podrun get pods [NAME...] [-o wide|json|yaml|name] [-A]`.
+//! `podrun get pods [NAME...] [-o wide|json|yaml|name|jsonpath=...|custom-columns=...] [-A]
+//! [-l SELECTOR] [--field-selector SELECTOR]`.
 
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::output::{Selection, print_template};
 use super::pod_object::pod_object;
 use super::workloads::Resource;
 use super::{Result, msg, table};
@@ -27,6 +29,13 @@ pub struct GetArgs {
     /// Leave out the header line of the table.
     #[arg(long = "no-headers")]
     pub no_headers: bool,
+    /// Label selector: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a)`, `k`, `!k`, comma-joined.
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Field selector: `metadata.name=N`, `metadata.namespace`, pods' `status.phase` and
+    /// `spec.nodeName`; `=`, `==`, `!=`, comma-joined.
+    #[arg(long = "field-selector")]
+    pub field_selector: Option<String>,
 }
 
 pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
@@ -55,7 +64,21 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         }
         pods.retain(|r| names.contains(&r.plan.name));
     }
+    let selection = Selection::parse(
+        args.selector.as_deref(),
+        args.field_selector.as_deref(),
+        "Pod",
+    )?;
+    if !selection.is_empty() {
+        pods.retain(|r| selection.matches(&pod_object(r)));
+    }
     let single = names.len() == 1;
+    if let Some(output) = args.output.as_deref() {
+        let objects: Vec<Value> = pods.iter().map(|r| pod_object(r)).collect();
+        if print_template(output, &document(&pods, single), &objects, args.no_headers)? {
+            return Ok(0);
+        }
+    }
     match args.output.as_deref() {
         None => print_table(&pods, false, args, namespace),
         Some("wide") => print_table(&pods, true, args, namespace),
@@ -70,7 +93,7 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         ),
         Some(other) => {
             return Err(msg(format!(
-                "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
+                "unable to match a printer suitable for the output format \"{other}\", allowed formats are: custom-columns,json,jsonpath,name,wide,yaml"
             )));
         }
     }

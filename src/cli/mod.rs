@@ -11,6 +11,7 @@ mod image;
 mod inspect;
 mod jobs;
 mod logs;
+mod output;
 pub mod pod_object;
 mod pull_progress;
 mod rollout;

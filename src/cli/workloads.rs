@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::get::GetArgs;
+use super::output::{Selection, print_template};
 use super::{Result, msg, table};
 use crate::config::Config;
 use crate::pod::workloads::{self, DeploymentView, ReplicaSetView};
@@ -36,6 +37,29 @@ pub struct Listing {
     pub rows: Vec<Vec<String>>,
     pub objects: Vec<Value>,
     pub names: Vec<String>,
+}
+
+impl Listing {
+    /// The rows, objects and names whose object `selection` chooses.
+    pub fn select(self, selection: &Selection) -> Listing {
+        if selection.is_empty() {
+            return self;
+        }
+        let mut rows = self.rows.into_iter();
+        let mut out = Listing {
+            rows: rows.next().into_iter().collect(),
+            objects: Vec::new(),
+            names: Vec::new(),
+        };
+        for ((row, obj), name) in rows.zip(self.objects).zip(self.names) {
+            if selection.matches(&obj) {
+                out.rows.push(row);
+                out.objects.push(obj);
+                out.names.push(name);
+            }
+        }
+        out
+    }
 }
 
 /// List workload `kind` in `namespace` (every namespace with None), `names` only if given.
@@ -198,8 +222,21 @@ pub fn get(
                 listing(cfg, *kind, ns, names, wide)?,
             ),
         };
+        let kind = match resource {
+            Resource::Pods => "Pod",
+            Resource::Workload(_) => "",
+        };
+        let selection = Selection::parse(
+            args.selector.as_deref(),
+            args.field_selector.as_deref(),
+            kind,
+        )?;
+        let listing = listing.select(&selection);
         match output {
             Some("json") | Some("yaml") => objects.extend(listing.objects),
+            Some(o) if o.starts_with("jsonpath=") || o.starts_with("custom-columns=") => {
+                objects.extend(listing.objects)
+            }
             Some("name") => {
                 for n in &listing.names {
                     println!("{kind_word}/{n}");
@@ -227,10 +264,21 @@ pub fn get(
             }
             Some(other) => {
                 return Err(msg(format!(
-                    "unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"
+                    "unable to match a printer suitable for the output format \"{other}\", allowed formats are: custom-columns,json,jsonpath,name,wide,yaml"
                 )));
             }
         }
+    }
+    if let Some(o) =
+        output.filter(|o| o.starts_with("jsonpath=") || o.starts_with("custom-columns="))
+    {
+        let doc = if objects.len() == 1 && !names.is_empty() && !several {
+            objects[0].clone()
+        } else {
+            json!({"apiVersion": "v1", "kind": "List", "items": objects, "metadata": {"resourceVersion": ""}})
+        };
+        print_template(o, &doc, &objects, args.no_headers)?;
+        return Ok(0);
     }
     match output {
         Some("json") | Some("yaml") => {

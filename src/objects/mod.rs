@@ -1,5 +1,8 @@
 //! What the front ends (the CLI, `podrun serve`) print alike, moved out of `cli` to be shared.
 
+pub mod jsonpath;
+pub mod selectors;
+
 use chrono::{DateTime, Utc};
 
 /// kubectl's short human duration: 45s, 3m12s, 5h, 2d3h.
