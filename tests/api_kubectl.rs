@@ -253,6 +253,35 @@ fn kubectl_reads_the_books_deployment() {
             assert_eq!(ours, theirs, "{version}: {args:?}");
             assert!(!ours.trim().is_empty(), "{version}: {args:?}");
         }
+        // Events: of one pod by field selector, of the Deployment, and in describe.
+        let events = k(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={first}"),
+        ])
+        .ok()
+        .stdout;
+        assert!(
+            events.starts_with("LAST SEEN")
+                && events.contains("Started")
+                && events.contains(&format!("pod/{first}")),
+            "{version}: {events}"
+        );
+        assert!(
+            !events.contains("deployment/"),
+            "{version}: another object's events: {events}"
+        );
+        let all = k(&["get", "events", "-o", "wide"]).ok().stdout;
+        assert!(
+            all.contains("ScalingReplicaSet") && all.contains("deployment-controller"),
+            "{version}: {all}"
+        );
+        let described = k(&["describe", "pod", &first]).ok().stdout;
+        assert!(
+            described.contains("Events:") && described.contains("Started"),
+            "{version}: {described}"
+        );
         let none = node.podrun(&["get", "pods", "-l", "app!=cs-pod"]);
         assert!(
             none.stderr

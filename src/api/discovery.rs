@@ -27,6 +27,14 @@ pub const RESOURCES: &[Resource] = &[
     },
     Resource {
         group: "",
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+    },
+    Resource {
+        group: "",
         plural: "namespaces",
         singular: "namespace",
         kind: "Namespace",

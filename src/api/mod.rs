@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod events;
 pub mod kubeconfig;
 pub mod logs;
 pub mod openapi;

@@ -32,6 +32,10 @@ pub fn collect(
         "pods" => pods(cfg, namespace),
         "nodes" => node(cfg),
         "namespaces" => namespaces(cfg),
+        "events" => {
+            let (columns, rows) = super::events::collect(cfg, namespace);
+            Collection { columns, rows }
+        }
         plural => workloads(cfg, plural, namespace)?,
     })
 }

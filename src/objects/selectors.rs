@@ -119,10 +119,14 @@ pub struct FieldRequirement {
     pub equal: bool,
 }
 
-/// The field selectors every resource here supports; pods add `status.phase`, `spec.nodeName`.
+/// The field selectors every resource here supports; pods add `status.phase`,
+/// `spec.nodeName`, events their `involvedObject.*`, `reason`, `type` and `source`.
 fn supported(kind: &str, path: &str) -> bool {
     matches!(path, "metadata.name" | "metadata.namespace")
         || (kind == "Pod" && matches!(path, "status.phase" | "spec.nodeName"))
+        || (kind == "Event"
+            && (path.starts_with("involvedObject.")
+                || matches!(path, "reason" | "type" | "source" | "reportingComponent")))
 }
 
 /// A field selector for objects of `kind`; an unsupported field is the API server's error.
@@ -156,8 +160,13 @@ pub fn parse_fields(s: &str, kind: &str) -> Result<Vec<FieldRequirement>, Select
 /// Whether `obj` satisfies every field requirement (a missing field is "").
 pub fn fields_match(reqs: &[FieldRequirement], obj: &Value) -> bool {
     reqs.iter().all(|r| {
-        let got = r
-            .path
+        // An event's `source` is its component's name.
+        let path = if r.path == "source" {
+            "source.component"
+        } else {
+            r.path.as_str()
+        };
+        let got = path
             .split('.')
             .fold(obj, |v, p| &v[p])
             .as_str()

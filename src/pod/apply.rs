@@ -50,6 +50,7 @@ pub fn apply(
         updates,
         workloads,
         templates,
+        events,
     } = sort(&store, objects)?;
     for p in &pods {
         let key = PodKey::new(&p.namespace, &p.name);
@@ -93,6 +94,9 @@ pub fn apply(
     let started = start(cfg, &store, &pods, &images, &outcomes)?;
     for w in &workloads {
         w.save(&store)?;
+    }
+    for (kind, key, reason, message) in events {
+        store.add_workload_event(kind, &key, "Normal", reason, message);
     }
     drop(workloads_lock);
     super::update::send(&store, updates)?;

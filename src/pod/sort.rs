@@ -12,6 +12,7 @@ use crate::spec::workload::{JobPlan, ReplicaSetPlan};
 use crate::spec::{DeploymentPlan, Object, PodPlan};
 use crate::state::{
     DeploymentRecord, JobRecord, PodKey, PodRecord, ReplicaSetRecord, StateError, Store,
+    WorkloadKind,
 };
 
 /// The objects of one apply, sorted by what applying them does.
@@ -27,6 +28,25 @@ pub(super) struct Sorted {
     pub workloads: Vec<WorkloadWrite>,
     /// Pod templates whose pods the controller makes later: their images are checked now.
     pub templates: Vec<PodPlan>,
+    /// Events of the workloads made here (what their controllers would have said had they
+    /// made the pods): kind, object, reason, message; written with the records.
+    pub events: Vec<(WorkloadKind, PodKey, &'static str, String)>,
+}
+
+/// A ReplicaSet's `SuccessfulCreate` for each of `plans`, in the replicaset controller's words.
+fn created_events(
+    events: &mut Vec<(WorkloadKind, PodKey, &'static str, String)>,
+    rs: &PodKey,
+    plans: &[PodPlan],
+) {
+    for p in plans {
+        events.push((
+            WorkloadKind::ReplicaSet,
+            rs.clone(),
+            "SuccessfulCreate",
+            format!("Created pod: {}", p.name),
+        ));
+    }
 }
 
 /// A workload record apply writes.
@@ -61,6 +81,7 @@ pub(super) fn sort(store: &Store, objects: Vec<Object>) -> Result<Sorted> {
         updates: Vec::new(),
         workloads: Vec::new(),
         templates: Vec::new(),
+        events: Vec::new(),
     };
     for obj in objects {
         match obj {
@@ -111,6 +132,13 @@ fn sort_deployment(store: &Store, mut d: DeploymentPlan, sorted: &mut Sorted) ->
             let record = crate::workload::deployment_record(&d);
             let plans = d.pod_plans();
             let rs = crate::workload::new_replica_set(&record, 1, d.replicas);
+            sorted.events.push((
+                WorkloadKind::Deployment,
+                key.clone(),
+                "ScalingReplicaSet",
+                format!("Scaled up replica set {} from 0 to {}", rs.name, d.replicas),
+            ));
+            created_events(&mut sorted.events, &rs.key(), &plans);
             sorted.headers.push((line("created"), plans.len()));
             sorted.workloads.push(WorkloadWrite::ReplicaSet(rs));
             sorted.workloads.push(WorkloadWrite::Deployment(record));
@@ -175,6 +203,7 @@ fn sort_replica_set(store: &Store, r: ReplicaSetPlan, sorted: &mut Sorted) -> Re
             let record = crate::workload::replica_set_record(&r);
             let plans =
                 crate::workload::replica_set_pods(&record, r.replicas as usize, &taken(store));
+            created_events(&mut sorted.events, &record.key(), &plans);
             sorted.headers.push((line("created"), plans.len()));
             sorted.workloads.push(WorkloadWrite::ReplicaSet(record));
             sorted.pods.extend(plans);
