@@ -457,6 +457,13 @@ fn lost_state_root_leftovers_are_found_and_removed() {
 fn supervisor_is_named_for_ps_and_found_by_doctor() {
     require_root!();
     let node = Node::new();
+    // The node's network made first: an apply that makes it (over rtnetlink, a tokio
+    // runtime) execs its supervisors instead (see `pod::exec_supervisors`).
+    node.apply_manifest(
+        "resident.yaml",
+        &IDLE_POD.replace("name: idle", "name: resident"),
+    )
+    .ok();
     apply_crashing_pod(&node);
     let supervisor = node.supervisor_pid("crash");
     let title = common::cmdline(supervisor);
@@ -489,7 +496,7 @@ fn supervisor_is_named_for_ps_and_found_by_doctor() {
         "no quick restarts: the back-off base was not read"
     );
 
-    node.podrun(&["delete", "crash", "--now"]).ok();
+    node.podrun(&["delete", "crash", "resident", "--now"]).ok();
 
     // A quiet pod (a restarting one would re-create its directory): its record goes away.
     node.apply_manifest("idle.yaml", IDLE_POD).ok();

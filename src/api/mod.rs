@@ -98,6 +98,9 @@ pub fn serve(cfg: Config, opts: ServeOptions) -> Result<(), ApiError> {
     let id = tls::load_or_create(&dir, &tls::serving_names(opts.address))?;
     let token = auth::load_or_create(&dir)?;
     let tls_config = tls::server_config(&id)?;
+    // A long-running process with tokio's signal registry: it execs the supervisors of
+    // the pods it creates.
+    crate::pod::exec_supervisors();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -87,6 +87,8 @@ fn pull_unlocked(
     let endpoints = registries
         .endpoints(reference)
         .map_err(|e| failed(e.to_string()))?;
+    // A supervisor forked after this would inherit tokio's signal registry.
+    crate::pod::exec_supervisors();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -50,6 +50,8 @@ where
     F: FnOnce(Handle) -> Fut,
     Fut: Future<Output = T>,
 {
+    // A supervisor forked after this would inherit tokio's signal registry.
+    crate::pod::exec_supervisors();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

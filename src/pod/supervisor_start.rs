@@ -73,12 +73,16 @@ pub fn start(cfg: &Config, store: &Store, record: &PodRecord) -> Result<StartedS
     })
 }
 
-/// Set by a long-running process (the controller) whose state a fork would carry into the
-/// supervisor: process-wide state of libraries it used before (tokio's signal registry holds
-/// a socket the forked child closes, and a later runtime there fails), so it execs them.
+/// Set by a process whose state a fork would carry into the supervisor: one that built a
+/// tokio runtime (any runtime with I/O sets up tokio's process-wide signal registry, a
+/// socket pair the forked child closes as it detaches; the numbers are reused by the
+/// supervisor's own files, and its prober's runtime then reads them as the registry's and
+/// panics, `Bad read on self-pipe`), and the long-running controller and API server. Such a
+/// process execs its supervisors.
 static EXEC_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// From now on, this process execs every supervisor it starts instead of forking it.
+/// From now on, this process execs every supervisor it starts instead of forking it. Called
+/// by whatever builds a tokio runtime (see [`EXEC_ALWAYS`]).
 pub fn exec_supervisors() {
     EXEC_ALWAYS.store(true, std::sync::atomic::Ordering::Relaxed);
 }
