@@ -2,13 +2,13 @@
 //!
 //! The request is the bytes hyper's http1 client writes for it (request line, the headers in
 //! the map's order without `transfer-encoding`, an empty line), written in one `write` on the
-//! socket as it comes out of the connect. A response of the usual shape (`HTTP/1.x`, a status
-//! 200-599, plain headers, a single `content-length` or none) is read here to the end of its
-//! body or [`MAX_OUTPUT`] of it, and the connection closed. Anything else (another framing, a
-//! 1xx, an odd byte in the head, an end or a read error before the body is complete) goes to
-//! hyper as it was: the bytes read so far are replayed to it, and the request it writes again
-//! is taken as already sent, so hyper sees the connection as if it had had it from the start
-//! and says what it would have said.
+//! socket as it comes out of the connect. The response head is parsed by httparse, the parser
+//! hyper uses, and a response of the usual shape (a status 200-599, a single `content-length`
+//! or none, see [`parse_head`]) is read here to the end of its body or [`MAX_OUTPUT`] of it, and
+//! the connection closed. Anything else (another framing, a 1xx, a head httparse refuses, an
+//! end or a read error before the body is complete) goes to hyper as it was: the bytes read so
+//! far are replayed to it, and the request it writes again is taken as already sent, so hyper
+//! sees the connection as if it had had it from the start and says what it would have said.
 
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
@@ -171,125 +171,70 @@ async fn read_some(stream: &mut tokio::net::TcpStream, buf: &mut ReadBuf<'_>) ->
     Ok(buf.filled().len() - before)
 }
 
+/// What [`parse_head`] made of the bytes read so far.
 #[derive(Debug, PartialEq, Eq)]
 enum Head {
     Incomplete,
-    /// Not the usual shape: for hyper.
+    /// Not the usual response: for hyper.
     Other,
-    /// Status, body length (None: to the end), head length.
     Usual {
         status: u16,
+        /// None: the body goes to the end of the connection.
         length: Option<u64>,
+        /// The head's length (where the body starts).
         len: usize,
     },
 }
 
+/// The head parsed by httparse as hyper parses it (its default `ParserConfig` and header
+/// limit), so a head taken here is one hyper reads the same way; this path only takes the
+/// framings it reads itself (a length or to the end) and leaves hyper the rest: 1xx, another
+/// status than hyper's usual ones, `transfer-encoding`, a content-length hyper may read
+/// otherwise (several, a list, not digits), a head hyper may refuse (too long, too many
+/// headers, not http).
 fn parse_head(buf: &[u8]) -> Head {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        let bare_lf = buf
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'\n' && (i == 0 || buf[i - 1] != b'\r'));
-        if bare_lf || buf.len() >= HEAD_MAX || !b"HTTP/1.".starts_with(&buf[..buf.len().min(7)]) {
-            return Head::Other;
-        }
-        return Head::Incomplete;
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= HEAD_MAX => len,
+        Ok(httparse::Status::Partial) if buf.len() < HEAD_MAX => return Head::Incomplete,
+        _ => return Head::Other,
     };
-    if end + 4 > HEAD_MAX {
-        return Head::Other;
-    }
-    // Lines of CRLF, no bare CR or LF.
-    let head = &buf[..end];
-    for (i, &b) in head.iter().enumerate() {
-        let bare = match b {
-            b'\n' => i == 0 || head[i - 1] != b'\r',
-            b'\r' => head.get(i + 1) != Some(&b'\n'),
-            _ => false,
-        };
-        if bare {
-            return Head::Other;
-        }
-    }
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let Some(status) = lines.next().and_then(status_line) else {
-        return Head::Other;
+    let status = match response.code {
+        Some(status @ 200..=599) => status,
+        _ => return Head::Other,
     };
     let mut length = None;
-    for (count, line) in lines.enumerate() {
-        if count >= HEADERS_MAX {
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return Head::Other;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Head::Other;
-        };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Head::Other;
-        }
-        if !value
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80)
-        {
-            return Head::Other;
-        }
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Head::Other;
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if length.is_some()
-                || value.is_empty()
-                || value.len() > 19
-                || !value.iter().all(u8::is_ascii_digit)
-            {
-                return Head::Other;
+        if header.name.eq_ignore_ascii_case("content-length") {
+            match (length, content_length(header.value)) {
+                (None, Some(n)) => length = Some(n),
+                _ => return Head::Other,
             }
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         }
     }
-    let length = match status {
-        204 | 304 => Some(0),
-        _ => length,
-    };
+    // No body whatever the headers say (RFC 9112 6.3, as hyper).
+    if matches!(status, 204 | 304) {
+        length = Some(0);
+    }
     Head::Usual {
         status,
         length,
-        len: end + 4,
+        len,
     }
 }
 
-/// `HTTP/1.x DDD reason`, the status 200-599 (what hyper reads the usual way).
-fn status_line(line: &[u8]) -> Option<u16> {
-    let rest = line
-        .strip_prefix(b"HTTP/1.1 ")
-        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))?;
-    let (code, reason) = (rest.get(..3)?, rest.get(3..)?);
-    if !(b'2'..=b'5').contains(&code[0]) || !code.iter().all(u8::is_ascii_digit) {
+/// A content-length of digits only (hyper's `from_digits`: `u64::from_str` takes a `+`),
+/// below hyper's maximum body length.
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let reason = reason.strip_prefix(b" ")?;
-    if !reason
-        .iter()
-        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80)
-    {
-        return None;
-    }
-    std::str::from_utf8(code).ok()?.parse().ok()
-}
-
-fn trim(mut v: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = v {
-        v = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = v {
-        v = rest;
-    }
-    v
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// The connection as hyper gets it after the fast path: first the bytes already read (and
@@ -462,6 +407,14 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-length: 20000\r\n\r\n{}",
             "x".repeat(12000)
         );
+        let many_headers = format!(
+            "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
+            "x: y\r\n".repeat(HEADERS_MAX)
+        );
+        let long_head = format!(
+            "HTTP/1.1 200 OK\r\nx: {}\r\ncontent-length: 0\r\n\r\n",
+            "y".repeat(HEAD_MAX)
+        );
         let cases: Vec<Vec<&[u8]>> = vec![
             vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"],
             vec![b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n"],
@@ -486,6 +439,15 @@ mod tests {
             vec![b""],
             vec![b"HTTP/1.1 204 No Content\r\n\r\n"],
             vec![big.as_bytes()],
+            vec![b"HTTP/1.1 200\r\ncontent-length: 2\r\n\r\nok"],
+            vec![b"HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\nok"],
+            vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\nok"],
+            vec![b"HTTP/1.1 200 OK\r\ncontent-length:  2 \r\n\r\nok"],
+            vec![b"HTTP/1.1 200 OK\r\n folded\r\n\r\n"],
+            vec![b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n"],
+            vec![b"HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n"],
+            vec![many_headers.as_bytes()],
+            vec![long_head.as_bytes()],
         ];
         for case in cases {
             let fast = get(&case, true, Duration::from_secs(2));
@@ -541,6 +503,16 @@ mod tests {
                 len: 46
             }
         );
+        // Bare LFs: httparse (so hyper) takes them.
+        let head = b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok";
+        assert_eq!(
+            parse_head(head),
+            Head::Usual {
+                status: 200,
+                length: Some(2),
+                len: head.len() - 2
+            }
+        );
         assert_eq!(
             parse_head(b"HTTP/1.1 200 OK\r\nContent-Le"),
             Head::Incomplete
@@ -553,9 +525,10 @@ mod tests {
         for head in [
             &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"[..],
             b"HTTP/1.1 100 Continue\r\n\r\n",
-            b"HTTP/1.1 200\r\n\r\n",
-            b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/1.1 600 Odd\r\n\r\n",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\n",
             b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\n\r\n",
             b"HTTP/1.1 200 OK\r\n folded\r\n\r\n",
             b"HTTP/2 200 OK\r\n\r\n",
