@@ -3,15 +3,24 @@
 //! - probes: a pod of 10 containers, each with a startup (httpGet), a liveness (httpGet) and a
 //!   readiness (tcpSocket) probe at periodSeconds 1, against one Python server in the pod that
 //!   logs the monotonic time of every connection it accepts, by port and path. Over a window
-//!   of steady state: the supervisor's CPU time (all its threads, /proc/PID/task/*/schedstat) per probe
-//!   attempt the server saw, and the period jitter: how far each liveness attempt came from
-//!   one period after the one before (median, p99, max);
+//!   of steady state: the supervisor's CPU time (all its threads: utime + stime of
+//!   /proc/PID/stat) per probe attempt the server saw, and the period jitter: how far each
+//!   liveness attempt came from one period after the one before (median, p99, max);
 //! - init gap: a pod of 5 init containers that exit at once, then the app: from one init
 //!   container's exit (finishedAt in the record, to the microsecond) to the next one's start
 //!   (startedAt), median and max over the runs.
 //!
 //! Targets (issue 20): under 0.1 ms of supervisor CPU per exec-free probe, p99 jitter under
 //! 50 ms, an init gap under 5 ms.
+//!
+//! `PODRUN_BENCH_RUNS` probes pods one after the other (medians at the end);
+//! `PODRUN_BENCH_COMPARE=OTHER` measures another build's podrun (its podrun-init and
+//! podrun-pause beside it) run by run in turn with this one, each going first every other
+//! round, and prints the ratio of the medians; `PODRUN_BENCH_PERF=1` also counts the
+//! supervisor's CPU with `perf stat -e task-clock` (to the nanosecond: /proc counts whole
+//! ticks on some kernels, 4 or 10 ms, so a 60 s window holds only some 30 of them). The
+//! softirq work of the pod's packets is charged to whichever process runs when it is done:
+//! a busy machine moves some of it to ksoftirqd, so compare builds only in the same run.
 
 #[path = "support/stats.rs"]
 mod stats;
@@ -19,6 +28,8 @@ mod stats;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Node;
@@ -122,8 +133,64 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn probes(node: &Node) {
-    node.apply_manifest("probes.yaml", &probes_pod()).ok();
+/// The podrun binaries measured: this build's, then `PODRUN_BENCH_COMPARE` (another build,
+/// with its podrun-init and podrun-pause beside it) if set, run by run in turn.
+fn binaries() -> Vec<PathBuf> {
+    let mut all = vec![PathBuf::from(common::PODRUN)];
+    if let Some(other) = std::env::var_os("PODRUN_BENCH_COMPARE").filter(|v| !v.is_empty()) {
+        all.push(other.into());
+    }
+    all
+}
+
+/// `binary <args>` on the node (what `Node::podrun` does, with another build).
+fn podrun_with(node: &Node, binary: &Path, args: &[&str]) {
+    let mut c = node.command(binary.to_str().unwrap());
+    c.env("PODRUN_ROOT", node.root.path())
+        .env("PODRUN_POD_CIDR", &node.cidr)
+        .env("PODRUN_CGROUP_PARENT", &node.cgroup_parent)
+        .env("PODRUN_IMAGE_ROOT", common::image_root())
+        .args(args);
+    common::Run::from(c.output().expect("run podrun")).ok();
+}
+
+/// `perf stat -e task-clock` of every thread of `pid` for `window`, in ms (on-CPU time to the
+/// nanosecond, where /proc counts in ticks), when `PODRUN_BENCH_PERF` is set and perf runs.
+fn perf_task_clock(pid: i32, window: Duration) -> Option<std::thread::JoinHandle<Option<f64>>> {
+    std::env::var_os("PODRUN_BENCH_PERF")?;
+    let child = Command::new("perf")
+        .args(["stat", "-x", ",", "-e", "task-clock", "-p"])
+        .arg(pid.to_string())
+        .arg("--")
+        .arg("sleep")
+        .arg(format!("{}", window.as_secs_f64()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    Some(std::thread::spawn(move || {
+        let out = child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        text.lines()
+            .find(|l| l.contains("task-clock"))?
+            .split(',')
+            .next()?
+            .parse()
+            .ok()
+    }))
+}
+
+/// One measurement of the probes pod run by `binary`.
+struct ProbesRun {
+    cpu_per_probe: f64,
+    perf_per_probe: Option<f64>,
+    jitter_p99: f64,
+}
+
+fn probes(node: &Node, binary: &Path) -> ProbesRun {
+    let manifest = node.root.path().join("probes.yaml");
+    std::fs::write(&manifest, probes_pod()).unwrap();
+    podrun_with(node, binary, &["apply", "-f", manifest.to_str().unwrap()]);
     node.wait_for_pod("probes", Duration::from_secs(60), |p| {
         p["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter()
@@ -133,12 +200,21 @@ fn probes(node: &Node) {
     std::thread::sleep(Duration::from_secs(2));
     let pid = node.supervisor_pid("probes");
     let (cpu0, seen0) = (cpu_seconds(pid), server_log(node).len());
+    let perf = perf_task_clock(pid, window());
     std::thread::sleep(window());
     let (cpu1, log) = (cpu_seconds(pid), server_log(node));
+    let perf_ms = perf.and_then(|p| p.join().ok().flatten());
     let attempts = log.len() - seen0;
     let cpu_ms = (cpu1 - cpu0) * 1e3;
+    let perf_text = perf_ms.map_or(String::new(), |ms| {
+        format!(
+            "; perf task-clock {ms:.1} ms = {:.4} ms per probe",
+            ms / attempts as f64
+        )
+    });
     println!(
-        "probes: {attempts} attempts in {:.0} s (startup probes done: liveness httpGet + readiness tcpSocket), supervisor CPU {cpu_ms:.1} ms = {:.4} ms per probe (target < 0.1)",
+        "probes [{}]: {attempts} attempts in {:.0} s (startup probes done: liveness httpGet + readiness tcpSocket), supervisor CPU {cpu_ms:.1} ms = {:.4} ms per probe (target < 0.1){perf_text}",
+        binary.display(),
         window().as_secs_f64(),
         cpu_ms / attempts as f64
     );
@@ -151,14 +227,67 @@ fn probes(node: &Node) {
             .collect();
         jitter.extend(times.windows(2).map(|w| ((w[1] - w[0]) - 1.0).abs() * 1e3));
     }
+    let p99 = percentile(jitter.clone(), 0.99);
     println!(
-        "probes: liveness period jitter over {} intervals: median {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < 50)",
+        "probes [{}]: liveness period jitter over {} intervals: median {:.2} ms, p99 {p99:.2} ms, max {:.2} ms (target p99 < 50)",
+        binary.display(),
         jitter.len(),
         percentile(jitter.clone(), 0.5),
-        percentile(jitter.clone(), 0.99),
         percentile(jitter, 1.0)
     );
-    node.podrun(&["delete", "probes", "--now"]).ok();
+    podrun_with(node, binary, &["delete", "probes", "--now"]);
+    ProbesRun {
+        cpu_per_probe: cpu_ms / attempts as f64,
+        perf_per_probe: perf_ms.map(|ms| ms / attempts as f64),
+        jitter_p99: p99,
+    }
+}
+
+/// `PODRUN_BENCH_RUNS` rounds (default 1) of every build, each going first every other round;
+/// the medians per build.
+fn probes_rounds(node: &Node) {
+    let runs: usize = std::env::var("PODRUN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let builds = binaries();
+    let mut results: Vec<Vec<ProbesRun>> = builds.iter().map(|_| Vec::new()).collect();
+    for round in 0..runs {
+        let mut order: Vec<usize> = (0..builds.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            results[i].push(probes(node, &builds[i]));
+        }
+    }
+    if runs == 1 && builds.len() == 1 {
+        return;
+    }
+    let mut medians = Vec::new();
+    for (binary, runs) in builds.iter().zip(&results) {
+        let cpu = percentile(runs.iter().map(|r| r.cpu_per_probe).collect(), 0.5);
+        let p99 = percentile(runs.iter().map(|r| r.jitter_p99).collect(), 0.5);
+        let perf: Vec<f64> = runs.iter().filter_map(|r| r.perf_per_probe).collect();
+        let perf_median = (!perf.is_empty()).then(|| percentile(perf, 0.5));
+        println!(
+            "probes [{}] over {} runs: median supervisor CPU {cpu:.4} ms per probe{}, median jitter p99 {p99:.2} ms",
+            binary.display(),
+            runs.len(),
+            perf_median.map_or(String::new(), |p| format!(" (perf task-clock {p:.4} ms)"))
+        );
+        medians.push((cpu, perf_median));
+    }
+    if let [(a, pa), (b, pb)] = medians[..] {
+        println!(
+            "probes: this build / compared = {:.3} (supervisor CPU){}",
+            a / b,
+            match (pa, pb) {
+                (Some(pa), Some(pb)) => format!(", {:.3} (perf task-clock)", pa / pb),
+                _ => String::new(),
+            }
+        );
+    }
 }
 
 fn init_gap(node: &Node, runs: usize) {
@@ -217,6 +346,6 @@ fn main() {
     if std::env::var_os("PODRUN_BENCH_PROBES_ONLY").is_none() {
         init_gap(&node, 10);
     }
-    probes(&node);
+    probes_rounds(&node);
     node.assert_clean();
 }

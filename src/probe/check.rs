@@ -106,38 +106,105 @@ impl std::fmt::Display for DialError {
     }
 }
 
-/// Connect to `host:port` (a name is resolved first), all within `timeout`.
-async fn dial(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<tokio::net::TcpStream, DialError> {
-    let shown = join_host_port(host, port);
+/// Connect to `host:port` (a name is resolved first), all within `timeout`; the socket is
+/// not registered with the reactor if it connected at once.
+async fn dial_socket(host: &str, port: u16, timeout: Duration) -> Result<Connected, DialError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => {
-            match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
-                Err(_) => return Err(DialError::Timeout(shown)),
-                Ok(Err(e)) => return Err(DialError::Lookup(host.to_string(), e)),
-                Ok(Ok(addrs)) => addrs.collect(),
-            }
-        }
-    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return match connect(SocketAddr::new(ip, port), deadline).await {
+            Ok(stream) => Ok(stream),
+            Err(Some(e)) => Err(connect_error(host, port, e)),
+            Err(None) => Err(DialError::Timeout(join_host_port(&ip.to_string(), port))),
+        };
+    }
+    let shown = join_host_port(host, port);
+    let addrs: Vec<SocketAddr> =
+        match tokio::time::timeout_at(deadline, tokio::net::lookup_host((host, port))).await {
+            Err(_) => return Err(DialError::Timeout(shown)),
+            Ok(Err(e)) => return Err(DialError::Lookup(host.to_string(), e)),
+            Ok(Ok(addrs)) => addrs.collect(),
+        };
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no such host");
     for addr in addrs {
-        match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
-            Err(_) => {
+        match connect(addr, deadline).await {
+            Err(None) => {
                 return Err(DialError::Timeout(join_host_port(
                     &addr.ip().to_string(),
                     port,
                 )));
             }
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) => last = e,
+            Ok(stream) => return Ok(stream),
+            Err(Some(e)) => last = e,
         }
     }
     Err(DialError::Connect(shown, last))
+}
+
+fn connect_error(host: &str, port: u16, e: io::Error) -> DialError {
+    DialError::Connect(join_host_port(host, port), e)
+}
+
+/// A connected socket, not yet registered with the runtime's reactor (a tcpSocket probe
+/// closes it without ever registering it).
+enum Connected {
+    /// Connected within the connect call (the kernel ran the handshake with a local peer:
+    /// loopback, or the veth to a pod), never registered.
+    Now(std::net::TcpStream),
+    Registered(tokio::net::TcpStream),
+}
+
+impl Connected {
+    fn into_tokio(self) -> io::Result<tokio::net::TcpStream> {
+        match self {
+            Connected::Now(stream) => tokio::net::TcpStream::from_std(stream),
+            Connected::Registered(stream) => Ok(stream),
+        }
+    }
+}
+
+/// Connect to `addr` by `deadline` (`Err(None)`: timed out). A non-blocking connect to a peer
+/// on this machine has completed when the call returns (the handshake ran in it), which a
+/// second connect call tells (0, where an unfinished one says EALREADY): such a socket never
+/// meets the reactor. Only one still connecting is registered and waited for.
+async fn connect(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<Connected, Option<io::Error>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{self as sock, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = sock::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Some(e.into()))?;
+    let to = SockaddrStorage::from(addr);
+    match sock::connect(fd.as_raw_fd(), &to) {
+        Ok(()) => return Ok(Connected::Now(fd.into())),
+        Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(Some(e.into())),
+    }
+    match sock::connect(fd.as_raw_fd(), &to) {
+        Ok(()) | Err(Errno::EISCONN) => return Ok(Connected::Now(fd.into())),
+        Err(Errno::EALREADY | Errno::EINPROGRESS) => {}
+        Err(e) => return Err(Some(e.into())),
+    }
+    let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd)).map_err(Some)?;
+    match tokio::time::timeout_at(deadline, stream.writable()).await {
+        Err(_) => Err(None),
+        Ok(Err(e)) => Err(Some(e)),
+        Ok(Ok(())) => match stream.take_error() {
+            Ok(None) => Ok(Connected::Registered(stream)),
+            Ok(Some(e)) | Err(e) => Err(Some(e)),
+        },
+    }
 }
 
 /// An error as Go prints a syscall error: the C library's text, lower-cased ("connection

@@ -1,7 +1,9 @@
 //! httpGet: one GET on a connection of its own (`pkg/probe/http`; the kubelet's transport
 //! disables keep-alive and compression and follows no redirect here since a 3xx already
 //! counts as success), hyper's http1 client over a tokio stream, TLS without verification
-//! for https (the kubelet's `InsecureSkipVerify`).
+//! for https (the kubelet's `InsecureSkipVerify`). A plain-http response of the usual shape
+//! is read without hyper ([`plain`]: a probe's CPU is mostly its connection's, hyper's
+//! request and connection tasks were a good part of the rest), hyper taking any other.
 //!
 //! Success is 200 <= status < 400; at most 10 KiB of the body is read. The failure messages
 //! are Go's `http.Client` errors: `Get "URL": dial tcp ...`, `Get "URL": context deadline
@@ -80,16 +82,19 @@ async fn get(
 ) -> Result<u16, GetError> {
     let headers = request_headers(authority, headers)?;
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let tcp = super::dial(host, port, remaining)
+    let tcp = super::dial_socket(host, port, remaining)
         .await
         .map_err(|e| match e {
             super::DialError::Timeout(_) => GetError::AwaitingHeaders,
             e => GetError::Dial(e),
         })?;
-    let _ = tcp.set_nodelay(true);
     match scheme {
-        Scheme::Http => exchange(tcp, path, headers, deadline).await,
+        Scheme::Http => plain::exchange(tcp, path, headers, deadline).await,
         Scheme::Https => {
+            let tcp = tcp
+                .into_tokio()
+                .map_err(|e| GetError::Dial(super::connect_error(host, port, e)))?;
+            let _ = tcp.set_nodelay(true);
             let name = rustls::pki_types::ServerName::try_from(host.to_string())
                 .map_err(|e| GetError::Tls(std::io::Error::other(e)))?;
             let tls = tokio_rustls::TlsConnector::from(tls_config());
@@ -191,6 +196,8 @@ where
         Err(_) => Err(GetError::AwaitingHeaders),
     }
 }
+
+mod plain;
 
 /// The one TLS client configuration: no certificate verification, ALPN http/1.1.
 fn tls_config() -> Arc<rustls::ClientConfig> {

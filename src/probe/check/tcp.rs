@@ -6,11 +6,9 @@ use std::time::Duration;
 use crate::probe::Outcome;
 
 pub(super) async fn check(host: &str, port: u16, timeout: Duration) -> Outcome {
-    match super::dial(host, port, timeout).await {
-        Ok(stream) => {
-            drop(stream);
-            Outcome::Success
-        }
+    // Closed without meeting the reactor when it connected at once.
+    match super::dial_socket(host, port, timeout).await {
+        Ok(_) => Outcome::Success,
         Err(e) => Outcome::Failure(e.to_string()),
     }
 }
