@@ -247,6 +247,21 @@ fn kubectl_reads_the_books_deployment() {
             ],
             &["get", "pods", "-l", "app in (cs-pod),!nope", "-o", "name"],
             &["get", "deployments", "-l", "app=cs-pod", "-o", "name"],
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.name={first}"),
+                "-o",
+                "name",
+            ],
+            &["get", "namespaces", "-o", "name"],
+            &[
+                "get",
+                "nodes",
+                "-o",
+                "jsonpath={.items[*].status.nodeInfo.kubeletVersion}",
+            ],
         ] {
             let theirs = k(args).ok().stdout;
             let ours = node.podrun(args).ok().stdout;
@@ -282,6 +297,9 @@ fn kubectl_reads_the_books_deployment() {
             described.contains("Events:") && described.contains("Started"),
             "{version}: {described}"
         );
+        let theirs = k(&["get", "nodes", "-o", "wide"]).ok().stdout;
+        let ours = node.podrun(&["get", "nodes", "-o", "wide"]).ok().stdout;
+        assert_eq!(without_age(&ours, 3), without_age(&theirs, 3), "{version}");
         let none = node.podrun(&["get", "pods", "-l", "app!=cs-pod"]);
         assert!(
             none.stderr

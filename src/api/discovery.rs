@@ -97,7 +97,7 @@ pub fn version() -> Value {
     json!({
         "major": "1",
         "minor": "33",
-        "gitVersion": concat!("v1.33.0-podrun.", env!("CARGO_PKG_VERSION")),
+        "gitVersion": crate::objects::KUBE_VERSION,
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z",

@@ -10,12 +10,10 @@
 
 pub mod auth;
 pub mod discovery;
-pub mod events;
 pub mod kubeconfig;
 pub mod logs;
 pub mod openapi;
 pub mod patch;
-pub mod resources;
 pub mod router;
 pub mod table;
 pub mod tls;

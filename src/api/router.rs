@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::write::{self, FieldValidation, Target};
-use super::{logs, openapi, resources, table, watch};
+use super::{logs, openapi, table, watch};
 use crate::config::Config;
+use crate::objects::resources;
 use crate::objects::selectors;
 
 /// What the router needs of the server.
@@ -278,7 +279,7 @@ fn resource_path(
     else {
         return not_found_path();
     };
-    let collection = match resources::collect(&ctx.cfg, res, namespace) {
+    let collection = match resources::collect(&ctx.cfg, res.plural, namespace) {
         Ok(c) => c,
         Err(e) => return status(500, "InternalError", &e.to_string(), None),
     };

@@ -5,26 +5,7 @@
 
 use serde_json::{Value, json};
 
-/// One column: its name as kube-apiserver spells it, and 0 (always shown) or 1 (wide).
-#[derive(Debug, Clone)]
-pub struct Column {
-    pub name: String,
-    pub priority: u8,
-}
-
-pub fn columns(narrow: &[&str], wide: &[&str]) -> Vec<Column> {
-    let col = |priority| {
-        move |n: &&str| Column {
-            name: (*n).to_owned(),
-            priority,
-        }
-    };
-    narrow
-        .iter()
-        .map(col(0))
-        .chain(wide.iter().map(col(1)))
-        .collect()
-}
+pub use crate::objects::resources::{Column, columns};
 
 /// Whether the Accept header asks for a Table (kubectl lists `as=Table` first; a plain
 /// `application/json` after it is its fallback, not a preference).

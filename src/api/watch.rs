@@ -21,9 +21,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::resources;
 use super::router::{Context, ReadTarget, Reply, Selectors, resource_version, select, status};
 use super::table::{self, Column};
+use crate::objects::resources;
 use crate::state::StateWatch;
 
 /// A second at most between looks at whether the client is still there.
@@ -73,8 +73,9 @@ struct Watcher {
 
 impl Watcher {
     fn list(&mut self) -> Result<Seen, Reply> {
-        let collection = resources::collect(&self.ctx.cfg, self.res, self.namespace.as_deref())
-            .map_err(|e| status(500, "InternalError", &e.to_string(), None))?;
+        let collection =
+            resources::collect(&self.ctx.cfg, self.res.plural, self.namespace.as_deref())
+                .map_err(|e| status(500, "InternalError", &e.to_string(), None))?;
         self.columns = collection.columns;
         let mut rows = collection.rows;
         if let Some(name) = &self.name {

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::patch::{self, PatchError};
-use super::resources;
 use super::router::{Context, Reply, created, ok, status};
+use crate::objects::resources;
 use crate::pod::PodError;
 use crate::spec::{LAST_APPLIED_ANNOTATION, Object, SpecError};
 use crate::state::{PodKey, StateError, WorkloadKind};
@@ -215,7 +215,7 @@ fn with_object(
     code: u16,
     warnings: Vec<String>,
 ) -> Reply {
-    let object = resources::object(&ctx.cfg, res, namespace, name)
+    let object = resources::object(&ctx.cfg, res.plural, namespace, name)
         .unwrap_or_else(|| json!({"apiVersion": discovery::api_version(res.group), "kind": res.kind, "metadata": {"name": name, "namespace": namespace}}));
     let mut reply = if code == 201 {
         created(object)
@@ -409,7 +409,7 @@ pub fn delete(ctx: &Context, t: &Target, query: &str, body: &[u8]) -> Reply {
         .find(|(k, _)| k == "gracePeriodSeconds")
         .and_then(|(_, v)| v.parse::<i64>().ok());
     let grace = options["gracePeriodSeconds"].as_i64().or(from_query);
-    let Some(mut object) = resources::object(&ctx.cfg, t.res, t.namespace, name) else {
+    let Some(mut object) = resources::object(&ctx.cfg, t.res.plural, t.namespace, name) else {
         return not_found(t.res, name);
     };
     object["metadata"]["deletionTimestamp"] =

@@ -15,12 +15,20 @@ use crate::state::WorkloadKind;
 pub enum Resource {
     Pods,
     Workload(WorkloadKind),
+    /// Listed as `podrun serve` lists them (`objects::resources`): nodes, events, namespaces.
+    Other(&'static str),
 }
 
 impl Resource {
     pub fn parse(word: &str) -> Result<Self> {
         if super::is_pod_kind(word) {
             return Ok(Resource::Pods);
+        }
+        match word {
+            "nodes" | "node" | "no" => return Ok(Resource::Other("nodes")),
+            "events" | "event" | "ev" => return Ok(Resource::Other("events")),
+            "namespaces" | "namespace" | "ns" => return Ok(Resource::Other("namespaces")),
+            _ => {}
         }
         workloads::workload_kind(word)
             .map(Resource::Workload)
@@ -30,6 +38,76 @@ impl Resource {
                 ))
             })
     }
+}
+
+/// Nodes, events or namespaces as `podrun serve` lists them: kube-apiserver's columns
+/// (upper-cased; priority 1 only `wide`), NAMESPACE first for events of every namespace.
+fn other_listing(
+    cfg: &Config,
+    plural: &str,
+    namespace: Option<&str>,
+    names: &[String],
+    wide: bool,
+) -> Result<Listing> {
+    let namespaced = plural == "events";
+    let collection =
+        crate::objects::resources::collect(cfg, plural, namespace.filter(|_| namespaced))
+            .map_err(msg)?;
+    let shown: Vec<bool> = collection
+        .columns
+        .iter()
+        .map(|c| wide || c.priority == 0)
+        .collect();
+    let all_ns = namespaced && namespace.is_none();
+    let mut header: Vec<String> = Vec::new();
+    if all_ns {
+        header.push("NAMESPACE".into());
+    }
+    header.extend(
+        collection
+            .columns
+            .iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| c.name.to_uppercase()),
+    );
+    let mut out = Listing {
+        rows: vec![header],
+        objects: Vec::new(),
+        names: Vec::new(),
+    };
+    for (cells, obj) in collection.rows {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !names.is_empty() && !names.contains(&name) {
+            continue;
+        }
+        let mut row = Vec::new();
+        if all_ns {
+            row.push(
+                obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        row.extend(
+            cells
+                .iter()
+                .zip(&shown)
+                .filter(|(_, s)| **s)
+                .map(|(v, _)| crate::objects::jsonpath::text_of(v)),
+        );
+        out.rows.push(row);
+        out.objects.push(obj);
+        out.names.push(name);
+    }
+    if let Some(n) = names.iter().find(|n| !out.names.contains(n)) {
+        return Err(msg(format!("{plural} \"{n}\" not found")));
+    }
+    Ok(out)
 }
 
 /// The rows (header first) and the objects of one workload kind's listing.
@@ -221,10 +299,15 @@ pub fn get(
                 workloads::qualified(*kind).to_owned(),
                 listing(cfg, *kind, ns, names, wide)?,
             ),
+            Resource::Other(plural) => (
+                plural.trim_end_matches('s').to_owned(),
+                other_listing(cfg, plural, ns, names, wide)?,
+            ),
         };
         let kind = match resource {
             Resource::Pods => "Pod",
-            Resource::Workload(_) => "",
+            Resource::Other("events") => "Event",
+            _ => "",
         };
         let selection = Selection::parse(
             args.selector.as_deref(),

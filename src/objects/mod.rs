@@ -1,7 +1,12 @@
 //! What the front ends (the CLI, `podrun serve`) print alike, moved out of `cli` to be shared.
 
+pub mod events;
 pub mod jsonpath;
+pub mod resources;
 pub mod selectors;
+
+/// The Kubernetes version podrun answers as (`/version`, the node's kubeletVersion).
+pub const KUBE_VERSION: &str = concat!("v1.33.0-podrun.", env!("CARGO_PKG_VERSION"));
 
 use chrono::{DateTime, Utc};
 

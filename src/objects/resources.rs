@@ -8,13 +8,31 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::ApiError;
-use super::discovery::Resource;
-use super::table::{Column, columns};
+use super::age;
 use crate::cli::pod_object::pod_object;
 use crate::config::Config;
-use crate::objects::age;
 use crate::state::PodRecord;
+
+/// One column: its name as kube-apiserver spells it, and 0 (always shown) or 1 (wide).
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub priority: u8,
+}
+
+pub fn columns(narrow: &[&str], wide: &[&str]) -> Vec<Column> {
+    let col = |priority| {
+        move |n: &&str| Column {
+            name: (*n).to_owned(),
+            priority,
+        }
+    };
+    narrow
+        .iter()
+        .map(col(0))
+        .chain(wide.iter().map(col(1)))
+        .collect()
+}
 
 /// What a list request finds: the columns of its Table and each object with its cells.
 pub struct Collection {
@@ -23,12 +41,8 @@ pub struct Collection {
 }
 
 /// The objects of `res` in `namespace` (every namespace, or a cluster-scoped resource: None).
-pub fn collect(
-    cfg: &Config,
-    res: &Resource,
-    namespace: Option<&str>,
-) -> Result<Collection, ApiError> {
-    Ok(match res.plural {
+pub fn collect(cfg: &Config, plural: &str, namespace: Option<&str>) -> Result<Collection, String> {
+    Ok(match plural {
         "pods" => pods(cfg, namespace),
         "nodes" => node(cfg),
         "namespaces" => namespaces(cfg),
@@ -41,13 +55,13 @@ pub fn collect(
 }
 
 /// The object `name` of `res` in `namespace`, as a get shows it; None if there is none.
-pub fn object(cfg: &Config, res: &Resource, namespace: &str, name: &str) -> Option<Value> {
-    if res.plural == "pods" {
+pub fn object(cfg: &Config, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+    if plural == "pods" {
         return crate::pod::read::get(cfg, namespace, name)
             .ok()
             .map(|r| pod_object(&r));
     }
-    collect(cfg, res, Some(namespace))
+    collect(cfg, plural, Some(namespace))
         .ok()?
         .rows
         .into_iter()
@@ -91,11 +105,11 @@ fn pod_cells(r: &PodRecord) -> Vec<Value> {
 
 /// Deployments, ReplicaSets, Jobs: the CLI's listing, its header as the columns (those
 /// `-o wide` adds at priority 1), its rows as the cells.
-fn workloads(cfg: &Config, plural: &str, namespace: Option<&str>) -> Result<Collection, ApiError> {
+fn workloads(cfg: &Config, plural: &str, namespace: Option<&str>) -> Result<Collection, String> {
     use crate::cli::workloads::listing;
     let kind = crate::pod::workloads::workload_kind(plural)
-        .ok_or_else(|| ApiError::Internal(format!("no workload kind {plural}")))?;
-    let internal = |e: crate::cli::CliError| ApiError::Internal(e.to_string());
+        .ok_or_else(|| format!("no workload kind {plural}"))?;
+    let internal = |e: crate::cli::CliError| e.to_string();
     // The NAMESPACE column of an all-namespaces listing is kubectl's to add.
     let skip = usize::from(namespace.is_none());
     let narrow = listing(cfg, kind, namespace, &[], false)
@@ -217,7 +231,7 @@ pub fn node_object(cfg: &Config) -> Value {
                 "kernelVersion": kernel,
                 "osImage": os_image(),
                 "containerRuntimeVersion": concat!("podrun://", env!("CARGO_PKG_VERSION")),
-                "kubeletVersion": super::discovery::version()["gitVersion"],
+                "kubeletVersion": super::KUBE_VERSION,
                 "kubeProxyVersion": "",
                 "operatingSystem": "linux",
                 "architecture": arch,

@@ -7,9 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::table::{Column, columns};
+use super::age;
+use super::resources::{Column, columns};
 use crate::config::Config;
-use crate::objects::age;
 use crate::state::{Event, WorkloadKind};
 
 pub struct Involved<'a> {
