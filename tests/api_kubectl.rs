@@ -79,15 +79,20 @@ fn kubeconfig(node: &Node) -> PathBuf {
     node.root.path().join("api/kubeconfig")
 }
 
+/// `kubectl --kubeconfig <the server's> --cache-dir CACHE ARGS` on the node.
+fn kubectl_command(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = node.command(bin.to_str().unwrap());
+    c.arg("--kubeconfig")
+        .arg(kubeconfig(node))
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args);
+    c
+}
+
 fn kubectl(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> Run {
-    let kc = kubeconfig(node);
     Run::from(
-        node.command(bin.to_str().unwrap())
-            .arg("--kubeconfig")
-            .arg(&kc)
-            .arg("--cache-dir")
-            .arg(cache)
-            .args(args)
+        kubectl_command(node, bin, cache, args)
             .output()
             .expect("run kubectl"),
     )
@@ -801,20 +806,22 @@ fn kubectl_watches_and_waits() {
     for bin in [&bins[0], &bins[2]] {
         let version = bin.file_name().unwrap().to_string_lossy().into_owned();
         let cache = cache.path().join(&version);
-        let mut watch = node.command(bin.to_str().unwrap());
-        watch
-            .arg("--kubeconfig")
-            .arg(kubeconfig(&node))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(["get", "pods", "-w", "--output-watch-events"]);
-        let watch = Lines::spawn(watch);
+        let watch = Lines::spawn(kubectl_command(
+            &node,
+            bin,
+            &cache,
+            &["get", "pods", "-w", "--output-watch-events"],
+        ));
         // kubectl lists first ("No resources found"), then watches.
         std::thread::sleep(Duration::from_millis(1500));
         let t0 = Instant::now();
         node.apply_manifest(
             "idle.yaml",
-            &idle_pod("podrun.local/debug:1", "echo hello from idle", ""),
+            &idle_pod(
+                "podrun.local/debug:1",
+                "echo first line; echo hello from idle",
+                "",
+            ),
         )
         .ok();
         watch.wait_for(&["ADDED", "idle"], &version);
@@ -826,13 +833,17 @@ fn kubectl_watches_and_waits() {
 
         // Logs: the current run, the previous one, the last line, and followed.
         let k = |args: &[&str]| kubectl(&node, bin, &cache, args);
-        for args in [
-            &["logs", "idle"][..],
-            &["logs", "idle", "-p"],
-            &["logs", "idle", "-c", "c", "--tail=1"],
+        for (args, want) in [
+            (&["logs", "idle"][..], "first line\nhello from idle\n"),
+            (&["logs", "idle", "-p"], "first line\nhello from idle\n"),
+            (
+                &["logs", "idle", "-c", "c", "--tail=1"],
+                "hello from idle\n",
+            ),
+            (&["logs", "idle", "--limit-bytes=5"], "first"),
         ] {
             let out = k(args).ok().stdout;
-            assert_eq!(out, "hello from idle\n", "{version}: {args:?}");
+            assert_eq!(out, want, "{version}: {args:?}");
         }
         let missing = k(&["logs", "idle", "-c", "nope"]);
         assert!(
@@ -841,14 +852,7 @@ fn kubectl_watches_and_waits() {
                 .contains("container nope is not valid for pod idle"),
             "{version}: {missing:?}"
         );
-        let mut follow = node.command(bin.to_str().unwrap());
-        follow
-            .arg("--kubeconfig")
-            .arg(kubeconfig(&node))
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(["logs", "-f", "idle"]);
-        let follow = Lines::spawn(follow);
+        let follow = Lines::spawn(kubectl_command(&node, bin, &cache, &["logs", "-f", "idle"]));
         follow.wait_for(&["hello from idle"], &version);
         // A run that writes on (its PID 1 replaced by one that echoes): seen as it comes.
         node.podrun(&[

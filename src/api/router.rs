@@ -87,7 +87,7 @@ fn not_found_path() -> Reply {
 }
 
 /// The resource's name in messages: `pods`, `deployments.apps`.
-fn qualified(res: &Resource) -> String {
+pub fn qualified(res: &Resource) -> String {
     if res.group.is_empty() {
         res.plural.to_owned()
     } else {
@@ -123,13 +123,13 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
     if matches!(segs.first(), Some(&"openapi")) {
         return match call.method {
             "GET" => openapi::route(&segs[1..], call.accept).unwrap_or_else(not_found_path),
-            other => write_not_allowed(other),
+            other => not_allowed(other),
         };
     }
     if call.method != "GET" {
         let Some(target) = write_target(&segs) else {
             return match call.method {
-                "POST" | "PUT" | "PATCH" | "DELETE" => write_not_allowed(call.method),
+                "POST" | "PUT" | "PATCH" | "DELETE" => not_allowed(call.method),
                 _ => not_found_path(),
             };
         };
@@ -141,7 +141,7 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
             "POST" if target.name.is_none() => write::create(ctx, &target, validation, call.body),
             "PATCH" => write::patch(ctx, &target, validation, call.content_type, call.body),
             "DELETE" => write::delete(ctx, &target, call.query, call.body),
-            other => write_not_allowed(other),
+            other => not_allowed(other),
         };
     }
     let sel = Selectors {
@@ -151,7 +151,7 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
     if let ["api", "v1", "namespaces", ns, "pods", name, "log"] = segs.as_slice() {
         return match call.method {
             "GET" => logs::serve(ctx, ns, name, &param),
-            other => write_not_allowed(other),
+            other => not_allowed(other),
         };
     }
     if truthy(&param("watch")) {
@@ -190,12 +190,22 @@ pub fn truthy(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
-fn write_not_allowed(method: &str) -> Reply {
+pub fn not_allowed(method: &str) -> Reply {
     status(
         405,
         "MethodNotAllowed",
         &format!("the server does not allow this method on the requested resource ({method})"),
         None,
+    )
+}
+
+/// The API server's 404 for object `name` of `res`.
+pub fn not_found(res: &Resource, name: &str) -> Reply {
+    status(
+        404,
+        "NotFound",
+        &format!("{} \"{name}\" not found", qualified(res)),
+        Some(json!({"name": name, "group": res.group, "kind": res.plural})),
     )
 }
 
@@ -288,12 +298,7 @@ fn resource_path(
     if let Some(name) = name {
         rows.retain(|(_, obj)| obj["metadata"]["name"] == name);
         if rows.is_empty() {
-            return status(
-                404,
-                "NotFound",
-                &format!("{} \"{name}\" not found", qualified(res)),
-                Some(json!({"name": name, "group": res.group, "kind": res.plural})),
-            );
+            return not_found(res, name);
         }
         if !as_table {
             return ok(rows.swap_remove(0).1);

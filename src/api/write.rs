@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::patch::{self, PatchError};
-use super::router::{Context, Reply, created, ok, status};
+use super::router::{Context, Reply, created, not_allowed, not_found, ok, qualified, status};
 use crate::objects::resources;
 use crate::pod::PodError;
 use crate::spec::{LAST_APPLIED_ANNOTATION, Object, SpecError};
@@ -55,32 +55,6 @@ fn workload_kind(res: &Resource) -> Option<WorkloadKind> {
 
 fn writable(res: &Resource) -> bool {
     res.plural == "pods" || workload_kind(res).is_some()
-}
-
-fn not_allowed(method: &str) -> Reply {
-    status(
-        405,
-        "MethodNotAllowed",
-        &format!("the server does not allow this method on the requested resource ({method})"),
-        None,
-    )
-}
-
-fn not_found(res: &Resource, name: &str) -> Reply {
-    status(
-        404,
-        "NotFound",
-        &format!("{} \"{name}\" not found", qualified(res)),
-        Some(json!({"name": name, "group": res.group, "kind": res.plural})),
-    )
-}
-
-fn qualified(res: &Resource) -> String {
-    if res.group.is_empty() {
-        res.plural.to_owned()
-    } else {
-        format!("{}.{}", res.plural, res.group)
-    }
 }
 
 /// `POST .../namespaces/NS/PLURAL`: the object created, 201 with it as it is now.
