@@ -11,99 +11,14 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kubectl::{
+    PORT, Server, idle_pod, kubeconfig, kubectl, kubectl_command, kubectls, running,
+};
 use common::{Node, Run};
 use serde_json::Value;
-
-const PORT: &str = "16443";
-
-/// The kubectl binaries: the oldest, the PATH's, the newest.
-fn kubectls() -> Vec<PathBuf> {
-    let path = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-            .output()
-            .expect("find kubectl")
-            .stdout,
-    )
-    .unwrap();
-    let path = PathBuf::from(path.trim());
-    let dir = path.parent().unwrap().to_owned();
-    vec![dir.join("kubectl.1.27"), path, dir.join("kubectl.1.33")]
-}
-
-/// `podrun serve --port PORT` on the node, once it prints its address.
-struct Server {
-    child: Child,
-    started_in: Duration,
-    /// Its stdout, kept open while it runs.
-    _out: BufReader<std::process::ChildStdout>,
-}
-
-impl Server {
-    fn start(node: &Node) -> Server {
-        let t0 = Instant::now();
-        let mut child = node
-            .podrun_command(&["serve", "--port", PORT])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start podrun serve");
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("serving https://127.0.0.1:"), "{line:?}");
-        Server {
-            child,
-            started_in: t0.elapsed(),
-            _out: out,
-        }
-    }
-
-    /// SIGTERM by PID (nsenter execs podrun: the child is the server), and its exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve ended with {status}");
-    }
-}
-
-fn kubeconfig(node: &Node) -> PathBuf {
-    node.root.path().join("api/kubeconfig")
-}
-
-/// `kubectl --kubeconfig <the server's> --cache-dir CACHE ARGS` on the node.
-fn kubectl_command(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = node.command(bin.to_str().unwrap());
-    c.arg("--kubeconfig")
-        .arg(kubeconfig(node))
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args);
-    c
-}
-
-fn kubectl(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> Run {
-    Run::from(
-        kubectl_command(node, bin, cache, args)
-            .output()
-            .expect("run kubectl"),
-    )
-}
-
-fn running(p: &Value) -> bool {
-    p["status"]["phase"] == "Running"
-        && p["status"]["containerStatuses"]
-            .as_array()
-            .is_some_and(|l| l.iter().all(|c| c["ready"] == true))
-}
 
 /// Every column but AGE (index `age`) of a table's lines.
 fn without_age(text: &str, age: usize) -> Vec<Vec<String>> {
@@ -552,21 +467,6 @@ fn serve_refuses_anonymous_requests_and_keeps_its_secrets() {
     assert_eq!(code, "200");
     server.stop();
     node.assert_clean();
-}
-
-fn idle_pod(image: &str, command: &str, extra: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata: {{name: idle, labels: {{app: idle}}}}
-spec:
-  terminationGracePeriodSeconds: 2
-  containers:
-  - name: c
-    image: {image}
-    command: [sh, -c, \"trap 'exit 0' TERM; {command}; while true; do sleep 1 & wait; done\"]
-{extra}"
-    )
 }
 
 fn container_image(node: &Node, pod: &str) -> String {

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod openapi;
 pub mod patch;
 pub mod router;
+pub mod stream;
 pub mod table;
 pub mod tls;
 pub mod watch;
@@ -178,6 +179,7 @@ async fn run(
                 hyper::service::service_fn(move |req| handle(ctx.clone(), token.clone(), req));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
                 .await
             {
                 tracing::debug!("connection from {peer}: {e}");
@@ -198,6 +200,13 @@ async fn handle(
         .map(|v| v.as_bytes());
     let reply = if !auth::authorized(authorization, &token) {
         router::status(401, "Unauthorized", "Unauthorized", None)
+    } else if let Some(target) = stream::target(req.uri().path())
+        .filter(|_| req.headers().contains_key(http::header::UPGRADE))
+    {
+        return Ok(match stream::upgrade(ctx, req, target).await {
+            Ok(response) => response,
+            Err(reply) => respond(reply),
+        });
     } else {
         let header = |name: http::header::HeaderName| {
             req.headers()
