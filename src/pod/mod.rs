@@ -15,6 +15,7 @@ pub mod delete;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod metrics;
 pub mod read;
 pub mod rollout;
 mod sort;
