@@ -11,92 +11,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kubectl::{PORT, Server, kubeconfig, kubectl, kubectl_command, kubectls};
 use common::{Node, Run};
 use serde_json::Value;
-
-const PORT: &str = "16443";
-
-/// The kubectl binaries: the oldest, the PATH's, the newest.
-fn kubectls() -> Vec<PathBuf> {
-    let path = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-            .output()
-            .expect("find kubectl")
-            .stdout,
-    )
-    .unwrap();
-    let path = PathBuf::from(path.trim());
-    let dir = path.parent().unwrap().to_owned();
-    vec![dir.join("kubectl.1.27"), path, dir.join("kubectl.1.33")]
-}
-
-/// `podrun serve --port PORT` on the node, once it prints its address.
-struct Server {
-    child: Child,
-    started_in: Duration,
-    /// Its stdout, kept open while it runs.
-    _out: BufReader<std::process::ChildStdout>,
-}
-
-impl Server {
-    fn start(node: &Node) -> Server {
-        let t0 = Instant::now();
-        let mut child = node
-            .podrun_command(&["serve", "--port", PORT])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start podrun serve");
-        let mut line = String::new();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("serving https://127.0.0.1:"), "{line:?}");
-        Server {
-            child,
-            started_in: t0.elapsed(),
-            _out: out,
-        }
-    }
-
-    /// SIGTERM by PID (nsenter execs podrun: the child is the server), and its exit.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve ended with {status}");
-    }
-}
-
-fn kubeconfig(node: &Node) -> PathBuf {
-    node.root.path().join("api/kubeconfig")
-}
-
-/// `kubectl --kubeconfig <the server's> --cache-dir CACHE ARGS` on the node.
-fn kubectl_command(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = node.command(bin.to_str().unwrap());
-    c.arg("--kubeconfig")
-        .arg(kubeconfig(node))
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args);
-    c
-}
-
-fn kubectl(node: &Node, bin: &Path, cache: &Path, args: &[&str]) -> Run {
-    Run::from(
-        kubectl_command(node, bin, cache, args)
-            .output()
-            .expect("run kubectl"),
-    )
-}
 
 fn running(p: &Value) -> bool {
     p["status"]["phase"] == "Running"

@@ -4,6 +4,7 @@
 //! visible on the host, tests run in parallel, and Drop removes everything even when a test fails.
 #![allow(dead_code)]
 
+pub mod kubectl;
 pub mod registry;
 
 use std::os::unix::fs::MetadataExt;
