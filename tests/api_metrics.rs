@@ -254,7 +254,10 @@ fn kubectl_top_pods_and_node() {
     );
     let group = raw("/apis/metrics.k8s.io");
     assert_eq!(group["kind"], "APIGroup", "{group}");
-    assert_eq!(group["versions"][0]["groupVersion"], "metrics.k8s.io/v1beta1");
+    assert_eq!(
+        group["versions"][0]["groupVersion"],
+        "metrics.k8s.io/v1beta1"
+    );
     let list = raw("/apis/metrics.k8s.io/v1beta1");
     let names: Vec<&str> = list["resources"]
         .as_array()
@@ -290,10 +293,40 @@ fn kubectl_top_pods_and_node() {
     let all = raw("/apis/metrics.k8s.io/v1beta1/pods?labelSelector=app%3Dhog");
     assert_eq!(all["kind"], "PodMetricsList", "{all}");
     assert_eq!(all["items"].as_array().unwrap().len(), 1, "{all}");
+    let by_field = raw("/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=metadata.name%3Dspin");
+    assert_eq!(by_field["items"].as_array().unwrap().len(), 1, "{by_field}");
+    assert_eq!(
+        by_field["items"][0]["metadata"]["name"], "spin",
+        "{by_field}"
+    );
+    let bad = kubectl(
+        &node,
+        bin,
+        &cache,
+        &[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=status.phase%3DRunning",
+        ],
+    );
+    assert!(
+        bad.stderr.contains("BadRequest") || bad.stderr.contains("field label not supported"),
+        "{bad:?}"
+    );
     let nodes = raw("/apis/metrics.k8s.io/v1beta1/nodes");
     assert_eq!(nodes["kind"], "NodeMetricsList", "{nodes}");
     assert_eq!(nodes["items"][0]["metadata"]["name"], node_name.as_str());
     assert!(nodes["items"][0]["usage"]["memory"].is_string(), "{nodes}");
+
+    // `kubectl get` prints metrics-server's Table.
+    let out = kubectl(&node, bin, &cache, &["get", "podmetrics.metrics.k8s.io"])
+        .ok()
+        .stdout;
+    let t = rows(&out);
+    assert_eq!(t[0], ["NAME", "CPU", "MEMORY", "WINDOW"], "{out}");
+    assert_eq!(t.len(), 3, "{out}");
+    let spin = row(&t, "spin");
+    assert!(spin[1].ends_with(['n', 'u', 'm']), "{out}");
 
     // podrun's own top reads the same cgroups.
     let ours: Value =
