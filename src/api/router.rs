@@ -1,6 +1,6 @@
 //! From a request (method, path, query, Accept and Content-Type, body) to a status and a
 //! body. Reads come from the pod library and the object builders (`resources`); writes go
-//! to `write`, the OpenAPI documents to `openapi`.
+//! to `write`, the OpenAPI documents to `openapi`, metrics.k8s.io/v1beta1 to `metrics`.
 
 use serde_json::{Value, json};
 
