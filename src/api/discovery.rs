@@ -115,23 +115,32 @@ pub fn api_versions(address: &str) -> Value {
     })
 }
 
-fn group(name: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+fn group(name: &str, version: &str) -> Value {
+    let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
     json!({"name": name, "versions": [gv], "preferredVersion": gv})
+}
+
+/// The groups `/apis` lists and their one version: the `v1` groups of [`GROUPS`], then
+/// metrics.k8s.io/v1beta1 (`super::metrics`; kubectl top looks for it here first).
+fn groups() -> impl Iterator<Item = (&'static str, &'static str)> {
+    GROUPS
+        .iter()
+        .map(|g| (*g, "v1"))
+        .chain([(super::metrics::GROUP, super::metrics::VERSION)])
 }
 
 pub fn api_group_list() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": GROUPS.iter().map(|g| group(g)).collect::<Vec<_>>(),
+        "groups": groups().map(|(g, v)| group(g, v)).collect::<Vec<_>>(),
     })
 }
 
 /// `/apis/<group>`, if served.
 pub fn api_group(name: &str) -> Option<Value> {
-    GROUPS.contains(&name).then(|| {
-        let mut g = group(name);
+    groups().find(|(g, _)| *g == name).map(|(g, v)| {
+        let mut g = group(g, v);
         g["kind"] = json!("APIGroup");
         g["apiVersion"] = json!("v1");
         g

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod discovery;
 pub mod kubeconfig;
 pub mod logs;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod router;

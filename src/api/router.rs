@@ -1,12 +1,12 @@
 //! From a request (method, path, query, Accept and Content-Type, body) to a status and a
 //! body. Reads come from the pod library and the object builders (`resources`); writes go
-//! to `write`, the OpenAPI documents to `openapi`.
+//! to `write`, the OpenAPI documents to `openapi`, metrics.k8s.io/v1beta1 to `metrics`.
 
 use serde_json::{Value, json};
 
 use super::discovery::{self, Resource};
 use super::write::{self, FieldValidation, Target};
-use super::{logs, openapi, table, watch};
+use super::{logs, metrics, openapi, table, watch};
 use crate::config::Config;
 use crate::objects::resources;
 use crate::objects::selectors;
@@ -178,6 +178,9 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
         ["api", "v1"] => found(discovery::resource_list("")),
         ["apis", group] => found(discovery::api_group(group)),
         ["apis", group, "v1"] => found(discovery::resource_list(group)),
+        ["apis", metrics::GROUP, metrics::VERSION, rest @ ..] => {
+            metrics::route(ctx, rest, &sel, call.accept)
+        }
         ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, call.accept),
         ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, call.accept),
         _ => not_found_path(),

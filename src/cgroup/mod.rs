@@ -234,6 +234,17 @@ impl Hierarchy {
         &self.v1_mounts
     }
 
+    /// The root cgroup's CPU time and (v1) memory working set: the whole node's.
+    pub fn node_usage(&self) -> Result<NodeUsage, CgroupError> {
+        match self.mode {
+            Mode::V2 => Ok(NodeUsage {
+                cpu_usage_usec: v2::cpu_usage_usec(&self.root)?,
+                memory_working_set: None,
+            }),
+            Mode::V1 => v1::node_usage(&self.dirs(Path::new(""))),
+        }
+    }
+
     /// The directories `rel` corresponds to: one on v2, one per used v1 mount.
     fn dirs(&self, rel: &Path) -> Vec<Dir> {
         match self.mode {
@@ -312,6 +323,30 @@ pub struct CgroupStats {
     pub memory_current: u64,
     pub memory_max: Option<u64>,
     pub oom_kills: u64,
+    /// The page cache not recently used: v2 `memory.stat` `inactive_file`, v1 `memory.stat`
+    /// `total_inactive_file` (the hierarchy's, as cAdvisor reads it); 0 without `memory.stat`.
+    #[serde(default)]
+    pub memory_inactive_file: u64,
+}
+
+impl CgroupStats {
+    /// The memory working set as cAdvisor (and so the kubelet, metrics-server and `kubectl
+    /// top`) computes it: usage minus the inactive file cache, 0 if that is larger.
+    pub fn memory_working_set(&self) -> u64 {
+        self.memory_current
+            .saturating_sub(self.memory_inactive_file)
+    }
+}
+
+/// What the root cgroup tells of the whole node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// CPU time of every process, in µs: v1 the cpuacct root's `cpuacct.usage`, v2 the root's
+    /// `cpu.stat` `usage_usec`.
+    pub cpu_usage_usec: u64,
+    /// v1: the memory root's usage minus its `total_inactive_file` (the node working set
+    /// cAdvisor reports on v1). v2: None, the root cgroup has no `memory.current`.
+    pub memory_working_set: Option<u64>,
 }
 
 /// One cgroup directory, with the v1 controllers its hierarchy carries (empty on v2).

@@ -437,6 +437,10 @@ fn v2_stats_from_fixture() {
                 "memory.events",
                 "low 0\nhigh 0\nmax 93\noom 2\noom_kill 2\noom_group_kill 1\n",
             ),
+            (
+                "memory.stat",
+                "anon 12000000\nfile 5000000\nactive_file 904496\ninactive_file 4096000\n",
+            ),
         ],
     );
     let pod = PodCgroup::open(&h, "podrun", "U");
@@ -451,8 +455,10 @@ fn v2_stats_from_fixture() {
             memory_current: 17002496,
             memory_max: Some(16777216),
             oom_kills: 2,
+            memory_inactive_file: 4096000,
         }
     );
+    assert_eq!(child.stats().unwrap().memory_working_set(), 12906496);
     assert_eq!(child.oom_kill_count().unwrap(), 2);
     // The pod cgroup's fixture has empty cpu.stat / memory.events and memory.max "max".
     let s = pod.stats().unwrap();
@@ -485,6 +491,10 @@ fn v1_stats_from_fixture() {
                 "memory.oom_control",
                 "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
             ),
+            (
+                "memory.stat",
+                "cache 5000000\ninactive_file 1\ntotal_cache 5000000\ntotal_inactive_file 4096000\n",
+            ),
         ],
     );
     let child = PodCgroup::open(&h, "podrun", "U").child("web").unwrap();
@@ -498,6 +508,7 @@ fn v1_stats_from_fixture() {
             memory_current: 17002496,
             memory_max: Some(16777216),
             oom_kills: 3,
+            memory_inactive_file: 4096000,
         }
     );
     assert_eq!(child.oom_kill_count().unwrap(), 3);

@@ -17,6 +17,7 @@ pub const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
 pub const MEMORY_SOFT_LIMIT: &str = "memory.soft_limit_in_bytes";
 pub const MEMORY_USAGE: &str = "memory.usage_in_bytes";
 pub const MEMORY_OOM_CONTROL: &str = "memory.oom_control";
+pub const MEMORY_STAT: &str = "memory.stat";
 
 /// v1 reports "unlimited" as PAGE_COUNTER_MAX × page size (9223372036854771712 on x86-64).
 const V1_UNLIMITED_THRESHOLD: u64 = 1 << 62;
@@ -64,9 +65,41 @@ pub(super) fn stats(dirs: &[Dir]) -> Result<CgroupStats, CgroupError> {
             s.memory_max =
                 read_single(&dir.path.join(MEMORY_LIMIT))?.filter(|&m| m < V1_UNLIMITED_THRESHOLD);
             s.oom_kills = oom_kills(&dir.path)?;
+            s.memory_inactive_file = inactive_file(&dir.path)?;
         }
     }
     Ok(s)
+}
+
+/// `total_inactive_file` of `memory.stat` (this cgroup and its descendants, the key cAdvisor
+/// reads on v1); 0 where the file is absent.
+fn inactive_file(dir: &Path) -> Result<u64, CgroupError> {
+    let path = dir.join(MEMORY_STAT);
+    if !path.exists() {
+        return Ok(0);
+    }
+    Ok(read_flat_keyed(&path)?
+        .get("total_inactive_file")
+        .copied()
+        .unwrap_or(0))
+}
+
+/// The root cgroup's figures (`dirs` are the hierarchies' roots).
+pub(super) fn node_usage(dirs: &[Dir]) -> Result<super::NodeUsage, CgroupError> {
+    let mut u = super::NodeUsage {
+        cpu_usage_usec: 0,
+        memory_working_set: None,
+    };
+    for dir in dirs {
+        if dir.has("cpuacct") {
+            u.cpu_usage_usec = read_single(&dir.path.join(CPUACCT_USAGE))?.unwrap_or(0) / 1000;
+        }
+        if dir.has("memory") {
+            let usage = read_single(&dir.path.join(MEMORY_USAGE))?.unwrap_or(0);
+            u.memory_working_set = Some(usage.saturating_sub(inactive_file(&dir.path)?));
+        }
+    }
+    Ok(u)
 }
 
 /// The `oom_kill` line of `memory.oom_control` (Linux ≥ 4.13).

@@ -19,6 +19,7 @@ pub const CGROUP_MEMORY_LOW: &str = "memory.low";
 pub const CGROUP_MEMORY_CURRENT: &str = "memory.current";
 pub const CGROUP_MEMORY_EVENTS: &str = "memory.events";
 pub const CGROUP_MEMORY_OOM_GROUP: &str = "memory.oom.group";
+pub const CGROUP_MEMORY_STAT: &str = "memory.stat";
 
 /// Controllers podrun delegates down to its pods; `cpu` and `memory` are required, `pids` is
 /// enabled when the parent offers it.
@@ -107,7 +108,29 @@ pub(super) fn stats(dir: &Path) -> Result<CgroupStats, CgroupError> {
         memory_current: read_single(&dir.join(CGROUP_MEMORY_CURRENT))?.unwrap_or(0),
         memory_max: read_single(&dir.join(CGROUP_MEMORY_MAX))?,
         oom_kills: oom_kills(dir)?,
+        memory_inactive_file: inactive_file(dir)?,
     })
+}
+
+/// `inactive_file` of `memory.stat` (v2 counts descendants in every key); 0 where the file is
+/// absent.
+fn inactive_file(dir: &Path) -> Result<u64, CgroupError> {
+    let path = dir.join(CGROUP_MEMORY_STAT);
+    if !path.exists() {
+        return Ok(0);
+    }
+    Ok(read_flat_keyed(&path)?
+        .get("inactive_file")
+        .copied()
+        .unwrap_or(0))
+}
+
+/// `usage_usec` of a cgroup's `cpu.stat` (the root's too: the kernel keeps one there).
+pub(super) fn cpu_usage_usec(dir: &Path) -> Result<u64, CgroupError> {
+    Ok(read_flat_keyed(&dir.join(CGROUP_CPU_STAT))?
+        .get("usage_usec")
+        .copied()
+        .unwrap_or(0))
 }
 
 pub(super) fn oom_kills(dir: &Path) -> Result<u64, CgroupError> {

@@ -1,14 +1,15 @@
 //! `podrun top [POD] [-o json]`: per pod and container CPU (cores, from two samples of the
-//! cgroup's usage), memory current/max, CPU throttling and OOM kills, read from cgroup files.
+//! cgroup's usage), memory current/max, CPU throttling and OOM kills, read from cgroup files
+//! by `pod::metrics` (which `podrun serve`'s metrics.k8s.io reads through too).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::{Value, json};
 
 use super::{Result, msg, table};
-use crate::cgroup::CgroupStats;
 use crate::config::Config;
+use crate::pod::metrics;
 use crate::state::PodRecord;
 
 #[derive(Debug, Args)]
@@ -21,31 +22,6 @@ pub struct TopArgs {
     /// Sampling window for CPU usage, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub interval_ms: u64,
-}
-
-struct Sample {
-    pod: String,
-    container: String,
-    stats: CgroupStats,
-}
-
-fn sample(pods: &[PodRecord]) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for r in pods {
-        let Some(Ok(pod)) = crate::pod::pod_cgroup(r) else {
-            continue;
-        };
-        for c in &r.containers {
-            if let Ok(stats) = pod.child(&c.name).and_then(|ch| ch.stats()) {
-                out.push(Sample {
-                    pod: r.plan.name.clone(),
-                    container: c.name.clone(),
-                    stats,
-                });
-            }
-        }
-    }
-    out
 }
 
 fn mib(b: u64) -> String {
@@ -65,35 +41,23 @@ pub fn top(cfg: &Config, namespace: &str, args: &TopArgs) -> Result<i32> {
             return Err(msg(format!("pods \"{name}\" not found")));
         }
     }
-    let t0 = Instant::now();
-    let first = sample(&pods);
-    std::thread::sleep(Duration::from_millis(args.interval_ms.max(10)));
-    let second = sample(&pods);
-    let window = t0.elapsed().as_micros().max(1) as f64;
-    let rows: Vec<Value> = second
+    let usage = metrics::sample(&pods, Duration::from_millis(args.interval_ms.max(10)));
+    let rows: Vec<Value> = usage
         .iter()
-        .map(|s| {
-            let before = first
-                .iter()
-                .find(|f| f.pod == s.pod && f.container == s.container);
-            let used = before
-                .map(|b| {
-                    s.stats
-                        .cpu_usage_usec
-                        .saturating_sub(b.stats.cpu_usage_usec)
-                })
-                .unwrap_or(0);
+        .map(|u| {
+            let (r, s) = (&u.reading, &u.reading.stats);
+            let cores = u.cpu.map(|c| c.cores()).unwrap_or(0.0);
             json!({
-                "pod": s.pod,
-                "container": s.container,
-                "cpuCores": (used as f64 / window * 1000.0).round() / 1000.0,
-                "cpuUsageUsec": s.stats.cpu_usage_usec,
-                "memoryCurrentBytes": s.stats.memory_current,
-                "memoryMaxBytes": s.stats.memory_max,
-                "throttledPeriods": s.stats.nr_throttled,
-                "periods": s.stats.nr_periods,
-                "throttledUsec": s.stats.throttled_usec,
-                "oomKills": s.stats.oom_kills,
+                "pod": r.pod,
+                "container": r.container,
+                "cpuCores": (cores * 1000.0).round() / 1000.0,
+                "cpuUsageUsec": s.cpu_usage_usec,
+                "memoryCurrentBytes": s.memory_current,
+                "memoryMaxBytes": s.memory_max,
+                "throttledPeriods": s.nr_throttled,
+                "periods": s.nr_periods,
+                "throttledUsec": s.throttled_usec,
+                "oomKills": s.oom_kills,
             })
         })
         .collect();

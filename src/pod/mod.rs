@@ -16,6 +16,7 @@ pub mod exec;
 pub mod exec_child;
 pub mod images;
 pub mod logs;
+pub mod metrics;
 pub mod port_forward;
 pub mod read;
 pub mod rollout;
