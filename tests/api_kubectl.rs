@@ -814,14 +814,19 @@ fn kubectl_watches_and_waits() {
 }
 
 /// Issue 22 acceptance 5: the official Kubernetes Python client lists the pods (typed: every
-/// field it requires is there), watches them and deletes one through the API.
+/// field it requires is there; and a page at a time with limit/continue), evicts one
+/// (pods/eviction), watches them and deletes one through the API.
 #[test]
 fn the_python_client_lists_watches_and_deletes() {
     require_root!();
     let node = Node::new();
-    node.apply_manifest("idle.yaml", &idle_pod("podrun.local/debug:1", "true", ""))
+    let idle = idle_pod("podrun.local/debug:1", "true", "");
+    let spare = idle.replace("name: idle,", "name: spare,");
+    node.apply_manifest("idle.yaml", &format!("{idle}---\n{spare}"))
         .ok();
-    node.wait_for_pods(Duration::from_secs(10), |p| p.iter().all(running));
+    node.wait_for_pods(Duration::from_secs(10), |p| {
+        p.len() == 2 && p.iter().all(running)
+    });
     let ip = node.pod_ip("idle");
     let server = Server::start(&node);
     let script = common::repo_file("tests/api_python_client.py");
@@ -830,6 +835,7 @@ fn the_python_client_lists_watches_and_deletes() {
             .arg(&script)
             .arg(kubeconfig(&node))
             .arg("idle")
+            .arg("spare")
             .output()
             .expect("run python3"),
     );
@@ -840,6 +846,9 @@ fn the_python_client_lists_watches_and_deletes() {
         "{out:?}"
     );
     for line in [
+        "page1 idle remaining 1",
+        "page2 spare more False",
+        "evicted spare ['idle']",
         "event ADDED idle",
         "deleted idle",
         "event DELETED idle",

@@ -1,7 +1,8 @@
 """The Kubernetes Python client against `podrun serve` (issue 22, acceptance 5).
 
-Run by tests/api_kubectl.rs with the kubeconfig the server wrote: lists the pods, watches
-them while the test's pod is deleted through the API, and prints what it saw, one line each.
+Run by tests/api_kubectl.rs with the kubeconfig the server wrote: lists the pods (whole and
+a page at a time), evicts the spare pod, watches the pods while the test's pod is deleted
+through the API, and prints what it saw, one line each.
 """
 import sys
 
@@ -14,6 +15,15 @@ for p in pods.items:
     statuses = p.status.container_statuses or []
     print("listed", p.metadata.name, p.status.phase, p.status.pod_ip,
           ",".join(f"{c.name}={c.container_id}" for c in statuses))
+first = v1.list_namespaced_pod("default", limit=1)
+print("page1", first.items[0].metadata.name, "remaining", first.metadata.remaining_item_count)
+rest = v1.list_namespaced_pod("default", limit=1, _continue=first.metadata._continue)
+print("page2", rest.items[0].metadata.name, "more", rest.metadata._continue is not None)
+spare = sys.argv[3]
+v1.create_namespaced_pod_eviction(spare, "default", client.V1Eviction(
+    metadata=client.V1ObjectMeta(name=spare, namespace="default"),
+    delete_options=client.V1DeleteOptions(grace_period_seconds=1)))
+print("evicted", spare, [p.metadata.name for p in v1.list_namespaced_pod("default").items])
 victim = sys.argv[2]
 w = watch.Watch()
 deleted = False

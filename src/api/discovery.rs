@@ -154,10 +154,12 @@ pub fn resource_list(group: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group) {
-        let verbs: &[&str] = if r.plural == "pods" {
-            &["delete", "get", "list"]
+        let writable =
+            r.plural == "pods" || crate::pod::workloads::workload_kind(r.plural).is_some();
+        let verbs: &[&str] = if writable {
+            &["create", "delete", "get", "list", "patch", "watch"]
         } else {
-            &["get", "list"]
+            &["get", "list", "watch"]
         };
         let mut entry = json!({
             "name": r.plural,
@@ -169,10 +171,38 @@ pub fn resource_list(group: &str) -> Option<Value> {
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.namespaced {
+        // `kubectl get all`: the workloads and their pods, as kube-apiserver's category.
+        if writable {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);
+    }
+    if group.is_empty() {
+        // The pods' subresources (kubectl drain looks for pods/eviction here).
+        for (name, kind, verbs, gv) in [
+            (
+                "pods/eviction",
+                "Eviction",
+                &["create"][..],
+                Some(("policy", "v1")),
+            ),
+            ("pods/exec", "PodExecOptions", &["create", "get"][..], None),
+            ("pods/log", "Pod", &["get"][..], None),
+            (
+                "pods/portforward",
+                "PodPortForwardOptions",
+                &["create", "get"][..],
+                None,
+            ),
+        ] {
+            let mut entry = json!({"name": name, "singularName": "", "namespaced": true,
+                "kind": kind, "verbs": verbs});
+            if let Some((g, v)) = gv {
+                entry["group"] = json!(g);
+                entry["version"] = json!(v);
+            }
+            resources.push(entry);
+        }
     }
     Some(json!({
         "kind": "APIResourceList",

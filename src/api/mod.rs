@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod paging;
 pub mod patch;
 pub mod router;
 pub mod stream;

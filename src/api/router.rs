@@ -126,6 +126,12 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
             other => not_allowed(other),
         };
     }
+    if let ["api", "v1", "namespaces", ns, "pods", name, "eviction"] = segs.as_slice() {
+        return match call.method {
+            "POST" => write::evict(ctx, ns, name, call.body),
+            other => not_allowed(other),
+        };
+    }
     if call.method != "GET" {
         let Some(target) = write_target(&segs) else {
             return match call.method {
@@ -181,8 +187,10 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
         ["apis", metrics::GROUP, metrics::VERSION, rest @ ..] => {
             metrics::route(ctx, rest, &sel, call.accept)
         }
-        ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, call.accept),
-        ["apis", group, "v1", rest @ ..] => resource_path(ctx, group, rest, &sel, call.accept),
+        ["api", "v1", rest @ ..] => resource_path(ctx, "", rest, &sel, call.accept, &param),
+        ["apis", group, "v1", rest @ ..] => {
+            resource_path(ctx, group, rest, &sel, call.accept, &param)
+        }
         _ => not_found_path(),
     }
 }
@@ -283,6 +291,7 @@ fn resource_path(
     rest: &[&str],
     sel: &Selectors,
     accept: &str,
+    param: &dyn Fn(&str) -> String,
 ) -> Reply {
     let Some(ReadTarget {
         res,
@@ -310,15 +319,28 @@ fn resource_path(
         return reply;
     }
     let rv = resource_version();
-    if as_table {
-        return ok(table::table(&collection.columns, &rows, &rv));
+    let page = if name.is_none() {
+        match super::paging::cut(&mut rows, &param("limit"), &param("continue"), &rv) {
+            Ok(p) => Some(p),
+            Err(reply) => return reply,
+        }
+    } else {
+        None
+    };
+    let mut list = if as_table {
+        table::table(&collection.columns, &rows, &rv)
+    } else {
+        json!({
+            "kind": format!("{}List", res.kind),
+            "apiVersion": discovery::api_version(res.group),
+            "metadata": {"resourceVersion": rv},
+            "items": rows.into_iter().map(|(_, o)| o).collect::<Vec<_>>(),
+        })
+    };
+    if let Some(p) = page {
+        p.annotate(&mut list);
     }
-    ok(json!({
-        "kind": format!("{}List", res.kind),
-        "apiVersion": discovery::api_version(res.group),
-        "metadata": {"resourceVersion": rv},
-        "items": rows.into_iter().map(|(_, o)| o).collect::<Vec<_>>(),
-    }))
+    ok(list)
 }
 
 #[cfg(test)]

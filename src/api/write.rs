@@ -416,6 +416,43 @@ pub fn delete(ctx: &Context, t: &Target, query: &str, body: &[u8]) -> Reply {
     ok(object)
 }
 
+/// `pods/eviction` (`kubectl drain`): the pod is deleted with the Eviction's delete
+/// options, and the answer is the API server's 201 Status. podrun has no
+/// PodDisruptionBudgets, so no eviction is refused for one (no 429).
+pub fn evict(ctx: &Context, namespace: &str, name: &str, body: &[u8]) -> Reply {
+    let eviction: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("Eviction: {e}"), None),
+    };
+    if !matches!(eviction["kind"].as_str(), Some("Eviction") | None) {
+        return status(
+            400,
+            "BadRequest",
+            &format!("expected kind Eviction, got {}", eviction["kind"]),
+            None,
+        );
+    }
+    let options = serde_json::to_vec(&eviction["deleteOptions"]).unwrap_or_default();
+    let options: &[u8] = if eviction["deleteOptions"].is_object() {
+        &options
+    } else {
+        b""
+    };
+    let pods = discovery::resource("", "pods").expect("pods are served");
+    let target = Target {
+        res: pods,
+        namespace,
+        name: Some(name),
+    };
+    let deleted = delete(ctx, &target, "", options);
+    if deleted.status != 200 {
+        return deleted;
+    }
+    created(
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use super::pod_object::pod_object;
 use super::workloads::Resource;
 use super::{Result, msg, table};
 use crate::config::Config;
-use crate::pod::{pod_restarts, pod_status_word};
+use crate::pod::{pod_restarts_column, pod_status_word};
 use crate::state::PodRecord;
 
 #[derive(Debug, Args)]
@@ -180,7 +180,7 @@ fn pod_rows(pods: &[&PodRecord], wide: bool, all_ns: bool) -> Vec<Vec<String>> {
         row.push(r.plan.name.clone());
         row.push(format!("{ready}/{total}"));
         row.push(pod_status_word(r));
-        row.push(pod_restarts(r).to_string());
+        row.push(pod_restarts_column(r));
         row.push(table::age(r.created_at));
         if wide {
             row.push(

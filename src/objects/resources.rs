@@ -94,7 +94,7 @@ fn pod_cells(r: &PodRecord) -> Vec<Value> {
         json!(r.plan.name),
         json!(format!("{ready}/{total}")),
         json!(crate::pod::pod_status_word(r)),
-        json!(crate::pod::pod_restarts(r).to_string()),
+        json!(crate::pod::pod_restarts_column(r)),
         json!(age(r.created_at)),
         json!(ip),
         json!(r.node_name),

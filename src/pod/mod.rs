@@ -28,7 +28,8 @@ pub mod workloads;
 
 pub use crate::supervisor::{
     SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_cgroup, pod_ready, pod_restarts,
-    pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
+    pod_restarts_column, pod_status_word, ready, ready_counts, shown_state, started,
+    supervisor_lost,
 };
 pub use apply::{Created, apply};
 pub use delete::{delete_pod, owned_by_deployment};

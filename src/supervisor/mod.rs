@@ -55,7 +55,8 @@ pub fn plan_first_start(store: &Store, record: &mut PodRecord) {
 }
 pub use status::{
     SUPERVISOR_LOST_MESSAGE, containers_ready, initialized, pod_phase, pod_ready, pod_restarts,
-    pod_status_word, ready, ready_counts, shown_state, started, supervisor_lost,
+    pod_restarts_column, pod_status_word, ready, ready_counts, shown_state, started,
+    supervisor_lost,
 };
 
 /// Environment variable scaling the kubelet's 10 s restart back-off and sandbox retry period

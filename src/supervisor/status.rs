@@ -240,6 +240,25 @@ pub fn pod_restarts(record: &PodRecord) -> u32 {
     }
 }
 
+/// The RESTARTS column as kubectl prints it: the count, and since kubectl 1.24 how long ago
+/// the latest restart's run ended (`2 (8s ago)`), from the containers' last termination.
+pub fn pod_restarts_column(record: &PodRecord) -> String {
+    let restarts = pod_restarts(record);
+    let last = record
+        .containers
+        .iter()
+        .filter(|c| c.restart_count > 0)
+        .filter_map(|c| match &c.last_state {
+            Some(ContainerState::Terminated { finished_at, .. }) => Some(*finished_at),
+            _ => None,
+        })
+        .max();
+    match last {
+        Some(at) if restarts > 0 => format!("{restarts} ({} ago)", crate::objects::age(at)),
+        _ => restarts.to_string(),
+    }
+}
+
 /// Every init container completed (the pod's Initialized condition).
 pub fn initialized(record: &PodRecord) -> bool {
     init_status_word(record).is_none()
