@@ -36,6 +36,15 @@ pub struct GetArgs {
     /// `spec.nodeName`; `=`, `==`, `!=`, comma-joined.
     #[arg(long = "field-selector")]
     pub field_selector: Option<String>,
+    /// After the listing, print each change as it happens (until interrupted).
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
+    /// Print the changes only, without the listing first.
+    #[arg(long = "watch-only")]
+    pub watch_only: bool,
+    /// With a watch, the event's type (ADDED, MODIFIED, DELETED) first on each line.
+    #[arg(long = "output-watch-events")]
+    pub output_watch_events: bool,
 }
 
 pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
@@ -51,6 +60,9 @@ pub fn get(cfg: &Config, namespace: &str, args: &GetArgs) -> Result<i32> {
         .split(',')
         .map(Resource::parse)
         .collect::<Result<Vec<_>>>()?;
+    if args.watch || args.watch_only {
+        return super::get_watch::watch(cfg, namespace, &resources, &names, args);
+    }
     if resources != [Resource::Pods] {
         return super::workloads::get(cfg, namespace, &resources, &names, args);
     }

@@ -7,6 +7,7 @@ mod describe_workload;
 mod doctor;
 mod exec;
 mod get;
+mod get_watch;
 mod image;
 mod inspect;
 mod jobs;
@@ -19,6 +20,7 @@ mod serve;
 mod table;
 mod terminal;
 mod top;
+mod wait;
 pub mod workload_object;
 pub mod workloads;
 
@@ -152,6 +154,9 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command in a container's namespaces.
     Exec(exec::ExecArgs),
+    /// Wait for objects to reach a condition (`--for=condition=Ready`, `--for=delete`,
+    /// `--for=jsonpath=...`), as kubectl wait.
+    Wait(wait::WaitArgs),
     /// Delete pods (graceful stop, then every kernel object and the state).
     Delete(delete::DeleteArgs),
     /// Everything podrun created for a pod, as JSON: PIDs, namespaces, veth, IP, paths.
@@ -326,6 +331,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         },
         Command::Logs(args) => logs::logs(&cfg, &ns, &args),
         Command::Exec(args) => exec::exec(&cfg, &ns, &args),
+        Command::Wait(args) => wait::wait(&cfg, &ns, &args),
         Command::Delete(args) => delete::delete(&cfg, &ns, explicit_ns.as_deref(), &args),
         Command::Top(args) => top::top(&cfg, &ns, &args),
         Command::Scale(args) => rollout::scale(&cfg, &ns, &args),

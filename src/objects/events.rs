@@ -2,8 +2,11 @@
 //! `podrun describe` shows it, served as the API server's Events (`kubectl get events`,
 //! `--field-selector involvedObject.name=X`, and `kubectl describe`'s Events section), with
 //! kube-apiserver's columns (LAST SEEN TYPE REASON OBJECT MESSAGE; wide SUBOBJECT SOURCE
-//! FIRST SEEN COUNT NAME). An event's name is its object's name and a hash of its first
-//! time and reason, stable across listings.
+//! FIRST SEEN COUNT NAME). An event's name is its object's name and its first time in
+//! nanoseconds, in hex, as the kubelet's recorder names them (plus a few nanoseconds from a
+//! hash of its reason and message, so two events of one instant differ), stable across
+//! listings; they are listed in (namespace, name) order, as kube-apiserver lists them from
+//! etcd's keys: each object's events oldest first.
 
 use serde_json::{Value, json};
 
@@ -27,12 +30,13 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
 fn event_object(e: &Event, on: &Involved, component: &str, node: &str) -> Value {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (e.first_timestamp.timestamp_micros(), &e.reason, on.uid).hash(&mut h);
+    (&e.reason, &e.message, on.uid).hash(&mut h);
+    let nanos = e.first_timestamp.timestamp_nanos_opt().unwrap_or_default() as u64;
     json!({
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": format!("{}.{:016x}", on.name, h.finish()),
+            "name": format!("{}.{:x}", on.name, nanos + h.finish() % 997),
             "namespace": on.namespace,
             "creationTimestamp": stamp(e.first_timestamp),
         },
@@ -70,7 +74,7 @@ fn cells(e: &Event, obj: &Value, on: &Involved, component: &str, node: &str) -> 
     ]
 }
 
-/// The events of every pod and workload in `namespace` (all with None), oldest first.
+/// The events of every pod and workload in `namespace` (all with None), in name order.
 pub fn collect(cfg: &Config, namespace: Option<&str>) -> (Vec<Column>, Vec<(Vec<Value>, Value)>) {
     let node = cfg.node_name.as_str();
     let mut rows: Vec<(chrono::DateTime<chrono::Utc>, Vec<Value>, Value)> = Vec::new();
@@ -141,7 +145,21 @@ pub fn collect(cfg: &Config, namespace: Option<&str>) -> (Vec<Column>, Vec<(Vec<
         let events = store.workload_events(WorkloadKind::Job, &j.key());
         add(&events, &on, &|_| "job-controller");
     }
-    rows.sort_by_key(|(t, _, _)| *t);
+    rows.sort_by(|(_, _, a), (_, _, b)| {
+        let key = |o: &Value| {
+            (
+                o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     let columns = columns(
         &["Last Seen", "Type", "Reason", "Object", "Message"],
         &["Subobject", "Source", "First Seen", "Count", "Name"],

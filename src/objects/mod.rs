@@ -4,6 +4,7 @@ pub mod events;
 pub mod jsonpath;
 pub mod resources;
 pub mod selectors;
+pub mod watch;
 
 /// The Kubernetes version podrun answers as (`/version`, the node's kubeletVersion).
 pub const KUBE_VERSION: &str = concat!("v1.33.0-podrun.", env!("CARGO_PKG_VERSION"));
