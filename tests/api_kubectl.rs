@@ -239,6 +239,22 @@ fn kubectl_reads_the_books_deployment() {
         .unwrap();
         assert_eq!(strip_volatile(theirs), strip_volatile(ours), "{version}");
 
+        // The chapter's exec, verbatim: the client reaches the web server on the pod's
+        // loopback and gets the page the web server's shell command wrote.
+        let page = k(&[
+            "exec",
+            &first,
+            "-c",
+            "curl-client",
+            "--",
+            "curl",
+            "-s",
+            "127.0.0.1:80",
+        ])
+        .ok()
+        .stdout;
+        assert_eq!(page, "Python web-server\n", "{version}");
+
         // Deployments, ReplicaSets (short names), the node, every namespace.
         let out = k(&["get", "deploy"]).ok().stdout;
         let rows = without_age(&out, 4);
