@@ -55,6 +55,10 @@ impl Server {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM by PID (nsenter execs podrun: the child is the server), and its exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
