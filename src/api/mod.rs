@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
+pub mod protobuf;
 pub mod router;
 pub mod stream;
 pub mod table;
@@ -235,6 +236,21 @@ async fn handle(
                     )));
                 }
             };
+        let (body, content_type) = if protobuf::is_protobuf(&content_type) {
+            match protobuf::to_json(&body) {
+                Ok(json) => (Bytes::from(json), "application/json".to_owned()),
+                Err(text) => {
+                    return Ok(respond(router::status(
+                        415,
+                        "UnsupportedMediaType",
+                        &text,
+                        None,
+                    )));
+                }
+            }
+        } else {
+            (body, content_type)
+        };
         let uri = parts.uri.clone();
         let method = parts.method.clone();
         let reply = tokio::task::spawn_blocking(move || {

@@ -120,14 +120,16 @@ fn v3_document(group: &str) -> Value {
         let writable =
             res.plural == "pods" || crate::pod::workloads::workload_kind(res.plural).is_some();
         if !res.namespaced {
-            paths.insert(
-                format!("{base}/{}", res.plural),
-                json!({"get": operation(res, "list", None)}),
-            );
-            paths.insert(
-                format!("{base}/{}/{{name}}", res.plural),
-                json!({"get": operation(res, "get", None)}),
-            );
+            let mut collection = json!({"get": operation(res, "list", None)});
+            let mut item = json!({"get": operation(res, "get", None)});
+            // Namespaces are made and deleted (`kubectl create namespace`, `delete ns`).
+            if res.plural == "namespaces" {
+                collection["post"] =
+                    operation(res, "post", Some(json!({"application/json": object})));
+                item["delete"] = operation(res, "delete", None);
+            }
+            paths.insert(format!("{base}/{}", res.plural), collection);
+            paths.insert(format!("{base}/{}/{{name}}", res.plural), item);
             continue;
         }
         let mut collection = json!({"get": operation(res, "list", None)});

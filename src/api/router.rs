@@ -132,6 +132,13 @@ pub fn route(ctx: &Context, call: &Call) -> Reply {
             other => not_allowed(other),
         };
     }
+    match (call.method, segs.as_slice()) {
+        ("POST", ["api", "v1", "namespaces"]) => return write::create_namespace(ctx, call.body),
+        ("DELETE", ["api", "v1", "namespaces", name]) => {
+            return write::delete_namespace(ctx, name);
+        }
+        _ => {}
+    }
     if call.method != "GET" {
         let Some(target) = write_target(&segs) else {
             return match call.method {

@@ -416,6 +416,59 @@ pub fn delete(ctx: &Context, t: &Target, query: &str, body: &[u8]) -> Reply {
     ok(object)
 }
 
+/// `POST /api/v1/namespaces` (`kubectl create namespace`, `kubectl apply` of a Namespace).
+pub fn create_namespace(ctx: &Context, body: &[u8]) -> Reply {
+    use crate::pod::namespaces::{self, NamespaceError};
+    let ns: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return status(400, "BadRequest", &format!("Namespace: {e}"), None),
+    };
+    let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+    let labels = ns["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    match namespaces::create(&ctx.cfg, name, labels) {
+        Ok(_) => {
+            created(resources::object(&ctx.cfg, "namespaces", "", name).unwrap_or(Value::Null))
+        }
+        Err(e @ NamespaceError::AlreadyExists(_)) => status(
+            409,
+            "AlreadyExists",
+            &e.to_string(),
+            Some(json!({"name": name, "kind": "namespaces"})),
+        ),
+        Err(e @ NamespaceError::Invalid(_)) => status(422, "Invalid", &e.to_string(), None),
+        Err(e) => status(500, "InternalError", &e.to_string(), None),
+    }
+}
+
+/// `DELETE /api/v1/namespaces/NAME`: its pods and workloads, then itself; the answer is the
+/// namespace as it was, `Terminating` (kubectl then waits for the 404).
+pub fn delete_namespace(ctx: &Context, name: &str) -> Reply {
+    use crate::pod::namespaces::{self, NamespaceError};
+    let object = resources::object(&ctx.cfg, "namespaces", "", name);
+    match namespaces::delete(&ctx.cfg, name) {
+        Ok(()) => {
+            let mut obj = object.unwrap_or(Value::Null);
+            obj["status"]["phase"] = json!("Terminating");
+            ok(obj)
+        }
+        Err(e @ NamespaceError::NotFound(_)) => status(
+            404,
+            "NotFound",
+            &e.to_string(),
+            Some(json!({"name": name, "kind": "namespaces"})),
+        ),
+        Err(e @ NamespaceError::Forbidden(_)) => status(403, "Forbidden", &e.to_string(), None),
+        Err(e) => status(500, "InternalError", &e.to_string(), None),
+    }
+}
+
 /// `pods/eviction` (`kubectl drain`): the pod is deleted with the Eviction's delete
 /// options, and the answer is the API server's 201 Status. podrun has no
 /// PodDisruptionBudgets, so no eviction is refused for one (no 429).

@@ -295,6 +295,8 @@ fn namespaces(cfg: &Config) -> Collection {
                 .into_iter()
                 .map(|r| (r.record.namespace, r.record.created_at)),
         );
+    let recorded = crate::pod::namespaces::recorded(cfg);
+    let seen = seen.chain(recorded.iter().map(|n| (n.name.clone(), n.created_at)));
     for (ns, at) in seen {
         let e = first.entry(ns).or_insert(at);
         *e = (*e).min(at);
@@ -302,13 +304,18 @@ fn namespaces(cfg: &Config) -> Collection {
     let rows = first
         .into_iter()
         .map(|(ns, at)| {
+            let mut labels = serde_json::Map::new();
+            if let Some(n) = recorded.iter().find(|n| n.name == ns) {
+                labels.extend(n.labels.iter().map(|(k, v)| (k.clone(), json!(v))));
+            }
+            labels.insert("kubernetes.io/metadata.name".into(), json!(ns));
             let obj = json!({
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {
                     "name": ns,
                     "creationTimestamp": stamp(at),
-                    "labels": {"kubernetes.io/metadata.name": ns},
+                    "labels": labels,
                 },
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},

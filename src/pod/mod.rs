@@ -17,6 +17,7 @@ pub mod exec_child;
 pub mod images;
 pub mod logs;
 pub mod metrics;
+pub mod namespaces;
 pub mod port_forward;
 pub mod read;
 pub mod rollout;
