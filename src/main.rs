@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() {
     let cli = podrun::cli::Cli::parse();
-    if !cli.is_supervisor() {
+    if !cli.keeps_sigpipe_ignored() {
         podrun::sys::default_sigpipe();
     }
     // rustls-platform-verifier logs an untrusted certificate as an ERROR of its own: the

@@ -3,7 +3,8 @@
 //! the exit code, a command that does not exist; `kubectl exec -it` through a pty (the
 //! terminal's size at the start and after a resize, the exit code); `kubectl port-forward`
 //! over SPDY (1.27) and through the WebSocket tunnel (1.33) to a server that listens on the
-//! pod's loopback only.
+//! pod's loopback only; `kubectl attach` following a container's output with all three, the
+//! server living on as each client is interrupted.
 
 mod common;
 
@@ -135,6 +136,51 @@ sys.exit(os.waitstatus_to_exitcode(status))
     let pause_and_idle = node.processes().len();
     node.podrun(&["delete", "pod", "idle"]).ok();
     assert!(pause_and_idle >= 2);
+    server.stop();
+    node.assert_clean();
+}
+
+/// `kubectl attach` follows the container's output from now on (SPDY with 1.27, WebSocket
+/// with 1.33), until interrupted.
+#[test]
+fn kubectl_attaches_to_the_containers_output() {
+    require_root!();
+    let node = Node::new();
+    let server = Server::start(&node);
+    let cache = tempfile::tempdir().unwrap();
+    let pod = idle_pod("podrun.local/debug:1", "true", "").replace(
+        "while true; do sleep 1 & wait; done",
+        "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2 & wait; done",
+    );
+    node.apply_manifest("ticker.yaml", &pod).ok();
+    node.wait_for_pod("idle", Duration::from_secs(30), running);
+    let bins = kubectls();
+    for bin in [&bins[2], &bins[1], &bins[0]] {
+        let v = version(bin);
+        let cache = cache.path().join(&v);
+        let attach = kubectl_command(&node, bin, &cache, &["attach", "idle", "-c", "c"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = attach.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        let out = attach.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ticks: Vec<&str> = stdout.lines().filter(|l| l.starts_with("tick ")).collect();
+        assert!(
+            ticks.len() >= 3,
+            "{v}: {stdout:?} {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // From now on: not the log from the start.
+        assert!(!ticks.contains(&"tick 1"), "{v}: {stdout}");
+    }
+    node.podrun(&["delete", "pod", "idle"]).ok();
     server.stop();
     node.assert_clean();
 }

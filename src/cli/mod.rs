@@ -53,6 +53,13 @@ impl Cli {
         )
     }
 
+    /// True for the long-running processes that write to sockets whose peer may go at any
+    /// time (`podrun serve`): they keep Rust's ignored SIGPIPE, so a vectored write (writev
+    /// has no MSG_NOSIGNAL) to a client that left is an EPIPE, not the server's death.
+    pub fn keeps_sigpipe_ignored(&self) -> bool {
+        self.is_supervisor() || matches!(self.command, Command::Serve(..))
+    }
+
     /// True for verbs whose process may become a supervisor (`apply` forks them): their log
     /// lines end up in a file, so no terminal colours.
     pub fn may_fork_supervisors(&self) -> bool {

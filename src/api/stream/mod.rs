@@ -3,6 +3,8 @@
 //! SPDY/3.1 (older clients, and the fallback every kubectl tries when a WebSocket is
 //! refused), negotiated as the kubelet does, then the session on the upgraded connection.
 
+pub mod attach;
+pub mod channels;
 pub mod exec;
 pub mod port_forward;
 pub mod spdy;
@@ -21,6 +23,7 @@ use crate::state::PodKey;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Exec,
+    Attach,
     PortForward,
 }
 
@@ -31,6 +34,7 @@ pub fn target(path: &str) -> Option<(String, String, Kind)> {
         ["api", "v1", "namespaces", ns, "pods", name, sub] => {
             let kind = match *sub {
                 "exec" => Kind::Exec,
+                "attach" => Kind::Attach,
                 "portforward" => Kind::PortForward,
                 _ => return None,
             };
@@ -67,7 +71,7 @@ fn negotiate(headers: &http::HeaderMap, kind: Kind) -> Result<Transport, Reply> 
     if upgrade == "websocket" {
         let offered = websocket::offered(headers);
         let ours: &[&str] = match kind {
-            Kind::Exec => EXEC_WEBSOCKET,
+            Kind::Exec | Kind::Attach => EXEC_WEBSOCKET,
             Kind::PortForward => &[PORT_FORWARD_TUNNEL],
         };
         return ours
@@ -82,7 +86,7 @@ fn negotiate(headers: &http::HeaderMap, kind: Kind) -> Result<Transport, Reply> 
     }
     if upgrade.starts_with("spdy/3.1") {
         let want = match kind {
-            Kind::Exec => EXEC_SPDY,
+            Kind::Exec | Kind::Attach => EXEC_SPDY,
             Kind::PortForward => PORT_FORWARD_SPDY,
         };
         let offered: Vec<&str> = headers
@@ -110,8 +114,12 @@ fn negotiate(headers: &http::HeaderMap, kind: Kind) -> Result<Transport, Reply> 
     ))
 }
 
-/// The query's exec parameters, checked against the pod.
-fn exec_params(query: &str, record: &crate::state::PodRecord) -> Result<exec::Params, Reply> {
+/// The query's exec (or attach: no command) parameters, checked against the pod.
+fn exec_params(
+    query: &str,
+    record: &crate::state::PodRecord,
+    kind: Kind,
+) -> Result<exec::Params, Reply> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -121,7 +129,7 @@ fn exec_params(query: &str, record: &crate::state::PodRecord) -> Result<exec::Pa
         .filter(|(n, _)| n == "command")
         .map(|(_, v)| v.clone())
         .collect();
-    if command.is_empty() {
+    if command.is_empty() && kind == Kind::Exec {
         return Err(bad_request(
             "you must specify at least one command for the container",
         ));
@@ -175,7 +183,11 @@ pub async fn upgrade(
         )
     })?;
     let params = match kind {
-        Kind::Exec => Some(exec_params(req.uri().query().unwrap_or_default(), &record)?),
+        Kind::Exec | Kind::Attach => Some(exec_params(
+            req.uri().query().unwrap_or_default(),
+            &record,
+            kind,
+        )?),
         Kind::PortForward => None,
     };
     let transport = negotiate(req.headers(), kind)?;
@@ -196,22 +208,38 @@ pub async fn upgrade(
                 return;
             }
         };
-        match (transport, params) {
-            (Transport::WebSocket(p), Some(params)) if p != PORT_FORWARD_TUNNEL => {
-                let ws = ws_server(upgraded).await;
-                exec::over_websocket(ws, cfg, record, params).await;
+        let Some(params) = params else {
+            let streams = match transport {
+                Transport::WebSocket(_) => {
+                    spdy::serve(websocket::tunnel(ws_server(upgraded).await))
+                }
+                Transport::Spdy(_) => spdy::serve(upgraded),
+            };
+            port_forward::over_spdy(streams, cfg, key).await;
+            return;
+        };
+        let wanted = channels::Wanted {
+            stdin: params.stdin,
+            stdout: params.stdout,
+            stderr: params.stderr,
+            tty: params.tty,
+        };
+        let session: channels::Session = match kind {
+            Kind::Attach => {
+                let container = params.container.clone();
+                Box::new(move |input, output| {
+                    Box::pin(attach::run(cfg, record, container, input, output))
+                })
             }
-            (Transport::WebSocket(_), _) => {
-                let ws = ws_server(upgraded).await;
-                let streams = spdy::serve(websocket::tunnel(ws));
-                port_forward::over_spdy(streams, cfg, key).await;
+            _ => Box::new(move |input, output| {
+                Box::pin(exec::run(cfg, record, params, input, output))
+            }),
+        };
+        match transport {
+            Transport::WebSocket(_) => {
+                channels::over_websocket(ws_server(upgraded).await, session).await
             }
-            (Transport::Spdy(_), Some(params)) => {
-                exec::over_spdy(spdy::serve(upgraded), cfg, record, params).await;
-            }
-            (Transport::Spdy(_), None) => {
-                port_forward::over_spdy(spdy::serve(upgraded), cfg, key).await;
-            }
+            Transport::Spdy(_) => channels::over_spdy(spdy::serve(upgraded), wanted, session).await,
         }
     });
     Ok(response

@@ -67,7 +67,7 @@ where
             }
         }
         let _ = sink
-            .send(Message::Close(Some(super::exec::normal_closure())))
+            .send(Message::Close(Some(super::channels::normal_closure())))
             .await;
         let _ = sink.close().await;
     });
