@@ -13,19 +13,8 @@ use super::output::Selection;
 use super::workloads::Resource;
 use super::{Result, msg};
 use crate::config::Config;
-use crate::objects::resources::{self, Column};
+use crate::objects::resources::Column;
 use crate::objects::watch::{Change, CollectionWatch, Row};
-use crate::state::WorkloadKind;
-
-fn plural(resource: &Resource) -> &'static str {
-    match resource {
-        Resource::Pods => "pods",
-        Resource::Workload(WorkloadKind::Deployment) => "deployments",
-        Resource::Workload(WorkloadKind::ReplicaSet) => "replicasets",
-        Resource::Workload(WorkloadKind::Job) => "jobs",
-        Resource::Other(p) => p,
-    }
-}
 
 /// The shown cells of a row (priority 1 only `wide`), NAMESPACE and EVENT first when asked.
 fn line(
@@ -70,32 +59,21 @@ pub fn watch(
             "you may only specify a single resource type with --watch",
         ));
     };
-    let plural = plural(resource);
+    let plural = resource.plural();
     let namespaced = !matches!(plural, "nodes" | "namespaces");
     let all = args.all_namespaces || !namespaced;
     let scope = (!all).then(|| namespace.to_owned());
-    let kind = match plural {
-        "pods" => "Pod",
-        "events" => "Event",
-        _ => "",
-    };
     let selection = Selection::parse(
         args.selector.as_deref(),
         args.field_selector.as_deref(),
-        kind,
+        resource.selector_kind(),
     )?;
     let wanted = names.to_vec();
-    let root_cfg = cfg.clone();
-    let lister = Box::new(move || {
-        let c = resources::collect(&root_cfg, plural, scope.as_deref())?;
-        let mut rows = c.rows;
-        rows.retain(|(_, o)| {
-            (wanted.is_empty() || wanted.iter().any(|n| o["metadata"]["name"] == n.as_str()))
-                && selection.matches(o)
-        });
-        Ok((c.columns, rows))
-    });
-    let mut w = CollectionWatch::new(&cfg.root, lister).map_err(msg)?;
+    let mut w = CollectionWatch::of(cfg, plural, scope, move |o| {
+        (wanted.is_empty() || wanted.iter().any(|n| o["metadata"]["name"] == n.as_str()))
+            && selection.matches(o)
+    })
+    .map_err(msg)?;
     let output = args.output.as_deref().unwrap_or("");
     let wide = output == "wide";
     let events = args.output_watch_events;

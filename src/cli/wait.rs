@@ -14,7 +14,6 @@ use super::workloads::Resource;
 use super::{Result, msg};
 use crate::config::Config;
 use crate::objects::jsonpath::{Template, text_of};
-use crate::objects::resources;
 use crate::objects::watch::CollectionWatch;
 
 #[derive(Debug, Args)]
@@ -127,27 +126,15 @@ pub fn wait(cfg: &Config, namespace: &str, args: &WaitArgs) -> Result<i32> {
     if names.is_empty() && args.selector.is_none() && !args.all {
         return Err(msg("resource(s) were provided, but no name was specified"));
     }
-    let plural = match Resource::parse(&kind_word)? {
-        Resource::Pods => "pods",
-        Resource::Workload(crate::state::WorkloadKind::Deployment) => "deployments",
-        Resource::Workload(crate::state::WorkloadKind::ReplicaSet) => "replicasets",
-        Resource::Workload(crate::state::WorkloadKind::Job) => "jobs",
-        Resource::Other(p) => p,
-    };
+    let plural = Resource::parse(&kind_word)?.plural();
     let singular = plural.trim_end_matches('s');
     let selection = Selection::parse(args.selector.as_deref(), None, "")?;
-    let (lister_cfg, ns) = (cfg.clone(), namespace.to_owned());
     let wanted = names.clone();
-    let lister = Box::new(move || {
-        let c = resources::collect(&lister_cfg, plural, Some(&ns))?;
-        let mut rows = c.rows;
-        rows.retain(|(_, o)| {
-            (wanted.is_empty() || wanted.iter().any(|n| o["metadata"]["name"] == n.as_str()))
-                && selection.matches(o)
-        });
-        Ok((c.columns, rows))
-    });
-    let mut w = CollectionWatch::new(&cfg.root, lister).map_err(msg)?;
+    let mut w = CollectionWatch::of(cfg, plural, Some(namespace.to_owned()), move |o| {
+        (wanted.is_empty() || wanted.iter().any(|n| o["metadata"]["name"] == n.as_str()))
+            && selection.matches(o)
+    })
+    .map_err(msg)?;
     let found: Vec<String> = w
         .current()
         .map(|(_, o)| {

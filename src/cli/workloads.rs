@@ -20,6 +20,26 @@ pub enum Resource {
 }
 
 impl Resource {
+    /// The API's plural: what `objects::resources::collect` lists.
+    pub fn plural(&self) -> &'static str {
+        match self {
+            Resource::Pods => "pods",
+            Resource::Workload(WorkloadKind::Deployment) => "deployments",
+            Resource::Workload(WorkloadKind::ReplicaSet) => "replicasets",
+            Resource::Workload(WorkloadKind::Job) => "jobs",
+            Resource::Other(p) => p,
+        }
+    }
+
+    /// The kind whose field selectors apply (pods' and events' own; the common ones else).
+    pub fn selector_kind(&self) -> &'static str {
+        match self {
+            Resource::Pods => "Pod",
+            Resource::Other("events") => "Event",
+            _ => "",
+        }
+    }
+
     pub fn parse(word: &str) -> Result<Self> {
         if super::is_pod_kind(word) {
             return Ok(Resource::Pods);
@@ -304,15 +324,10 @@ pub fn get(
                 other_listing(cfg, plural, ns, names, wide)?,
             ),
         };
-        let kind = match resource {
-            Resource::Pods => "Pod",
-            Resource::Other("events") => "Event",
-            _ => "",
-        };
         let selection = Selection::parse(
             args.selector.as_deref(),
             args.field_selector.as_deref(),
-            kind,
+            resource.selector_kind(),
         )?;
         let listing = listing.select(&selection);
         match output {

@@ -69,6 +69,23 @@ impl CollectionWatch {
         })
     }
 
+    /// Watch `plural` in `namespace` (None: all), keeping the objects `keep` chooses.
+    pub fn of(
+        cfg: &crate::config::Config,
+        plural: &'static str,
+        namespace: Option<String>,
+        keep: impl Fn(&Value) -> bool + Send + 'static,
+    ) -> Result<CollectionWatch, String> {
+        let lister_cfg = cfg.clone();
+        let lister: Lister = Box::new(move || {
+            let c = super::resources::collect(&lister_cfg, plural, namespace.as_deref())?;
+            let mut rows = c.rows;
+            rows.retain(|(_, o)| keep(o));
+            Ok((c.columns, rows))
+        });
+        CollectionWatch::new(&cfg.root, lister)
+    }
+
     /// The rows of the last listing.
     pub fn current(&self) -> impl Iterator<Item = &Row> {
         self.seen.values()
