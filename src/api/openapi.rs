@@ -13,7 +13,12 @@
 //! gnostic's OpenAPI v2 message with `swagger: "2.0"` and no definitions (it then finds no
 //! schema of its own to validate with, and asks the server, as above).
 
+use std::sync::OnceLock;
+
+use schemars::Schema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
 
 use super::discovery::{self, RESOURCES, Resource};
 use super::router::{Reply, ok};
@@ -24,6 +29,11 @@ const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protob
 
 /// The reply for `/openapi/<rest>`, None for a path that has no document.
 pub fn route(rest: &[&str], _accept: &str) -> Option<Reply> {
+    let document = |group: &str| {
+        let mut reply = ok(Value::Null);
+        reply.raw = Some(("application/json", cached(group).json.clone()));
+        reply
+    };
     match rest {
         ["v2"] => {
             let mut reply = ok(Value::Null);
@@ -31,12 +41,38 @@ pub fn route(rest: &[&str], _accept: &str) -> Option<Reply> {
             Some(reply)
         }
         ["v3"] => Some(ok(v3_root())),
-        ["v3", "api", "v1"] => Some(ok(v3_document(""))),
-        ["v3", "apis", group, "v1"] if discovery::GROUPS.contains(group) => {
-            Some(ok(v3_document(group)))
-        }
+        ["v3", "api", "v1"] => Some(document("")),
+        ["v3", "apis", group, "v1"] if discovery::GROUPS.contains(group) => Some(document(group)),
         _ => None,
     }
+}
+
+/// A group version's document, serialized, and its hash.
+struct Cached {
+    json: Vec<u8>,
+    hash: String,
+}
+
+/// The groups with a document: the core group, then [`discovery::GROUPS`].
+fn groups() -> impl Iterator<Item = &'static str> {
+    std::iter::once("").chain(discovery::GROUPS.iter().copied())
+}
+
+/// `group`'s document, built on first use (its schemas take a few ms; `serve` starts without).
+fn cached(group: &str) -> &'static Cached {
+    static DOCUMENTS: [OnceLock<Cached>; 1 + discovery::GROUPS.len()] =
+        [const { OnceLock::new() }; 1 + discovery::GROUPS.len()];
+    let index = groups().position(|g| g == group).expect("a group served");
+    DOCUMENTS[index].get_or_init(|| {
+        let t0 = std::time::Instant::now();
+        let json = serde_json::to_vec(&v3_document(group)).unwrap_or_default();
+        let hash = Sha512::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        tracing::debug!(group, bytes = json.len(), elapsed = ?t0.elapsed(), "openapi v3 document built");
+        Cached { json, hash }
+    })
 }
 
 /// The protobuf of `Document { swagger: "2.0" }`: field 1, length-delimited.
@@ -58,22 +94,61 @@ fn gv_path(group: &str) -> String {
 
 fn v3_root() -> Value {
     let mut paths = serde_json::Map::new();
-    for group in std::iter::once("").chain(discovery::GROUPS.iter().copied()) {
+    for group in groups() {
         let path = gv_path(group);
-        paths.insert(
-            path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", hash(group))}),
-        );
+        let url = format!("/openapi/v3/{path}?hash={}", cached(group).hash);
+        paths.insert(path, json!({ "serverRelativeURL": url }));
     }
     json!({ "paths": paths })
 }
 
-/// A document's hash (kubectl caches documents by it): the server's version and the group.
-fn hash(group: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (env!("CARGO_PKG_VERSION"), group, RESOURCES.len()).hash(&mut h);
-    format!("{:016X}", h.finish())
+/// The JSON Schema of a kind served, from k8s-openapi (a `$ref` to its definition, which
+/// `generator` now holds with all it refers to); None for a kind without one.
+fn kind_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<Schema> {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    Some(match (group, kind) {
+        ("", "Pod") => generator.subschema_for::<core::Pod>(),
+        ("", "Event") => generator.subschema_for::<core::Event>(),
+        ("", "Namespace") => generator.subschema_for::<core::Namespace>(),
+        ("", "Node") => generator.subschema_for::<core::Node>(),
+        ("apps", "Deployment") => generator.subschema_for::<apps::Deployment>(),
+        ("apps", "ReplicaSet") => generator.subschema_for::<apps::ReplicaSet>(),
+        ("batch", "Job") => generator.subschema_for::<batch::Job>(),
+        _ => return None,
+    })
+}
+
+/// `components.schemas` of a group's document: the kinds served, named and referred to as
+/// kube-apiserver names them (`io.k8s.api.core.v1.Pod`, `#/components/schemas/...`), each
+/// with its `x-kubernetes-group-version-kind`, and every schema they refer to. A `$ref` with
+/// a description beside it becomes `allOf: [{$ref}]` (schemars' OpenAPI 3.0 settings), as
+/// kube-apiserver writes it: `kubectl explain pod.spec` then prints both descriptions.
+fn schemas(group: &str) -> serde_json::Map<String, Value> {
+    let mut generator = SchemaSettings::openapi3()
+        .with(|s| s.meta_schema = None)
+        .into_generator();
+    let mut kinds = Vec::new();
+    for res in RESOURCES.iter().filter(|r| r.group == group) {
+        let Some(schema) = kind_schema(&mut generator, group, res.kind) else {
+            continue;
+        };
+        let name = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map(str::to_owned);
+        kinds.extend(name.map(|name| (name, res.kind)));
+    }
+    let mut definitions = generator.take_definitions(true);
+    for (name, kind) in kinds {
+        if let Some(Value::Object(schema)) = definitions.get_mut(&name) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "kind": kind, "version": "v1"}]),
+            );
+        }
+    }
+    definitions
 }
 
 fn query(name: &str, description: &str) -> Value {
@@ -161,7 +236,7 @@ fn v3_document(group: &str) -> Value {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": discovery::version()["gitVersion"]},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(group)},
     })
 }
 
