@@ -2,7 +2,8 @@
 //! newest (1.33) kubectl read the `/openapi/v3` documents' schemas (k8s-openapi's, with the
 //! Kubernetes field descriptions) and print a kind, a field and its fields (`-required-`
 //! marked), a field's fields recursively, an apps/v1 kind by `--api-version`, and kubectl's own
-//! error for a field that does not exist. The documents are JSON with the kinds'
+//! error for a field that does not exist; `--output plaintext-openapiv2` prints the same
+//! from `/openapi/v2`'s protobuf definitions. The documents are JSON with the kinds'
 //! `x-kubernetes-group-version-kind`, and the root's hashes are the documents' own.
 
 mod common;
@@ -147,6 +148,36 @@ fn kubectl_explain_reads_the_schemas() {
         for kind in ["node", "namespace", "event"] {
             explain(&[kind]).ok();
         }
+
+        // `--output plaintext-openapiv2`: kubectl's older printer, from /openapi/v2's protobuf.
+        let v2 = ["--output", "plaintext-openapiv2"];
+        let out = explain(&["pod.spec.containers", v2[0], v2[1]]).ok().stdout;
+        assert!(
+            out.contains("RESOURCE: containers <[]Object>"),
+            "{version}: {out}"
+        );
+        assert!(
+            out.contains("     List of containers belonging to the pod."),
+            "{version}: {out}"
+        );
+        assert!(
+            out.lines().any(|l| l == "   name\t<string> -required-"),
+            "{version}: {out}"
+        );
+        let out = explain(&["pod.spec.containers.livenessProbe.httpGet", v2[0], v2[1]])
+            .ok()
+            .stdout;
+        assert!(
+            out.lines().any(|l| l == "   port\t<string> -required-"),
+            "{version}: {out}"
+        );
+        let out = explain(&["--api-version=apps/v1", "deployments", v2[0], v2[1]])
+            .ok()
+            .stdout;
+        assert!(
+            out.starts_with("KIND:     Deployment\nVERSION:  apps/v1\n"),
+            "{version}: {out}"
+        );
 
         let run = explain(&["pod.spec.nope"]);
         assert_ne!(run.code, 0, "{version}: {run:?}");
