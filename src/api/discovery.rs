@@ -35,6 +35,22 @@ pub const RESOURCES: &[Resource] = &[
     },
     Resource {
         group: "",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+    },
+    Resource {
+        group: "",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+    },
+    Resource {
+        group: "",
         plural: "namespaces",
         singular: "namespace",
         kind: "Namespace",
@@ -154,7 +170,10 @@ pub fn resource_list(group: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group) {
-        let verbs: &[&str] = if r.plural == "pods" {
+        let stored = matches!(r.plural, "configmaps" | "secrets");
+        let verbs: &[&str] = if stored {
+            &["create", "delete", "get", "list", "patch", "watch"]
+        } else if r.plural == "pods" {
             &["delete", "get", "list"]
         } else {
             &["get", "list"]
@@ -169,7 +188,7 @@ pub fn resource_list(group: &str) -> Option<Value> {
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if r.namespaced {
+        if r.namespaced && !stored {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);

@@ -47,6 +47,9 @@ pub fn delete(
     explicit_namespace: Option<&str>,
     args: &DeleteArgs,
 ) -> Result<i32> {
+    if let Some(done) = super::config_objects::delete(cfg, namespace, args) {
+        return done;
+    }
     let targets = targets(cfg, namespace, explicit_namespace, args)?;
     if targets.is_empty() {
         return Err(msg("resource(s) were provided, but no name was specified"));

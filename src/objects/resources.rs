@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::age;
 use crate::cli::pod_object::pod_object;
 use crate::config::Config;
-use crate::state::PodRecord;
+use crate::state::{ConfigKind, PodRecord};
 
 /// One column: its name as kube-apiserver spells it, and 0 (always shown) or 1 (wide).
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub fn collect(cfg: &Config, plural: &str, namespace: Option<&str>) -> Result<Co
         "pods" => pods(cfg, namespace),
         "nodes" => node(cfg),
         "namespaces" => namespaces(cfg),
+        "configmaps" => super::config::collect(cfg, ConfigKind::ConfigMap, namespace),
+        "secrets" => super::config::collect(cfg, ConfigKind::Secret, namespace),
         "events" => {
             let (columns, rows) = super::events::collect(cfg, namespace);
             Collection { columns, rows }
