@@ -9,10 +9,12 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
-use common::kubectl::{Server, kubectl, kubectls, running};
+use common::kubectl::{Server, kubectl, kubectl_command, kubectls, running};
 use common::{Node, Run};
 use serde_json::Value;
 
@@ -184,6 +186,20 @@ fn podrun_apply_stores_config_objects_for_later_pods() {
         none.stderr
     );
     node.podrun(&["delete", "envpod", "--now"]).ok();
+    // delete -f of a file with them.
+    node.apply_manifest("config.yaml", CONFIG).ok();
+    let file = node.root.path().join("config.yaml");
+    let out = node
+        .podrun(&["delete", "-f", file.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert_eq!(out, "configmap \"app\" deleted\nsecret \"pw\" deleted\n");
+    assert!(
+        node.podrun(&["get", "secrets", "-o", "name"])
+            .ok()
+            .stdout
+            .is_empty()
+    );
 }
 
 #[test]
@@ -196,6 +212,14 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
         let version = bin.file_name().unwrap().to_string_lossy().into_owned();
         let cache = cache.path().join(&version);
         let k = |args: &[&str]| kubectl(&node, &bin, &cache, args);
+        let watch = Lines::spawn(kubectl_command(
+            &node,
+            &bin,
+            &cache,
+            &["get", "cm", "-w", "--output-watch-events"],
+        ));
+        // kubectl lists first ("No resources found"), then watches.
+        std::thread::sleep(Duration::from_millis(1500));
         let out = k(&[
             "create",
             "configmap",
@@ -276,6 +300,8 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
             "configmap/applied configured\n",
             "{version}"
         );
+        watch.wait_for(&["ADDED", "app"], &version);
+        watch.wait_for(&["MODIFIED", "applied"], &version);
         let x = k(&["get", "cm", "applied", "-o", "jsonpath={.data.x}"])
             .ok()
             .stdout;
@@ -357,6 +383,8 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
             let singular = if what == "cm" { "configmap" } else { "secret" };
             assert_eq!(out, format!("{singular} \"{name}\" deleted\n"), "{version}");
         }
+        watch.wait_for(&["DELETED", "app"], &version);
+        watch.stop();
         let gone = k(&["get", "cm", "app"]);
         assert!(
             gone.stderr.contains("configmaps \"app\" not found"),
@@ -371,4 +399,50 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
         );
     }
     server.stop();
+}
+
+/// The lines a running command prints, gathered by a thread.
+struct Lines {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    fn spawn(mut command: std::process::Command) -> Lines {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Wait until a line has all of `words`.
+    fn wait_for(&self, words: &[&str], what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = self.lines.lock().unwrap().clone();
+            if lines.iter().any(|l| words.iter().all(|w| l.contains(w))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no {words:?} in {lines:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
