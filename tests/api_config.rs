@@ -152,7 +152,12 @@ fn podrun_apply_stores_config_objects_for_later_pods() {
     let not_base64 =
         "apiVersion: v1\nkind: Secret\nmetadata: {name: bad}\ndata: {k: \"not base64!\"}\n";
     let err = failed(node.apply_manifest("bad.yaml", not_base64));
-    assert!(err.contains("data.k"), "{err}");
+    assert!(
+        err.contains(
+            "The Secret \"bad\" is invalid: data[k]: Invalid value: \"not base64!\": illegal base64 data at input byte 3"
+        ),
+        "{err}"
+    );
     let with_pod = format!("{bad_key}---\n{}", env_pod("badpod"));
     failed(node.apply_manifest("bad.yaml", &with_pod));
     assert!(!node.root.path().join("pods/default_badpod").exists());

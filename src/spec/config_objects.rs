@@ -27,6 +27,33 @@ const SERVER_METADATA: &[&str] = &[
     "deletionGracePeriodSeconds",
 ];
 
+/// The values of `map` (a Secret's `data`, a ConfigMap's `binaryData`) that are not base64,
+/// with Go's words for the first bad byte.
+pub fn base64_problems(map: &Value, path: &str) -> Vec<String> {
+    use base64::DecodeError;
+    use base64::Engine;
+    let mut problems = Vec::new();
+    for (key, value) in map.as_object().into_iter().flatten() {
+        let Some(text) = value.as_str() else {
+            continue; // the typed decoding names the wrong type
+        };
+        let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) else {
+            continue;
+        };
+        let at = match e {
+            DecodeError::InvalidByte(at, _) | DecodeError::InvalidLastSymbol(at, _) => at,
+            DecodeError::InvalidLength(len) => len,
+            DecodeError::InvalidPadding => text.len(),
+        };
+        problems.push(invalid(
+            &format!("{path}[{key}]"),
+            text,
+            &format!("illegal base64 data at input byte {at}"),
+        ));
+    }
+    problems
+}
+
 /// `IsConfigMapKey`: why `key` is not a valid data key, if it is not.
 fn key_problem(key: &str) -> Option<&'static str> {
     if key.len() > 253 {

@@ -210,6 +210,16 @@ fn load_data_object(document: &Value, origin: &Origin) -> Result<Option<DataObje
     if let Some(map) = document.as_object_mut() {
         map.remove("status");
     }
+    let encoded = if kind == "ConfigMap" {
+        "binaryData"
+    } else {
+        "data"
+    };
+    let base64_problems = super::config_objects::base64_problems(&document[encoded], encoded);
+    if !base64_problems.is_empty() {
+        let name = document["metadata"]["name"].as_str();
+        return Err(check_valid(kind, name, base64_problems, origin).unwrap_err());
+    }
     let (mut object, name, problems) = if kind == "ConfigMap" {
         let cm: ConfigMap = decode_typed(document.clone(), origin)?;
         let problems = super::config_objects::config_map_problems(&cm);
