@@ -172,3 +172,105 @@ pub fn delete(ctx: &Context, t: &Target, kind: ConfigKind, name: &str) -> Reply 
         Err(e) => status(500, "InternalError", &e.to_string(), None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::router::{Call, route};
+    use super::*;
+    use crate::config::Config;
+
+    fn ctx(root: &std::path::Path) -> Context {
+        Context {
+            cfg: Config {
+                root: root.to_owned(),
+                bridge: "podrun0".into(),
+                pod_cidr: "10.244.0.0/24".parse().unwrap(),
+                netns_dir: root.join("netns"),
+                cgroup_root: "/sys/fs/cgroup".into(),
+                cgroup_parent: "podrun".into(),
+                image_root: root.join("images"),
+                node_name: "node1".into(),
+                registries_conf: root.join("registries.conf"),
+            },
+            address: "127.0.0.1:6443".into(),
+        }
+    }
+
+    fn call(c: &Context, method: &str, path: &str, query: &str, body: &str) -> Reply {
+        let content_type = if method == "PATCH" {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        route(
+            c,
+            &Call {
+                method,
+                path,
+                query,
+                accept: if query == "table" {
+                    "application/json;as=Table;v=v1;g=meta.k8s.io"
+                } else {
+                    "application/json"
+                },
+                content_type,
+                body: body.as_bytes(),
+            },
+        )
+    }
+
+    #[test]
+    fn created_listed_patched_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        let ns = "/api/v1/namespaces/default/secrets";
+        let body = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","labels":{"a":"b"}},"stringData":{"pw":"hunter2"}}"#;
+        let made = call(&c, "POST", ns, "", body);
+        assert_eq!(made.status, 201, "{}", made.body);
+        assert_eq!(made.body["data"]["pw"], "aHVudGVyMg==");
+        assert_eq!(made.body["type"], "Opaque");
+        assert_eq!(made.body["metadata"]["namespace"], "default");
+        assert_eq!(call(&c, "POST", ns, "", body).status, 409);
+        let table = call(&c, "GET", "/api/v1/secrets", "table", "");
+        let names: Vec<&Value> = table.body["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["name"])
+            .collect();
+        assert_eq!(names, ["Name", "Type", "Data", "Age"]);
+        assert_eq!(table.body["rows"][0]["cells"][1], "Opaque");
+        let selected = call(&c, "GET", ns, "labelSelector=a%3Db", "");
+        assert_eq!(selected.body["kind"], "SecretList");
+        assert_eq!(selected.body["items"].as_array().unwrap().len(), 1);
+        let none = call(&c, "GET", ns, "fieldSelector=metadata.name%3Dx", "");
+        assert_eq!(none.body["items"], json!([]));
+        let uid = made.body["metadata"]["uid"].clone();
+        let patched = call(&c, "PATCH", &format!("{ns}/s"), "", r#"{"immutable":true}"#);
+        assert_eq!(patched.status, 200, "{}", patched.body);
+        assert_eq!(patched.body["metadata"]["uid"], uid);
+        let refused = call(
+            &c,
+            "PATCH",
+            &format!("{ns}/s"),
+            "",
+            r#"{"data":{"pw":"eA=="}}"#,
+        );
+        assert_eq!(refused.status, 422);
+        assert_eq!(
+            refused.body["message"],
+            "The Secret \"s\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        );
+        let bad =
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a b":"1"}}"#;
+        let invalid = call(&c, "POST", "/api/v1/namespaces/default/configmaps", "", bad);
+        assert_eq!(invalid.status, 422);
+        assert!(invalid.body["message"].as_str().unwrap().starts_with(
+            "The ConfigMap \"c\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key"
+        ));
+        let gone = call(&c, "DELETE", &format!("{ns}/s"), "", "");
+        assert_eq!(gone.body["status"], "Success");
+        assert_eq!(call(&c, "GET", &format!("{ns}/s"), "", "").status, 404);
+        assert_eq!(call(&c, "DELETE", &format!("{ns}/s"), "", "").status, 404);
+    }
+}

@@ -278,7 +278,7 @@ fn node(cfg: &Config) -> Collection {
     }
 }
 
-/// `default` and every namespace a pod or workload is in; each dates from its first object
+/// `default` and every namespace a pod, workload, ConfigMap or Secret is in; each dates from its first object
 /// (`default` from the node's boot).
 fn namespaces(cfg: &Config) -> Collection {
     let mut first: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -297,7 +297,18 @@ fn namespaces(cfg: &Config) -> Collection {
                 .into_iter()
                 .map(|r| (r.record.namespace, r.record.created_at)),
         );
-    for (ns, at) in seen {
+    let configs = ConfigKind::ALL
+        .iter()
+        .flat_map(|k| store.list_configs(*k, None))
+        .filter_map(|o| {
+            let ns = o["metadata"]["namespace"].as_str()?.to_owned();
+            let at = o["metadata"]["creationTimestamp"].as_str()?;
+            Some((
+                ns,
+                DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            ))
+        });
+    for (ns, at) in seen.chain(configs) {
         let e = first.entry(ns).or_insert(at);
         *e = (*e).min(at);
     }

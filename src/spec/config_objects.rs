@@ -293,6 +293,63 @@ mod tests {
     }
 
     #[test]
+    fn pods_resolve_from_the_file_first_then_from_the_store() {
+        use crate::spec::{DataObject, EnvSource, Object, load_str_with};
+        let stored_cm = stored_config_map(&cm(
+            json!({"metadata": {"name": "app", "namespace": "default"}, "data": {"a": "stored", "b": "2"}}),
+        ));
+        let pull: Secret = serde_json::from_value(json!({"metadata": {"name": "reg", "namespace": "default"},
+            "type": "kubernetes.io/dockerconfigjson", "stringData": {".dockerconfigjson": "{\"auths\":{}}"}}))
+        .unwrap();
+        let stored_secret = stored_secret(&pull);
+        let store = |ns: &str| -> Vec<DataObject> {
+            if ns != "default" {
+                return Vec::new();
+            }
+            [&stored_cm, &stored_secret]
+                .iter()
+                .filter_map(|v| DataObject::from_stored(v))
+                .collect()
+        };
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  imagePullSecrets: [{name: reg}]\n  containers:\n  - name: c\n    image: busybox\n    env:\n    - {name: A, valueFrom: {configMapKeyRef: {name: app, key: a}}}\n    - {name: B, valueFrom: {configMapKeyRef: {name: app, key: b}}}\n";
+        let env = |text: &str| {
+            let loaded = load_str_with(text, "t", None, &store).unwrap();
+            let Object::Pod(plan) = &loaded.objects[0] else {
+                panic!("a pod")
+            };
+            assert_eq!(plan.pull_credentials[0].secret, "reg");
+            assert_eq!(plan.pull_credentials[0].config_json, "{\"auths\":{}}");
+            plan.containers[0]
+                .env
+                .iter()
+                .map(|v| match &v.source {
+                    EnvSource::Literal(l) => format!("{}={l}", v.name),
+                    _ => panic!("resolved"),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(env(pod), ["A=stored", "B=2"]);
+        // The file's own ConfigMap wins over the stored one (and is not merged with it).
+        let with_own = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: app}}\ndata: {{a: own, b: \"3\"}}\n---\n{pod}"
+        );
+        assert_eq!(env(&with_own), ["A=own", "B=3"]);
+        let missing = pod.replace("key: b", "key: nope");
+        let err = load_str_with(&missing, "t", None, &store)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("couldn't find key nope in ConfigMap default/app"),
+            "{err}"
+        );
+        let elsewhere = pod.replace("{name: p}", "{name: p, namespace: other}");
+        let err = load_str_with(&elsewhere, "t", None, &store)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("configmap \"app\" not found"), "{err}");
+    }
+
+    #[test]
     fn immutable_objects_keep_their_data() {
         let old = json!({"data": {"a": "1"}, "immutable": true});
         assert!(update_problems("ConfigMap", &old, &old).is_empty());
