@@ -274,6 +274,13 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
         ] {
             assert!(yaml.contains(want), "{version}: {want} in\n{yaml}");
         }
+        let described = k(&["describe", "secret", "pw"]).ok().stdout;
+        assert!(described.contains("pw:  7 bytes"), "{version}: {described}");
+        let described = k(&["describe", "cm", "app"]).ok().stdout;
+        assert!(
+            described.contains("b.txt:\n----\nhello"),
+            "{version}: {described}"
+        );
         let data = k(&["get", "secret", "pw", "-o", "jsonpath={.data.pw}"])
             .ok()
             .stdout;
