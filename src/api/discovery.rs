@@ -35,6 +35,22 @@ pub const RESOURCES: &[Resource] = &[
     },
     Resource {
         group: "",
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+    },
+    Resource {
+        group: "",
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+    },
+    Resource {
+        group: "",
         plural: "namespaces",
         singular: "namespace",
         kind: "Namespace",
@@ -154,8 +170,10 @@ pub fn resource_list(group: &str) -> Option<Value> {
     }
     let mut resources = Vec::new();
     for r in RESOURCES.iter().filter(|r| r.group == group) {
-        let writable =
-            r.plural == "pods" || crate::pod::workloads::workload_kind(r.plural).is_some();
+        let stored = matches!(r.plural, "configmaps" | "secrets");
+        let writable = stored
+            || r.plural == "pods"
+            || crate::pod::workloads::workload_kind(r.plural).is_some();
         let verbs: &[&str] = if writable {
             &["create", "delete", "get", "list", "patch", "watch"]
         } else {
@@ -172,7 +190,7 @@ pub fn resource_list(group: &str) -> Option<Value> {
             entry["shortNames"] = json!(r.short_names);
         }
         // `kubectl get all`: the workloads and their pods, as kube-apiserver's category.
-        if writable {
+        if writable && !stored {
             entry["categories"] = json!(["all"]);
         }
         resources.push(entry);

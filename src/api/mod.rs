@@ -9,6 +9,7 @@
 //! state of its own: it can stop and start again while pods run.
 
 pub mod auth;
+pub mod config;
 pub mod discovery;
 pub mod kubeconfig;
 pub mod logs;

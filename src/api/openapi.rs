@@ -359,8 +359,9 @@ fn v3_document(group: &str) -> Value {
     let mut paths = serde_json::Map::new();
     for res in RESOURCES.iter().filter(|r| r.group == group) {
         let base = format!("/{}", gv_path(group));
-        let writable =
-            res.plural == "pods" || crate::pod::workloads::workload_kind(res.plural).is_some();
+        let writable = res.plural == "pods"
+            || crate::pod::workloads::workload_kind(res.plural).is_some()
+            || crate::state::ConfigKind::from_word(res.plural).is_some();
         if !res.namespaced {
             let mut collection = json!({"get": operation(res, "list", None)});
             let mut item = json!({"get": operation(res, "get", None)});

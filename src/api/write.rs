@@ -13,8 +13,8 @@ use super::patch::{self, PatchError};
 use super::router::{Context, Reply, created, not_allowed, not_found, ok, qualified, status};
 use crate::objects::resources;
 use crate::pod::PodError;
-use crate::spec::{LAST_APPLIED_ANNOTATION, Object, SpecError};
-use crate::state::{PodKey, StateError, WorkloadKind};
+use crate::spec::{LAST_APPLIED_ANNOTATION, SpecError};
+use crate::state::{ConfigKind, PodKey, StateError, WorkloadKind};
 
 /// What a write request names.
 pub struct Target<'a> {
@@ -59,6 +59,9 @@ fn writable(res: &Resource) -> bool {
 
 /// `POST .../namespaces/NS/PLURAL`: the object created, 201 with it as it is now.
 pub fn create(ctx: &Context, t: &Target, validation: FieldValidation, body: &[u8]) -> Reply {
+    if let Some(kind) = ConfigKind::from_word(t.res.plural) {
+        return super::config::create(ctx, t, kind, validation, body);
+    }
     if !writable(t.res) {
         return not_allowed("POST");
     }
@@ -105,6 +108,9 @@ pub fn patch(
     let Some(name) = t.name else {
         return not_allowed("PATCH");
     };
+    if let Some(kind) = ConfigKind::from_word(t.res.plural) {
+        return super::config::patch(ctx, t, kind, name, validation, content_type, body);
+    }
     if !writable(t.res) {
         return not_allowed("PATCH");
     }
@@ -234,7 +240,8 @@ fn write(
         }
         _ => document["metadata"]["namespace"] = json!(t.namespace),
     }
-    let (objects, warnings) = load(&document, t.res, validation)?;
+    let (loaded, warnings) = load(ctx, &document, t.res, validation)?;
+    let objects = loaded.objects;
     let mut notes = Vec::new();
     let applied =
         crate::pod::apply::apply(&ctx.cfg, objects, &mut |line| notes.push(line), &mut |_| {});
@@ -247,20 +254,22 @@ fn write(
     }
 }
 
-const SOURCE: &str = "request";
+pub(super) const SOURCE: &str = "request";
 
 /// The manifest's objects, as `podrun apply` loads a file; with Warn or Ignore, unknown
 /// fields are dropped (Warn: one warning each, as the API server's `Warning` headers).
-fn load(
+pub(super) fn load(
+    ctx: &Context,
     document: &Value,
     res: &Resource,
     validation: FieldValidation,
-) -> Result<(Vec<Object>, Vec<String>), Reply> {
+) -> Result<(crate::spec::Loaded, Vec<String>), Reply> {
     let mut document = document.clone();
     let mut warnings = Vec::new();
     loop {
-        match crate::spec::load_str(&document.to_string(), SOURCE) {
-            Ok(objects) => return Ok((objects, warnings)),
+        let stored = crate::objects::config::stored(&ctx.cfg);
+        match crate::spec::load_str_with(&document.to_string(), SOURCE, None, &stored) {
+            Ok(loaded) => return Ok((loaded, warnings)),
             Err(SpecError::UnknownFields { paths, .. })
                 if validation != FieldValidation::Strict =>
             {
@@ -298,7 +307,7 @@ fn load(
 }
 
 /// A manifest error's words without the `request: ` it starts with.
-fn without_origin(e: &SpecError) -> String {
+pub(super) fn without_origin(e: &SpecError) -> String {
     let text = e.to_string();
     text.strip_prefix(&format!("{SOURCE}: "))
         .unwrap_or(&text)
@@ -321,7 +330,7 @@ fn apply_error(res: &Resource, e: &PodError) -> Reply {
 
 /// Remove the field at `path` (`spec.containers[0].foo`) from `document`; false if it is not
 /// there.
-fn remove_path(document: &mut Value, path: &str) -> bool {
+pub(super) fn remove_path(document: &mut Value, path: &str) -> bool {
     let mut steps: Vec<Step> = Vec::new();
     for part in path.split('.') {
         let (name, indexes) = part.split_once('[').unwrap_or((part, ""));
@@ -368,6 +377,9 @@ pub fn delete(ctx: &Context, t: &Target, query: &str, body: &[u8]) -> Reply {
     let Some(name) = t.name else {
         return not_allowed("DELETE");
     };
+    if let Some(kind) = ConfigKind::from_word(t.res.plural) {
+        return super::config::delete(ctx, t, kind, name);
+    }
     if !writable(t.res) {
         return not_allowed("DELETE");
     }

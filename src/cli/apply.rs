@@ -10,17 +10,34 @@ use crate::pod::{self, Created};
 
 pub fn apply(cfg: &Config, file: &Path, namespace: Option<&str>) -> Result<i32> {
     tracing::debug!("apply started");
-    let objects = crate::spec::load_file_in(file, namespace)?;
+    let stored = crate::objects::config::stored(cfg);
+    let loaded = crate::spec::load_file_with(file, namespace, &stored)?;
     tracing::debug!("manifest loaded");
-    let mut bars = super::pull_progress::PullProgress::new(false, false);
-    let created = pod::apply(
-        cfg,
-        objects,
-        &mut |note| eprintln!("podrun: {note}"),
-        &mut |e| bars.event(e),
-    );
-    drop(bars);
-    let created = created?;
+    // ConfigMaps and Secrets: worked out (an immutable one's change refused) before any pod
+    // is made, stored once the pods are.
+    let configs = loaded
+        .configs
+        .iter()
+        .map(|c| crate::objects::config::plan(cfg, c, true))
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map_err(|e| super::msg(format!("{}: {e}", file.display())))?;
+    let created = if loaded.objects.is_empty() {
+        Vec::new()
+    } else {
+        let mut bars = super::pull_progress::PullProgress::new(false, false);
+        let created = pod::apply(
+            cfg,
+            loaded.objects,
+            &mut |note| eprintln!("podrun: {note}"),
+            &mut |e| bars.event(e),
+        );
+        drop(bars);
+        created?
+    };
+    crate::objects::config::commit(cfg, &configs)?;
+    for c in &configs {
+        println!("{}", c.line());
+    }
     print_created(&created);
     Ok(0)
 }

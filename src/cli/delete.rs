@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::pod::delete::{finish, request_stop};
 use crate::pod::workloads;
 use crate::spec::{self, Object};
-use crate::state::{PodKey, StateError, WorkloadKind};
+use crate::state::{ConfigKind, PodKey, StateError, WorkloadKind};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -39,6 +39,8 @@ pub struct DeleteArgs {
 enum Target {
     Pod(PodKey),
     Workload(WorkloadKind, PodKey),
+    /// A stored ConfigMap or Secret (`delete -f` of a file that holds one).
+    Config(ConfigKind, PodKey),
 }
 
 pub fn delete(
@@ -47,6 +49,9 @@ pub fn delete(
     explicit_namespace: Option<&str>,
     args: &DeleteArgs,
 ) -> Result<i32> {
+    if let Some(done) = super::config_objects::delete(cfg, namespace, args) {
+        return done;
+    }
     let targets = targets(cfg, namespace, explicit_namespace, args)?;
     if targets.is_empty() {
         return Err(msg("resource(s) were provided, but no name was specified"));
@@ -74,6 +79,15 @@ pub fn delete(
                 }
                 Err(_) if args.ignore_not_found => {}
                 Err(e) => missing.push(e.to_string()),
+            },
+            Target::Config(kind, key) => match store.remove_config(kind, &key.namespace, &key.name)
+            {
+                Ok(true) => {
+                    lines.push((format!("{} \"{}\" deleted", kind.singular(), key.name), 0))
+                }
+                Ok(false) if args.ignore_not_found => {}
+                Ok(false) => missing.push(format!("{} \"{}\" not found", kind.plural(), key.name)),
+                Err(e) => return Err(e.into()),
             },
         }
     }
@@ -130,8 +144,17 @@ fn targets(
             .collect());
     }
     if let Some(file) = &args.file {
-        let mut targets = Vec::new();
-        for obj in spec::load_file_in(file, explicit_namespace)? {
+        let stored = crate::objects::config::stored(cfg);
+        let loaded = spec::load_file_with(file, explicit_namespace, &stored)?;
+        let mut targets: Vec<Target> = loaded
+            .configs
+            .iter()
+            .filter_map(|c| {
+                let key = PodKey::new(&c.namespace, &c.name);
+                Some(Target::Config(ConfigKind::from_kind(c.kind)?, key))
+            })
+            .collect();
+        for obj in loaded.objects {
             let key = PodKey::new(obj.namespace(), obj.name());
             targets.push(match obj {
                 Object::Pod(_) => Target::Pod(key),

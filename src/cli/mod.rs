@@ -1,6 +1,7 @@
 //! The kubectl-shaped command line: one file per verb.
 
 mod apply;
+mod config_objects;
 mod delete;
 mod describe;
 mod describe_workload;
@@ -333,6 +334,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Get(args) => get::get(&cfg, &ns, &args),
         Command::Describe { what } => match workload_target(&what) {
+            _ if let Some(done) = config_objects::describe(&cfg, &ns, &what) => done,
             Some((kind, name)) => describe_workload::describe(&cfg, &ns, kind, &name),
             None => describe::describe(&cfg, &ns, &pod_name(&what)?),
         },

@@ -48,6 +48,8 @@ impl Resource {
             "nodes" | "node" | "no" => return Ok(Resource::Other("nodes")),
             "events" | "event" | "ev" => return Ok(Resource::Other("events")),
             "namespaces" | "namespace" | "ns" => return Ok(Resource::Other("namespaces")),
+            "configmaps" | "configmap" | "cm" => return Ok(Resource::Other("configmaps")),
+            "secrets" | "secret" => return Ok(Resource::Other("secrets")),
             _ => {}
         }
         workloads::workload_kind(word)
@@ -69,7 +71,7 @@ fn other_listing(
     names: &[String],
     wide: bool,
 ) -> Result<Listing> {
-    let namespaced = plural == "events";
+    let namespaced = matches!(plural, "events" | "configmaps" | "secrets");
     let collection =
         crate::objects::resources::collect(cfg, plural, namespace.filter(|_| namespaced))
             .map_err(msg)?;

@@ -1,5 +1,6 @@
 //! What the front ends (the CLI, `podrun serve`) print alike, moved out of `cli` to be shared.
 
+pub mod config;
 pub mod events;
 pub mod jsonpath;
 pub mod resources;

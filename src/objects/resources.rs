@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::age;
 use crate::cli::pod_object::pod_object;
 use crate::config::Config;
-use crate::state::PodRecord;
+use crate::state::{ConfigKind, PodRecord};
 
 /// One column: its name as kube-apiserver spells it, and 0 (always shown) or 1 (wide).
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub fn collect(cfg: &Config, plural: &str, namespace: Option<&str>) -> Result<Co
         "pods" => pods(cfg, namespace),
         "nodes" => node(cfg),
         "namespaces" => namespaces(cfg),
+        "configmaps" => super::config::collect(cfg, ConfigKind::ConfigMap, namespace),
+        "secrets" => super::config::collect(cfg, ConfigKind::Secret, namespace),
         "events" => {
             let (columns, rows) = super::events::collect(cfg, namespace);
             Collection { columns, rows }
@@ -276,7 +278,7 @@ fn node(cfg: &Config) -> Collection {
     }
 }
 
-/// `default` and every namespace a pod or workload is in; each dates from its first object
+/// `default` and every namespace a pod, workload, ConfigMap or Secret is in; each dates from its first object
 /// (`default` from the node's boot).
 fn namespaces(cfg: &Config) -> Collection {
     let mut first: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -295,8 +297,21 @@ fn namespaces(cfg: &Config) -> Collection {
                 .into_iter()
                 .map(|r| (r.record.namespace, r.record.created_at)),
         );
+    let configs = ConfigKind::ALL
+        .iter()
+        .flat_map(|k| store.list_configs(*k, None))
+        .filter_map(|o| {
+            let ns = o["metadata"]["namespace"].as_str()?.to_owned();
+            let at = o["metadata"]["creationTimestamp"].as_str()?;
+            Some((
+                ns,
+                DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            ))
+        });
     let recorded = crate::pod::namespaces::recorded(cfg);
-    let seen = seen.chain(recorded.iter().map(|n| (n.name.clone(), n.created_at)));
+    let seen = seen
+        .chain(configs)
+        .chain(recorded.iter().map(|n| (n.name.clone(), n.created_at)));
     for (ns, at) in seen {
         let e = first.entry(ns).or_insert(at);
         *e = (*e).min(at);

@@ -2,7 +2,8 @@
 //! namespace`): a namespace is in use when a pod or workload is in it (as podrun has always
 //! listed them) or when it was created, recorded as `<root>/namespaces/<name>.json` (its
 //! labels and creation time). Deleting one deletes every pod and workload in it first, as
-//! the namespace controller does, then its record; `default` may not be deleted.
+//! the namespace controller does, then its ConfigMaps and Secrets and its record; `default`
+//! may not be deleted.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PodError;
 use crate::config::Config;
-use crate::state::{PodKey, WorkloadKind};
+use crate::state::{ConfigKind, PodKey, WorkloadKind};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamespaceRecord {
@@ -154,6 +155,14 @@ pub fn delete(cfg: &Config, name: &str) -> std::result::Result<(), NamespaceErro
     }
     for s in stopping {
         super::delete::finish(cfg, s)?;
+    }
+    // Its ConfigMaps and Secrets, once no pod of it can read them.
+    for kind in ConfigKind::ALL {
+        for o in store.list_configs(kind, Some(name)) {
+            if let Some(n) = o["metadata"]["name"].as_str() {
+                store.remove_config(kind, name, n).map_err(PodError::from)?;
+            }
+        }
     }
     let file = dir(cfg).join(format!("{name}.json"));
     match std::fs::remove_file(&file) {

@@ -90,6 +90,47 @@ pub fn load_str_in(
     source: &str,
     namespace: Option<&str>,
 ) -> Result<Vec<Object>, SpecError> {
+    load_str_with(text, source, namespace, &|_| Vec::new()).map(|l| l.objects)
+}
+
+/// What a manifest holds: the objects podrun runs and the ConfigMaps and Secrets (each
+/// validated, in its stored form).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub objects: Vec<Object>,
+    pub configs: Vec<DataObject>,
+}
+
+/// The ConfigMaps and Secrets stored on the node in a namespace, for the references of the
+/// pods of a manifest that its own documents do not satisfy.
+pub type Stored<'a> = &'a dyn Fn(&str) -> Vec<DataObject>;
+
+/// As [`load_file_in`], keeping the ConfigMaps and Secrets, with `stored` for references.
+pub fn load_file_with(
+    path: &Path,
+    namespace: Option<&str>,
+    stored: Stored,
+) -> Result<Loaded, SpecError> {
+    let source_name = if path == Path::new("-") {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let text = read_text(path).map_err(|error| SpecError::Read {
+        source_name: source_name.clone(),
+        error,
+    })?;
+    load_str_with(&text, &source_name, namespace, stored)
+}
+
+/// As [`load_str_in`], keeping the ConfigMaps and Secrets: a pod's references are resolved
+/// against the manifest's own first, then against `stored` (the node's).
+pub fn load_str_with(
+    text: &str,
+    source: &str,
+    namespace: Option<&str>,
+    stored: Stored,
+) -> Result<Loaded, SpecError> {
     let mut documents = parse_documents(text, source)?;
     if let Some(namespace) = namespace {
         for document in &mut documents {
@@ -99,14 +140,28 @@ pub fn load_str_in(
     let several = documents.len() > 1;
     let mut seen: HashMap<(&'static str, String, String), Origin> = HashMap::new();
     let mut objects = Vec::with_capacity(documents.len());
-    let mut data = Vec::new();
+    let mut data: Vec<DataObject> = Vec::new();
     for (index, document) in documents.into_iter().enumerate() {
         let origin = Origin {
             source: source.to_string(),
             document: several.then_some(index + 1),
         };
         if let Some(object) = load_data_object(&document, &origin)? {
-            data.push(object);
+            if let Some(first) = data.iter().position(|d| {
+                (d.kind, &d.namespace, &d.name) == (object.kind, &object.namespace, &object.name)
+            }) {
+                return Err(SpecError::DuplicateObject {
+                    origin,
+                    kind: object.kind,
+                    namespace: object.namespace,
+                    name: object.name,
+                    first_document: data[first].document_number,
+                });
+            }
+            data.push(DataObject {
+                document_number: origin.document,
+                ..object
+            });
             continue;
         }
         let applied = super::last_applied(&document);
@@ -115,11 +170,19 @@ pub fn load_str_in(
         check_unique(&object, &origin, &mut seen)?;
         objects.push((object, origin));
     }
-    objects
+    let mut by_namespace: HashMap<String, Vec<DataObject>> = HashMap::new();
+    let objects = objects
         .into_iter()
         .map(|(mut object, origin)| {
             let kind = object.kind();
-            match refs::resolve(object.pod_plan_mut(), &data) {
+            let ns = namespace_or_default(Some(object.namespace()));
+            let known = by_namespace.entry(ns.clone()).or_insert_with(|| {
+                // The manifest's own first: `find` takes the first match.
+                let mut all = data.clone();
+                all.extend(stored(&ns));
+                all
+            });
+            match refs::resolve(object.pod_plan_mut(), known) {
                 Ok(()) => Ok(object),
                 Err(message) => Err(SpecError::Reference {
                     origin,
@@ -129,33 +192,49 @@ pub fn load_str_in(
                 }),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Loaded {
+        objects,
+        configs: data,
+    })
 }
 
-/// A ConfigMap or Secret document (kept for the pods of the same apply), else `None`.
+/// A ConfigMap or Secret document (validated, kept for the pods of the same apply and to be
+/// stored), else `None`.
 fn load_data_object(document: &Value, origin: &Origin) -> Result<Option<DataObject>, SpecError> {
     let kind = document["kind"].as_str().unwrap_or("");
     if document["apiVersion"].as_str() != Some("v1") || !matches!(kind, "ConfigMap" | "Secret") {
         return Ok(None);
     }
-    let object = if kind == "ConfigMap" {
+    let mut document = document.clone();
+    if let Some(map) = document.as_object_mut() {
+        map.remove("status");
+    }
+    let encoded = if kind == "ConfigMap" {
+        "binaryData"
+    } else {
+        "data"
+    };
+    let base64_problems = super::config_objects::base64_problems(&document[encoded], encoded);
+    if !base64_problems.is_empty() {
+        let name = document["metadata"]["name"].as_str();
+        return Err(check_valid(kind, name, base64_problems, origin).unwrap_err());
+    }
+    let (mut object, name, problems) = if kind == "ConfigMap" {
         let cm: ConfigMap = decode_typed(document.clone(), origin)?;
-        DataObject::from_config_map(&cm)
+        let problems = super::config_objects::config_map_problems(&cm);
+        (DataObject::from_config_map(&cm), cm.metadata.name, problems)
     } else {
         let secret: Secret = decode_typed(document.clone(), origin)?;
-        DataObject::from_secret(&secret)
+        let problems = super::config_objects::secret_problems(&secret);
+        (
+            DataObject::from_secret(&secret),
+            secret.metadata.name,
+            problems,
+        )
     };
-    if object.name.is_empty() {
-        return Err(SpecError::Invalid {
-            origin: origin.clone(),
-            kind: kind.to_string(),
-            name: String::new(),
-            causes: vec![super::error::required_because(
-                "metadata.name",
-                "name or generateName is required",
-            )],
-        });
-    }
+    check_valid(kind, name.as_deref(), problems, origin)?;
+    object.last_applied = super::last_applied(&document);
     Ok(Some(object))
 }
 

@@ -6,6 +6,7 @@
 //! `deployment.rs`).
 
 mod applied;
+pub mod config_objects;
 mod deployment;
 mod env;
 mod error;
@@ -29,8 +30,11 @@ pub use applied::{LAST_APPLIED_ANNOTATION, last_applied};
 pub use deployment::{TEMPLATE_HASH_LABEL, template_hash_of};
 pub use error::{Origin, SpecError};
 pub use handlers::LifecyclePlan;
-pub use load::{load_file, load_file_in, load_str, load_str_in};
+pub use load::{
+    Loaded, Stored, load_file, load_file_in, load_file_with, load_str, load_str_in, load_str_with,
+};
 pub use plan::set_metadata;
+pub use refs::DataObject;
 
 /// One object of a manifest. Not boxed: objects are few and callers match on the plans directly.
 #[allow(clippy::large_enum_variant)]

@@ -15,6 +15,13 @@ pub struct DataObject {
     pub namespace: String,
     pub name: String,
     pub entries: BTreeMap<String, Vec<u8>>,
+    /// The object as it is stored on the node (`spec::config_objects`), without the server's
+    /// metadata.
+    pub document: serde_json::Value,
+    /// Its last applied configuration (kubectl's annotation), made from the manifest.
+    pub last_applied: String,
+    /// The manifest document it came from (several documents).
+    pub document_number: Option<usize>,
 }
 
 impl DataObject {
@@ -26,12 +33,15 @@ impl DataObject {
         for (k, v) in cm.binary_data.iter().flatten() {
             entries.insert(k.clone(), v.0.clone());
         }
-        Self {
+        Self::with_namespace(Self {
             kind: "ConfigMap",
             namespace: super::plan::namespace_or_default(cm.metadata.namespace.as_deref()),
             name: cm.metadata.name.clone().unwrap_or_default(),
             entries,
-        }
+            document: super::config_objects::stored_config_map(cm),
+            last_applied: String::new(),
+            document_number: None,
+        })
     }
 
     pub fn from_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Self {
@@ -43,11 +53,33 @@ impl DataObject {
         for (k, v) in secret.string_data.iter().flatten() {
             entries.insert(k.clone(), v.clone().into_bytes());
         }
-        Self {
+        Self::with_namespace(Self {
             kind: "Secret",
             namespace: super::plan::namespace_or_default(secret.metadata.namespace.as_deref()),
             name: secret.metadata.name.clone().unwrap_or_default(),
             entries,
+            document: super::config_objects::stored_secret(secret),
+            last_applied: String::new(),
+            document_number: None,
+        })
+    }
+
+    /// The stored form names its namespace (the default one when the manifest names none).
+    fn with_namespace(mut self) -> Self {
+        self.document["metadata"]["namespace"] = serde_json::json!(self.namespace);
+        self
+    }
+
+    /// A stored object (as [`Self::document`] holds it), back as its entries.
+    pub fn from_stored(object: &serde_json::Value) -> Option<Self> {
+        match object["kind"].as_str()? {
+            "ConfigMap" => serde_json::from_value(object.clone())
+                .ok()
+                .map(|cm| Self::from_config_map(&cm)),
+            "Secret" => serde_json::from_value(object.clone())
+                .ok()
+                .map(|s| Self::from_secret(&s)),
+            _ => None,
         }
     }
 }

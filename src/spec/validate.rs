@@ -135,7 +135,7 @@ pub fn check_labels(
 }
 
 /// `metadata.name` (a DNS-1123 subdomain), `metadata.namespace` (a DNS-1123 label), labels.
-fn check_object_meta(meta: &ObjectMeta, problems: &mut Vec<String>) {
+pub(super) fn check_object_meta(meta: &ObjectMeta, problems: &mut Vec<String>) {
     match meta.name.as_deref().unwrap_or("") {
         "" => problems.push(required_because(
             "metadata.name",

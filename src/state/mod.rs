@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/pods/<ns>_<name>/                one pod's state: every file in [`PodPaths`]
 //! <root>/deployments/, replicasets/, jobs/ the workload objects (see `workloads.rs`)
+//! <root>/configmaps/<ns>/, secrets/<ns>/ stored ConfigMaps and Secrets (`config_objects.rs`)
 //! <root>/networks/<bridge>/               host-local style IPAM (see net::ipam)
 //! <root>/podrun.lock                      flock serialising network teardown decisions
 //! <root>/id                               the root's id (see [`root_id`])
@@ -11,6 +12,7 @@
 //! of the same name cannot both succeed.
 
 mod applied;
+pub mod config_objects;
 mod paths;
 mod record;
 mod watch;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use crate::lockfile::LockFile;
 
 pub use applied::UpdateRequest;
+pub use config_objects::ConfigKind;
 pub use paths::{PodPaths, bundle_config};
 pub use record::*;
 pub use watch::StateWatch;

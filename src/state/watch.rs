@@ -49,7 +49,8 @@ impl StateWatch {
         let dirs = WorkloadKind::ALL
             .iter()
             .map(|k| store.workload_dir(*k))
-            .chain([store.pods_dir()]);
+            .chain([store.pods_dir()])
+            .chain(store.config_watch_dirs());
         for dir in dirs {
             let name = dir.clone().into_os_string();
             if !self.watched.contains(&name) && self.inotify.add_watch(&dir, DIR_EVENTS).is_ok() {
