@@ -276,6 +276,8 @@ fn kind_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Opti
     Some(match (group, kind) {
         ("", "Pod") => generator.subschema_for::<core::Pod>(),
         ("", "Event") => generator.subschema_for::<core::Event>(),
+        ("", "ConfigMap") => generator.subschema_for::<core::ConfigMap>(),
+        ("", "Secret") => generator.subschema_for::<core::Secret>(),
         ("", "Namespace") => generator.subschema_for::<core::Namespace>(),
         ("", "Node") => generator.subschema_for::<core::Node>(),
         ("apps", "Deployment") => generator.subschema_for::<apps::Deployment>(),
