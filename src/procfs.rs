@@ -86,9 +86,16 @@ pub fn is_same_process(pid: i32, start: Option<u64>) -> bool {
     if pid <= 0 {
         return false;
     }
-    match (start_time(pid), start) {
-        (Some(now), Some(then)) => now == then && state(pid) != Some('Z'),
-        (Some(_), None) => state(pid) != Some('Z'),
+    // One read of /proc/<pid>/stat for both (the API server asks this of every pod's
+    // processes on each list).
+    let Some(fields) = stat_fields(pid) else {
+        return false;
+    };
+    let zombie = fields.first().is_some_and(|s| s.starts_with('Z'));
+    let now: Option<u64> = fields.get(19).and_then(|f| f.parse().ok());
+    match (now, start) {
+        (Some(now), Some(then)) => now == then && !zombie,
+        (Some(_), None) => !zombie,
         _ => false,
     }
 }

@@ -104,8 +104,14 @@ pub fn serve(cfg: Config, opts: ServeOptions) -> Result<(), ApiError> {
     // A long-running process with tokio's signal registry: it execs the supervisors of
     // the pods it creates.
     crate::pod::exec_supervisors();
+    // Memory (issue 22's target: under 20 MiB with 250 pods): requests run on a small
+    // blocking pool sharing two malloc arenas.
+    crate::sys::limit_malloc_arenas(2);
+    // Every list re-reads the pod records: parse each only when its file changed.
+    crate::state::record_cache::enable();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .build()
         .map_err(|e| ApiError::io("tokio runtime", e))?;
     runtime.block_on(run(cfg, opts, id, token, tls_config))
@@ -263,7 +269,11 @@ async fn handle(
                 content_type: &content_type,
                 body: &body,
             };
-            router::route(&ctx, &call)
+            let reply = router::route(&ctx, &call);
+            // A list's objects (megabytes with hundreds of pods) were freed: hand the
+            // pages back rather than keep the peak resident.
+            crate::sys::release_free_memory();
+            reply
         })
         .await
         .unwrap_or_else(|e| router::status(500, "InternalError", &e.to_string(), None));

@@ -123,6 +123,9 @@ fn run(
             return;
         }
         let changes = watch.next_changes(TICK);
+        if !changes.is_empty() {
+            crate::sys::release_free_memory();
+        }
         if opts.bookmarks && last_bookmark.elapsed() >= BOOKMARK_EVERY {
             last_bookmark = Instant::now();
             let rv = resource_version();

@@ -15,6 +15,7 @@ mod applied;
 pub mod config_objects;
 mod paths;
 mod record;
+pub mod record_cache;
 mod watch;
 pub mod workloads;
 
@@ -213,13 +214,14 @@ impl Store {
 
     /// Every pod record, sorted by namespace and name. Unreadable entries are skipped.
     pub fn list(&self) -> Vec<PodRecord> {
-        let mut out: Vec<PodRecord> = fs::read_dir(self.pods_dir())
+        let paths: Vec<PathBuf> = fs::read_dir(self.pods_dir())
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| fs::read(PodPaths::new(e.path()).record()).ok())
-            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .map(|e| PodPaths::new(e.path()).record())
             .collect();
+        let mut out: Vec<PodRecord> = paths.iter().filter_map(|p| record_cache::read(p)).collect();
+        record_cache::retain(&paths);
         out.sort_by_key(|r: &PodRecord| r.key());
         out
     }

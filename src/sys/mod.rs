@@ -354,6 +354,20 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// At most `arenas` glibc malloc arenas (`M_ARENA_MAX`): a server whose blocking pool runs
+/// requests on many threads would otherwise keep an arena (and its freed pages) per thread.
+pub fn limit_malloc_arenas(arenas: i32) {
+    // SAFETY: mallopt only sets an allocator parameter; called at start-up.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}
+
+/// Give the pages malloc holds free back to the kernel (`malloc_trim(0)`), after a request
+/// that built a large answer.
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim walks the allocator's own free lists; no memory of ours is touched.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// `fork(2)`, allowed only while this process has one thread: the child may then run any Rust
 /// code (allocate, lock, start threads), as after exec. `Ok(None)` in the child, `Ok(Some(pid))`
 /// in the parent; an error if the process has other threads or the fork failed.
