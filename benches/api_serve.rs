@@ -234,6 +234,14 @@ fn main() {
 
     let pid = server.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    for field in ["RssAnon", "RssFile"] {
+        if let Some(l) = status.lines().find(|l| l.starts_with(field)) {
+            println!(
+                "serve {}",
+                l.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+        }
+    }
     let rss = status
         .lines()
         .find(|l| l.starts_with("VmRSS"))
