@@ -3,13 +3,15 @@
 //! A watch is a thread on a [`CollectionWatch`] (the state root's inotify watches, a new
 //! listing after each change, compared with the last), at most a second at a time: `ADDED`,
 //! `MODIFIED` and `DELETED` events, one JSON line each (`{"type":...,"object":...}`) on the
-//! chunked response. podrun keeps no
-//! revision counter: a watch from a list's resourceVersion (the time of the list) starts
-//! from what it lists when it starts (a change between the list and the watch is missed),
-//! one without (or `0`, or `sendInitialEvents=true`) first sends every object as `ADDED`.
-//! Each event carries the time of its listing, in microseconds, as its resourceVersion;
-//! `allowWatchBookmarks` adds a `BOOKMARK` a minute; `timeoutSeconds` ends it. With a Table
-//! `Accept` each event's object is a Table of its one row, as kube-apiserver sends them.
+//! chunked response. podrun keeps no revision counter: a list's resourceVersion is its time
+//! in microseconds, a pod's is its record's last write (the same clock), other objects carry
+//! the time of the listing that saw them. A watch from a list's resourceVersion first sends
+//! what changed since (pods whose version is newer: ADDED if made in a later second,
+//! MODIFIED else; a pod deleted between the list and the watch is missed, there are no
+//! tombstones); one without (or `0`, or `sendInitialEvents=true`) first sends every object
+//! as `ADDED`. `allowWatchBookmarks` adds a `BOOKMARK` a minute; `timeoutSeconds` ends it.
+//! With a Table `Accept` each event's object is a Table of its one row, as kube-apiserver
+//! sends them.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,8 @@ const QUEUE: usize = 64;
 pub struct Options {
     pub table: bool,
     pub initial_events: bool,
+    /// The resourceVersion the watch starts from (a list's), when not all is sent first.
+    pub since: Option<u128>,
     pub bookmarks: bool,
     pub timeout: Option<Duration>,
 }
@@ -43,6 +47,7 @@ impl Options {
             initial_events: rv.is_empty()
                 || rv == "0"
                 || super::router::truthy(&param("sendInitialEvents")),
+            since: rv.parse().ok().filter(|v| *v > 0),
             bookmarks: super::router::truthy(&param("allowWatchBookmarks")),
             timeout: param("timeoutSeconds")
                 .parse::<u64>()
@@ -99,6 +104,12 @@ fn run(
     let mut last_bookmark = Instant::now();
     let send = |kind: &str, (cells, obj): &Row, rv: &str, columns: &[Column]| {
         let mut obj = obj.clone();
+        // An object's own version (a pod's), else the time of the listing that saw it.
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| rv.to_owned());
+        let rv = rv.as_str();
         obj["metadata"]["resourceVersion"] = json!(rv);
         let object = if opts.table {
             table::table(columns, &[(cells.to_vec(), obj)], rv)
@@ -114,6 +125,35 @@ fn run(
         let rv = resource_version();
         for row in watch.current() {
             if !send("ADDED", row, &rv, &watch.columns) {
+                return;
+            }
+        }
+    } else if let Some(since) = opts.since {
+        // From a list's resourceVersion: what changed since then (an object with a version
+        // of its own newer than it: ADDED if it was made after), so nothing between the
+        // list and the watch is missed but a deletion (podrun keeps no tombstones).
+        let rv = resource_version();
+        for row in watch.current() {
+            let changed = row.1["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u128>().ok())
+                .is_some_and(|v| v > since);
+            if !changed {
+                continue;
+            }
+            let created = row.1["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_micros() as u128);
+            // creationTimestamp has whole seconds: ADDED only if made in a later second
+            // than the list (a pod of the list's own second is MODIFIED, which clients
+            // take as an add of what they did not know).
+            let kind = if created.is_some_and(|c| c > since) {
+                "ADDED"
+            } else {
+                "MODIFIED"
+            };
+            if !send(kind, row, &rv, &watch.columns) {
                 return;
             }
         }

@@ -72,9 +72,16 @@ pub fn object(cfg: &Config, plural: &str, namespace: &str, name: &str) -> Option
 }
 
 fn pods(cfg: &Config, namespace: Option<&str>) -> Collection {
+    let store = cfg.store();
     let rows = crate::pod::read::list(cfg, namespace)
         .iter()
-        .map(|r| (pod_cells(r), pod_object(r)))
+        .map(|r| {
+            let mut obj = pod_object(r);
+            if let Some(rv) = record_version(&store.paths(&r.key()).record()) {
+                obj["metadata"]["resourceVersion"] = json!(rv);
+            }
+            (pod_cells(r), obj)
+        })
         .collect();
     Collection {
         columns: columns(
@@ -83,6 +90,18 @@ fn pods(cfg: &Config, namespace: Option<&str>) -> Collection {
         ),
         rows,
     }
+}
+
+/// A pod's resourceVersion: its record file's modification time in microseconds (the
+/// supervisor renames a new record into place for every change), on the clock a list's
+/// resourceVersion is read from, so a change after a list has a greater one.
+fn record_version(path: &std::path::Path) -> Option<String> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let micros = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_micros();
+    Some(micros.to_string())
 }
 
 /// kube-apiserver's pod columns, with the values `podrun get pods -o wide` prints.
