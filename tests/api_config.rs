@@ -9,12 +9,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::kubectl::{Server, kubectl, kubectl_command, kubectls, running};
+use common::kubectl::{Lines, Server, kubectl, kubectl_command, kubectls, running};
 use common::{Node, Run};
 use serde_json::Value;
 
@@ -411,50 +409,4 @@ fn kubectl_creates_gets_applies_and_deletes_config_objects() {
         );
     }
     server.stop();
-}
-
-/// The lines a running command prints, gathered by a thread.
-struct Lines {
-    child: Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Lines {
-    fn spawn(mut command: std::process::Command) -> Lines {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Lines { child, lines }
-    }
-
-    /// Wait until a line has all of `words`.
-    fn wait_for(&self, words: &[&str], what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.lines.lock().unwrap().clone();
-            if lines.iter().any(|l| words.iter().all(|w| l.contains(w))) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: no {words:?} in {lines:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::Node;
-use common::kubectl::{Server, kubectl, kubectls};
+use common::kubectl::{Server, get_raw, kubectl, kubectls};
 use serde_json::Value;
 
 #[test]
@@ -191,14 +191,7 @@ fn kubectl_explain_reads_the_schemas() {
     // refs by kube-apiserver's names; the root's hash changes with a document.
     let bin = &kubectls()[0];
     let cache = cache.path().join("raw");
-    let raw = |path: &str| -> Value {
-        serde_json::from_str(
-            &kubectl(&node, bin, &cache, &["get", "--raw", path])
-                .ok()
-                .stdout,
-        )
-        .unwrap()
-    };
+    let raw = |path: &str| -> Value { get_raw(&node, bin, &cache, path) };
     let root = raw("/openapi/v3");
     let url = root["paths"]["api/v1"]["serverRelativeURL"]
         .as_str()

@@ -9,13 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kubectl::{
-    PORT, Server, idle_pod, kubeconfig, kubectl, kubectl_command, kubectls, running,
+    Lines, PORT, Server, idle_pod, kubeconfig, kubectl, kubectl_command, kubectls, running,
 };
 use common::{Node, Run};
 use serde_json::Value;
@@ -660,52 +658,6 @@ fn kubectl_applies_patches_and_deletes() {
     }
     server.stop();
     node.assert_clean();
-}
-
-/// The lines a running command prints, gathered by a thread.
-struct Lines {
-    child: Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Lines {
-    fn spawn(mut command: std::process::Command) -> Lines {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in out.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Lines { child, lines }
-    }
-
-    /// Wait until a line has all of `words`.
-    fn wait_for(&self, words: &[&str], what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let lines = self.lines.lock().unwrap().clone();
-            if lines.iter().any(|l| words.iter().all(|w| l.contains(w))) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: no {words:?} in {lines:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Issue 22 acceptance 2 with the oldest and the newest kubectl: `kubectl get pods -w

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::kubectl::{Server, kubectl, kubectls};
+use common::kubectl::{Server, get_raw, kubectl, kubectls};
 use common::{DEBUG_IMAGE, Node};
 use serde_json::Value;
 
@@ -237,14 +237,7 @@ fn kubectl_top_pods_and_node() {
     // The objects as metrics-server writes them.
     let bin = &kubectls()[1];
     let cache = cache.path().join("raw");
-    let raw = |path: &str| -> Value {
-        serde_json::from_str(
-            &kubectl(&node, bin, &cache, &["get", "--raw", path])
-                .ok()
-                .stdout,
-        )
-        .unwrap()
-    };
+    let raw = |path: &str| -> Value { get_raw(&node, bin, &cache, path) };
     let groups = raw("/apis");
     assert!(
         groups["groups"].as_array().unwrap().iter().any(|g| {

@@ -175,23 +175,9 @@ pub fn delete(ctx: &Context, t: &Target, kind: ConfigKind, name: &str) -> Reply 
 mod tests {
     use super::super::router::{Call, route};
     use super::*;
-    use crate::config::Config;
 
     fn ctx(root: &std::path::Path) -> Context {
-        Context {
-            cfg: Config {
-                root: root.to_owned(),
-                bridge: "podrun0".into(),
-                pod_cidr: "10.244.0.0/24".parse().unwrap(),
-                netns_dir: root.join("netns"),
-                cgroup_root: "/sys/fs/cgroup".into(),
-                cgroup_parent: "podrun".into(),
-                image_root: root.join("images"),
-                node_name: "node1".into(),
-                registries_conf: root.join("registries.conf"),
-            },
-            address: "127.0.0.1:6443".into(),
-        }
+        crate::api::router::test_context(root)
     }
 
     fn call(c: &Context, method: &str, path: &str, query: &str, body: &str) -> Reply {

@@ -350,6 +350,25 @@ fn resource_path(
     ok(list)
 }
 
+/// A context on state root `root` with the defaults, for the API's unit tests.
+#[cfg(test)]
+pub fn test_context(root: &std::path::Path) -> Context {
+    Context {
+        cfg: Config {
+            root: root.to_owned(),
+            bridge: "podrun0".into(),
+            pod_cidr: "10.244.0.0/24".parse().unwrap(),
+            netns_dir: root.join("netns"),
+            cgroup_root: "/sys/fs/cgroup".into(),
+            cgroup_parent: "podrun".into(),
+            image_root: root.join("images"),
+            node_name: "node1".into(),
+            registries_conf: root.join("registries.conf"),
+        },
+        address: "127.0.0.1:6443".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,20 +396,7 @@ mod tests {
 
     fn ctx() -> Context {
         let root = std::env::temp_dir().join(format!("podrun-api-router-{}", std::process::id()));
-        Context {
-            cfg: Config {
-                root: root.clone(),
-                bridge: "podrun0".into(),
-                pod_cidr: "10.244.0.0/24".parse().unwrap(),
-                netns_dir: root.join("netns"),
-                cgroup_root: "/sys/fs/cgroup".into(),
-                cgroup_parent: "podrun".into(),
-                image_root: root.join("images"),
-                node_name: "node1".into(),
-                registries_conf: root.join("registries.conf"),
-            },
-            address: "127.0.0.1:6443".into(),
-        }
+        test_context(&root)
     }
 
     #[test]

@@ -122,3 +122,59 @@ pub fn running(p: &Value) -> bool {
             .as_array()
             .is_some_and(|l| l.iter().all(|c| c["ready"] == true))
 }
+
+/// The lines a running command prints, gathered by a thread.
+pub struct Lines {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    pub fn spawn(mut command: std::process::Command) -> Lines {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Lines { child, lines }
+    }
+
+    /// Wait until a line has all of `words`.
+    pub fn wait_for(&self, words: &[&str], what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let lines = self.lines.lock().unwrap().clone();
+            if lines.iter().any(|l| words.iter().all(|w| l.contains(w))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no {words:?} in {lines:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `kubectl get --raw PATH`, parsed.
+pub fn get_raw(node: &Node, bin: &Path, cache: &Path, path: &str) -> Value {
+    serde_json::from_str(
+        &kubectl(node, bin, cache, &["get", "--raw", path])
+            .ok()
+            .stdout,
+    )
+    .expect("kubectl get --raw prints JSON")
+}
