@@ -410,22 +410,28 @@ pub fn delete(ctx: &Context, t: &Target, query: &str, body: &[u8]) -> Reply {
         },
     };
     let owned = workload_kind(t.res).is_some();
+    // Every pod is asked to stop and waited for even when one fails: a workload's record is
+    // gone already, so a pod left running would be nobody's.
     let mut stopping = Vec::new();
+    let mut failed = None;
     for pod in &pods {
         match crate::pod::delete::request_stop(&ctx.cfg, pod, grace) {
             Ok((s, _)) => stopping.push(s),
             // Gone meanwhile (its controller or another delete removed it).
             Err(StateError::NotFound(_)) if owned => {}
             Err(StateError::NotFound(_)) => return not_found(t.res, name),
-            Err(e) => return status(500, "InternalError", &e.to_string(), None),
+            Err(e) => failed = failed.or(Some(e.to_string())),
         }
     }
     for s in stopping {
         if let Err(e) = crate::pod::delete::finish(&ctx.cfg, s) {
-            return status(500, "InternalError", &e.to_string(), None);
+            failed = failed.or(Some(e.to_string()));
         }
     }
-    ok(object)
+    match failed {
+        Some(e) => status(500, "InternalError", &e, None),
+        None => ok(object),
+    }
 }
 
 /// `POST /api/v1/namespaces` (`kubectl create namespace`, `kubectl apply` of a Namespace).
