@@ -50,13 +50,7 @@ fn a_watch_from_a_lists_version_sees_what_changed_since() {
     );
     assert_eq!(quiet, "", "{quiet}");
     // The container dies and restarts between the list and the watch.
-    let pid = node.inspect("idle")["containers"][0]["pid"]
-        .as_i64()
-        .unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
+    node.kill_first_container("idle");
     node.wait_for_pod("idle", Duration::from_secs(30), |p| {
         p["status"]["containerStatuses"][0]["restartCount"] == 1 && running(p)
     });

@@ -102,13 +102,7 @@ fn get_watch_and_wait_follow_the_pod() {
     assert_eq!(phase.stdout, "pod/idle condition met\n");
 
     // A killed container: MODIFIED rows up to its restart, counted with its age.
-    let pid = node.inspect("idle")["containers"][0]["pid"]
-        .as_i64()
-        .unwrap();
-    std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
+    node.kill_first_container("idle");
     let lines = until(&rx, " ago)");
     assert!(
         lines.last().unwrap().contains("1 (") && lines.iter().all(|l| l.starts_with("MODIFIED")),

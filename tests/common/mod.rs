@@ -414,6 +414,17 @@ impl Node {
     /// Processes that live in this node's mount namespace (everything podrun started here),
     /// those in the node's cgroups (containers have mount namespaces of their own), and
     /// supervisors of the node's state root wherever they run.
+    /// SIGKILL the process of `pod`'s first container (a crash the supervisor restarts).
+    pub fn kill_first_container(&self, pod: &str) {
+        let pid = self.inspect(pod)["containers"][0]["pid"]
+            .as_i64()
+            .expect("the container runs");
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill");
+    }
+
     pub fn processes(&self) -> Vec<i32> {
         let mine = self.mnt_inode();
         let holder = self.pid() as i32;
