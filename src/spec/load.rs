@@ -54,9 +54,8 @@ pub fn load_file(path: &Path) -> Result<Vec<Object>, SpecError> {
     load_file_in(path, None)
 }
 
-/// As [`load_file`], with kubectl's `--namespace`: objects without a namespace get it, and an
-/// object naming another namespace is an error.
-pub fn load_file_in(path: &Path, namespace: Option<&str>) -> Result<Vec<Object>, SpecError> {
+/// The text of `path` (`-`: stdin) and the name errors give it.
+fn read_source(path: &Path) -> Result<(String, String), SpecError> {
     let source_name = if path == Path::new("-") {
         "<stdin>".to_string()
     } else {
@@ -66,6 +65,13 @@ pub fn load_file_in(path: &Path, namespace: Option<&str>) -> Result<Vec<Object>,
         source_name: source_name.clone(),
         error,
     })?;
+    Ok((text, source_name))
+}
+
+/// As [`load_file`], with kubectl's `--namespace`: objects without a namespace get it, and an
+/// object naming another namespace is an error.
+pub fn load_file_in(path: &Path, namespace: Option<&str>) -> Result<Vec<Object>, SpecError> {
+    let (text, source_name) = read_source(path)?;
     load_str_in(&text, &source_name, namespace)
 }
 
@@ -111,15 +117,7 @@ pub fn load_file_with(
     namespace: Option<&str>,
     stored: Stored,
 ) -> Result<Loaded, SpecError> {
-    let source_name = if path == Path::new("-") {
-        "<stdin>".to_string()
-    } else {
-        path.display().to_string()
-    };
-    let text = read_text(path).map_err(|error| SpecError::Read {
-        source_name: source_name.clone(),
-        error,
-    })?;
+    let (text, source_name) = read_source(path)?;
     load_str_with(&text, &source_name, namespace, stored)
 }
 
